@@ -1,0 +1,170 @@
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// TicketKey is the HMAC-SHA256 key every member of a cluster shares. Because any
+// member can check a ticket with it, a client whose member died resumes on any other
+// member without a password and without an argon2id computation.
+type TicketKey [32]byte
+
+// NewTicketKey returns a random key.
+func NewTicketKey() (TicketKey, error) {
+	var k TicketKey
+	if _, err := rand.Read(k[:]); err != nil {
+		return k, fmt.Errorf("reading a random ticket key: %w", err)
+	}
+	return k, nil
+}
+
+// DefaultTicketTTL bounds how long a stolen ticket is useful; a client renews its
+// ticket on every login, so it only needs to outlive one reconnect.
+const DefaultTicketTTL = 10 * time.Minute
+
+// MaxTicketName is the longest user or hub name a ticket can carry.
+const MaxTicketName = 255
+
+// TicketClaims is what a ticket asserts: this user already proved its credentials
+// for this hub and session kind, until Expiry.
+type TicketClaims struct {
+	User string
+	Hub  string
+	Kind uint8
+	// Expiry has millisecond precision; zero in IssueTicket means now+DefaultTicketTTL.
+	Expiry time.Time
+	// SessionID identifies the session the ticket was issued to, so a resumed
+	// session can be correlated with the one it replaces.
+	SessionID [16]byte
+}
+
+var (
+	// ErrTicketInvalid means the ticket was not issued with any current key: forged,
+	// corrupted, or made with a key rotated out more than one rotation ago.
+	ErrTicketInvalid = errors.New("resumption ticket invalid: log in with your password to get a new one")
+	// ErrTicketExpired means the ticket is genuine but too old.
+	ErrTicketExpired = errors.New("resumption ticket expired: log in with your password to get a new one")
+	// ErrTicketMismatch means the ticket is genuine but for another user, hub or
+	// session kind than the login presenting it.
+	ErrTicketMismatch = errors.New("resumption ticket was issued for a different login")
+)
+
+const (
+	ticketVersion = 1
+	ticketFixed   = 1 + 1 + 8 + 16 // version, kind, expiry ms, session ID
+	ticketMACLen  = sha256.Size
+	ticketMinLen  = ticketFixed + 1 + 1 + ticketMACLen
+	// MaxTicketLen is the longest ticket IssueTicket produces.
+	MaxTicketLen = ticketMinLen + 2*MaxTicketName
+)
+
+// ticketDomain separates ticket MACs from anything else that might one day be MACed
+// with the same key.
+var ticketDomain = []byte("hubfleet resumption ticket\x00")
+
+// IssueTicket encodes and MACs c with key. Layout: version, kind, expiry (Unix ms,
+// big-endian), session ID, user (length byte + bytes), hub (same), HMAC-SHA256.
+// The claims are readable by the client; only their integrity is protected.
+func IssueTicket(key TicketKey, c TicketClaims, now time.Time) ([]byte, error) {
+	if len(c.User) > MaxTicketName || len(c.Hub) > MaxTicketName {
+		return nil, fmt.Errorf("cannot issue a ticket for user of %d bytes and hub of %d bytes: names are limited to %d bytes", len(c.User), len(c.Hub), MaxTicketName)
+	}
+	if c.Expiry.IsZero() {
+		c.Expiry = now.Add(DefaultTicketTTL)
+	}
+	b := make([]byte, 0, ticketMinLen+len(c.User)+len(c.Hub))
+	b = append(b, ticketVersion, c.Kind)
+	b = binary.BigEndian.AppendUint64(b, uint64(c.Expiry.UnixMilli()))
+	b = append(b, c.SessionID[:]...)
+	b = append(b, byte(len(c.User)))
+	b = append(b, c.User...)
+	b = append(b, byte(len(c.Hub)))
+	b = append(b, c.Hub...)
+	return append(b, ticketMAC(&key, b)...), nil
+}
+
+// VerifyTicket checks ticket against each key in turn (current first, then the
+// previous one during a rotation) and returns its claims. A ticket that no key
+// authenticates is ErrTicketInvalid, whatever it claims; a genuine ticket past its
+// expiry is ErrTicketExpired. Callers then check the claims against the login with
+// TicketClaims.Check.
+func VerifyTicket(keys []TicketKey, ticket []byte, now time.Time) (TicketClaims, error) {
+	if len(ticket) < ticketMinLen || len(ticket) > MaxTicketLen {
+		return TicketClaims{}, ErrTicketInvalid
+	}
+	body, mac := ticket[:len(ticket)-ticketMACLen], ticket[len(ticket)-ticketMACLen:]
+	ok := false
+	for i := range keys {
+		// Keep going after a match so the time taken does not say which key matched.
+		if hmac.Equal(ticketMAC(&keys[i], body), mac) {
+			ok = true
+		}
+	}
+	if !ok {
+		return TicketClaims{}, ErrTicketInvalid
+	}
+	c, err := decodeTicketBody(body)
+	if err != nil {
+		return TicketClaims{}, err
+	}
+	if !now.Before(c.Expiry) {
+		return c, fmt.Errorf("%w (expired %s ago)", ErrTicketExpired, now.Sub(c.Expiry).Round(time.Second))
+	}
+	return c, nil
+}
+
+// Check returns ErrTicketMismatch, naming the field, unless the claims are for user,
+// hub and kind.
+func (c TicketClaims) Check(user, hub string, kind uint8) error {
+	switch {
+	case c.Hub != hub:
+		return fmt.Errorf("%w: hub %q, not %q", ErrTicketMismatch, c.Hub, hub)
+	case c.User != user:
+		return fmt.Errorf("%w: user %q, not %q", ErrTicketMismatch, c.User, user)
+	case c.Kind != kind:
+		return fmt.Errorf("%w: session kind %d, not %d", ErrTicketMismatch, c.Kind, kind)
+	}
+	return nil
+}
+
+func ticketMAC(key *TicketKey, body []byte) []byte {
+	m := hmac.New(sha256.New, key[:])
+	m.Write(ticketDomain)
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// decodeTicketBody parses an authenticated body. Authentication comes first, so a
+// malformed body here means a key was used to MAC something that is not a ticket.
+func decodeTicketBody(b []byte) (TicketClaims, error) {
+	var c TicketClaims
+	if len(b) < ticketFixed+2 || b[0] != ticketVersion {
+		return c, ErrTicketInvalid
+	}
+	c.Kind = b[1]
+	c.Expiry = time.UnixMilli(int64(binary.BigEndian.Uint64(b[2:10])))
+	copy(c.SessionID[:], b[10:26])
+	rest := b[ticketFixed:]
+	var ok bool
+	if c.User, rest, ok = cutName(rest); !ok {
+		return TicketClaims{}, ErrTicketInvalid
+	}
+	if c.Hub, rest, ok = cutName(rest); !ok || len(rest) != 0 {
+		return TicketClaims{}, ErrTicketInvalid
+	}
+	return c, nil
+}
+
+func cutName(b []byte) (string, []byte, bool) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return "", nil, false
+	}
+	n := int(b[0])
+	return string(b[1 : 1+n]), b[1+n:], true
+}
