@@ -1,0 +1,117 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	// FrameCap is the capacity of a frame from NewFrame: any frame the wire
+	// protocol's 16-bit length prefix can carry, plus room for a header that a
+	// reader may decode in place before the Ethernet bytes.
+	FrameCap = 65535 + 257
+
+	// SmallFrameCap is the capacity of a frame from NewFrameSize(n) for
+	// n <= SmallFrameCap. A queued frame pins its whole buffer, so a session
+	// whose egress queue is full of MTU-sized frames should hold 2 KiB buffers,
+	// not 64 KiB ones: 1024 queued frames are 2 MiB instead of 64 MiB.
+	SmallFrameCap = 2048
+)
+
+// Frame is a pooled, reference-counted Ethernet frame buffer.
+//
+// A new frame carries one reference. Whoever holds a reference either passes
+// it on (Port.Forward takes it) or drops it with Release; the buffer goes back
+// to its pool when the last reference is dropped. Flooding to N ports adds
+// references instead of copying the bytes.
+type Frame struct {
+	// B holds the frame bytes. It may be resliced or appended to; Release
+	// resets it to the pooled buffer.
+	B []byte
+
+	buf  []byte // the pooled buffer; B normally aliases it
+	refs atomic.Int32
+	pool *sync.Pool
+}
+
+var (
+	smallFrames = sync.Pool{}
+	bigFrames   = sync.Pool{}
+)
+
+func init() {
+	// The pools refer to themselves through Frame.pool, so their New funcs are
+	// set here rather than in the declarations (an initialisation cycle).
+	smallFrames.New = func() any { return newPooled(&smallFrames, SmallFrameCap) }
+	bigFrames.New = func() any { return newPooled(&bigFrames, FrameCap) }
+}
+
+func newPooled(p *sync.Pool, size int) *Frame {
+	buf := make([]byte, size)
+	return &Frame{B: buf[:0], buf: buf, pool: p}
+}
+
+// frameTracking counts frames handed out and not yet returned, so tests can
+// prove nothing leaks. It is off by default: a counter shared by every core
+// would be written twice per frame and cost the hot path its scaling.
+var frameTracking struct {
+	on   atomic.Bool
+	live atomic.Int64
+}
+
+// NewFrame returns an empty frame (len 0) with capacity FrameCap and one
+// reference.
+func NewFrame() *Frame { return get(&bigFrames) }
+
+// NewFrameSize returns an empty frame with capacity of at least n and one
+// reference. Readers that know the length before reading the body should use
+// it: MTU-sized frames then come from a pool of 2 KiB buffers.
+func NewFrameSize(n int) *Frame {
+	if n <= SmallFrameCap {
+		return get(&smallFrames)
+	}
+	return get(&bigFrames)
+}
+
+func get(p *sync.Pool) *Frame {
+	f := p.Get().(*Frame)
+	f.refs.Store(1)
+	if frameTracking.on.Load() {
+		frameTracking.live.Add(1)
+	}
+	return f
+}
+
+// Bytes returns the frame bytes (f.B).
+func (f *Frame) Bytes() []byte { return f.B }
+
+// Buf returns the whole pooled buffer, to read a frame into; call SetLen after.
+func (f *Frame) Buf() []byte { return f.buf[:cap(f.buf)] }
+
+// SetLen sets the frame to the first n bytes of Buf.
+func (f *Frame) SetLen(n int) { f.B = f.buf[:n] }
+
+// Retain adds a reference. The caller must already hold one.
+func (f *Frame) Retain() { f.refs.Add(1) }
+
+// Release drops one reference and returns the frame to its pool at zero. The
+// caller must not touch the frame afterwards.
+func (f *Frame) Release() {
+	switch r := f.refs.Add(-1); {
+	case r > 0:
+		return
+	case r < 0:
+		panic("hub: Frame released more often than it was referenced")
+	}
+	f.B = f.buf[:0]
+	if frameTracking.on.Load() {
+		frameTracking.live.Add(-1)
+	}
+	f.pool.Put(f)
+}
+
+func releaseAll(frames []*Frame) {
+	for _, f := range frames {
+		f.Release()
+	}
+}
