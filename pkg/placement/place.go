@@ -77,7 +77,7 @@ type pendingHub struct {
 // New hubs and hubs of removed members are still placed on healthy members.
 func Place(s Snapshot) Decision {
 	d := Decision{
-		Dynamic: map[string]string{},
+		Dynamic: make(map[string]string, len(s.Hubs)),
 		Static:  map[string][]string{},
 	}
 
@@ -86,7 +86,7 @@ func Place(s Snapshot) Decision {
 		failed[name] = true
 	}
 	members := slices.Clone(s.Members)
-	slices.SortStableFunc(members, func(a, b Member) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortFunc(members, compareMembers)
 	members = slices.CompactFunc(members, func(a, b Member) bool { return a.Name == b.Name })
 
 	known := make(map[string]bool, len(members))
@@ -121,7 +121,7 @@ func Place(s Snapshot) Decision {
 	holding := len(failedNames) > max(s.MaxUnavailable, 0)
 
 	hubs := slices.Clone(s.Hubs)
-	slices.SortStableFunc(hubs, func(a, b Hub) int { return cmp.Compare(a.Key, b.Key) })
+	slices.SortFunc(hubs, compareHubs)
 	hubs = slices.CompactFunc(hubs, func(a, b Hub) bool { return a.Key == b.Key })
 
 	var pending []pendingHub
@@ -159,6 +159,37 @@ func Place(s Snapshot) Decision {
 	return d
 }
 
+// compareMembers and compareHubs order by name, then by every other field,
+// so that which of two duplicates wins does not depend on input order.
+func compareMembers(a, b Member) int {
+	return cmp.Or(
+		cmp.Compare(a.Name, b.Name),
+		compareBool(a.Ready, b.Ready),
+		cmp.Compare(a.Weight, b.Weight),
+		cmp.Compare(a.Sessions, b.Sessions),
+		cmp.Compare(a.MaxSessions, b.MaxSessions),
+	)
+}
+
+func compareHubs(a, b Hub) int {
+	return cmp.Or(
+		cmp.Compare(a.Key, b.Key),
+		cmp.Compare(a.Type, b.Type),
+		cmp.Compare(a.Assigned, b.Assigned),
+		cmp.Compare(a.Sessions, b.Sessions),
+	)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
+}
+
 // assign places pending hubs on the healthy members, recording each in
 // dynamic, and returns the moves (sorted by hub) and the hubs that found no
 // member (sorted).
@@ -186,6 +217,9 @@ func assign(names []string, healthy map[string]*memberState, pending []pendingHu
 	})
 
 	var moves []Move
+	if len(pending) > 0 {
+		moves = make([]Move, 0, len(pending))
+	}
 	var unplaced []string
 	for _, p := range pending {
 		if h.Len() == 0 {
@@ -204,6 +238,9 @@ func assign(names []string, healthy map[string]*memberState, pending []pendingHu
 		} else {
 			heap.Pop(&h)
 		}
+	}
+	if len(moves) == 0 {
+		moves = nil // "no moves" has one representation
 	}
 	slices.SortFunc(moves, func(a, b Move) int { return cmp.Compare(a.Hub, b.Hub) })
 	slices.Sort(unplaced)

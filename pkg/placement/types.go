@@ -36,7 +36,8 @@ type Hub struct {
 }
 
 // Snapshot is everything Place needs. Member names and hub keys are expected
-// to be unique; for a duplicate the first entry in sorted order wins.
+// to be unique; of duplicates, the entry that sorts first by all its fields
+// wins (a Ready member over an unready one), whatever the input order.
 type Snapshot struct {
 	Members []Member
 	Hubs    []Hub
