@@ -1,0 +1,334 @@
+package protocol
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config is a session's configuration, the same on both sides: the server's
+// LoginResult decides it (LoginResult.ConnConfig).
+type Config struct {
+	// KeepaliveInterval: RunKeepalive sends a Keepalive after this long without a
+	// write. Zero means DefaultKeepaliveInterval.
+	KeepaliveInterval time.Duration
+	// DeadPeerTimeout: the reader fails with ErrPeerDead when nothing arrives for
+	// this long. Zero means max(DefaultDeadPeerTimeout, 3*KeepaliveInterval).
+	DeadPeerTimeout time.Duration
+	// MaxFrame: longer frames are dropped and counted, on both sides. Zero means
+	// DefaultMaxFrame.
+	MaxFrame int
+	// WriteTimeout: a write that cannot proceed for this long fails with
+	// ErrPeerDead. Zero means max(DefaultWriteTimeout, DeadPeerTimeout).
+	WriteTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.KeepaliveInterval <= 0 {
+		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.DeadPeerTimeout <= 0 {
+		c.DeadPeerTimeout = max(DefaultDeadPeerTimeout, 3*c.KeepaliveInterval)
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	c.MaxFrame = min(c.MaxFrame, MaxFrameLimit)
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = max(DefaultWriteTimeout, c.DeadPeerTimeout)
+	}
+	return c
+}
+
+// Stats are a session's counters. Oversize frames are those longer than MaxFrame,
+// dropped by the receiver (Rx) or not sent (Tx).
+type Stats struct {
+	RxFrames, RxBytes, RxOversize uint64
+	TxFrames, TxBytes, TxOversize uint64
+}
+
+// Conn is a logged-in session: batches of frames and keepalives over the TLS
+// stream. One goroutine reads (ReadFrames or ReadBatch); writes (WriteFrames,
+// RunKeepalive, WriteShutdown, Close) may come from any goroutine and are
+// serialised. An error from a read or a write ends the session: the Conn is closed
+// by the time it is returned.
+type Conn struct {
+	nc  net.Conn
+	cfg Config
+	br  *bufio.Reader
+
+	// Reader state, owned by the reading goroutine.
+	batchLeft   int // frames left in the current batch
+	bodyLeft    int // body bytes left in the current batch
+	rDeadlineAt time.Time
+
+	wmu         sync.Mutex
+	wDeadlineAt time.Time
+	keepalive   [headerLen]byte
+	epoch       time.Time
+	lastWrite   atomic.Int64 // time since epoch of the last write
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	rxFrames, rxBytes, rxOversize atomic.Uint64
+	txFrames, txBytes, txOversize atomic.Uint64
+}
+
+// NewConn starts a session on nc after a successful login (Login or ReadLogin +
+// WriteResult), with the configuration of the LoginResult.
+func NewConn(nc net.Conn, cfg Config) *Conn {
+	cfg = cfg.withDefaults()
+	c := &Conn{
+		nc:  nc,
+		cfg: cfg,
+		// The buffer must hold a whole frame so frames can be handed out in place.
+		br:     bufio.NewReaderSize(nc, max(64<<10, cfg.MaxFrame+2)),
+		epoch:  time.Now(),
+		closed: make(chan struct{}),
+	}
+	putHeader(c.keepalive[:], msgKeepalive, 0)
+	return c
+}
+
+// Config is the session's configuration with defaults applied.
+func (c *Conn) Config() Config { return c.cfg }
+
+// NetConn is the underlying connection, for addresses and TLS state.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Stats returns the session's counters so far.
+func (c *Conn) Stats() Stats {
+	return Stats{
+		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(), RxOversize: c.rxOversize.Load(),
+		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load(), TxOversize: c.txOversize.Load(),
+	}
+}
+
+// ReadFrames blocks until a batch arrives and calls fn for each of its frames, in
+// order, then returns how many it delivered. frame points into the read buffer and
+// is valid only until fn returns: fn copies what it keeps. Nothing is allocated per
+// frame or per batch. Keepalives are consumed here. A Shutdown from the server
+// returns a *ShutdownError, a Close from the peer ErrPeerClosed, silence for the
+// dead-peer timeout ErrPeerDead, and a malformed stream a *ProtocolError.
+func (c *Conn) ReadFrames(fn func(frame []byte)) (int, error) {
+	n, bytes := 0, 0
+	defer func() { c.account(n, bytes) }()
+	for {
+		if c.batchLeft == 0 {
+			if n > 0 {
+				return n, nil
+			}
+			if err := c.nextBatch(); err != nil {
+				return n, c.fail(err)
+			}
+			continue
+		}
+		f, ok, err := c.nextFrame()
+		if err != nil {
+			return n, c.fail(err)
+		}
+		if ok {
+			fn(f)
+			n++
+			bytes += len(f)
+		}
+	}
+}
+
+// ReadBatch is ReadFrames copying into caller-owned buffers, for callers that keep
+// frames past the call (queues, other sessions' writers). It fills bufs[i][:sizes[i]]
+// for i < n, up to min(len(bufs), len(sizes)) frames and never past the end of the
+// batch once it has one frame. Each buffer must hold MaxFrame bytes.
+func (c *Conn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	want := min(len(bufs), len(sizes))
+	for i := range want {
+		if len(bufs[i]) < c.cfg.MaxFrame {
+			return 0, fmt.Errorf("ReadBatch: buffer %d holds %d bytes, less than the session's max frame of %d: allocate Config().MaxFrame bytes per buffer", i, len(bufs[i]), c.cfg.MaxFrame)
+		}
+	}
+	n, bytes := 0, 0
+	defer func() { c.account(n, bytes) }()
+	for n < want {
+		if c.batchLeft == 0 {
+			if n > 0 {
+				return n, nil
+			}
+			if err := c.nextBatch(); err != nil {
+				return n, c.fail(err)
+			}
+			continue
+		}
+		f, ok, err := c.nextFrame()
+		if err != nil {
+			return n, c.fail(err)
+		}
+		if ok {
+			sizes[n] = copy(bufs[n], f)
+			n++
+			bytes += len(f)
+		}
+	}
+	return n, nil
+}
+
+func (c *Conn) account(frames, bytes int) {
+	if frames > 0 {
+		c.rxFrames.Add(uint64(frames))
+		c.rxBytes.Add(uint64(bytes))
+	}
+}
+
+// nextBatch reads messages until the header of a Frames batch has been consumed.
+func (c *Conn) nextBatch() error {
+	for {
+		h, err := c.peek(headerLen)
+		if err != nil {
+			return err
+		}
+		typ, n := parseHeader(h)
+		c.br.Discard(headerLen)
+		switch {
+		case typ == msgFrames:
+			if n > MaxBatchBody {
+				return protoErr("batch body of %d bytes is over the %d-byte limit", n, MaxBatchBody)
+			}
+			if n < 3 {
+				return protoErr("batch body of %d bytes cannot hold a frame", n)
+			}
+			p, err := c.peek(1)
+			if err != nil {
+				return err
+			}
+			count := int(p[0])
+			c.br.Discard(1)
+			if count == 0 || count > MaxBatchFrames {
+				return protoErr("batch of %d frames, want 1..%d", count, MaxBatchFrames)
+			}
+			c.batchLeft, c.bodyLeft = count, n-1
+			return nil
+		case n > maxControlBody:
+			return protoErr("message type 0x%02x with a %d-byte body, over the %d-byte limit", typ, n, maxControlBody)
+		case typ == msgKeepalive || typ&msgExtension != 0:
+			if err := c.discard(n); err != nil {
+				return err
+			}
+		case typ == msgShutdown:
+			reason, err := c.readText(n)
+			if err != nil {
+				return err
+			}
+			return &ShutdownError{Reason: reason}
+		case typ == msgClose:
+			reason, err := c.readText(n)
+			if err != nil {
+				return err
+			}
+			if reason == "" {
+				return ErrPeerClosed
+			}
+			return fmt.Errorf("%w: %s", ErrPeerClosed, reason)
+		default:
+			return protoErr("unexpected message type 0x%02x in a session", typ)
+		}
+	}
+}
+
+// nextFrame consumes the next frame of the current batch. ok is false for a frame
+// dropped for being longer than MaxFrame.
+func (c *Conn) nextFrame() (frame []byte, ok bool, err error) {
+	if c.bodyLeft < 2 {
+		return nil, false, protoErr("batch ends inside a frame header with %d frames still declared", c.batchLeft)
+	}
+	h, err := c.peek(2)
+	if err != nil {
+		return nil, false, err
+	}
+	size := 2 + (int(h[0])<<8 | int(h[1]))
+	if size > c.bodyLeft {
+		return nil, false, protoErr("frame of %d bytes overruns its batch (%d bytes left)", size-2, c.bodyLeft-2)
+	}
+	c.batchLeft--
+	c.bodyLeft -= size
+	if c.batchLeft == 0 && c.bodyLeft != 0 {
+		return nil, false, protoErr("batch has %d bytes after its last declared frame", c.bodyLeft)
+	}
+	if size-2 > c.cfg.MaxFrame {
+		c.rxOversize.Add(1)
+		return nil, false, c.discard(size)
+	}
+	p, err := c.peek(size)
+	if err != nil {
+		return nil, false, err
+	}
+	c.br.Discard(size)
+	return p[2:size], true, nil
+}
+
+// peek returns the next n buffered bytes, reading with the dead-peer deadline when
+// the buffer runs short.
+func (c *Conn) peek(n int) ([]byte, error) {
+	if c.br.Buffered() < n {
+		if err := c.armReadDeadline(); err != nil {
+			return nil, err
+		}
+	}
+	p, err := c.br.Peek(n)
+	return p, c.readErr(err)
+}
+
+func (c *Conn) discard(n int) error {
+	if c.br.Buffered() < n {
+		if err := c.armReadDeadline(); err != nil {
+			return err
+		}
+	}
+	_, err := c.br.Discard(n)
+	return c.readErr(err)
+}
+
+func (c *Conn) readText(n int) (string, error) {
+	p, err := c.peek(n)
+	if err != nil {
+		return "", err
+	}
+	s := strings.ToValidUTF8(string(p), "\uFFFD")
+	c.br.Discard(n)
+	return s, nil
+}
+
+// armReadDeadline moves the read deadline to now+DeadPeerTimeout. It only does so
+// when the deadline is more than an eighth of the timeout old, so a busy session
+// pays for it rarely; a silent peer is then detected within 7/8..8/8 of the timeout.
+func (c *Conn) armReadDeadline() error {
+	now := time.Now()
+	if now.Sub(c.rDeadlineAt) < c.cfg.DeadPeerTimeout/8 {
+		return nil
+	}
+	c.rDeadlineAt = now
+	return c.nc.SetReadDeadline(now.Add(c.cfg.DeadPeerTimeout))
+}
+
+func (c *Conn) readErr(err error) error {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: nothing received for %v", ErrPeerDead, c.cfg.DeadPeerTimeout)
+	}
+	return err
+}
+
+// fail ends the session after a read error, telling the peer why if it broke the
+// protocol.
+func (c *Conn) fail(err error) error {
+	reason := ""
+	if errors.Is(err, ErrProtocol) {
+		reason = err.Error()
+	}
+	c.closeWithReason(reason, errors.Is(err, ErrProtocol))
+	return err
+}
