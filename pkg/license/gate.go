@@ -1,0 +1,126 @@
+package license
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Kind is a licence kind. A bridge session uses a Bridge licence, any other
+// session a Client licence.
+type Kind int
+
+const (
+	Client Kind = iota
+	Bridge
+	numKinds
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Client:
+		return "client"
+	case Bridge:
+		return "bridge"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Unlimited is the allocation of a cluster without a ConnectionLicense.
+const Unlimited = -1
+
+// ErrExhausted matches every *ExhaustedError with errors.Is.
+var ErrExhausted = errors.New("connection licence exhausted")
+
+// ExhaustedError is the refusal a member reports to a client, naming the
+// licence that ran out.
+type ExhaustedError struct {
+	Kind       Kind
+	Allocation int
+	InUse      int
+}
+
+func (e *ExhaustedError) Error() string {
+	return fmt.Sprintf("no %s connection licence free on this member (allocation %d, in use %d)", e.Kind, e.Allocation, e.InUse)
+}
+
+func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
+
+// Gate admits sessions on one member within the allocation the operator gave
+// it. It is safe for concurrent use; a check and its increment happen under
+// one lock, so concurrent logins can never overshoot the allocation.
+//
+// The zero Gate has allocation 0 for both kinds and refuses everything: a
+// member that has not yet learnt its allocation must not admit sessions that
+// could oversubscribe the cluster. Use NewGate or SetAllocation(Unlimited,
+// Unlimited) for a cluster without licences.
+type Gate struct {
+	mu    sync.Mutex
+	alloc [numKinds]int
+	inUse [numKinds]int
+}
+
+// NewGate returns a Gate with the given allocations (negative: unlimited).
+func NewGate(client, bridge int) *Gate {
+	g := &Gate{}
+	g.SetAllocation(client, bridge)
+	return g
+}
+
+// SetAllocation replaces both allocations at once; any negative value means
+// unlimited. Lowering an allocation below what is in use ends no session: the
+// member just refuses new ones until enough have been released.
+func (g *Gate) SetAllocation(client, bridge int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.alloc = [numKinds]int{max(client, Unlimited), max(bridge, Unlimited)}
+}
+
+// Allocation returns the current allocations (Unlimited for none).
+func (g *Gate) Allocation() (client, bridge int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.alloc[Client], g.alloc[Bridge]
+}
+
+// TryAcquire takes one licence of kind k if the allocation has room. An
+// unknown kind is refused.
+func (g *Gate) TryAcquire(k Kind) bool {
+	return g.Acquire(k) == nil
+}
+
+// Acquire is TryAcquire returning the refusal as an *ExhaustedError.
+func (g *Gate) Acquire(k Kind) error {
+	if k < 0 || k >= numKinds {
+		return fmt.Errorf("license: unknown licence kind %v", k)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if a := g.alloc[k]; a != Unlimited && g.inUse[k] >= a {
+		return &ExhaustedError{Kind: k, Allocation: a, InUse: g.inUse[k]}
+	}
+	g.inUse[k]++
+	return nil
+}
+
+// Release returns one licence of kind k taken by TryAcquire or Acquire. A
+// Release with nothing in use is ignored rather than creating capacity that
+// was never granted.
+func (g *Gate) Release(k Kind) {
+	if k < 0 || k >= numKinds {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inUse[k] > 0 {
+		g.inUse[k]--
+	}
+}
+
+// InUse returns the licences currently held, which the member reports so the
+// operator can rebalance.
+func (g *Gate) InUse() (client, bridge int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inUse[Client], g.inUse[Bridge]
+}
