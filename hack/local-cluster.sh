@@ -48,7 +48,6 @@ APISERVER=https://$NODE_IP:$APISERVER_PORT
 ETCD_CLIENT_PORT=12379
 ETCD_PEER_PORT=12380
 CGROUP_ROOT=hubfleet
-RULE_COMMENT="hubfleet-local-cluster $DIR"
 PAUSE_IMAGE=localhost/hubfleet/pause:dev
 HUBFLEET_IMAGE=${HUBFLEET_IMAGE:-hubfleet:dev}
 OPERATOR_NAMESPACE=${HUBFLEET_NAMESPACE:-hubfleet-system}
@@ -157,15 +156,12 @@ stop() {
 # started by containerd, not by us, so they have no PID file; they carry our socket
 # path in their arguments.
 stray_pids() {
-  local p exe
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
+  local p
+  # One `find` lists every process's executable (a fork per process is slow on a busy
+  # machine); only the candidates get the closer look of proc_is_ours.
+  for p in $(find /proc -mindepth 2 -maxdepth 2 -name exe \( -lname "$CACHE/k8s/*/bin/*" -o -lname '*/containerd' \
+    -o -lname '*/containerd-shim*' -o -lname '*/runc' \) -printf '%h\n' 2>/dev/null | cut -d/ -f3); do
     [ "$p" = $$ ] && continue
-    exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
-    case "$exe" in
-      "$CACHE"/k8s/*/bin/* | */containerd | */containerd-shim* | */runc) ;;
-      *) continue ;;
-    esac
     proc_is_ours "$p" && echo "$p"
   done
   return 0
@@ -646,6 +642,7 @@ cmd_up() {
   # Logs of the previous run would confuse whoever reads these.
   rm -f "$DIR"/logs/*.log
   # If anything fails from here on, take down what was started.
+  # shellcheck disable=SC2154 # rc is assigned inside the trap itself
   trap 'rc=$?; if [ $rc -ne 0 ]; then log "start failed (exit $rc)"; show_logs; log "cleaning up"; cmd_down; fi' EXIT
 
   step "prerequisites (packages, Kubernetes binaries, tools)"
@@ -737,6 +734,7 @@ cmd_down() {
   if [ -n "$leftovers" ]; then
     for p in $leftovers; do log "stopping leftover $(tr '\0' ' ' </proc/"$p"/cmdline | cut -c1-80)… (pid $p)"; done
     kill -TERM $leftovers 2>/dev/null || true
+    # shellcheck disable=SC2046 # a list of PIDs
     poll 10 "leftover processes to exit" no_strays || { kill -KILL $(stray_pids) 2>/dev/null || true; }
   fi
   # kube-apiserver before etcd: the other way round it hangs retrying etcd.
@@ -912,4 +910,5 @@ main() {
   esac
 }
 
-main "$@"
+# Sourcing the file (for tests) defines the functions without running anything.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi
