@@ -1,0 +1,86 @@
+# hubfleet — build, generate, test, run.
+# `make test` and `make run` are the README's two commands; everything they need is
+# installed or built by the targets themselves.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.1.0-dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X github.com/hubfleet/hubfleet/pkg/version.Version=$(VERSION) -X github.com/hubfleet/hubfleet/pkg/version.Commit=$(COMMIT)
+
+LOCALBIN ?= $(CURDIR)/bin
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+
+# Seconds each fuzz target runs in `make test`.
+FUZZTIME ?= 3s
+
+.PHONY: all
+all: build
+
+##@ Development
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(LOCALBIN)
+	@echo "installing controller-gen $(CONTROLLER_TOOLS_VERSION) from the Go module proxy"
+	GOBIN=$(LOCALBIN)/.tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	mv $(LOCALBIN)/.tmp/controller-gen $(CONTROLLER_GEN) && rmdir $(LOCALBIN)/.tmp
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=hubfleet-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: verify-generated
+verify-generated: generate manifests ## Fail when committed generated files are stale.
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac)" ]; then \
+	  echo "generated files are stale: run 'make generate manifests' and commit the result:"; \
+	  git status --porcelain -- api config/crd config/rbac; git --no-pager diff --stat -- api config/crd config/rbac; exit 1; fi
+	@echo "generated files are up to date"
+
+.PHONY: fmt
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## go vet, and gofmt must have nothing to change.
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	go vet ./...
+
+.PHONY: build
+build: ## Build bin/hubfleet (static).
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/hubfleet .
+
+##@ Test
+
+.PHONY: envtest-assets
+envtest-assets: ## Build (once, cached) kube-apiserver, etcd and kubectl from source.
+	@hack/build-k8s.sh kube-apiserver etcd kubectl >/dev/null
+
+.PHONY: test
+test: verify-generated vet envtest-assets ## Unit, envtest integration and short fuzz tests.
+	KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh kube-apiserver etcd kubectl 2>/dev/null | tail -1)" \
+	  go test -count=1 ./... 2>&1 | tee /tmp/hubfleet-test.log
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each.
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+##@ Run
+
+.PHONY: run
+run: ## Bring up a local Kubernetes, deploy the operator and samples, follow the log.
+	hack/local-cluster.sh run
+
+# Fragments from hack/mk (local cluster, e2e, images) add their own targets.
+-include hack/mk/*.mk
+
+.PHONY: help
+help:
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ { printf "  %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

@@ -1,0 +1,50 @@
+package v1alpha1
+
+// ClusterReference names the VPNCluster a hub or licence belongs to.
+type ClusterReference struct {
+	// name of the VPNCluster.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="clusterRef.name must be a VPNCluster name: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	// +required
+	Name string `json:"name"`
+
+	// namespace of the VPNCluster; defaults to the namespace of the referring object.
+	// The cluster's spec.hubNamespaces decides whether it admits objects from other namespaces.
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// SessionKind is the kind of a VPN session; it decides which licence a session uses.
+// +kubebuilder:validation:Enum=Client;Bridge
+type SessionKind string
+
+const (
+	// SessionClient is a remote-access client session (`hubfleet connect`): a client licence.
+	SessionClient SessionKind = "Client"
+	// SessionBridge is a bridge or cascade session (`hubfleet bridge`): a bridge licence.
+	SessionBridge SessionKind = "Bridge"
+)
+
+// Condition types and reasons shared by the resources. Each condition is documented
+// where it is set; these constants keep controllers and tests in agreement.
+const (
+	// VPNCluster conditions.
+	ConditionAvailable   = "Available"
+	ConditionProgressing = "Progressing"
+	ConditionDegraded    = "Degraded"
+
+	// VirtualHub conditions.
+	ConditionScheduled = "Scheduled"
+	ConditionReady     = "Ready"
+	ConditionBridged   = "Bridged"
+
+	// ConnectionLicense conditions.
+	ConditionActive    = "Active"
+	ConditionExhausted = "Exhausted"
+)
+
+// Finalizer is put on every hubfleet resource so the operator can release placement,
+// certificates and licence allocations before the object goes away.
+const Finalizer = "vpn.hubfleet.io/finalizer"

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/controllers"
+	"github.com/hubfleet/hubfleet/pkg/version"
+)
+
+func init() {
+	Register(Command{Name: "operator", Summary: "run the operator (a leader-elected controller manager)", Run: runOperator})
+}
+
+// Scheme knows the built-in kinds and hubfleet's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(vpnv1alpha1.AddToScheme(s))
+	return s
+}
+
+func runOperator(args []string) int {
+	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
+	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	leaderElect := fs.Bool("leader-elect", false, "elect a leader, so that several operator replicas can run with one active")
+	leaderNS := fs.String("leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader-election Lease (default: the pod's namespace)")
+	memberImage := fs.String("member-image", os.Getenv("HUBFLEET_MEMBER_IMAGE"), "image of member pods when a VPNCluster sets no spec.image (env HUBFLEET_MEMBER_IMAGE)")
+	zopts := zap.Options{}
+	zopts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return ExitUsage
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	log := ctrl.Log.WithName("operator")
+	if *memberImage == "" {
+		fmt.Fprintln(os.Stderr, "hubfleet operator: no member image: set --member-image or HUBFLEET_MEMBER_IMAGE to the image member pods should run")
+		return ExitUsage
+	}
+
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet operator: cannot reach Kubernetes: %v (in a pod this comes from the ServiceAccount; outside, set KUBECONFIG)\n", err)
+		return ExitError
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
+		HealthProbeBindAddress:  *probeAddr,
+		LeaderElection:          *leaderElect,
+		LeaderElectionID:        "hubfleet-operator.vpn.hubfleet.io",
+		LeaderElectionNamespace: *leaderNS,
+		// The new leader takes over at once when the old one steps down cleanly.
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		log.Error(err, "cannot create the controller manager")
+		return ExitError
+	}
+	if err := controllers.Setup(mgr, controllers.Options{MemberImage: *memberImage, OperatorNamespace: *leaderNS}); err != nil {
+		log.Error(err, "cannot set up the reconcilers")
+		return ExitError
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "cannot add the health check")
+		return ExitError
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "cannot add the readiness check")
+		return ExitError
+	}
+	log.Info("starting", "version", version.Version, "memberImage", *memberImage, "leaderElection", *leaderElect)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped with an error")
+		return ExitError
+	}
+	return ExitOK
+}
