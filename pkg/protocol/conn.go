@@ -51,6 +51,7 @@ func (c Config) withDefaults() Config {
 type Stats struct {
 	RxFrames, RxBytes, RxOversize uint64
 	TxFrames, TxBytes, TxOversize uint64
+	RxKeepalives                  uint64
 }
 
 // Conn is a logged-in session: batches of frames and keepalives over the TLS
@@ -79,6 +80,7 @@ type Conn struct {
 
 	rxFrames, rxBytes, rxOversize atomic.Uint64
 	txFrames, txBytes, txOversize atomic.Uint64
+	rxKeepalives                  atomic.Uint64
 }
 
 // NewConn starts a session on nc after a successful login (Login or ReadLogin +
@@ -108,6 +110,7 @@ func (c *Conn) Stats() Stats {
 	return Stats{
 		RxFrames: c.rxFrames.Load(), RxBytes: c.rxBytes.Load(), RxOversize: c.rxOversize.Load(),
 		TxFrames: c.txFrames.Load(), TxBytes: c.txBytes.Load(), TxOversize: c.txOversize.Load(),
+		RxKeepalives: c.rxKeepalives.Load(),
 	}
 }
 
@@ -216,6 +219,9 @@ func (c *Conn) nextBatch() error {
 		case n > maxControlBody:
 			return protoErr("message type 0x%02x with a %d-byte body, over the %d-byte limit", typ, n, maxControlBody)
 		case typ == msgKeepalive || typ&msgExtension != 0:
+			if typ == msgKeepalive {
+				c.rxKeepalives.Add(1)
+			}
 			if err := c.discard(n); err != nil {
 				return err
 			}
