@@ -5,29 +5,18 @@ import (
 	"fmt"
 	"os"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/controllers"
+	"github.com/hubfleet/hubfleet/internal/scheme"
 	"github.com/hubfleet/hubfleet/pkg/version"
 )
 
 func init() {
 	Register(Command{Name: "operator", Summary: "run the operator (a leader-elected controller manager)", Run: runOperator})
-}
-
-// Scheme knows the built-in kinds and hubfleet's.
-func Scheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(vpnv1alpha1.AddToScheme(s))
-	return s
 }
 
 func runOperator(args []string) int {
@@ -55,7 +44,7 @@ func runOperator(args []string) int {
 		return ExitError
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  Scheme(),
+		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
 		HealthProbeBindAddress:  *probeAddr,
 		LeaderElection:          *leaderElect,
