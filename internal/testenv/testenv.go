@@ -98,5 +98,3 @@ var (
 	VirtualHubGVK        = vpnv1alpha1.GroupVersion.WithKind("VirtualHub")
 	ConnectionLicenseGVK = vpnv1alpha1.GroupVersion.WithKind("ConnectionLicense")
 )
-
-
