@@ -1,11 +1,11 @@
 package v1alpha1
 
 // ClusterReference names the VPNCluster a hub or licence belongs to.
+// +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="clusterRef.name is required: name the VPNCluster this object belongs to"
 type ClusterReference struct {
 	// name of the VPNCluster.
-	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="clusterRef.name must be a VPNCluster name: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="clusterRef.name must be a VPNCluster name: lowercase letters, digits and '-', starting and ending with a letter or digit"
 	// +required
 	Name string `json:"name"`
 

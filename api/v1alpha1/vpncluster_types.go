@@ -35,8 +35,7 @@ type VPNClusterSpec struct {
 	// weight is the default performance ratio of a member (SoftEther's "performance
 	// standard ratio"): a member with weight 200 takes twice the sessions of one with 100.
 	// +kubebuilder:default=100
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=10000
+	// +kubebuilder:validation:XValidation:rule="self >= 1 && self <= 10000",message="weight must be between 1 and 10000: 100 is the standard, 200 takes twice the sessions of 100"
 	// +optional
 	Weight int32 `json:"weight,omitempty"`
 
