@@ -1,0 +1,125 @@
+// Package memberlease is the contract between a member pod and the operator
+// about the member's coordination.k8s.io Lease: its name, its labels, and the
+// load report it carries.
+//
+// Each member renews its own Lease every leaseDurationSeconds/3. The renewal
+// is the member's only periodic API write, so it also carries the member's
+// load (sessions per hub and kind) as a JSON annotation: liveness and load in
+// one write per member per renewal, within the "at most one API write per
+// member per second" budget, and the operator learns both from one watch.
+//
+// The package is pure (no client): the member and the operator import the
+// same types so the encoding cannot drift.
+package memberlease
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+const (
+	// LabelCluster is set on every member Lease (and member pod) to the name
+	// of the VPNCluster, so the operator can list and watch one cluster's
+	// Leases with a label selector.
+	LabelCluster = "vpn.hubfleet.io/cluster"
+	// AnnotationLoad holds the member's Load as JSON.
+	AnnotationLoad = "vpn.hubfleet.io/load"
+)
+
+// LeaseName is the name of a member's Lease: exactly the member pod's name,
+// in the cluster's namespace. One name for both lets the operator join a pod
+// and its Lease without a lookup table, and lets the member's Role restrict
+// Lease updates to the member names.
+func LeaseName(podName string) string { return podName }
+
+// Labels returns the labels a member puts on its Lease.
+func Labels(cluster string) map[string]string {
+	return map[string]string{LabelCluster: cluster}
+}
+
+// HubLoad is the sessions of one hub on one member, by licence kind.
+type HubLoad struct {
+	Client int32 `json:"client,omitempty"`
+	Bridge int32 `json:"bridge,omitempty"`
+}
+
+// Total is the hub's sessions of both kinds.
+func (h HubLoad) Total() int32 { return h.Client + h.Bridge }
+
+// Load is what a member reports on each renewal.
+type Load struct {
+	// Sessions maps "<namespace>/<hub>" to that hub's sessions on the member.
+	// Hubs with no session may be left out.
+	Sessions map[string]HubLoad `json:"sessions,omitempty"`
+}
+
+// Totals sums the member's sessions by kind across all its hubs.
+func (l Load) Totals() (client, bridge int32) {
+	for _, h := range l.Sessions {
+		client += h.Client
+		bridge += h.Bridge
+	}
+	return client, bridge
+}
+
+// Equal reports whether two loads carry the same figures (a nil and an empty
+// map are equal), so the member can skip re-encoding an unchanged load.
+func (l Load) Equal(o Load) bool {
+	return maps.Equal(l.drop0(), o.drop0())
+}
+
+func (l Load) drop0() map[string]HubLoad {
+	m := make(map[string]HubLoad, len(l.Sessions))
+	for k, v := range l.Sessions {
+		if v != (HubLoad{}) {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Encode renders l for the annotation. Keys are written in sorted order
+// (encoding/json sorts map keys), so an unchanged load gives the same string
+// and the operator's "annotation changed" check sees no change.
+func Encode(l Load) string {
+	if len(l.Sessions) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(Load{Sessions: l.drop0()})
+	if err != nil { // cannot happen: the types only hold strings and ints
+		panic(err)
+	}
+	return string(b)
+}
+
+// Decode parses the annotation. An empty string is an empty load (a member
+// that has not reported yet). Negative counts are rejected: they would let a
+// broken member lower the cluster's licence use.
+func Decode(s string) (Load, error) {
+	var l Load
+	if s == "" {
+		return l, nil
+	}
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return Load{}, fmt.Errorf("member load annotation %s: %w", AnnotationLoad, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(l.Sessions)) {
+		if h := l.Sessions[k]; h.Client < 0 || h.Bridge < 0 {
+			return Load{}, fmt.Errorf("member load annotation %s: hub %s has a negative session count", AnnotationLoad, k)
+		}
+	}
+	return l, nil
+}
+
+// Expiry is when a Lease renewed at renew stops counting: renew + duration.
+// The operator, not the member, owns the duration (VPNCluster
+// spec.failover.leaseDurationSeconds), so a member cannot extend its own life
+// by writing a longer spec.leaseDurationSeconds.
+func Expiry(renew time.Time, duration time.Duration) time.Time { return renew.Add(duration) }
+
+// RenewInterval is how often a member renews: a third of the duration, so
+// two renewals can be lost before the Lease expires.
+func RenewInterval(duration time.Duration) time.Duration { return duration / 3 }

@@ -1,0 +1,59 @@
+package memberlease
+
+import (
+	"testing"
+	"time"
+)
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	l := Load{Sessions: map[string]HubLoad{
+		"b/hub":  {Client: 2, Bridge: 1},
+		"a/hub":  {Client: 5},
+		"a/idle": {},
+	}}
+	s := Encode(l)
+	// Sorted keys and no zero entries: the same load always gives the same string.
+	if want := `{"sessions":{"a/hub":{"client":5},"b/hub":{"client":2,"bridge":1}}}`; s != want {
+		t.Fatalf("Encode = %s, want %s", s, want)
+	}
+	got, err := Decode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(l) {
+		t.Fatalf("round trip: got %+v, want %+v", got, l)
+	}
+	if c, b := got.Totals(); c != 7 || b != 1 {
+		t.Fatalf("Totals = %d, %d; want 7, 1", c, b)
+	}
+}
+
+func TestDecodeEmptyAndInvalid(t *testing.T) {
+	for _, s := range []string{"", "{}", Encode(Load{})} {
+		l, err := Decode(s)
+		if err != nil || len(l.Sessions) != 0 {
+			t.Errorf("Decode(%q) = %+v, %v; want empty load", s, l, err)
+		}
+	}
+	for _, s := range []string{"{", `{"sessions":{"a/h":{"client":-1}}}`, `{"sessions":3}`} {
+		if _, err := Decode(s); err == nil {
+			t.Errorf("Decode(%q) accepted invalid input", s)
+		}
+	}
+}
+
+func TestNamesAndTiming(t *testing.T) {
+	if LeaseName("c-member-0") != "c-member-0" {
+		t.Error("Lease name must equal the pod name")
+	}
+	if Labels("c")[LabelCluster] != "c" {
+		t.Error("Labels must carry the cluster name")
+	}
+	r := time.Unix(100, 0)
+	if got := Expiry(r, 6*time.Second); !got.Equal(time.Unix(106, 0)) {
+		t.Errorf("Expiry = %v", got)
+	}
+	if RenewInterval(6*time.Second) != 2*time.Second {
+		t.Error("renewal must be a third of the duration")
+	}
+}
