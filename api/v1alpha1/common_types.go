@@ -45,6 +45,8 @@ const (
 	ConditionExhausted = "Exhausted"
 )
 
-// Finalizer is put on every hubfleet resource so the operator can release placement,
-// certificates and licence allocations before the object goes away.
+// Finalizer is put on VPNClusters so the operator can delete what owner references
+// cannot reach (cluster-scoped RBAC objects, RoleBindings in hub namespaces, member
+// Leases) before the cluster goes away. VirtualHubs and ConnectionLicenses own nothing
+// outside themselves, so they carry none (see docs/design-operator.md).
 const Finalizer = "vpn.hubfleet.io/finalizer"

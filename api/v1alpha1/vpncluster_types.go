@@ -176,6 +176,15 @@ type MemberPodTemplate struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
+// MemberState is the life stage of a member as the operator sees it.
+type MemberState string
+
+const (
+	MemberStarting MemberState = "Starting"
+	MemberReady    MemberState = "Ready"
+	MemberFailed   MemberState = "Failed"
+)
+
 // MemberStatus is the operator's view of one member.
 type MemberStatus struct {
 	// name of the member (its pod name).
@@ -188,6 +197,14 @@ type MemberStatus struct {
 	Node string `json:"node,omitempty"`
 	// ready is true when the pod is Ready and its Lease is fresh.
 	Ready bool `json:"ready"`
+	// state is Starting (not yet served: no Lease renewal or pod not Ready
+	// since it was created), Ready, or Failed (was Ready, then its pod went
+	// away, turned not Ready or Failed, or its Lease expired). The operator
+	// keeps it here because "not Ready" means failed only for a member that
+	// was up: a member still starting holds nothing to move.
+	// +kubebuilder:validation:Enum=Starting;Ready;Failed
+	// +optional
+	State MemberState `json:"state,omitempty"`
 	// weight of the member.
 	Weight int32 `json:"weight"`
 	// sessions on the member across all hubs.
