@@ -50,7 +50,6 @@ ETCD_PEER_PORT=12380
 CGROUP_ROOT=hubfleet
 PAUSE_IMAGE=localhost/hubfleet/pause:dev
 HUBFLEET_IMAGE=${HUBFLEET_IMAGE:-hubfleet:dev}
-OPERATOR_NAMESPACE=${HUBFLEET_NAMESPACE:-hubfleet-system}
 K8S_BINARIES=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 # Paths that containerd, runc, the CNI plugins or the kubelet create whatever their
@@ -842,16 +841,21 @@ cmd_run() {
   kctl kustomize "$manifests" |
     sed -E "s#^(\s*image:\s*)[\"']?hubfleet:dev[\"']?\s*\$#\1$HUBFLEET_IMAGE#; s#^(\s*imagePullPolicy:\s*)Always\s*\$#\1IfNotPresent#" |
     kctl apply --server-side --force-conflicts -f - >&2
-  local ns=$OPERATOR_NAMESPACE
-  local deploy
-  deploy=$(kctl get deployments -n "$ns" -o name 2>/dev/null | head -1)
-  [ -n "$deploy" ] || die "no Deployment in namespace $ns after applying $manifests (set HUBFLEET_NAMESPACE?)"
-  if ! kctl rollout status -n "$ns" "$deploy" --timeout=120s >&2; then
-    kctl get pods -n "$ns" -o wide >&2 || true
-    kctl describe pods -n "$ns" >&2 || true
-    kctl logs -n "$ns" "$deploy" --all-containers --tail=50 >&2 || true
-    die "the operator did not become Ready"
-  fi
+  # A fresh cluster has no Deployments of its own (no CoreDNS), so every one there now
+  # came from the manifests; the operator is the one named like it, else the first.
+  local deploys d ns deploy
+  deploys=$(kctl get deployments -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}')
+  [ -n "$deploys" ] || die "no Deployment after applying $manifests"
+  for d in $deploys; do
+    if ! kctl rollout status -n "${d%%/*}" "deployment/${d#*/}" --timeout=120s >&2; then
+      kctl get pods -n "${d%%/*}" -o wide >&2 || true
+      kctl describe pods -n "${d%%/*}" >&2 || true
+      kctl logs -n "${d%%/*}" "deployment/${d#*/}" --all-containers --tail=50 >&2 || true
+      die "deployment $d did not become Ready"
+    fi
+  done
+  d=$(echo "$deploys" | grep -m1 operator || echo "$deploys" | head -1)
+  ns=${d%%/*} deploy=deployment/${d#*/}
   step_end
 
   if [ -d "$ROOT/config/samples" ]; then
