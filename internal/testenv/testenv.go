@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -67,7 +68,11 @@ func Start() (*Env, error) {
 	// Tests create many objects quickly; client-go's default 5 QPS would make them
 	// measure the rate limiter instead of hubfleet.
 	cfg.QPS, cfg.Burst = 1000, 2000
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	s := scheme.New()
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: s})
 	if err != nil {
 		_ = env.Stop()
 		return nil, err
