@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -224,6 +225,7 @@ func next(t testing.TB, ch <-chan readResult, within time.Duration) readResult {
 // without a network.
 type fakeConn struct {
 	io.Reader
+	out    bytes.Buffer // what was written
 	closed bool
 }
 
@@ -231,7 +233,7 @@ func (f *fakeConn) Write(b []byte) (int, error) {
 	if f.closed {
 		return 0, net.ErrClosed
 	}
-	return len(b), nil
+	return f.out.Write(b)
 }
 func (f *fakeConn) Close() error                     { f.closed = true; return nil }
 func (f *fakeConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }

@@ -190,7 +190,9 @@ func decodeLoginRequest(body []byte) (*LoginRequest, error) {
 			if len(v) > maxTicket {
 				return fmt.Errorf("ticket is %d bytes, the limit is %d", len(v), maxTicket)
 			}
-			r.Ticket = append([]byte(nil), v...)
+			if len(v) > 0 {
+				r.Ticket = append([]byte(nil), v...)
+			}
 		case tagKind:
 			if v, err = fixed(v, "session kind", 1); err == nil {
 				r.Kind, seenKind = v[0], true
@@ -275,7 +277,9 @@ func decodeLoginResult(body []byte) (*LoginResult, error) {
 			if len(v) > maxTicket {
 				return fmt.Errorf("ticket is %d bytes, the limit is %d", len(v), maxTicket)
 			}
-			r.Ticket = append([]byte(nil), v...)
+			if len(v) > 0 {
+				r.Ticket = append([]byte(nil), v...)
+			}
 		case tagTicketExpiry:
 			if v, err = fixed(v, "ticket expiry", 8); err == nil {
 				r.TicketExpiry = time.UnixMilli(int64(binary.BigEndian.Uint64(v)))
