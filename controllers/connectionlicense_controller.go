@@ -1,0 +1,187 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/license"
+)
+
+// Condition reasons of a ConnectionLicense.
+const (
+	ReasonCounted     = "Counted"
+	ReasonExhausted   = "Exhausted"
+	ReasonWithinLimit = "WithinLimit"
+)
+
+// ConnectionLicenseReconciler totals a cluster's licences, reads the members'
+// use from their Lease load reports, splits the totals into per-member
+// allocations with pkg/license.Allocate, and writes the same cluster-wide
+// status to every licence of the cluster.
+//
+// How a member learns its allocation: it watches the ConnectionLicenses of
+// its cluster (its Role allows that). No licence object for the cluster means
+// unlimited. Any licence means limited: the member's allocation is its entry
+// in status.allocations (all licences show the same list); a member without
+// an entry yet (just added) admits nothing until the operator publishes one,
+// because admitting unlimited would oversubscribe.
+//
+// Licences carry no finalizer: removing one only lowers the totals, which
+// the delete event already triggers.
+type ConnectionLicenseReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+// Reconcile recomputes the licences of the cluster named by req.
+func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var list vpnv1alpha1.ConnectionLicenseList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClusterKey: req.String()}); err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(list.Items) == 0 {
+		return ctrl.Result{}, nil
+	}
+	cl := &vpnv1alpha1.VPNCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cl); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, err
+		}
+		cl = nil
+	}
+	now := time.Now()
+	var requeue time.Duration
+	desired := make([]vpnv1alpha1.ConnectionLicenseStatus, len(list.Items))
+	if cl == nil || !cl.DeletionTimestamp.IsZero() {
+		for i := range list.Items {
+			desired[i] = inactive(&list.Items[i], ReasonClusterNotFound, fmt.Sprintf("VPNCluster %s does not exist (or is being deleted)", req.NamespacedName))
+		}
+	} else {
+		var err error
+		requeue, err = r.compute(ctx, cl, list.Items, desired, now)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	for i := range list.Items {
+		l := &list.Items[i]
+		desired[i].ObservedGeneration = l.Generation
+		if equality.Semantic.DeepEqual(l.Status, desired[i]) {
+			continue
+		}
+		old := l.DeepCopy()
+		wasExhausted := meta.IsStatusConditionTrue(l.Status.Conditions, vpnv1alpha1.ConditionExhausted)
+		l.Status = desired[i]
+		if err := r.Client.Status().Patch(ctx, l, client.MergeFrom(old)); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		if c := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted); c != nil && c.Status == metav1.ConditionTrue && !wasExhausted {
+			r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, ReasonExhausted, "CountLicences", "%s", c.Message)
+		}
+	}
+	return ctrl.Result{RequeueAfter: requeue}, nil
+}
+
+func inactive(l *vpnv1alpha1.ConnectionLicense, reason, msg string) vpnv1alpha1.ConnectionLicenseStatus {
+	st := vpnv1alpha1.ConnectionLicenseStatus{Conditions: slices.Clone(l.Status.Conditions)}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionActive, Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: l.Generation})
+	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionExhausted)
+	return st
+}
+
+// licenceHeadroom is the minimum spare allocation each ready member gets
+// (see license.Allocate): a tenth of the total spread over the members, at
+// least one, so a member can admit a burst of new sessions between two
+// rebalances without waiting for the operator.
+func licenceHeadroom(total, members int) int {
+	return max(1, total/10/max(members, 1))
+}
+
+func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alpha1.VPNCluster, items []vpnv1alpha1.ConnectionLicense, desired []vpnv1alpha1.ConnectionLicenseStatus, now time.Time) (time.Duration, error) {
+	var clientTotal, bridgeTotal int64
+	var counted []string
+	active := make([]bool, len(items))
+	for i := range items {
+		l := &items[i]
+		ok, msg, err := admits(ctx, r.Client, cl, l.Namespace)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || !l.DeletionTimestamp.IsZero() {
+			desired[i] = inactive(l, ReasonNamespaceNotAdmitted, msg)
+			continue
+		}
+		active[i] = true
+		clientTotal += int64(l.Spec.ClientConnections)
+		bridgeTotal += int64(l.Spec.BridgeConnections)
+		counted = append(counted, l.Namespace+"/"+l.Name)
+	}
+	pods, leases, err := loadMembers(ctx, r.Client, cl)
+	if err != nil {
+		return 0, err
+	}
+	ms := computeMembers(cl, pods, leases, nil, now)
+	var cu, bu []license.Usage
+	var clientInUse, bridgeInUse int32
+	for _, m := range ms.Members {
+		cu = append(cu, license.Usage{Member: m.Name, Ready: m.Ready(), InUse: int(m.Client)})
+		bu = append(bu, license.Usage{Member: m.Name, Ready: m.Ready(), InUse: int(m.Bridge)})
+		clientInUse += m.Client
+		bridgeInUse += m.Bridge
+	}
+	ct, bt := int(min(clientTotal, 1<<31-1)), int(min(bridgeTotal, 1<<31-1))
+	ca := license.Allocate(ct, cu, licenceHeadroom(ct, len(ms.Members)))
+	ba := license.Allocate(bt, bu, licenceHeadroom(bt, len(ms.Members)))
+
+	st := vpnv1alpha1.ConnectionLicenseStatus{
+		ClientTotal: int32(ct), BridgeTotal: int32(bt), ClientInUse: clientInUse, BridgeInUse: bridgeInUse,
+		Clients: fmt.Sprintf("%d/%d", clientInUse, ct), Bridges: fmt.Sprintf("%d/%d", bridgeInUse, bt),
+	}
+	for _, m := range ms.Members {
+		st.Allocations = append(st.Allocations, vpnv1alpha1.LicenseAllocation{
+			Member: m.Name, Client: int32(ca[m.Name]), Bridge: int32(ba[m.Name]),
+			ClientInUse: m.Client, BridgeInUse: m.Bridge,
+		})
+	}
+	var exhausted []string
+	// A kind with no licence bought is refused outright, not "exhausted":
+	// only a kind with a total can run out.
+	if ct > 0 && int(clientInUse) >= ct {
+		exhausted = append(exhausted, fmt.Sprintf("client connections %d/%d in use", clientInUse, ct))
+	}
+	if bt > 0 && int(bridgeInUse) >= bt {
+		exhausted = append(exhausted, fmt.Sprintf("bridge connections %d/%d in use", bridgeInUse, bt))
+	}
+	for i := range items {
+		if !active[i] {
+			continue
+		}
+		s := st
+		s.Allocations = slices.Clone(st.Allocations)
+		s.Conditions = slices.Clone(items[i].Status.Conditions)
+		gen := items[i].Generation
+		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionActive, Status: metav1.ConditionTrue, Reason: ReasonCounted, ObservedGeneration: gen,
+			Message: fmt.Sprintf("counted with %d licences of VPNCluster %s/%s (%s): %d client and %d bridge connections in total", len(counted), cl.Namespace, cl.Name, list(counted), ct, bt)})
+		if len(exhausted) > 0 {
+			meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionExhausted, Status: metav1.ConditionTrue, Reason: ReasonExhausted, ObservedGeneration: gen,
+				Message: "licences exhausted: " + strings.Join(exhausted, "; ") + "; members refuse new sessions of that kind"})
+		} else {
+			meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionExhausted, Status: metav1.ConditionFalse, Reason: ReasonWithinLimit, ObservedGeneration: gen,
+				Message: fmt.Sprintf("client %d/%d, bridge %d/%d in use", clientInUse, ct, bridgeInUse, bt)})
+		}
+		desired[i] = s
+	}
+	return ms.requeueAfter(now), nil
+}

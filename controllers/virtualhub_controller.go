@@ -1,0 +1,162 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+)
+
+// VirtualHubReconciler places a cluster's hubs. Its request is a VPNCluster
+// key: every hub, pod and Lease event of the cluster lands here, and one
+// reconcile builds a placement snapshot of the whole cluster, runs
+// pkg/placement, and writes the hubs whose status changed.
+//
+// VirtualHubs carry no finalizer: a hub owns nothing outside itself, and its
+// deletion event already triggers a new placement without it. A finalizer
+// would double the writes of creating 10,000 hubs and block namespace
+// deletion whenever the operator is down.
+type VirtualHubReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+	// Workers is how many status writes run at once.
+	Workers int
+
+	mu sync.Mutex
+	// written remembers, per hub, the status this reconciler last wrote and
+	// the resourceVersion the API server gave it, until the cache shows that
+	// resourceVersion. A reconcile that runs before the cache has caught up
+	// with our own writes (they arrive as watch events, in no hurry) would
+	// otherwise see the old assignment and move a hub twice.
+	written map[types.UID]writtenStatus
+}
+
+type writtenStatus struct {
+	cluster types.NamespacedName
+	rv      string
+	status  vpnv1alpha1.VirtualHubStatus
+}
+
+// Reconcile places every hub of the cluster named by req.
+func (r *VirtualHubReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var list vpnv1alpha1.VirtualHubList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClusterKey: req.String()}); err != nil {
+		return ctrl.Result{}, err
+	}
+	cl := &vpnv1alpha1.VPNCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, cl); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, err
+		}
+		cl = nil
+	} else if !cl.DeletionTimestamp.IsZero() {
+		cl = nil
+	}
+	hubs := r.current(req.NamespacedName, list.Items)
+	now := time.Now()
+	updates, requeue, err := r.place(ctx, cl, req.NamespacedName, hubs, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: requeue}, r.write(ctx, req.NamespacedName, updates)
+}
+
+// liveHub is a hub as the cache has it, with the status we believe it has
+// now (ours if the cache is behind our writes).
+type liveHub struct {
+	obj    *vpnv1alpha1.VirtualHub
+	status vpnv1alpha1.VirtualHubStatus
+}
+
+func (r *VirtualHubReconciler) current(key types.NamespacedName, items []vpnv1alpha1.VirtualHub) []liveHub {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[types.UID]bool, len(items))
+	out := make([]liveHub, 0, len(items))
+	for i := range items {
+		h := &items[i]
+		if !h.DeletionTimestamp.IsZero() {
+			continue
+		}
+		seen[h.UID] = true
+		lh := liveHub{obj: h, status: h.Status}
+		if w, ok := r.written[h.UID]; ok {
+			if w.rv == h.ResourceVersion {
+				delete(r.written, h.UID) // the cache caught up
+			} else {
+				lh.status = w.status
+			}
+		}
+		out = append(out, lh)
+	}
+	for uid, w := range r.written {
+		if w.cluster == key && !seen[uid] {
+			delete(r.written, uid)
+		}
+	}
+	return out
+}
+
+// hubUpdate is one hub whose status must change.
+type hubUpdate struct {
+	hub     liveHub
+	desired vpnv1alpha1.VirtualHubStatus
+	// event, if set, is recorded on the hub once the write succeeded.
+	event *hubEvent
+}
+
+type hubEvent struct {
+	typ, reason, action, note string
+}
+
+// write patches the changed statuses with Workers goroutines and records
+// each move's Event once its write landed.
+func (r *VirtualHubReconciler) write(ctx context.Context, key types.NamespacedName, ups []hubUpdate) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	work := make(chan *hubUpdate)
+	errs := make([]error, max(r.Workers, 1))
+	var wg sync.WaitGroup
+	for w := range min(len(errs), len(ups)) {
+		wg.Go(func() {
+			for u := range work {
+				if err := r.patch(ctx, key, u); err != nil {
+					errs[w] = errors.Join(errs[w], err)
+				}
+			}
+		})
+	}
+	for i := range ups {
+		work <- &ups[i]
+	}
+	close(work)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedName, u *hubUpdate) error {
+	// The patch is the difference between the status we believe the server
+	// has and the one we want, so it is right even when the cache is behind.
+	base := u.hub.obj.DeepCopy()
+	base.Status = u.hub.status
+	obj := base.DeepCopy()
+	obj.Status = u.desired
+	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	r.mu.Lock()
+	r.written[obj.UID] = writtenStatus{cluster: key, rv: obj.ResourceVersion, status: obj.Status}
+	r.mu.Unlock()
+	if e := u.event; e != nil {
+		r.Recorder.Eventf(obj, nil, e.typ, e.reason, e.action, "%s", e.note)
+	}
+	return nil
+}

@@ -1,0 +1,252 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/placement"
+)
+
+// Condition reasons of a VirtualHub.
+const (
+	ReasonPlaced               = "Placed"
+	ReasonReassigned           = "Reassigned"
+	ReasonClusterNotFound      = "ClusterNotFound"
+	ReasonNamespaceNotAdmitted = "NamespaceNotAdmitted"
+	ReasonNoMemberAvailable    = "NoMemberAvailable"
+	ReasonMemberReady          = "MemberReady"
+	ReasonMemberNotReady       = "MemberNotReady"
+	ReasonInstancesReady       = "InstancesReady"
+	ReasonBridged              = "Bridged"
+)
+
+// place computes every hub's desired status and returns those that differ
+// from the current one, and when to look again (the next Lease expiry).
+func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNCluster, key types.NamespacedName, hubs []liveHub, now time.Time) ([]hubUpdate, time.Duration, error) {
+	var ups []hubUpdate
+	emit := func(h liveHub, st vpnv1alpha1.VirtualHubStatus, ev *hubEvent) {
+		st.ObservedGeneration = h.obj.Generation
+		if !equality.Semantic.DeepEqual(h.status, st) {
+			ups = append(ups, hubUpdate{hub: h, desired: st, event: ev})
+		}
+	}
+	if cl == nil {
+		for _, h := range hubs {
+			st := unscheduled(h, ReasonClusterNotFound, fmt.Sprintf("VPNCluster %s does not exist (or is being deleted)", key))
+			emit(h, st, transitionEvent(h, st, ReasonClusterNotFound))
+		}
+		return ups, 0, nil
+	}
+
+	// Admission is per namespace; look each one up once.
+	verdict := map[string]string{}
+	var admitted []liveHub
+	for _, h := range hubs {
+		msg, seen := verdict[h.obj.Namespace]
+		if !seen {
+			ok, m, err := admits(ctx, r.Client, cl, h.obj.Namespace)
+			if err != nil {
+				return nil, 0, err
+			}
+			if ok {
+				m = ""
+			}
+			verdict[h.obj.Namespace], msg = m, m
+		}
+		if msg != "" {
+			st := unscheduled(h, ReasonNamespaceNotAdmitted, msg)
+			emit(h, st, transitionEvent(h, st, ReasonNamespaceNotAdmitted))
+			continue
+		}
+		admitted = append(admitted, h)
+	}
+
+	pods, leases, err := loadMembers(ctx, r.Client, cl)
+	if err != nil {
+		return nil, 0, err
+	}
+	holding := map[string]bool{}
+	for _, h := range admitted {
+		if h.status.AssignedMember != "" {
+			holding[h.status.AssignedMember] = true
+		}
+	}
+	ms := computeMembers(cl, pods, leases, holding, now)
+	sessions := ms.hubSessions()
+
+	snap := placement.Snapshot{MaxUnavailable: maxUnavailable(cl), Failed: ms.failedNames()}
+	for _, m := range ms.Members {
+		if m.Ready() {
+			snap.Members = append(snap.Members, placement.Member{
+				Name: m.Name, Ready: true, Weight: int(cl.Spec.Weight),
+				Sessions: int(m.Sessions()), MaxSessions: int(cl.Spec.MaxSessionsPerMember),
+			})
+		}
+	}
+	keys := make([]string, len(admitted))
+	for i, h := range admitted {
+		keys[i] = h.obj.Namespace + "/" + h.obj.Name
+		ph := placement.Hub{Key: keys[i], Type: placement.Dynamic}
+		if h.obj.Spec.Type == vpnv1alpha1.HubStatic {
+			ph.Type = placement.Static
+		} else {
+			ph.Assigned = h.status.AssignedMember
+		}
+		for _, n := range sessions[keys[i]] {
+			ph.Sessions += int(n)
+		}
+		snap.Hubs = append(snap.Hubs, ph)
+	}
+	d := placement.Place(snap)
+	moves := make(map[string]placement.Move, len(d.Moves))
+	for _, m := range d.Moves {
+		moves[m.Hub] = m
+	}
+
+	for i, h := range admitted {
+		per := sessions[keys[i]]
+		var st vpnv1alpha1.VirtualHubStatus
+		var ev *hubEvent
+		if h.obj.Spec.Type == vpnv1alpha1.HubStatic {
+			st = staticStatus(h, d.Static[keys[i]], per, cl)
+			ev = transitionEvent(h, st, "")
+		} else {
+			st, ev = dynamicStatus(h, d, moves[keys[i]], &ms, per, now)
+		}
+		emit(h, st, ev)
+	}
+	return ups, ms.requeueAfter(now), nil
+}
+
+// base starts a desired status from the current one, so conditions keep
+// their transition times and lastReassignment its history.
+func base(h liveHub) vpnv1alpha1.VirtualHubStatus {
+	st := vpnv1alpha1.VirtualHubStatus{
+		LastReassignment: h.status.LastReassignment,
+		Conditions:       slices.Clone(h.status.Conditions),
+	}
+	return st
+}
+
+func cond(st *vpnv1alpha1.VirtualHubStatus, gen int64, t string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+func unscheduled(h liveHub, reason, msg string) vpnv1alpha1.VirtualHubStatus {
+	st := base(h)
+	cond(&st, h.obj.Generation, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, reason, msg)
+	cond(&st, h.obj.Generation, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, reason, "not scheduled: "+msg)
+	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	return st
+}
+
+// transitionEvent records an Event when the Scheduled condition changes
+// reason (refused, cluster gone, no member, or back to placed).
+func transitionEvent(h liveHub, st vpnv1alpha1.VirtualHubStatus, _ string) *hubEvent {
+	now := meta.FindStatusCondition(st.Conditions, vpnv1alpha1.ConditionScheduled)
+	old := meta.FindStatusCondition(h.status.Conditions, vpnv1alpha1.ConditionScheduled)
+	if now == nil || (old != nil && old.Reason == now.Reason && old.Status == now.Status) {
+		return nil
+	}
+	typ := corev1.EventTypeNormal
+	if now.Status != metav1.ConditionTrue {
+		typ = corev1.EventTypeWarning
+	}
+	return &hubEvent{typ: typ, reason: now.Reason, action: "Schedule", note: now.Message}
+}
+
+func dynamicStatus(h liveHub, d placement.Decision, mv placement.Move, ms *memberSet, per map[string]int32, now time.Time) (vpnv1alpha1.VirtualHubStatus, *hubEvent) {
+	key := h.obj.Namespace + "/" + h.obj.Name
+	gen := h.obj.Generation
+	member, ok := d.Dynamic[key]
+	if !ok {
+		ready := 0
+		for _, m := range ms.Members {
+			if m.Ready() {
+				ready++
+			}
+		}
+		st := unscheduled(h, ReasonNoMemberAvailable, fmt.Sprintf("no member can take the hub: %d of %d members ready, none with free capacity", ready, len(ms.Members)))
+		return st, transitionEvent(h, st, "")
+	}
+	st := base(h)
+	v := ms.byName(member)
+	ready := v != nil && v.Ready()
+	st.AssignedMember, st.Placement = member, member
+	st.Instances = []vpnv1alpha1.HubInstance{{Member: member, Sessions: per[member], Ready: ready}}
+	for _, n := range per {
+		st.Sessions += n
+	}
+	cond(&st, gen, vpnv1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonPlaced, "assigned to member "+member)
+	switch {
+	case ready:
+		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonMemberReady, "member "+member+" is ready")
+	case v != nil && v.Failed() && d.Held:
+		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonReassignmentHeld, fmt.Sprintf("member %s failed (%s) and is kept: %s", member, v.Message, d.HeldReason))
+	default:
+		msg := "member " + member + " is not ready"
+		if v != nil && v.Message != "" {
+			msg += ": " + v.Message
+		}
+		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonMemberNotReady, msg)
+	}
+	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+
+	if mv.Hub == "" || h.status.AssignedMember == member {
+		return st, transitionEvent(h, st, "")
+	}
+	if mv.From == "" {
+		return st, &hubEvent{typ: corev1.EventTypeNormal, reason: ReasonPlaced, action: "Place", note: "placed on member " + member}
+	}
+	reason, why := ReasonMemberRemoved, "member "+mv.From+" was removed (scale-down)"
+	if mv.Reason == placement.ReasonMemberFailed {
+		reason, why = ReasonMemberFailed, "member "+mv.From+" failed"
+		if f := ms.byName(mv.From); f != nil && f.FailReason != "" {
+			reason, why = f.FailReason, fmt.Sprintf("member %s failed: %s", mv.From, f.Message)
+		}
+	}
+	st.LastReassignment = &vpnv1alpha1.Reassignment{From: mv.From, To: member, Reason: reason, Time: metav1.NewTime(now)}
+	return st, &hubEvent{typ: corev1.EventTypeWarning, reason: ReasonReassigned, action: "Reassign",
+		note: fmt.Sprintf("moved from %s to %s (%s): %s", mv.From, member, reason, why)}
+}
+
+func staticStatus(h liveHub, members []string, per map[string]int32, cl *vpnv1alpha1.VPNCluster) vpnv1alpha1.VirtualHubStatus {
+	gen := h.obj.Generation
+	if len(members) == 0 {
+		return unscheduled(h, ReasonNoMemberAvailable, fmt.Sprintf("no ready member for an instance (0 of %d members ready)", cl.Spec.Members))
+	}
+	st := base(h)
+	for _, m := range members {
+		st.Instances = append(st.Instances, vpnv1alpha1.HubInstance{Member: m, Sessions: per[m], Ready: true})
+	}
+	for _, n := range per {
+		st.Sessions += n
+	}
+	st.Placement = fmt.Sprintf("%d members", len(members))
+	msg := fmt.Sprintf("instances on %d ready members", len(members))
+	cond(&st, gen, vpnv1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonPlaced, msg)
+	cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonInstancesReady, msg)
+
+	// One member bridges the hub's segment to the LAN: keep the current one
+	// while it holds an instance (moving a bridge drops LAN traffic), else the
+	// first. Never two, or the LAN and the mesh would form a loop.
+	if lb := h.obj.Spec.LocalBridge; lb != nil {
+		st.LocalBridge = members[0]
+		if slices.Contains(members, h.status.LocalBridge) {
+			st.LocalBridge = h.status.LocalBridge
+		}
+		cond(&st, gen, vpnv1alpha1.ConditionBridged, metav1.ConditionTrue, ReasonBridged, fmt.Sprintf("member %s bridges interface %s", st.LocalBridge, lb.Interface))
+	} else {
+		meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	}
+	return st
+}

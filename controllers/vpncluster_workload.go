@@ -1,0 +1,263 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"strconv"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+)
+
+// Member container ports and mount points: the contract with `hubfleet member`.
+const (
+	portVPN           = 8443
+	portMesh          = 8444
+	mountTLS          = "/etc/hubfleet/tls"
+	mountPeer         = "/etc/hubfleet/peer"
+	mountTicket       = "/etc/hubfleet/ticket"
+	memberUID   int64 = 65532
+)
+
+// reconcileWorkload makes the member StatefulSet, the two Services and the
+// PodDisruptionBudget match the spec.
+//
+// Why a StatefulSet rather than pods managed by the operator: members need
+// stable names (hubs are assigned to "<cluster>-member-<i>", Leases are named
+// after pods, the headless Service gives each a DNS name), and a StatefulSet
+// gives exactly that plus rolling updates one member at a time, pod
+// re-creation after eviction or node loss, and PDB integration, all without
+// the operator in the loop — members keep coming back while the operator is
+// down. What we give up (choosing which member to remove on scale-down, or
+// replacing a member out of order) placement does not need: a removed
+// member's hubs move with reason MemberRemoved.
+func (r *VPNClusterReconciler) reconcileWorkload(ctx context.Context, cl *vpnv1alpha1.VPNCluster) error {
+	headless := r.headlessService(cl)
+	if err := ensureLogged(ctx, r, cl, headless, &corev1.Service{}, headless.Spec, func(live *corev1.Service) {
+		live.Spec.Ports, live.Spec.Selector = headless.Spec.Ports, headless.Spec.Selector
+		live.Spec.PublishNotReadyAddresses = true
+	}); err != nil {
+		return err
+	}
+	svc := r.clientService(cl)
+	if err := ensureLogged(ctx, r, cl, svc, &corev1.Service{}, []any{svc.Spec, svc.Annotations}, func(live *corev1.Service) {
+		live.Spec.Type, live.Spec.Selector = svc.Spec.Type, svc.Spec.Selector
+		live.Spec.LoadBalancerSourceRanges = svc.Spec.LoadBalancerSourceRanges
+		ports := svc.Spec.Ports
+		// Keep an allocated node port unless the spec pins one; ClusterIP
+		// Services have none.
+		if svc.Spec.Type != corev1.ServiceTypeClusterIP && ports[0].NodePort == 0 && len(live.Spec.Ports) > 0 {
+			ports[0].NodePort = live.Spec.Ports[0].NodePort
+		}
+		live.Spec.Ports = ports
+	}); err != nil {
+		return err
+	}
+	pdb := r.pdb(cl)
+	if err := ensureLogged(ctx, r, cl, pdb, &policyv1.PodDisruptionBudget{}, pdb.Spec, func(live *policyv1.PodDisruptionBudget) {
+		live.Spec = pdb.Spec
+	}); err != nil {
+		return err
+	}
+	sts := r.statefulSet(cl)
+	return ensureLogged(ctx, r, cl, sts, &appsv1.StatefulSet{}, sts.Spec, func(live *appsv1.StatefulSet) {
+		// Selector, serviceName and podManagementPolicy are immutable and
+		// never change for a cluster; the rest is ours.
+		live.Spec.Replicas, live.Spec.Template = sts.Spec.Replicas, sts.Spec.Template
+		live.Spec.UpdateStrategy = sts.Spec.UpdateStrategy
+	})
+}
+
+// ensureLogged is ensure plus an Event naming what was created or updated, so
+// `kubectl describe vpncluster` tells the story of the cluster's objects.
+func ensureLogged[T client.Object](ctx context.Context, r *VPNClusterReconciler, cl *vpnv1alpha1.VPNCluster, desired T, live T, hashed any, merge func(T)) error {
+	what, err := r.ensure(ctx, desired, live, hashed, func() { merge(live) })
+	if err != nil {
+		return err
+	}
+	if what != "" {
+		kind := fmt.Sprintf("%T", desired)[1:]
+		r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, "Reconciled", "Reconcile", "%s %s %s", what, kind, desired.GetName())
+	}
+	return nil
+}
+
+func (r *VPNClusterReconciler) headlessService(cl *vpnv1alpha1.VPNCluster) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: r.meta(cl, headlessName(cl)),
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  selectorLabels(cl),
+			// Members find each other for the mesh before they are Ready: a
+			// member becomes Ready only once it can serve, which may need peers.
+			PublishNotReadyAddresses: true,
+			Ports: []corev1.ServicePort{
+				{Name: "vpn", Port: portVPN, TargetPort: intstr.FromString("vpn")},
+				{Name: "mesh", Port: portMesh, TargetPort: intstr.FromString("mesh")},
+			},
+		},
+	}
+}
+
+func (r *VPNClusterReconciler) clientService(cl *vpnv1alpha1.VPNCluster) *corev1.Service {
+	typ := cl.Spec.Service.Type
+	if typ == "" {
+		typ = corev1.ServiceTypeClusterIP
+	}
+	port := cl.Spec.Port
+	if port == 0 {
+		port = 443
+	}
+	sp := corev1.ServicePort{Name: "vpn", Port: port, TargetPort: intstr.FromString("vpn"), Protocol: corev1.ProtocolTCP}
+	if cl.Spec.Service.NodePort != nil && typ != corev1.ServiceTypeClusterIP {
+		sp.NodePort = *cl.Spec.Service.NodePort
+	}
+	m := r.meta(cl, clientServiceName(cl))
+	maps.Copy(m.Annotations, cl.Spec.Service.Annotations)
+	return &corev1.Service{
+		ObjectMeta: m,
+		Spec: corev1.ServiceSpec{
+			Type:                     typ,
+			Selector:                 selectorLabels(cl),
+			Ports:                    []corev1.ServicePort{sp},
+			LoadBalancerSourceRanges: cl.Spec.Service.LoadBalancerSourceRanges,
+		},
+	}
+}
+
+// pdb lets voluntary disruptions (drains, upgrades) take down at most one
+// member at a time: each disrupted member moves its dynamic hubs, and one at
+// a time keeps that within the failover guard.
+func (r *VPNClusterReconciler) pdb(cl *vpnv1alpha1.VPNCluster) *policyv1.PodDisruptionBudget {
+	one := intstr.FromInt32(1)
+	return &policyv1.PodDisruptionBudget{
+		ObjectMeta: r.meta(cl, pdbName(cl)),
+		Spec: policyv1.PodDisruptionBudgetSpec{
+			MaxUnavailable: &one,
+			Selector:       &metav1.LabelSelector{MatchLabels: selectorLabels(cl)},
+		},
+	}
+}
+
+func (r *VPNClusterReconciler) meta(cl *vpnv1alpha1.VPNCluster, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{
+		Name: name, Namespace: cl.Namespace,
+		Labels:          objectLabels(cl),
+		Annotations:     map[string]string{},
+		OwnerReferences: []metav1.OwnerReference{ownerRef(cl)},
+	}
+}
+
+func (r *VPNClusterReconciler) statefulSet(cl *vpnv1alpha1.VPNCluster) *appsv1.StatefulSet {
+	image := cl.Spec.Image
+	if image == "" {
+		image = r.Options.MemberImage
+	}
+	podLabels := objectLabels(cl)
+	maps.Copy(podLabels, cl.Spec.PodTemplate.Labels)
+	maps.Copy(podLabels, selectorLabels(cl)) // user labels cannot break the selector
+	affinity := cl.Spec.PodTemplate.Affinity
+	if affinity == nil {
+		// Prefer (not require) distinct nodes: a member per node survives a
+		// node loss with one failure, but a small test cluster with fewer
+		// nodes than members must still run.
+		affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{
+					TopologyKey:   corev1.LabelHostname,
+					LabelSelector: &metav1.LabelSelector{MatchLabels: selectorLabels(cl)},
+				},
+			}},
+		}}
+	}
+	fieldEnv := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: path}}}
+	}
+	secretVol := func(name, secret string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secret, DefaultMode: ptr.To[int32](0o440),
+		}}}
+	}
+	container := corev1.Container{
+		Name:  "member",
+		Image: image,
+		Args:  []string{"member", "--cluster", cl.Name},
+		Env: []corev1.EnvVar{
+			fieldEnv("POD_NAME", "metadata.name"),
+			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
+			fieldEnv("POD_IP", "status.podIP"),
+			// The member renews its Lease every third of this; the operator
+			// declares it failed after it.
+			{Name: "HUBFLEET_LEASE_DURATION_SECONDS", Value: strconv.Itoa(int(leaseDuration(cl)))},
+			{Name: "HUBFLEET_TLS_DIR", Value: mountTLS},
+			{Name: "HUBFLEET_PEER_DIR", Value: mountPeer},
+			{Name: "HUBFLEET_PEER_NAME", Value: peerName(cl)},
+			{Name: "HUBFLEET_TICKET_KEY", Value: mountTicket + "/ticket.key"},
+			{Name: "HUBFLEET_MEMBERS_SERVICE", Value: headlessName(cl)},
+		},
+		Ports: []corev1.ContainerPort{
+			{Name: "vpn", ContainerPort: portVPN, Protocol: corev1.ProtocolTCP},
+			{Name: "mesh", ContainerPort: portMesh, Protocol: corev1.ProtocolTCP},
+		},
+		Resources: cl.Spec.PodTemplate.Resources,
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("vpn")}},
+			PeriodSeconds: 2, FailureThreshold: 2,
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "tls", MountPath: mountTLS, ReadOnly: true},
+			{Name: "peer", MountPath: mountPeer, ReadOnly: true},
+			{Name: "ticket", MountPath: mountTicket, ReadOnly: true},
+		},
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		},
+	}
+	ann := map[string]string{}
+	maps.Copy(ann, cl.Spec.PodTemplate.Annotations)
+	return &appsv1.StatefulSet{
+		ObjectMeta: r.meta(cl, stsName(cl)),
+		Spec: appsv1.StatefulSetSpec{
+			Replicas:    ptr.To(cl.Spec.Members),
+			ServiceName: headlessName(cl),
+			Selector:    &metav1.LabelSelector{MatchLabels: selectorLabels(cl)},
+			// Members are independent peers: start and replace them all at
+			// once instead of waiting on each other in order.
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: ann},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:            memberSAName(cl),
+					Containers:                    []corev1.Container{container},
+					Affinity:                      affinity,
+					NodeSelector:                  cl.Spec.PodTemplate.NodeSelector,
+					Tolerations:                   cl.Spec.PodTemplate.Tolerations,
+					PriorityClassName:             cl.Spec.PodTemplate.PriorityClassName,
+					TerminationGracePeriodSeconds: ptr.To[int64](30),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(memberUID), RunAsGroup: ptr.To(memberUID),
+						FSGroup:        ptr.To(memberUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Volumes: []corev1.Volume{
+						secretVol("tls", servingSecretName(cl)),
+						secretVol("peer", peerSecretName(cl)),
+						secretVol("ticket", ticketKeySecretName(cl)),
+					},
+				},
+			},
+		},
+	}
+}
