@@ -30,10 +30,10 @@ type Params struct {
 }
 
 // DefaultParams is the OWASP password storage recommendation for argon2id
-// (m=19 MiB, t=2, p=1). On a 2-core shared VM one verification costs ~40 ms of one
-// core, so a member verifies ~45 logins/s with both cores busy (see
-// docs/benchmarks-protocol.md). That is why reconnects use resumption tickets
-// instead: a ticket costs about a microsecond.
+// (m=19 MiB, t=2, p=1). One verification costs ~30-40 ms of one core on the 2-core
+// shared VM of docs/benchmarks-protocol.md, so a member checks only a few dozen
+// password logins per second. That is why reconnects use resumption tickets
+// instead: verifying one costs a few microseconds.
 var DefaultParams = Params{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
 
 // Limits a hash must stay within before VerifyPassword computes it. A users Secret is
