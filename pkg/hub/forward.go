@@ -40,8 +40,6 @@ func (p *Port) Forward(frames []*Frame) {
 	t := h.table.Load()
 	maxFrame := h.opt.MaxFrame
 	var c batchCounters
-	run := p.run[:0]
-	var runDst *Port
 
 	for _, f := range frames {
 		b := f.B
@@ -97,12 +95,9 @@ func (p *Port) Forward(frames []*Frame) {
 			}
 		}
 		if dst == nil {
-			// Flooding must not overtake unicast frames already batched.
-			if len(run) > 0 {
-				runDst.push(run)
-				clear(run)
-				run = run[:0]
-			}
+			// A flooded frame must not overtake unicast frames held back
+			// for the same queues.
+			p.flushPending()
 			c.flooded++
 			p.flood(f)
 			continue
@@ -112,20 +107,43 @@ func (p *Port) Forward(frames []*Frame) {
 			f.Release()
 			continue
 		}
-		if dst != runDst && len(run) > 0 {
-			runDst.push(run)
-			clear(run)
-			run = run[:0]
-		}
-		runDst = dst
-		run = append(run, f)
+		p.pend = append(p.pend, pending{dst, f})
 	}
-	if len(run) > 0 {
-		runDst.push(run)
-		clear(run)
-	}
-	p.run = run[:0]
+	p.flushPending()
 	p.in.publish(&c)
+}
+
+// pending is a unicast frame held back so that a batch's frames for one port
+// are queued under one lock.
+type pending struct {
+	dst *Port
+	f   *Frame
+}
+
+// flushPending queues the held-back frames, grouped by destination, each
+// group in arrival order. The scan is quadratic in the number of distinct
+// destinations, which is bounded by the batch size; with many destinations
+// each gets about one frame and one lock, as without grouping.
+func (p *Port) flushPending() {
+	pend := p.pend
+	for i := range pend {
+		d := pend[i].dst
+		if d == nil {
+			continue
+		}
+		run := p.run[:0]
+		for j := i; j < len(pend); j++ {
+			if pend[j].dst == d {
+				run = append(run, pend[j].f)
+				pend[j].dst = nil
+			}
+		}
+		d.push(run)
+		clear(run)
+		p.run = run[:0]
+	}
+	clear(pend)
+	p.pend = pend[:0]
 }
 
 // flood queues f on every port except p, and except other peer ports when p

@@ -30,8 +30,9 @@ type Port struct {
 	macs   map[uint64]struct{} // keys whose entry points here; guarded by hub.mu
 
 	// Ingress side, owned by the Forward goroutine.
-	run []*Frame // consecutive unicast frames to one port, pushed under one lock
-	in  ingressCounters
+	pend []pending
+	run  []*Frame
+	in   ingressCounters
 
 	// Egress side: a bounded ring written by any port's Forward.
 	qmu     sync.Mutex
