@@ -111,8 +111,14 @@ func setPodReady(t *testing.T, ns, name string, ready bool) {
 
 // renewLease creates or renews a member's Lease at renew, with load (JSON)
 // as its load report.
-func renewLease(t *testing.T, cl *vpnv1alpha1.VPNCluster, member string, renew time.Time, load string) {
+func renewLease(t *testing.T, cl *vpnv1alpha1.VPNCluster, member string, at time.Time, load string) {
 	t.Helper()
+	if err := renew(cl, member, at, load); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func renew(cl *vpnv1alpha1.VPNCluster, member string, renew time.Time, load string) error {
 	l := &coordinationv1.Lease{}
 	err := k8s.Get(ctx(), client.ObjectKey{Namespace: cl.Namespace, Name: memberlease.LeaseName(member)}, l)
 	exists := err == nil
@@ -124,13 +130,26 @@ func renewLease(t *testing.T, cl *vpnv1alpha1.VPNCluster, member string, renew t
 	l.Spec.LeaseDurationSeconds = ptr.To(leaseDuration(cl))
 	l.Spec.RenewTime = &metav1.MicroTime{Time: renew}
 	if exists {
-		err = k8s.Update(ctx(), l)
-	} else {
-		err = k8s.Create(ctx(), l)
+		return k8s.Update(ctx(), l)
 	}
-	if err != nil {
-		t.Fatal(err)
+	return k8s.Create(ctx(), l)
+}
+
+// startMembers starts every member and waits until the cluster status shows
+// them Ready: the operator must have seen a member up before its loss counts
+// as a failure (a member that never served holds nothing to move).
+func startMembers(t *testing.T, cl *vpnv1alpha1.VPNCluster) {
+	t.Helper()
+	for i := range int(cl.Spec.Members) {
+		startMember(t, cl, i)
 	}
+	want := fmt.Sprintf("%d/%d", cl.Spec.Members, cl.Spec.Members)
+	eventually(t, wait, "members ready in the cluster status", func() error {
+		if got := get(t, &vpnv1alpha1.VPNCluster{}, cl.Namespace, cl.Name).Status.Ready; got != want {
+			return fmt.Errorf("ready %q, want %q", got, want)
+		}
+		return nil
+	})
 }
 
 func newHub(t *testing.T, ns, name string, cl *vpnv1alpha1.VPNCluster, typ vpnv1alpha1.HubType) *vpnv1alpha1.VirtualHub {

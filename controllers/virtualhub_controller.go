@@ -6,6 +6,9 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -114,6 +117,9 @@ type hubUpdate struct {
 
 type hubEvent struct {
 	typ, reason, action, note string
+	// member is the related object (the member the hub went to), so a second
+	// move of one hub is its own Event rather than a repeat of the first.
+	member string
 }
 
 // write patches the changed statuses with Workers goroutines and records
@@ -156,7 +162,11 @@ func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedNa
 	r.written[obj.UID] = writtenStatus{cluster: key, rv: obj.ResourceVersion, status: obj.Status}
 	r.mu.Unlock()
 	if e := u.event; e != nil {
-		r.Recorder.Eventf(obj, nil, e.typ, e.reason, e.action, "%s", e.note)
+		var related runtime.Object
+		if e.member != "" {
+			related = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: e.member}}
+		}
+		r.Recorder.Eventf(obj, related, e.typ, e.reason, e.action, "%s", e.note)
 	}
 	return nil
 }

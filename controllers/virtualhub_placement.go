@@ -205,7 +205,7 @@ func dynamicStatus(h liveHub, d placement.Decision, mv placement.Move, ms *membe
 		return st, transitionEvent(h, st, "")
 	}
 	if mv.From == "" {
-		return st, &hubEvent{typ: corev1.EventTypeNormal, reason: ReasonPlaced, action: "Place", note: "placed on member " + member}
+		return st, &hubEvent{typ: corev1.EventTypeNormal, reason: ReasonPlaced, action: "Place", note: "placed on member " + member, member: member}
 	}
 	reason, why := ReasonMemberRemoved, "member "+mv.From+" was removed (scale-down)"
 	if mv.Reason == placement.ReasonMemberFailed {
@@ -215,7 +215,7 @@ func dynamicStatus(h liveHub, d placement.Decision, mv placement.Move, ms *membe
 		}
 	}
 	st.LastReassignment = &vpnv1alpha1.Reassignment{From: mv.From, To: member, Reason: reason, Time: metav1.NewTime(now)}
-	return st, &hubEvent{typ: corev1.EventTypeWarning, reason: ReasonReassigned, action: "Reassign",
+	return st, &hubEvent{typ: corev1.EventTypeWarning, reason: ReasonReassigned, action: "Reassign", member: member,
 		note: fmt.Sprintf("moved from %s to %s (%s): %s", mv.From, member, reason, why)}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
@@ -131,12 +132,12 @@ func (r *VPNClusterReconciler) reconcileCA(ctx context.Context, cl *vpnv1alpha1.
 	data := map[string][]byte{keyCACert: c, keyCAKey: k}
 	if !exists {
 		err = r.createSecret(ctx, cl, caSecretName(cl), corev1.SecretTypeOpaque, data, nil)
-		r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, "CAIssued", "IssueCertificate", "issued cluster CA in Secret %s (fingerprint %s)", caSecretName(cl), certs.FingerprintSHA256(ca.Cert.Raw))
+		r.Recorder.Eventf(cl, secretRef(cl, caSecretName(cl)), corev1.EventTypeNormal, "CAIssued", "IssueCertificate", "issued cluster CA in Secret %s (fingerprint %s)", caSecretName(cl), certs.FingerprintSHA256(ca.Cert.Raw))
 	} else {
 		s.Data = data
 		err = r.Client.Update(ctx, &s)
 		// A new CA changes the fingerprint clients pin: say so loudly.
-		r.Recorder.Eventf(cl, nil, corev1.EventTypeWarning, "CARenewed", "IssueCertificate", "replaced the cluster CA in Secret %s (unreadable or past 2/3 of its life); clients pinning the old fingerprint must use %s", caSecretName(cl), certs.FingerprintSHA256(ca.Cert.Raw))
+		r.Recorder.Eventf(cl, secretRef(cl, caSecretName(cl)), corev1.EventTypeWarning, "CARenewed", "IssueCertificate", "replaced the cluster CA in Secret %s (unreadable or past 2/3 of its life); clients pinning the old fingerprint must use %s", caSecretName(cl), certs.FingerprintSHA256(ca.Cert.Raw))
 	}
 	return ca, err
 }
@@ -188,7 +189,7 @@ func (r *VPNClusterReconciler) reconcileLeaf(ctx context.Context, cl *vpnv1alpha
 	if err != nil {
 		return time.Time{}, err
 	}
-	r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, "CertificateIssued", "IssueCertificate", "issued %s certificate in Secret %s (%s); members reload it from the mounted Secret", what, name, reason)
+	r.Recorder.Eventf(cl, secretRef(cl, name), corev1.EventTypeNormal, "CertificateIssued", "IssueCertificate", "issued %s certificate in Secret %s (%s); members reload it from the mounted Secret", what, name, reason)
 	cert, _ := certs.ParseCertificate(kp.CertPEM)
 	return certs.RenewAt(cert), nil
 }
@@ -220,4 +221,8 @@ func (r *VPNClusterReconciler) createSecret(ctx context.Context, cl *vpnv1alpha1
 		return fmt.Errorf("creating Secret %s: %w", name, err)
 	}
 	return nil
+}
+
+func secretRef(cl *vpnv1alpha1.VPNCluster, name string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: name}}
 }

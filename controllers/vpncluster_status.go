@@ -71,9 +71,9 @@ func (r *VPNClusterReconciler) setStatus(cl *vpnv1alpha1.VPNCluster, ms *memberS
 
 		switch old := prev[v.Name]; {
 		case v.Failed() && old != vpnv1alpha1.MemberFailed:
-			r.Recorder.Eventf(cl, nil, corev1.EventTypeWarning, ReasonMemberFailedEvent, "DetectFailure", "member %s failed (%s): %s; its dynamic hubs move unless reassignment is held", v.Name, v.FailReason, v.Message)
+			r.Recorder.Eventf(cl, podRef(cl, v.Name), corev1.EventTypeWarning, ReasonMemberFailedEvent, "DetectFailure", "member %s failed (%s): %s; its dynamic hubs move unless reassignment is held", v.Name, v.FailReason, v.Message)
 		case v.Ready() && old != vpnv1alpha1.MemberReady:
-			r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, ReasonMemberReadyEvent, "DetectReady", "member %s is ready (pod Ready, Lease fresh)", v.Name)
+			r.Recorder.Eventf(cl, podRef(cl, v.Name), corev1.EventTypeNormal, ReasonMemberReadyEvent, "DetectReady", "member %s is ready (pod Ready, Lease fresh)", v.Name)
 		}
 	}
 	st.Ready = fmt.Sprintf("%d/%d", st.ReadyMembers, cl.Spec.Members)
@@ -120,4 +120,10 @@ func list(names []string) string {
 		return strings.Join(names[:10], ", ") + fmt.Sprintf(" and %d more", len(names)-10)
 	}
 	return strings.Join(names, ", ")
+}
+
+// podRef refers to a member pod, even one already deleted, as an Event's
+// related object.
+func podRef(cl *vpnv1alpha1.VPNCluster, name string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: name}}
 }

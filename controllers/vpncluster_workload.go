@@ -78,6 +78,11 @@ func (r *VPNClusterReconciler) reconcileWorkload(ctx context.Context, cl *vpnv1a
 
 // ensureLogged is ensure plus an Event naming what was created or updated, so
 // `kubectl describe vpncluster` tells the story of the cluster's objects.
+//
+// Every Event names a related object: the events API folds Events with the
+// same regarding object, reason and related object into one series that
+// keeps only the first note, so without it the second member's event would
+// vanish into the first's.
 func ensureLogged[T client.Object](ctx context.Context, r *VPNClusterReconciler, cl *vpnv1alpha1.VPNCluster, desired T, live T, hashed any, merge func(T)) error {
 	what, err := r.ensure(ctx, desired, live, hashed, func() { merge(live) })
 	if err != nil {
@@ -85,7 +90,7 @@ func ensureLogged[T client.Object](ctx context.Context, r *VPNClusterReconciler,
 	}
 	if what != "" {
 		kind := fmt.Sprintf("%T", desired)[1:]
-		r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, "Reconciled", "Reconcile", "%s %s %s", what, kind, desired.GetName())
+		r.Recorder.Eventf(cl, desired, corev1.EventTypeNormal, "Reconciled", "Reconcile", "%s %s %s", what, kind, desired.GetName())
 	}
 	return nil
 }

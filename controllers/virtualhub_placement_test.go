@@ -1,0 +1,111 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+)
+
+// A dynamic hub is placed on a member and becomes Ready when that member is;
+// a static hub gets an instance on every ready member.
+func TestDynamicHubPlacedAndReadyWhenMemberIs(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, nil)
+	cl := newCluster(t, ns, "vpn", 2, nil)
+
+	// Before any member is up the hub cannot be placed, and says why.
+	newHub(t, ns, "early", cl, vpnv1alpha1.HubDynamic)
+	eventually(t, wait, "hub waits for a member", func() error {
+		h := get(t, &vpnv1alpha1.VirtualHub{}, ns, "early")
+		return condIs(h.Status.Conditions, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, ReasonNoMemberAvailable)
+	})
+
+	startMember(t, cl, 0)
+	startMember(t, cl, 1)
+	h := placedHub(t, ns, "early")
+	if len(h.Status.Instances) != 1 || h.Status.Instances[0].Member != h.Status.AssignedMember || !h.Status.Instances[0].Ready {
+		t.Errorf("instances %+v for assigned member %s", h.Status.Instances, h.Status.AssignedMember)
+	}
+	if h.Status.Placement != h.Status.AssignedMember || h.Status.ObservedGeneration != h.Generation {
+		t.Errorf("placement %q observedGeneration %d", h.Status.Placement, h.Status.ObservedGeneration)
+	}
+	if h.Status.LastReassignment != nil {
+		t.Errorf("a first placement is not a reassignment: %+v", h.Status.LastReassignment)
+	}
+	eventually(t, wait, "Placed Event", func() error { return eventFor(ns, "early", ReasonPlaced, h.Status.AssignedMember) })
+
+	// A second hub goes to the other, idler member.
+	newHub(t, ns, "second", cl, vpnv1alpha1.HubDynamic)
+	h2 := placedHub(t, ns, "second")
+	if h2.Status.AssignedMember == h.Status.AssignedMember {
+		t.Errorf("both hubs on %s; the second should go to the member with fewer hubs", h.Status.AssignedMember)
+	}
+
+	newHub(t, ns, "lan", cl, vpnv1alpha1.HubStatic)
+	eventually(t, wait, "static hub on every member", func() error {
+		s := get(t, &vpnv1alpha1.VirtualHub{}, ns, "lan")
+		if len(s.Status.Instances) != 2 || s.Status.Placement != "2 members" || s.Status.AssignedMember != "" {
+			return fmt.Errorf("instances %+v placement %q", s.Status.Instances, s.Status.Placement)
+		}
+		return condIs(s.Status.Conditions, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonInstancesReady)
+	})
+
+	// Member load reports reach the hub status.
+	renewLease(t, cl, h.Status.AssignedMember, metav1.Now().Time, `{"sessions":{"`+ns+`/early":{"client":3,"bridge":1}}}`)
+	eventually(t, wait, "sessions from the member's Lease", func() error {
+		got := get(t, &vpnv1alpha1.VirtualHub{}, ns, "early")
+		if got.Status.Sessions != 4 || got.Status.Instances[0].Sessions != 4 {
+			return fmt.Errorf("sessions %d instances %+v", got.Status.Sessions, got.Status.Instances)
+		}
+		return nil
+	})
+}
+
+// A hub in a namespace the cluster does not admit is refused with a reason
+// naming the rule; a Selector cluster admits a labelled namespace.
+func TestHubInUnadmittedNamespaceIsRefused(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, nil)
+	other := newNamespace(t, nil)
+	tenant := newNamespace(t, map[string]string{"vpn-tenant": "yes"})
+	same := newCluster(t, ns, "same", 1, nil)
+	sel := newCluster(t, ns, "sel", 1, func(c *vpnv1alpha1.VPNCluster) {
+		c.Spec.HubNamespaces = vpnv1alpha1.HubNamespaces{From: vpnv1alpha1.NamespacesFromSelector,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"vpn-tenant": "yes"}}}
+	})
+	startMember(t, same, 0)
+	startMember(t, sel, 0)
+
+	newHub(t, other, "refused", same, vpnv1alpha1.HubDynamic)
+	newHub(t, other, "unlabelled", sel, vpnv1alpha1.HubDynamic)
+	newHub(t, tenant, "admitted", sel, vpnv1alpha1.HubDynamic)
+
+	eventually(t, wait, "hub refused by hubNamespaces.from Same", func() error {
+		h := get(t, &vpnv1alpha1.VirtualHub{}, other, "refused")
+		if err := condIs(h.Status.Conditions, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, ReasonNamespaceNotAdmitted); err != nil {
+			return err
+		}
+		c := h.Status.Conditions[0]
+		for _, c2 := range h.Status.Conditions {
+			if c2.Type == vpnv1alpha1.ConditionScheduled {
+				c = c2
+			}
+		}
+		if !strings.Contains(c.Message, "hubNamespaces.from: Same") || h.Status.AssignedMember != "" {
+			return fmt.Errorf("message %q assigned %q", c.Message, h.Status.AssignedMember)
+		}
+		return nil
+	})
+	eventually(t, wait, "hub refused by hubNamespaces.selector", func() error {
+		h := get(t, &vpnv1alpha1.VirtualHub{}, other, "unlabelled")
+		return condIs(h.Status.Conditions, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, ReasonNamespaceNotAdmitted)
+	})
+	eventually(t, wait, "NotAdmitted Event", func() error {
+		return eventFor(other, "refused", ReasonNamespaceNotAdmitted, "hubNamespaces.from: Same")
+	})
+	placedHub(t, tenant, "admitted")
+}
