@@ -35,12 +35,13 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 manifests: $(CONTROLLER_GEN) ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=hubfleet-operator paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	hack/gen-chart.sh
 
 .PHONY: verify-generated
 verify-generated: generate manifests ## Fail when committed generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config/crd config/rbac charts/hubfleet/templates)" ]; then \
 	  echo "generated files are stale: run 'make generate manifests' and commit the result:"; \
-	  git status --porcelain -- api config/crd config/rbac; git --no-pager diff --stat -- api config/crd config/rbac; exit 1; fi
+	  git status --porcelain -- api config/crd config/rbac charts/hubfleet/templates; git --no-pager diff --stat -- api config/crd config/rbac charts/hubfleet/templates; exit 1; fi
 	@echo "generated files are up to date"
 
 .PHONY: fmt
