@@ -1,0 +1,108 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+)
+
+func newLicence(t *testing.T, cl *vpnv1alpha1.VPNCluster, name string, clients, bridges int32) *vpnv1alpha1.ConnectionLicense {
+	t.Helper()
+	l := &vpnv1alpha1.ConnectionLicense{
+		ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: name},
+		Spec: vpnv1alpha1.ConnectionLicenseSpec{
+			ClusterRef:        vpnv1alpha1.ClusterReference{Name: cl.Name},
+			ClientConnections: clients, BridgeConnections: bridges,
+		},
+	}
+	if err := k8s.Create(ctx(), l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// licenceIs checks the cluster-wide figures on one licence and that the
+// allocations never add up to more than the totals.
+func licenceIs(t *testing.T, ns, name string, clientTotal, bridgeTotal, clientInUse, bridgeInUse int32) error {
+	l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, name)
+	st := l.Status
+	if st.ClientTotal != clientTotal || st.BridgeTotal != bridgeTotal || st.ClientInUse != clientInUse || st.BridgeInUse != bridgeInUse {
+		return fmt.Errorf("%s: totals %d/%d in use %d/%d; want %d/%d, %d/%d", name, st.ClientTotal, st.BridgeTotal, st.ClientInUse, st.BridgeInUse, clientTotal, bridgeTotal, clientInUse, bridgeInUse)
+	}
+	want := fmt.Sprintf("%d/%d", clientInUse, clientTotal)
+	if st.Clients != want {
+		return fmt.Errorf("clients column %q, want %q", st.Clients, want)
+	}
+	var c, b int32
+	for _, a := range st.Allocations {
+		c += a.Client
+		b += a.Bridge
+	}
+	if len(st.Allocations) != 2 || c > clientTotal || b > bridgeTotal {
+		return fmt.Errorf("allocations %+v exceed totals %d/%d", st.Allocations, clientTotal, bridgeTotal)
+	}
+	if c != clientTotal {
+		return fmt.Errorf("allocations give out %d of %d client licences with every member ready", c, clientTotal)
+	}
+	return condIs(st.Conditions, vpnv1alpha1.ConditionActive, metav1.ConditionTrue, ReasonCounted)
+}
+
+// Licence totals and allocations follow licences being added and removed,
+// and member load reports; Exhausted says which kind ran out.
+func TestLicenceTotalsFollowLicences(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, nil)
+	cl := newCluster(t, ns, "vpn", 2, nil)
+	startMembers(t, cl)
+
+	newLicence(t, cl, "a", 10, 2)
+	eventually(t, wait, "one licence counted", func() error { return licenceIs(t, ns, "a", 10, 2, 0, 0) })
+
+	newLicence(t, cl, "b", 5, 0)
+	eventually(t, wait, "both licences show the sum", func() error {
+		if err := licenceIs(t, ns, "a", 15, 2, 0, 0); err != nil {
+			return err
+		}
+		return licenceIs(t, ns, "b", 15, 2, 0, 0)
+	})
+
+	// Members report use through their Leases; two bridges use up the
+	// bridge licences.
+	renewLease(t, cl, "vpn-member-0", metav1.Now().Time, `{"sessions":{"`+ns+`/h":{"client":4,"bridge":2}}}`)
+	eventually(t, wait, "in-use counts and Exhausted", func() error {
+		if err := licenceIs(t, ns, "b", 15, 2, 4, 2); err != nil {
+			return err
+		}
+		l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, "b")
+		if err := condIs(l.Status.Conditions, vpnv1alpha1.ConditionExhausted, metav1.ConditionTrue, ReasonExhausted); err != nil {
+			return err
+		}
+		if msg := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted).Message; !strings.Contains(msg, "bridge connections 2/2") || strings.Contains(msg, "client") {
+			return fmt.Errorf("Exhausted message %q should name the bridge licences only", msg)
+		}
+		for _, a := range l.Status.Allocations {
+			if a.Member == "vpn-member-0" && (a.Client < 4 || a.Bridge != 2 || a.ClientInUse != 4) {
+				return fmt.Errorf("member 0 allocation %+v is below its use", a)
+			}
+		}
+		return nil
+	})
+
+	if err := k8s.Delete(ctx(), &vpnv1alpha1.ConnectionLicense{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, wait, "removed licence no longer counted", func() error {
+		if err := licenceIs(t, ns, "b", 5, 0, 4, 2); err != nil {
+			return err
+		}
+		l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, "b")
+		// No bridge licence left: the kind is not licensed, not exhausted,
+		// and client use 4/5 is within the limit.
+		return condIs(l.Status.Conditions, vpnv1alpha1.ConditionExhausted, metav1.ConditionFalse, ReasonWithinLimit)
+	})
+}
