@@ -1,0 +1,176 @@
+package tap
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// inPrivateNetns runs fn on an OS thread moved into a new, empty network
+// namespace, so the test's interfaces, addresses and packets never touch the
+// host's network. The thread is never returned to the scheduler: it exits with
+// the goroutine and the namespace disappears with it. Commands run from fn (ip)
+// are forked from that thread and so act in the same namespace.
+func inPrivateNetns(t *testing.T, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace and a TAP device: run as root (go test as root, or sudo)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("needs /dev/net/tun (modprobe tun, or --device /dev/net/tun in a container)")
+	}
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare(CLONE_NEWNET): %v", err)
+			return
+		}
+		fn()
+	}()
+	if p := <-done; p != nil {
+		panic(p)
+	}
+}
+
+func TestTAPCarriesFramesBothWaysWithMTUAndAddress(t *testing.T) {
+	inPrivateNetns(t, func() {
+		dev, err := Open("hftest0")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		if dev.Name() != "hftest0" {
+			t.Errorf("Name() = %q, want hftest0", dev.Name())
+		}
+		if err := SetMTU(dev.Name(), 1400); err != nil {
+			t.Error(err)
+			return
+		}
+		if got := dev.MTU(); got != 1400 {
+			t.Errorf("MTU() = %d after SetMTU(1400)", got)
+		}
+		for _, step := range []error{SetUp(dev.Name()), AddAddress(dev.Name(), "10.199.0.1/24"), AddAddress(dev.Name(), "10.199.0.1/24")} {
+			if step != nil {
+				t.Error(step)
+				return
+			}
+		}
+		peerMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
+		// A datagram to a neighbour inside this namespace's subnet makes the kernel
+		// ARP for it on the TAP: the frame must come out of Read.
+		udp, err := net.Dial("udp4", "10.199.0.2:9")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer udp.Close()
+		if _, err := udp.Write([]byte("hello")); err != nil {
+			t.Error(err)
+			return
+		}
+		buf := make([]byte, 1400+FrameOverhead)
+		arp := readUntil(t, dev, buf, func(f []byte) bool {
+			return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && bytes.Equal(f[38:42], []byte{10, 199, 0, 2})
+		})
+		if arp == nil {
+			return
+		}
+		// Answer the ARP through Write; the kernel then sends the queued datagram
+		// to the peer's MAC, which proves Write reached it.
+		reply := make([]byte, 42)
+		copy(reply[0:6], arp[6:12])
+		copy(reply[6:12], peerMAC)
+		binary.BigEndian.PutUint16(reply[12:], 0x0806)
+		copy(reply[14:22], []byte{0, 1, 8, 0, 6, 4, 0, 2})
+		copy(reply[22:28], peerMAC)
+		copy(reply[28:32], []byte{10, 199, 0, 2})
+		copy(reply[32:38], arp[22:28])
+		copy(reply[38:42], arp[28:32])
+		if _, err := dev.Write(reply); err != nil {
+			t.Error(err)
+			return
+		}
+		readUntil(t, dev, buf, func(f []byte) bool {
+			return len(f) > 14 && bytes.Equal(f[0:6], peerMAC) && binary.BigEndian.Uint16(f[12:]) == 0x0800 && bytes.HasSuffix(f, []byte("hello"))
+		})
+	})
+}
+
+// readUntil reads frames until match accepts one. After 5 s it closes the
+// device, which ends a Read blocked on a TAP that never delivers, and fails.
+func readUntil(t *testing.T, dev Device, buf []byte, match func([]byte) bool) []byte {
+	t.Helper()
+	timer := time.AfterFunc(5*time.Second, func() { dev.Close() })
+	defer timer.Stop()
+	for {
+		n, err := dev.Read(buf)
+		if err != nil {
+			t.Errorf("no matching frame on %s within 5s (read: %v)", dev.Name(), err)
+			return nil
+		}
+		if match(buf[:n]) {
+			return buf[:n]
+		}
+	}
+}
+
+func TestAddToBridgeJoinsBridgeOrBridgesAPlainInterface(t *testing.T) {
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command (iproute2)")
+	}
+	inPrivateNetns(t, func() {
+		dev, err := Open("")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		// A plain interface: a bridge is created with it and the TAP as ports.
+		if err := ip("link", "add", "hfv0", "type", "veth", "peer", "name", "hfv1"); err != nil {
+			t.Error(err)
+			return
+		}
+		br, err := AddToBridge(dev.Name(), "hfv0")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if br != "hfbr-hfv0" || !IsBridge(br) {
+			t.Errorf("AddToBridge with a plain interface joined %q (bridge: %v), want a new bridge hfbr-hfv0", br, IsBridge(br))
+		}
+		for _, port := range []string{dev.Name(), "hfv0"} {
+			if m := Master(port); m != br {
+				t.Errorf("%s has master %q, want %q", port, m, br)
+			}
+		}
+		// An existing bridge is joined as it is.
+		if err := ip("link", "add", "hfbrx", "type", "bridge"); err != nil {
+			t.Error(err)
+			return
+		}
+		if br, err := AddToBridge(dev.Name(), "hfbrx"); err != nil || br != "hfbrx" || Master(dev.Name()) != "hfbrx" {
+			t.Errorf("AddToBridge with a bridge = %q, %v (master %q), want hfbrx", br, err, Master(dev.Name()))
+		}
+		if _, err := AddToBridge(dev.Name(), "nosuchif"); err == nil {
+			t.Error("AddToBridge with a missing interface succeeded")
+		}
+	})
+}
+
+func TestOpenRejectsNamesTheKernelCannotHold(t *testing.T) {
+	for _, name := range []string{"a-name-longer-than-15", "has/slash", "has space"} {
+		if _, err := Open(name); err == nil {
+			t.Errorf("Open(%q) succeeded", name)
+		}
+	}
+}
