@@ -1,0 +1,152 @@
+package member
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/license"
+)
+
+// hubState is one served hub: its switch, its current configuration and its
+// sessions.
+type hubState struct {
+	name string
+	sw   *hub.Hub
+
+	mu       sync.Mutex
+	cfg      *HubConfig // replaced by Apply; read under mu at login
+	sessions map[*session]struct{}
+	count    [2]int // sessions admitted (reserved or running) per license.Kind
+	removed  bool
+}
+
+func newHubState(c *HubConfig, now func() time.Time) *hubState {
+	return &hubState{
+		name: c.Name,
+		sw: hub.New(c.Name, hub.Options{
+			MACAgeing: time.Duration(c.MACAgeingSeconds) * time.Second,
+			MaxMACs:   c.MaxMACs,
+			// Sessions negotiate at most this (maxFrame in login.go), so no frame a
+			// session may send is dropped as oversize.
+			MaxFrame: maxFrame,
+			Now:      now,
+		}),
+		cfg:      c,
+		sessions: map[*session]struct{}{},
+	}
+}
+
+// update installs a new configuration for later logins.
+func (hs *hubState) update(c *HubConfig, log *slog.Logger) {
+	hs.mu.Lock()
+	old := hs.cfg
+	hs.cfg = c
+	hs.mu.Unlock()
+	if old.MACAgeingSeconds != c.MACAgeingSeconds || old.MaxMACs != c.MaxMACs {
+		// The switch's table parameters are fixed when it is built; rebuilding it
+		// would drop every session of the hub, which a tuning change is not worth.
+		log.Warn("macAgeingSeconds and maxMACs changes take effect when the member restarts", "hub", c.Name)
+	}
+	if old.Type != c.Type {
+		log.Warn("hub type changed; on a member both types switch alike, the operator places them differently", "hub", c.Name, "old", old.Type, "new", c.Type)
+	}
+}
+
+// userHash returns the user's PHC hash.
+func (hs *hubState) userHash(user string) (phc string, ok bool) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	phc, ok = hs.cfg.Users[user]
+	return phc, ok
+}
+
+// reserve's refusals.
+var (
+	errHubGone = errors.New("hub removed")
+	errHubFull = errors.New("hub full")
+)
+
+// reserve counts a session of kind k against maxSessions; on errHubFull it
+// returns the limit reached.
+func (hs *hubState) reserve(k license.Kind) (limit int, err error) {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.removed {
+		return 0, errHubGone
+	}
+	limit = hs.cfg.MaxSessions
+	if limit > 0 && hs.count[license.Client]+hs.count[license.Bridge] >= limit {
+		return limit, errHubFull
+	}
+	hs.count[k]++
+	return limit, nil
+}
+
+func (hs *hubState) unreserve(k license.Kind) {
+	hs.mu.Lock()
+	hs.count[k]--
+	hs.mu.Unlock()
+}
+
+// register attaches a logged-in session to the switch; false if the hub was
+// removed meanwhile.
+func (hs *hubState) register(se *session) bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.removed {
+		return false
+	}
+	kind := hub.PortSession
+	if se.kind == license.Bridge {
+		kind = hub.PortBridge
+	}
+	se.port = hs.sw.Attach(kind, se.label)
+	hs.sessions[se] = struct{}{}
+	return true
+}
+
+func (hs *hubState) deregister(se *session) {
+	hs.mu.Lock()
+	delete(hs.sessions, se)
+	hs.count[se.kind]--
+	hs.mu.Unlock()
+}
+
+// remove refuses later logins, sends every session Shutdown with reason, waits
+// for the messages to be written and closes the switch. It returns the number of
+// sessions shut down.
+func (hs *hubState) remove(reason string) int {
+	hs.mu.Lock()
+	hs.removed = true
+	sessions := make([]*session, 0, len(hs.sessions))
+	for se := range hs.sessions {
+		sessions = append(sessions, se)
+	}
+	hs.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, se := range sessions {
+		wg.Go(func() { se.shutdown(reason) })
+	}
+	wg.Wait()
+	hs.sw.Close()
+	return len(sessions)
+}
+
+// forceClose closes every session without waiting for anything.
+func (hs *hubState) forceClose() {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	for se := range hs.sessions {
+		se.conn.Close()
+	}
+}
+
+// isTemporary reports accept errors a listener survives.
+func isTemporary(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS)
+}

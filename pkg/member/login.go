@@ -1,0 +1,227 @@
+package member
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/auth"
+	"github.com/hubfleet/hubfleet/pkg/license"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// maxFrame is the largest frame a session may negotiate: a 1500-byte MTU frame
+// with two VLAN tags and headroom (protocol.DefaultMaxFrame). It keeps every
+// frame in the hub's 2 KiB buffer pool.
+const maxFrame = protocol.DefaultMaxFrame
+
+// handle runs one accepted connection: TLS, login, then the session.
+func (s *Server) handle(raw net.Conn) {
+	defer s.handlers.Done()
+	protocol.TuneTCP(raw)
+	tc := tls.Server(raw, s.tlsConf)
+	se := s.login(tc)
+	if se == nil {
+		s.untrack(raw)
+		tc.Close()
+		return
+	}
+	// Registered with its hub before leaving s.conns, so Shutdown reaches it in one
+	// place or the other.
+	ok := se.hs.register(se)
+	s.untrack(raw)
+	if !ok {
+		se.hs.unreserve(se.kind)
+		s.gate.Release(se.kind)
+		_ = se.conn.WriteShutdown("hub removed")
+		se.conn.Close()
+		return
+	}
+	se.run()
+}
+
+// login does the handshake and the login exchange, and returns the admitted
+// session, or nil after sending the refusal (or on a broken connection).
+func (s *Server) login(tc *tls.Conn) *session {
+	ctx, cancel := context.WithTimeout(context.Background(), protocol.LoginTimeout)
+	defer cancel()
+	remote := tc.RemoteAddr().String()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.log.Debug("TLS handshake failed", "remote", remote, "err", err)
+		return nil
+	}
+	req, err := protocol.ReadLogin(tc)
+	if err != nil {
+		if le, ok := errors.AsType[*protocol.LoginError](err); ok {
+			s.refuse(tc, remote, nil, le.Result())
+		} else {
+			s.log.Debug("reading login failed", "remote", remote, "err", err)
+		}
+		return nil
+	}
+	se, res := s.admit(ctx, req)
+	if se == nil {
+		s.refuse(tc, remote, req, res)
+		return nil
+	}
+	if err := protocol.WriteResult(tc, res); err != nil {
+		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
+		se.hs.unreserve(se.kind)
+		s.gate.Release(se.kind)
+		return nil
+	}
+	se.conn = protocol.NewConn(tc, res.ConnConfig())
+	se.label = req.User + "@" + remote
+	se.remote = remote
+	return se
+}
+
+func (s *Server) refuse(tc *tls.Conn, remote string, req *protocol.LoginRequest, res *protocol.LoginResult) {
+	attrs := []any{"remote", remote, "code", res.Code.String(), "message", res.Message}
+	if req != nil {
+		attrs = append(attrs, "hub", req.Hub, "user", req.User, "kind", req.Kind, "client", req.ClientName)
+	}
+	s.log.Info("login refused", attrs...)
+	if err := protocol.WriteResult(tc, res); err != nil {
+		s.log.Debug("sending the refusal failed", "remote", remote, "err", err)
+	}
+}
+
+func refusal(code protocol.Code, format string, args ...any) *protocol.LoginResult {
+	return &protocol.LoginResult{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// admit decides a login: hub, credentials, hub capacity, licence — in that order,
+// so a client learns about a mistyped hub before a capacity problem. On success
+// the session holds a hub reservation and a licence, and res is the OK result.
+func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*session, *protocol.LoginResult) {
+	st := s.settings.Load()
+	s.mu.Lock()
+	closing := s.closing
+	hs := s.hubs[req.Hub]
+	s.mu.Unlock()
+	if closing {
+		return nil, refusal(protocol.ShuttingDown, "member %s is shutting down: log in again and the cluster sends you to another member", st.name)
+	}
+	if req.Relayed {
+		return nil, refusal(protocol.BadRequest, "member %s accepts relayed logins only over the member mesh; clients must not set the relay fields", st.name)
+	}
+	if hs == nil {
+		return nil, refusal(protocol.UnknownHub, "hub %q does not exist on member %s: check the hub name, or ask your administrator whether the hub was created", req.Hub, st.name)
+	}
+	if res := s.authenticate(ctx, st, hs, req); res != nil {
+		return nil, res
+	}
+	kind := license.Client
+	if req.Kind == protocol.KindBridge {
+		kind = license.Bridge
+	}
+	limit, err := hs.reserve(kind)
+	switch {
+	case errors.Is(err, errHubGone):
+		return nil, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, st.name)
+	case err != nil:
+		return nil, refusal(protocol.HubFull, "hub %q is full: %d of %d sessions (maxSessions) in use; try again later or ask your administrator to raise maxSessions", req.Hub, limit, limit)
+	}
+	if err := s.gate.Acquire(kind); err != nil {
+		hs.unreserve(kind)
+		var ee *license.ExhaustedError
+		if errors.As(err, &ee) {
+			return nil, refusal(protocol.LicenceExhausted, "licence exhausted: no %s connection licence free on member %s (%d of %d in use); try again later or ask your administrator for more %s licences", ee.Kind, st.name, ee.InUse, ee.Allocation, ee.Kind)
+		}
+		return nil, refusal(protocol.Internal, "member %s: %v", st.name, err)
+	}
+	se := &session{srv: s, hs: hs, kind: kind, user: req.User}
+	now := s.now()
+	ticket, expiry, err := s.ticket(st, req, &se.id, now)
+	if err != nil {
+		hs.unreserve(kind)
+		s.gate.Release(kind)
+		s.log.Error("issuing a resumption ticket failed", "err", err)
+		return nil, refusal(protocol.Internal, "member %s could not issue a resumption ticket; try again", st.name)
+	}
+	mf := maxFrame
+	if req.MaxFrame > 0 {
+		mf = min(mf, req.MaxFrame)
+	}
+	return se, &protocol.LoginResult{
+		Code: protocol.OK, Version: req.NegotiatedVersion(),
+		SessionID: se.id, Ticket: ticket, TicketExpiry: expiry,
+		KeepaliveInterval: st.keepalive, DeadPeerTimeout: st.dead, MaxFrame: mf,
+	}
+}
+
+func (s *Server) ticket(st *settings, req *protocol.LoginRequest, id *[16]byte, now time.Time) ([]byte, time.Time, error) {
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, time.Time{}, err
+	}
+	c := auth.TicketClaims{User: req.User, Hub: req.Hub, Kind: req.Kind, SessionID: *id,
+		Expiry: now.Add(auth.DefaultTicketTTL).Truncate(time.Millisecond)}
+	t, err := auth.IssueTicket(st.ticketKeys[0], c, now)
+	return t, c.Expiry, err
+}
+
+// authenticate checks the login's credential and returns a refusal, or nil.
+func (s *Server) authenticate(ctx context.Context, st *settings, hs *hubState, req *protocol.LoginRequest) *protocol.LoginResult {
+	phc, known := hs.userHash(req.User)
+	switch {
+	case len(req.Ticket) > 0:
+		claims, err := auth.VerifyTicket(st.ticketKeys, req.Ticket, s.now())
+		if err == nil {
+			err = claims.Check(req.User, req.Hub, req.Kind)
+		}
+		if err != nil {
+			return refusal(protocol.BadCredentials, "%v", err)
+		}
+		if !known {
+			return refusal(protocol.BadCredentials, "user %q no longer exists on hub %q: ask your administrator", req.User, req.Hub)
+		}
+		return nil
+	case req.Password != "":
+		if !known {
+			// Spend the same time as for a known user, so timing does not tell
+			// which user names exist.
+			phc = dummyHash()
+		}
+		ok, err := s.verifyPassword(ctx, phc, req.Password)
+		if err != nil {
+			if ctx.Err() != nil {
+				return refusal(protocol.Internal, "member %s is too busy checking passwords; try again", st.name)
+			}
+			s.log.Error("a user's password hash cannot be checked: fix it in the hub's users", "hub", req.Hub, "user", req.User, "err", err)
+			return refusal(protocol.Internal, "the password hash stored for user %q on hub %q is broken: ask your administrator to set it again", req.User, req.Hub)
+		}
+		if !ok || !known {
+			return refusal(protocol.BadCredentials, "wrong user name or password for hub %q", req.Hub)
+		}
+		return nil
+	}
+	return refusal(protocol.BadCredentials, "no password or ticket: member %s does not accept client-certificate logins; log in with a password", st.name)
+}
+
+// verifyPassword runs argon2id within the verification semaphore.
+func (s *Server) verifyPassword(ctx context.Context, phc, password string) (bool, error) {
+	select {
+	case s.verifySem <- struct{}{}:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer func() { <-s.verifySem }()
+	return auth.VerifyPassword(phc, password)
+}
+
+// dummyHash is a valid hash of a password nobody knows, with the default cost.
+var dummyHash = sync.OnceValue(func() string {
+	var pw [32]byte
+	_, _ = rand.Read(pw[:])
+	h, err := auth.HashPassword(fmt.Sprintf("%x", pw))
+	if err != nil {
+		panic("member: hashing a random password: " + err.Error())
+	}
+	return h
+})

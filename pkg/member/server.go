@@ -1,0 +1,338 @@
+// Package member is the member server: it accepts VPN sessions over TLS, logs them
+// in (password or resumption ticket, hub capacity, connection licences) and
+// attaches each to its Virtual Hub, with one reader and one writer goroutine per
+// session on a path that allocates nothing per frame.
+//
+// Configuration comes as a Config, from a file (LoadConfig) or, in cluster mode,
+// from Kubernetes objects; Apply swaps it in without dropping sessions of hubs
+// that remain.
+package member
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/auth"
+	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/license"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// Options are the parts of a Server that are not configuration.
+type Options struct {
+	Logger *slog.Logger     // default slog.Default()
+	Now    func() time.Time // default time.Now; used for tickets
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("member: server closed")
+
+// Server is a member server. Its methods are safe for concurrent use.
+type Server struct {
+	log *slog.Logger
+	now func() time.Time
+
+	settings atomic.Pointer[settings]
+	gate     *license.Gate
+	tlsConf  *tls.Config
+
+	// verifySem bounds concurrent argon2id verifications so a login storm leaves
+	// cores for forwarding.
+	verifySem chan struct{}
+
+	mu        sync.Mutex
+	hubs      map[string]*hubState
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{} // connections not yet logged in
+	closing   bool
+	handlers  sync.WaitGroup // one per accepted connection
+}
+
+// settings are the config-wide values a login reads, swapped whole by Apply.
+type settings struct {
+	name       string
+	listen     string
+	cert       *tls.Certificate
+	ticketKeys []auth.TicketKey
+	randomKey  bool
+	keepalive  time.Duration
+	dead       time.Duration
+}
+
+// New builds a server from a validated or unvalidated cfg (it is validated here)
+// and reads the files it names. Call Serve to accept sessions.
+func New(cfg *Config, opts Options) (*Server, error) {
+	s := &Server{
+		log:       opts.Logger,
+		now:       opts.Now,
+		gate:      license.NewGate(license.Unlimited, license.Unlimited),
+		verifySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		hubs:      map[string]*hubState{},
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[net.Conn]struct{}{},
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.Apply(cfg); err != nil {
+		return nil, err
+	}
+	// The certificate is looked up per handshake so Apply can rotate it.
+	s.tlsConf = protocol.ServerTLSConfig(tls.Certificate{}, nil)
+	s.tlsConf.Certificates = nil
+	s.tlsConf.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return s.settings.Load().cert, nil
+	}
+	return s, nil
+}
+
+// Name is the member's name.
+func (s *Server) Name() string { return s.settings.Load().name }
+
+// Apply replaces the configuration. Hubs that remain keep their sessions; users and
+// limits apply to new logins; a removed hub's sessions are sent Shutdown ("hub
+// removed") so their clients log in again at once; the certificate, ticket key,
+// licences and timers are replaced (timers for new sessions). A change of listen
+// address needs a restart and is only logged. On error nothing changes.
+func (s *Server) Apply(cfg *Config) error {
+	c := *cfg
+	c.Hubs = append([]HubConfig(nil), cfg.Hubs...)
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	m, err := c.loadFiles()
+	if err != nil {
+		return err
+	}
+	next := &settings{
+		name: c.Name, listen: c.Listen, cert: &m.cert,
+		keepalive: c.KeepaliveInterval.D(), dead: c.DeadTimeout.D(),
+	}
+	prev := s.settings.Load()
+	switch {
+	case m.ticketKey != nil:
+		next.ticketKeys = []auth.TicketKey{*m.ticketKey}
+		// Keep accepting tickets made with the previous key through one rotation.
+		if prev != nil && !prev.randomKey && prev.ticketKeys[0] != *m.ticketKey {
+			next.ticketKeys = append(next.ticketKeys, prev.ticketKeys[0])
+		}
+	case prev != nil && prev.randomKey:
+		next.ticketKeys, next.randomKey = prev.ticketKeys, true
+	default:
+		k, err := auth.NewTicketKey()
+		if err != nil {
+			return err
+		}
+		next.ticketKeys, next.randomKey = []auth.TicketKey{k}, true
+		s.log.Warn("no ticketKeyFile: using a random resumption-ticket key, so tickets resume sessions on this process only; give every member the same ticketKeyFile")
+	}
+	if prev != nil && prev.listen != next.listen {
+		s.log.Warn("listen address changed; it takes effect when the member restarts", "old", prev.listen, "new", next.listen)
+	}
+
+	var removed []*hubState
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	want := make(map[string]*HubConfig, len(c.Hubs))
+	for i := range c.Hubs {
+		h := &c.Hubs[i]
+		want[h.Name] = h
+		if hs, ok := s.hubs[h.Name]; ok {
+			hs.update(h, s.log)
+			continue
+		}
+		s.hubs[h.Name] = newHubState(h, s.now)
+		s.log.Info("hub added", "hub", h.Name, "type", h.Type, "users", len(h.Users))
+	}
+	for name, hs := range s.hubs {
+		if _, ok := want[name]; !ok {
+			delete(s.hubs, name)
+			removed = append(removed, hs)
+		}
+	}
+	s.settings.Store(next)
+	if c.Licences == nil {
+		s.gate.SetAllocation(license.Unlimited, license.Unlimited)
+	} else {
+		s.gate.SetAllocation(c.Licences.Client, c.Licences.Bridge)
+	}
+	s.mu.Unlock()
+
+	for _, hs := range removed {
+		n := hs.remove("hub removed")
+		s.log.Info("hub removed", "hub", hs.name, "sessions_shut_down", n)
+	}
+	return nil
+}
+
+// Serve accepts connections on ln (raw TCP; TLS is done here) until Shutdown,
+// then returns ErrServerClosed. It may be called for several listeners.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	s.log.Info("listening on "+ln.Addr().String(), "member", s.Name())
+	var backoff time.Duration
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			delete(s.listeners, ln)
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() || isTemporary(err) {
+				// As net/http: a temporary failure (out of file descriptors) must not
+				// end the listener; back off and try again.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				s.mu.Lock()
+				s.listeners[ln] = struct{}{}
+				s.mu.Unlock()
+				continue
+			}
+			return fmt.Errorf("accepting on %s: %w", ln.Addr(), err)
+		}
+		backoff = 0
+		if !s.track(raw) {
+			raw.Close()
+			continue
+		}
+		go s.handle(raw)
+	}
+}
+
+// track registers a connection in login; false once closing.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.handlers.Add(1)
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, refuses logins in progress with ShuttingDown, sends
+// every session Shutdown ("member shutting down") so its client logs in elsewhere
+// at once, and waits for the sessions to end. When ctx ends first, the remaining
+// connections are closed hard and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	hubs := make([]*hubState, 0, len(s.hubs))
+	for _, hs := range s.hubs {
+		hubs = append(hubs, hs)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, hs := range hubs {
+		wg.Go(func() { hs.remove("member shutting down") })
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		s.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	for _, hs := range hubs {
+		hs.forceClose()
+	}
+	return ctx.Err()
+}
+
+// Stats is a snapshot of the member's sessions and hubs.
+type Stats struct {
+	Name     string       `json:"name"`
+	Sessions int          `json:"sessions"`
+	Clients  int          `json:"clients"`
+	Bridges  int          `json:"bridges"`
+	Licences LicenceStats `json:"licences"`
+	Hubs     []HubStats   `json:"hubs"` // sorted by name
+}
+
+// LicenceStats are the member's allocation (-1: unlimited) and licences in use.
+type LicenceStats struct {
+	ClientAllocation int `json:"clientAllocation"`
+	BridgeAllocation int `json:"bridgeAllocation"`
+	ClientInUse      int `json:"clientInUse"`
+	BridgeInUse      int `json:"bridgeInUse"`
+}
+
+// HubStats are one hub's sessions by kind and its switch counters.
+type HubStats struct {
+	Name    string    `json:"name"`
+	Type    string    `json:"type"`
+	Clients int       `json:"clients"`
+	Bridges int       `json:"bridges"`
+	Switch  hub.Stats `json:"switch"`
+}
+
+// Stats returns a snapshot.
+func (s *Server) Stats() Stats {
+	st := Stats{Name: s.Name()}
+	st.Licences.ClientAllocation, st.Licences.BridgeAllocation = s.gate.Allocation()
+	st.Licences.ClientInUse, st.Licences.BridgeInUse = s.gate.InUse()
+	s.mu.Lock()
+	hubs := make([]*hubState, 0, len(s.hubs))
+	for _, hs := range s.hubs {
+		hubs = append(hubs, hs)
+	}
+	s.mu.Unlock()
+	for _, hs := range hubs {
+		hs.mu.Lock()
+		h := HubStats{Name: hs.name, Type: hs.cfg.Type, Clients: hs.count[license.Client], Bridges: hs.count[license.Bridge]}
+		hs.mu.Unlock()
+		h.Switch = hs.sw.Stats()
+		st.Clients += h.Clients
+		st.Bridges += h.Bridges
+		st.Hubs = append(st.Hubs, h)
+	}
+	st.Sessions = st.Clients + st.Bridges
+	sort.Slice(st.Hubs, func(i, j int) bool { return st.Hubs[i].Name < st.Hubs[j].Name })
+	return st
+}

@@ -1,0 +1,132 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/license"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// batchFrames is the most frames a session moves per step: one wire batch.
+const batchFrames = protocol.MaxBatchFrames
+
+// session is one logged-in client or bridge: a protocol.Conn and a hub port, a
+// reader goroutine (the one that accepted it) and a writer goroutine, plus the
+// protocol's keepalive goroutine.
+type session struct {
+	srv    *Server
+	hs     *hubState
+	conn   *protocol.Conn
+	port   *hub.Port
+	kind   license.Kind
+	user   string
+	label  string
+	remote string
+	id     [16]byte
+
+	// Reader state. in is filled by onFrame during one ReadFrames call and
+	// forwarded as one batch; its capacity is one wire batch, so it never grows.
+	in      []*hub.Frame
+	onFrame func([]byte)
+
+	shutOnce sync.Once
+}
+
+// run moves frames until the connection or the port ends, then releases the
+// session's hub slot and licence.
+func (se *session) run() {
+	start := time.Now()
+	log := se.srv.log.With("hub", se.hs.name, "user", se.user, "remote", se.remote, "kind", se.kind.String())
+	log.Info("session started")
+	ctx, cancel := context.WithCancel(context.Background())
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		se.writer(ctx)
+	}()
+	go func() { _ = se.conn.RunKeepalive(ctx) }()
+
+	err := se.reader()
+
+	cancel()
+	se.port.Close()
+	se.conn.Close()
+	<-writerDone
+	se.hs.deregister(se)
+	se.srv.gate.Release(se.kind)
+	st := se.conn.Stats()
+	log.Info("session ended", "reason", endReason(err), "duration", time.Since(start).Round(time.Millisecond),
+		"rx_frames", st.RxFrames, "tx_frames", st.TxFrames)
+}
+
+func endReason(err error) string {
+	switch {
+	case err == nil:
+		return "closed"
+	case errors.Is(err, protocol.ErrPeerClosed):
+		return "client closed the session"
+	case errors.Is(err, protocol.ErrPeerDead):
+		return "client silent past the dead timeout: " + err.Error()
+	}
+	return err.Error()
+}
+
+// reader forwards each wire batch into the hub as one batch of pooled frames.
+// Frames are taken from the pool only when bytes arrive, so an idle session pins
+// no frame buffer.
+func (se *session) reader() error {
+	se.in = make([]*hub.Frame, 0, batchFrames)
+	se.onFrame = se.copyFrame // bound once: no closure per call
+	for {
+		_, err := se.conn.ReadFrames(se.onFrame)
+		if len(se.in) > 0 {
+			se.port.Forward(se.in) // takes ownership of the frames
+			clear(se.in)
+			se.in = se.in[:0]
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (se *session) copyFrame(b []byte) {
+	f := hub.NewFrameSize(len(b))
+	f.SetLen(copy(f.Buf(), b))
+	se.in = append(se.in, f)
+}
+
+// writer sends what the hub queued for this session, one wire batch per write.
+func (se *session) writer(ctx context.Context) {
+	frames := make([]*hub.Frame, batchFrames)
+	bufs := make([][]byte, batchFrames)
+	for {
+		n, err := se.port.Dequeue(ctx, frames)
+		if err != nil {
+			return
+		}
+		for i, f := range frames[:n] {
+			bufs[i] = f.B
+		}
+		err = se.conn.WriteFrames(bufs[:n])
+		for i, f := range frames[:n] {
+			f.Release()
+			frames[i], bufs[i] = nil, nil
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// shutdown tells the client to log in again elsewhere, then ends the session.
+func (se *session) shutdown(reason string) {
+	se.shutOnce.Do(func() {
+		_ = se.conn.WriteShutdown(reason)
+		se.conn.Close()
+	})
+}
