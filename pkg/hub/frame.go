@@ -29,9 +29,14 @@ type Frame struct {
 	// resets it to the pooled buffer.
 	B []byte
 
-	buf  []byte // the pooled buffer; B normally aliases it
-	refs atomic.Int32
-	pool *sync.Pool
+	buf []byte // the pooled buffer; B normally aliases it
+	// refs is the number of references, and 1 while the frame sits in its
+	// pool: so taking a frame from the pool and dropping the only reference
+	// need no atomic read-modify-write, the common case on the forwarding
+	// path (unicast: one reader, one writer).
+	refs   atomic.Int32
+	pooled bool // catches a Release of a frame already back in its pool
+	pool   *sync.Pool
 }
 
 var (
@@ -48,7 +53,9 @@ func init() {
 
 func newPooled(p *sync.Pool, size int) *Frame {
 	buf := make([]byte, size)
-	return &Frame{B: buf[:0], buf: buf, pool: p}
+	f := &Frame{B: buf[:0], buf: buf, pool: p}
+	f.refs.Store(1)
+	return f
 }
 
 // frameTracking counts frames handed out and not yet returned, so tests can
@@ -75,7 +82,7 @@ func NewFrameSize(n int) *Frame {
 
 func get(p *sync.Pool) *Frame {
 	f := p.Get().(*Frame)
-	f.refs.Store(1)
+	f.pooled = false
 	if frameTracking.on.Load() {
 		frameTracking.live.Add(1)
 	}
@@ -97,12 +104,18 @@ func (f *Frame) Retain() { f.refs.Add(1) }
 // Release drops one reference and returns the frame to its pool at zero. The
 // caller must not touch the frame afterwards.
 func (f *Frame) Release() {
-	switch r := f.refs.Add(-1); {
-	case r > 0:
-		return
-	case r < 0:
+	// With one reference left, the caller holds the only one, so nobody can
+	// change the count concurrently and it is already the pooled value, 1.
+	if f.refs.Load() != 1 {
+		if f.refs.Add(-1) > 0 {
+			return
+		}
+		f.refs.Store(1)
+	}
+	if f.pooled {
 		panic("hub: Frame released more often than it was referenced")
 	}
+	f.pooled = true
 	f.B = f.buf[:0]
 	if frameTracking.on.Load() {
 		frameTracking.live.Add(-1)
