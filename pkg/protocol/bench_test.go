@@ -75,6 +75,17 @@ func reportRate(b *testing.B, frames, size int, d time.Duration, prefix string) 
 	b.ReportMetric(float64(frames)/d.Seconds(), prefix+"frames/s")
 }
 
+// reportCPU reports the CPU time both ends of the session spent per frame, and the
+// payload rate that would give one fully used core: the measure that holds on a
+// shared machine, where wall-clock rates swing with the neighbours' load.
+func reportCPU(b *testing.B, frames, size int, cpu time.Duration, prefix string) {
+	if cpu <= 0 {
+		return
+	}
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(frames), prefix+"cpu-ns/frame")
+	b.ReportMetric(float64(frames*size*8)/cpu.Seconds()/1e9, prefix+"Gbit/s/core")
+}
+
 // BenchmarkTLSThroughput sends frames client → member over real TLS 1.3 on
 // loopback, one op per frame: "batched" writes 128 frames per WriteFrames call,
 // "single" one frame per call (one TLS record and one syscall per frame).
@@ -92,10 +103,13 @@ func BenchmarkTLSThroughput(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu0, _ := processCPU()
 				send(b, client, frames, b.N, batched)
 				rx.wait(b, b.N)
+				cpu1, _ := processCPU()
 				b.StopTimer()
 				reportRate(b, b.N, size, b.Elapsed(), "")
+				reportCPU(b, b.N, size, cpu1-cpu0, "")
 			})
 		}
 	}
@@ -114,27 +128,36 @@ func BenchmarkBatchingGain(b *testing.B) {
 			for i := range frames {
 				frames[i] = frameOf(size, byte(i))
 			}
-			var batched, single time.Duration
+			var batched, single, batchedCPU, singleCPU time.Duration
 			total := 0
 			for b.Loop() {
-				start := time.Now()
+				start, cpu0 := time.Now(), must(processCPU())
 				send(b, client, frames, round, true)
 				total += round
 				rx.wait(b, total)
-				mid := time.Now()
+				mid, cpu1 := time.Now(), must(processCPU())
 				send(b, client, frames, round, false)
 				total += round
 				rx.wait(b, total)
 				batched += mid.Sub(start)
 				single += time.Since(mid)
+				batchedCPU += cpu1 - cpu0
+				singleCPU += must(processCPU()) - cpu1
 			}
 			frames1 := b.N * round
 			reportRate(b, frames1, size, batched, "batched_")
 			reportRate(b, frames1, size, single, "single_")
 			b.ReportMetric(single.Seconds()/batched.Seconds(), "gain_x")
+			reportCPU(b, frames1, size, batchedCPU, "batched_")
+			reportCPU(b, frames1, size, singleCPU, "single_")
+			if batchedCPU > 0 {
+				b.ReportMetric(singleCPU.Seconds()/batchedCPU.Seconds(), "cpu_gain_x")
+			}
 		})
 	}
 }
+
+func must(d time.Duration, _ bool) time.Duration { return d }
 
 // BenchmarkLogin is a full reconnect on loopback: TCP, TLS 1.3 handshake, login,
 // with the member checking an argon2id password (default cost) or a resumption
