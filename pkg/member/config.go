@@ -21,7 +21,7 @@ import (
 // has an example). In cluster mode the same struct is built from Kubernetes
 // objects and handed to Server.Apply, so nothing in it refers to how it was read.
 type Config struct {
-	Listen   string `json:"listen"`  // default ":8443"
+	Listen   string `json:"listen"`   // default ":8443"
 	CertFile string `json:"certFile"` // PEM serving certificate (leaf first, then the CA) — required
 	KeyFile  string `json:"keyFile"`  // PEM private key of CertFile — required
 	// TicketKeyFile holds the cluster's resumption-ticket key: 32 raw bytes or 64 hex

@@ -92,9 +92,9 @@ func (hs *hubState) unreserve(k license.Kind) {
 	hs.mu.Unlock()
 }
 
-// register attaches a logged-in session to the switch; false if the hub was
+// attach gives an admitted session its switch port; false if the hub was
 // removed meanwhile.
-func (hs *hubState) register(se *session) bool {
+func (hs *hubState) attach(se *session) bool {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.removed {
@@ -105,6 +105,17 @@ func (hs *hubState) register(se *session) bool {
 		kind = hub.PortBridge
 	}
 	se.port = hs.sw.Attach(kind, se.label)
+	return true
+}
+
+// register lists a session whose client heard OK, so remove and forceClose reach
+// it; false if the hub was removed meanwhile (its port is then closed already).
+func (hs *hubState) register(se *session) bool {
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	if hs.removed {
+		return false
+	}
 	hs.sessions[se] = struct{}{}
 	return true
 }

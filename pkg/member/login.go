@@ -36,6 +36,7 @@ func (s *Server) handle(raw net.Conn) {
 	ok := se.hs.register(se)
 	s.untrack(raw)
 	if !ok {
+		se.port.Close()
 		se.hs.unreserve(se.kind)
 		s.gate.Release(se.kind)
 		_ = se.conn.WriteShutdown("hub removed")
@@ -69,15 +70,24 @@ func (s *Server) login(tc *tls.Conn) *session {
 		s.refuse(tc, remote, req, res)
 		return nil
 	}
+	se.label = req.User + "@" + remote
+	se.remote = remote
+	// The port exists before the client hears OK, so a frame another session
+	// sends once this client is "in" reaches it.
+	if !se.hs.attach(se) {
+		se.hs.unreserve(se.kind)
+		s.gate.Release(se.kind)
+		s.refuse(tc, remote, req, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, s.Name()))
+		return nil
+	}
 	if err := protocol.WriteResult(tc, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
+		se.port.Close()
 		se.hs.unreserve(se.kind)
 		s.gate.Release(se.kind)
 		return nil
 	}
 	se.conn = protocol.NewConn(tc, res.ConnConfig())
-	se.label = req.User + "@" + remote
-	se.remote = remote
 	return se
 }
 
