@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const benchBatch = 64
@@ -95,11 +96,21 @@ func (l *lane) drain() {
 	}
 }
 
+// reportRate reports frames/s of wall time and CPU nanoseconds per frame
+// (all cores together) since cpu0 was taken.
+func reportRate(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	if cpu, ok := processCPU(); ok && b.N > 0 {
+		b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/frame")
+	}
+}
+
 // runLanes runs b.N frames over the lanes, one goroutine per lane, and
 // reports the switch's throughput.
 func runLanes(b *testing.B, lanes []*lane) {
 	var next atomic.Int32
 	b.ReportAllocs()
+	cpu0, _ := processCPU()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		l := lanes[int(next.Add(1)-1)%len(lanes)]
@@ -114,7 +125,7 @@ func runLanes(b *testing.B, lanes []*lane) {
 			l.forward(k)
 		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	reportRate(b, cpu0)
 }
 
 // BenchmarkForward measures unicast switching of 64-byte frames to learned
@@ -145,11 +156,12 @@ func BenchmarkFlood(b *testing.B) {
 		l.out = append(l.out, h.Attach(PortSession, "out"))
 	}
 	b.ReportAllocs()
+	cpu0, _ := processCPU()
 	b.ResetTimer()
 	for n := b.N; n > 0; n -= benchBatch {
 		l.forward(min(n, benchBatch))
 	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	reportRate(b, cpu0)
 }
 
 // BenchmarkTableLookup compares the lock-free table with the obvious
