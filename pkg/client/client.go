@@ -1,0 +1,325 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/tap"
+)
+
+// Backoff between failed attempts: the first retry after a lost session is
+// immediate (with up to firstJitter of jitter, so a member's thousands of
+// clients do not arrive in the same millisecond); each further failure doubles
+// the delay from backoffBase up to backoffCap, drawn from [d/2, d].
+const (
+	firstJitter = 100 * time.Millisecond
+	backoffBase = 250 * time.Millisecond
+	backoffCap  = 10 * time.Second
+	// healthySession: a session that lasted this long resets the backoff; a
+	// shorter one counts as a failed attempt, so a member that accepts and drops
+	// sessions at once is not hammered.
+	healthySession = 10 * time.Second
+	// queueLen bounds the frames waiting for a session: ~1.5 MiB at 1500 bytes.
+	queueLen = 1024
+)
+
+// Run connects the TAP device to the hub and keeps it connected until ctx ends
+// (then it returns nil) or a failure that retrying cannot fix (then an *Error).
+func Run(ctx context.Context, opts Options) error {
+	if err := opts.check(); err != nil {
+		if opts.Device != nil {
+			opts.Device.Close()
+		}
+		return &Error{Reason: ReasonConfig, Err: err}
+	}
+	tlsConf, err := clientTLS(opts)
+	if err != nil {
+		if opts.Device != nil {
+			opts.Device.Close()
+		}
+		return err
+	}
+	dev := opts.Device
+	if dev == nil {
+		if dev, err = openTAP(opts); err != nil {
+			return err
+		}
+	}
+	defer dev.Close()
+	c := newClient(opts, dev, tlsConf)
+	return c.run(ctx)
+}
+
+func clientTLS(opts Options) (*tls.Config, error) {
+	conf, err := protocol.ClientTLSConfig(protocol.ClientTLSOptions{
+		CAFile: opts.CAFile, Fingerprint: opts.CAFingerprint, ServerName: opts.ServerName,
+	})
+	if err != nil {
+		return nil, &Error{Reason: ReasonTLS, Err: err}
+	}
+	if verify := conf.VerifyConnection; verify != nil {
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			if err := verify(cs); err != nil {
+				return &tlsVerifyError{err}
+			}
+			return nil
+		}
+	}
+	return conf, nil
+}
+
+// openTAP creates and configures the TAP device; on any failure it is removed.
+func openTAP(opts Options) (tap.Device, error) {
+	dev, err := tap.Open(opts.TAPName)
+	if err != nil {
+		return nil, &Error{Reason: ReasonTAP, Err: err}
+	}
+	err = configureTAP(dev, opts)
+	if err != nil {
+		dev.Close()
+		return nil, &Error{Reason: ReasonTAP, Err: err}
+	}
+	return dev, nil
+}
+
+func configureTAP(dev tap.Device, opts Options) error {
+	if opts.MTU > 0 {
+		if err := tap.SetMTU(dev.Name(), opts.MTU); err != nil {
+			return err
+		}
+	}
+	if err := tap.SetUp(dev.Name()); err != nil {
+		return err
+	}
+	if opts.Address != "" {
+		if err := tap.AddAddress(dev.Name(), opts.Address); err != nil {
+			return err
+		}
+	}
+	if opts.Kind == KindBridge {
+		if _, err := tap.AddToBridge(dev.Name(), opts.Bridge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type client struct {
+	opts    Options
+	tls     *tls.Config
+	dev     tap.Device
+	reader  *tap.Reader
+	log     *slog.Logger
+	status  io.Writer
+	maxWant int // the largest frame the TAP produces, asked of the member
+
+	ticket       []byte
+	ticketExpiry time.Time
+
+	toTAP       func([]byte) // c.writeTAP, bound once so the hot path does not allocate
+	tapWriteErr uint64
+}
+
+func newClient(opts Options, dev tap.Device, tlsConf *tls.Config) *client {
+	mtu := dev.MTU()
+	if mtu <= 0 {
+		mtu = 1500
+	}
+	c := &client{
+		opts:    opts,
+		tls:     tlsConf,
+		dev:     dev,
+		log:     opts.Logger,
+		status:  opts.Status,
+		maxWant: max(protocol.DefaultMaxFrame, mtu+tap.FrameOverhead),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.status == nil {
+		c.status = io.Discard
+	}
+	c.maxWant = min(c.maxWant, protocol.MaxFrameLimit)
+	c.reader = tap.NewReader(dev, c.maxWant, queueLen)
+	c.toTAP = c.writeTAP
+	return c
+}
+
+func (c *client) say(format string, args ...any) {
+	fmt.Fprintf(c.status, format+"\n", args...)
+}
+
+// run is the reconnect loop.
+func (c *client) run(ctx context.Context) error {
+	// failures counts failed attempts since the last session; shortRun counts
+	// consecutive sessions that ended before healthySession.
+	failures, shortRun := 0, 0
+	addr := c.opts.Server
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		conn, res, err := c.dial(ctx, addr)
+		addr = c.opts.Server // a redirect holds for one attempt
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if le, ok := errors.AsType[*protocol.LoginError](err); ok && le.Code == protocol.Redirect && le.RedirectAddr != "" {
+				c.say("redirected to %s", le.RedirectAddr)
+				addr = le.RedirectAddr
+				continue
+			}
+			if perm := c.permanent(err); perm != nil {
+				c.say("stopped: %v", perm)
+				return perm
+			}
+			wait := backoff(failures)
+			failures++
+			c.say("reconnecting in %v: %s", wait.Round(time.Millisecond), describe(err))
+			if !sleep(ctx, wait) {
+				return nil
+			}
+			continue
+		}
+		start := time.Now()
+		sid := hex.EncodeToString(res.SessionID[:4])
+		c.say("connected to hub %s via %s (session %s, tap %s)", c.opts.Hub, conn.NetConn().RemoteAddr(), sid, c.dev.Name())
+		if res.MaxFrame < c.maxWant {
+			c.log.Warn("the member accepts smaller frames than the TAP can produce; larger ones are dropped", "memberMaxFrame", res.MaxFrame, "tapMaxFrame", c.maxWant, "fix", fmt.Sprintf("set the TAP MTU to %d or less", res.MaxFrame-tap.FrameOverhead))
+		}
+		err = c.session(ctx, conn)
+		if ctx.Err() != nil {
+			c.say("disconnected from hub %s", c.opts.Hub)
+			return nil
+		}
+		if te, ok := errors.AsType[*Error](err); ok {
+			c.say("stopped: %v", te)
+			return te
+		}
+		if c.opts.NoRetry {
+			return &Error{Reason: ReasonRefused, Err: fmt.Errorf("connection to hub %s lost: %w", c.opts.Hub, err)}
+		}
+		st := conn.Stats()
+		c.log.Info("session ended", "session", sid, "duration", time.Since(start), "err", err,
+			"rxFrames", st.RxFrames, "txFrames", st.TxFrames, "tapWriteErrors", c.tapWriteErr)
+		if time.Since(start) >= healthySession || errors.Is(err, protocol.ErrShutdown) {
+			shortRun = 0
+		} else {
+			shortRun++
+		}
+		// The first loss is retried at once; only a run of short sessions backs off.
+		failures = max(0, shortRun-1)
+		wait := backoff(failures)
+		failures++
+		c.say("connection lost (%s); reconnecting in %v", describe(err), wait.Round(time.Millisecond))
+		if !sleep(ctx, wait) {
+			return nil
+		}
+	}
+}
+
+// dial connects and logs in, with the ticket of the last session while it is
+// valid, else with the password. A refused ticket falls back to the password at
+// once: the ticket key may have rotated, or the member restarted with a new one.
+func (c *client) dial(ctx context.Context, addr string) (*protocol.Conn, *protocol.LoginResult, error) {
+	req := protocol.LoginRequest{
+		Hub: c.opts.Hub, User: c.opts.User, Kind: uint8(c.opts.Kind),
+		ClientName: c.opts.ClientName, MaxFrame: c.maxWant,
+	}
+	withTicket := len(c.ticket) > 0 && time.Now().Before(c.ticketExpiry)
+	if withTicket {
+		req.Ticket = c.ticket
+	} else {
+		req.Password = c.opts.Password
+	}
+	conn, res, err := protocol.Dial(ctx, addr, c.tls, req)
+	if withTicket {
+		if le, ok := errors.AsType[*protocol.LoginError](err); ok && le.Code == protocol.BadCredentials {
+			c.log.Info("resumption ticket refused; logging in with the password", "reason", le.Message)
+			c.ticket = nil
+			req.Ticket, req.Password = nil, c.opts.Password
+			conn, res, err = protocol.Dial(ctx, addr, c.tls, req)
+		}
+	}
+	if err != nil {
+		return nil, res, err
+	}
+	if len(res.Ticket) > 0 {
+		c.ticket, c.ticketExpiry = res.Ticket, res.TicketExpiry
+	}
+	return conn, res, nil
+}
+
+// permanent is the *Error for a failure retrying cannot fix, or nil.
+func (c *client) permanent(err error) *Error {
+	if _, ok := errors.AsType[*tlsVerifyError](err); ok {
+		return &Error{Reason: ReasonTLS, Err: fmt.Errorf("the server at %s is not the cluster you trust: %w; check --ca-file / --ca-fingerprint against the cluster's CA", c.opts.Server, err)}
+	}
+	if le, ok := errors.AsType[*protocol.LoginError](err); ok {
+		switch le.Code {
+		case protocol.BadCredentials:
+			return &Error{Reason: ReasonBadCredentials, Err: fmt.Errorf("user %q on hub %s: %w; check the user name and password", c.opts.User, c.opts.Hub, err)}
+		case protocol.UnknownHub:
+			return &Error{Reason: ReasonUnknownHub, Err: fmt.Errorf("hub %q: %w; check --hub against the cluster's VirtualHubs", c.opts.Hub, err)}
+		case protocol.VersionUnsupported, protocol.BadRequest:
+			return &Error{Reason: ReasonRefused, Err: err}
+		case protocol.LicenceExhausted:
+			if c.opts.NoRetry {
+				return &Error{Reason: ReasonLicence, Err: err}
+			}
+		}
+	}
+	if c.opts.NoRetry {
+		return &Error{Reason: ReasonRefused, Err: err}
+	}
+	return nil
+}
+
+// describe is the short cause shown on the status line.
+func describe(err error) string {
+	if le, ok := errors.AsType[*protocol.LoginError](err); ok {
+		s := le.Code.String()
+		if le.Message != "" {
+			s += ": " + le.Message
+		}
+		return s
+	}
+	if se, ok := errors.AsType[*protocol.ShutdownError](err); ok {
+		if se.Reason == "" {
+			return "member shutting down"
+		}
+		return "member shutting down: " + se.Reason
+	}
+	return err.Error()
+}
+
+func backoff(failures int) time.Duration {
+	if failures == 0 {
+		return rand.N(firstJitter)
+	}
+	d := backoffCap
+	if failures <= 6 {
+		d = min(backoffCap, backoffBase<<(failures-1))
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,69 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/tap"
+)
+
+// session pumps frames between the TAP and conn until either fails or ctx ends.
+// It runs one goroutine pair, as wireguard-go does per peer: this goroutine reads
+// the connection and writes each frame to the TAP, the other drains the TAP
+// Reader's queue in batches into WriteFrames (one TLS write per batch); the
+// protocol's keepalive runs beside them. The Conn is closed when it returns.
+func (c *client) session(ctx context.Context, conn *protocol.Conn) error {
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go conn.RunKeepalive(kctx)
+	// Cancellation (a signal) ends the session with a Close, so the member frees
+	// it at once instead of waiting for the dead-peer timeout.
+	stopWatch := context.AfterFunc(ctx, func() { conn.CloseWithReason("client stopped") })
+	defer stopWatch()
+
+	werr := make(chan error, 1)
+	go func() { werr <- c.writeLoop(conn) }()
+	var err error
+	for err == nil {
+		_, err = conn.ReadFrames(c.toTAP)
+	}
+	conn.Close()
+	// A TAP failure seen by the writer is the real cause; the reader then only
+	// saw its own connection closed.
+	if tapErr := <-werr; tapErr != nil {
+		return tapErr
+	}
+	return err
+}
+
+// writeLoop sends what the TAP produced until the session or the TAP ends. It
+// returns a non-nil error only for a TAP failure, which ends the client.
+func (c *client) writeLoop(conn *protocol.Conn) error {
+	var b tap.Batch
+	defer b.Release()
+	for {
+		err := c.reader.ReadBatch(conn.Done(), &b)
+		if errors.Is(err, tap.ErrStopped) {
+			return nil
+		}
+		if err != nil {
+			conn.Close()
+			return &Error{Reason: ReasonTAP, Err: fmt.Errorf("TAP device %s failed: %w", c.dev.Name(), err)}
+		}
+		if err := conn.WriteFrames(b.Frames); err != nil {
+			return nil // the reader sees the same failure and reports it
+		}
+	}
+}
+
+// writeTAP hands one received frame to the kernel. water has no batch write, so
+// this is one write(2) per frame. A failed write (the link set down by hand, a
+// frame the kernel rejects) drops the frame; a TAP that is gone also fails its
+// reads, which ends the client through writeLoop.
+func (c *client) writeTAP(frame []byte) {
+	if _, err := c.dev.Write(frame); err != nil {
+		c.tapWriteErr++
+	}
+}
