@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hubfleet/hubfleet/pkg/auth"
@@ -107,9 +108,18 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading member config: %w", err)
 	}
+	js, err := yaml.YAMLToJSONStrict(raw)
+	if err != nil {
+		return nil, fmt.Errorf("member config %s: %w", path, err)
+	}
 	var cfg Config
-	// Strict: a misspelt field ("certfile") must fail, not silently take a default.
-	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+	// Strict and case-sensitive, as Kubernetes decodes objects: a misspelt field
+	// ("certfile") must fail, not silently take a default.
+	strict, err := kjson.UnmarshalStrict(js, &cfg)
+	if err == nil {
+		err = errors.Join(strict...)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("member config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
