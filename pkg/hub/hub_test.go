@@ -349,3 +349,38 @@ func TestClosedPortForgetsMACsAndDropsFrames(t *testing.T) {
 		t.Errorf("%d frames still referenced after Close released the queue", n)
 	}
 }
+
+// Forwarding between known MACs, including refreshing the source's
+// last-seen time, must not take the hub's write lock: hold it and forward.
+func TestKnownMACsForwardWithoutHubLock(t *testing.T) {
+	trackFrames(t)
+	clk := newFakeClock()
+	h := newTestHub(t, Options{Now: clk.now})
+	a, b, _, all := threePorts(h)
+	send(a, bcast, macA)
+	send(b, bcast, macB)
+	for _, p := range all {
+		drain(p)
+	}
+	clk.advance(2 * time.Second) // past the refresh interval: a refresh is due
+
+	h.mu.Lock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		send(a, macB, macA)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		h.mu.Unlock()
+		t.Fatal("Forward between known MACs waited for the hub lock")
+	}
+	h.mu.Unlock()
+	expectFrames(t, "a to b", all, 0, 1, 0)
+
+	e := h.table.Load().lookup(macKey(0, macA))
+	if got, want := time.Duration(e.seen.Load()), 2*time.Second; got != want {
+		t.Errorf("macA last seen at %v, want %v (refreshed without the lock)", got, want)
+	}
+}
