@@ -92,7 +92,8 @@ func IssueTicket(key TicketKey, c TicketClaims, now time.Time) ([]byte, error) {
 // VerifyTicket checks ticket against each key in turn (current first, then the
 // previous one during a rotation) and returns its claims. A ticket that no key
 // authenticates is ErrTicketInvalid, whatever it claims; a genuine ticket past its
-// expiry is ErrTicketExpired. Callers then check the claims against the login with
+// expiry is ErrTicketExpired, returned with its claims so the refusal can be logged
+// with the user. Callers then check the claims against the login with
 // TicketClaims.Check.
 func VerifyTicket(keys []TicketKey, ticket []byte, now time.Time) (TicketClaims, error) {
 	if len(ticket) < ticketMinLen || len(ticket) > MaxTicketLen {

@@ -146,8 +146,10 @@ func TestSilentPeerIsDetectedWithinTheDeadTimeout(t *testing.T) {
 	if !errors.Is(r.err, ErrPeerDead) {
 		t.Fatalf("err = %v, want ErrPeerDead", r.err)
 	}
-	if elapsed < dead*7/8 {
-		t.Fatalf("declared dead after %v, before the %v timeout", elapsed, dead)
+	// The detection is armed to fire between 7/8 and 8/8 of the timeout; a second
+	// of slack absorbs scheduling on a loaded machine.
+	if elapsed < dead*7/8 || elapsed > dead+time.Second {
+		t.Fatalf("declared dead after %v, want about the %v timeout", elapsed, dead)
 	}
 	// The member closed the session, so the client learns of it too.
 	if r := next(t, reader(client), 10*time.Second); r.err == nil {
