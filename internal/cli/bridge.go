@@ -1,0 +1,8 @@
+package cli
+
+import "github.com/hubfleet/hubfleet/pkg/client"
+
+func init() {
+	Register(Command{Name: "bridge", Summary: "join a local Linux bridge or interface to a hub (VPN bridge, bridge licence)",
+		Run: func(args []string) int { return runVPN("bridge", client.KindBridge, args) }})
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/hubfleet/hubfleet/pkg/client"
+	"github.com/hubfleet/hubfleet/pkg/version"
+)
+
+// Exit codes of connect and bridge, documented in docs/client.md. They are
+// fixed numbers a script can test, so never renumber them.
+const (
+	ExitBadCredentials = 3
+	ExitUnknownHub     = 4
+	ExitTLS            = 5
+	ExitTAP            = 6
+	ExitLicence        = 7
+)
+
+func init() {
+	Register(Command{Name: "connect", Summary: "join this host to a hub through a TAP device (VPN client)",
+		Run: func(args []string) int { return runVPN("connect", client.KindClient, args) }})
+}
+
+// vpnFlags are the flags connect and bridge share.
+type vpnFlags struct {
+	opts         client.Options
+	passwordFile string
+	verbose      bool
+}
+
+func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
+	v := &vpnFlags{opts: client.Options{Kind: kind}}
+	fs := flag.NewFlagSet("hubfleet "+cmd, flag.ContinueOnError)
+	o := &v.opts
+	fs.StringVar(&o.Server, "server", "", "cluster address `host:port` (the VPNCluster Service)")
+	fs.StringVar(&o.Hub, "hub", "", "VirtualHub to join")
+	fs.StringVar(&o.User, "user", "", "user name")
+	fs.StringVar(&v.passwordFile, "password-file", "", "file holding the password (first line); else the HUBFLEET_PASSWORD environment variable")
+	fs.StringVar(&o.CAFile, "ca-file", "", "cluster CA certificate, PEM (ca.crt of the cluster's TLS Secret)")
+	fs.StringVar(&o.CAFingerprint, "ca-fingerprint", "", "SHA-256 fingerprint (hex) of the cluster CA or member certificate, instead of --ca-file")
+	fs.StringVar(&o.ServerName, "server-name", "", "name the member certificate must carry (default: any certificate of the trusted CA)")
+	fs.StringVar(&o.TAPName, "tap", "", "TAP device name (default: the kernel picks tapN)")
+	fs.StringVar(&o.Address, "address", "", "address to assign to the TAP device, CIDR (such as 172.31.0.1/24)")
+	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
+	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
+	fs.BoolVar(&v.verbose, "v", false, "log session details")
+	return fs, v
+}
+
+func runVPN(cmd string, kind client.Kind, args []string) int {
+	fs, v := newVPNFlags(cmd, kind)
+	if kind == client.KindBridge {
+		fs.StringVar(&v.opts.Bridge, "bridge", "", "Linux bridge to join, or a plain interface to bridge with (a bridge hfbr-IFACE is created)")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "hubfleet %s: unexpected arguments %q; all settings are flags (-h lists them)\n", cmd, fs.Args())
+		return ExitUsage
+	}
+	pw, err := readPassword(v.passwordFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
+		return ExitUsage
+	}
+	v.opts.Password = pw
+	level := slog.LevelWarn
+	if v.verbose {
+		level = slog.LevelDebug
+	}
+	v.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	v.opts.Status = prefixWriter{w: os.Stderr, prefix: "hubfleet " + cmd + ": "}
+	v.opts.ClientName = fmt.Sprintf("hubfleet-%s/%s %s/%s", cmd, version.Version, runtime.GOOS, runtime.GOARCH)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = client.Run(ctx, v.opts)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	ce, ok := errors.AsType[*client.Error](err)
+	if !ok {
+		return ExitError
+	}
+	switch ce.Reason {
+	case client.ReasonConfig:
+		return ExitUsage
+	case client.ReasonBadCredentials:
+		return ExitBadCredentials
+	case client.ReasonUnknownHub:
+		return ExitUnknownHub
+	case client.ReasonTLS:
+		return ExitTLS
+	case client.ReasonTAP:
+		return ExitTAP
+	case client.ReasonLicence:
+		return ExitLicence
+	}
+	return ExitError
+}
+
+// readPassword takes the password from a file or HUBFLEET_PASSWORD. There is no
+// --password flag: a command line is visible to every user in ps.
+func readPassword(file string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading the password: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(b), "\n")
+		pw = strings.TrimSuffix(pw, "\r")
+		if pw == "" {
+			return "", fmt.Errorf("password file %s is empty: put the password on its first line", file)
+		}
+		return pw, nil
+	}
+	if pw := os.Getenv("HUBFLEET_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	return "", errors.New("no password: give --password-file FILE or set HUBFLEET_PASSWORD")
+}
+
+// prefixWriter prefixes each status line with the command, so it reads on a
+// terminal shared with other output.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
