@@ -12,6 +12,9 @@ import (
 // *LoginError (for Redirect, result.RedirectAddr says where to go). If
 // tlsConf.ServerName is empty the host part of addr is used.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, req LoginRequest) (*Conn, *LoginResult, error) {
+	if tlsConf == nil {
+		return nil, nil, fmt.Errorf("dialing %s: no TLS configuration: build one with ClientTLSConfig", addr)
+	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
