@@ -22,8 +22,8 @@ func mac48(b []byte) uint64 {
 // another peer port (split horizon over the member mesh). Called by one
 // goroutine per port.
 //
-// Per frame it does two lock-free table lookups and no allocation. Consecutive
-// frames for the same port are queued under one lock.
+// Per frame it does two lock-free table lookups and no allocation. A batch's
+// unicast frames for one port are queued under one lock acquisition.
 func (p *Port) Forward(frames []*Frame) {
 	if len(frames) == 0 {
 		return

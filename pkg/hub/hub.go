@@ -57,9 +57,11 @@ type Hub struct {
 	macs      atomic.Int64            // mirror of table.live, for the lock-free cap check
 	lastSweep atomic.Int64            // when aged entries were last purged
 
+	// Written when learning or attaching; kept off the cache line of the
+	// fields above, which every Forward reads.
+	_       [64]byte
 	mu      sync.Mutex // serialises table writes and port set changes
 	closed  bool
-	nextID  uint64
 	retired counterSnapshot // counters of closed ports, so hub totals never go down
 }
 
@@ -87,8 +89,6 @@ func (h *Hub) Attach(kind PortKind, label string) *Port {
 	p := newPort(h, kind, label)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.nextID++
-	p.id = h.nextID
 	if h.closed {
 		p.closed.Store(true)
 		p.closeQueue()

@@ -25,7 +25,6 @@ type Port struct {
 	hub    *Hub
 	kind   PortKind
 	label  string
-	id     uint64
 	closed atomic.Bool
 	macs   map[uint64]struct{} // keys whose entry points here; guarded by hub.mu
 
