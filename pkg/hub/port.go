@@ -22,11 +22,14 @@ var ErrPortClosed = errors.New("hub: port closed")
 // Port is one attachment to a hub. Forward is called by one goroutine (the
 // session reader); Dequeue/TryDequeue by one goroutine (the session writer).
 type Port struct {
+	// Read by every Forward that sends here, so kept apart from fields
+	// that this port's own goroutines write.
 	hub    *Hub
 	kind   PortKind
 	label  string
 	closed atomic.Bool
 	macs   map[uint64]struct{} // keys whose entry points here; guarded by hub.mu
+	_      [64]byte
 
 	// Ingress side, owned by the Forward goroutine.
 	pend []pending
