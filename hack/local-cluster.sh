@@ -259,14 +259,19 @@ setup_network() {
     modprobe br_netfilter 2>/dev/null || die "br_netfilter is not available: Services cannot work between pods"
     echo 1 >"$DIR/state/br_netfilter-loaded"
   fi
-  local r
-  while read -r r; do
-    # shellcheck disable=SC2086
-    iptables -w -C FORWARD $r 2>/dev/null || iptables -w -I FORWARD 1 $r
-    # shellcheck disable=SC2086
-    ip6tables -w -C FORWARD $r 2>/dev/null || ip6tables -w -I FORWARD 1 $r
-  done < <(ipt_rules)
+  # The rules go into mangle FORWARD, which the kernel traverses before filter
+  # FORWARD, where kube-proxy puts its own jumps (KUBE-FORWARD accepts established and
+  # marked traffic) in front of anything already there; and into filter FORWARD too.
+  local r t ipt
   echo 1 >"$DIR/state/iptables-added"
+  for ipt in iptables ip6tables; do
+    for t in mangle filter; do
+      while read -r r; do
+        # shellcheck disable=SC2086
+        "$ipt" -w -t "$t" -C FORWARD $r 2>/dev/null || "$ipt" -w -t "$t" -I FORWARD 1 $r
+      done < <(ipt_rules)
+    done
+  done
 }
 
 teardown_network() {
@@ -279,18 +284,51 @@ teardown_network() {
   fi
   [ -f "$DIR/state/route-added" ] && ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null || true
   if [ -f "$DIR/state/iptables-added" ]; then
-    while read -r r; do
-      # shellcheck disable=SC2086
-      while iptables -w -C FORWARD $r 2>/dev/null; do iptables -w -D FORWARD $r; done
-      # shellcheck disable=SC2086
-      while ip6tables -w -C FORWARD $r 2>/dev/null; do ip6tables -w -D FORWARD $r; done
-    done < <(ipt_rules)
+    local t ipt
+    for ipt in iptables ip6tables; do
+      for t in mangle filter; do
+        while read -r r; do
+          # shellcheck disable=SC2086
+          while "$ipt" -w -t "$t" -C FORWARD $r 2>/dev/null; do "$ipt" -w -t "$t" -D FORWARD $r; done
+        done < <(ipt_rules)
+      done
+    done
   fi
   [ -f "$f/ip_forward" ] && sysctl -qw "net.ipv4.ip_forward=$(cat "$f/ip_forward")"
   [ -f "$f/bridge-nf-call-iptables" ] && [ -f /proc/sys/net/bridge/bridge-nf-call-iptables ] &&
     sysctl -qw "net.bridge.bridge-nf-call-iptables=$(cat "$f/bridge-nf-call-iptables")"
   rm -f "$DIR/state/bridge-created" "$DIR/state/route-added" "$DIR/state/iptables-added"
   return 0
+}
+
+# kube_chains — every KUBE-* chain, as "<iptables|ip6tables> <table> <chain>" lines.
+kube_chains() {
+  local ipt t
+  for ipt in iptables ip6tables; do
+    for t in filter nat mangle; do
+      "$ipt" -w -t "$t" -S 2>/dev/null | awk -v p="$ipt $t" '$1 == "-N" && $2 ~ /^KUBE-/ { print p, $2 }'
+    done
+  done
+  return 0
+}
+
+# remove_kube_chains — the KUBE-* chains that did not exist before `up` were made by
+# our kube-proxy (or kubelet). `kube-proxy --cleanup` removes most but deliberately
+# keeps KUBE-FIREWALL, which it shares with kubelets; we remove what is left.
+remove_kube_chains() {
+  [ -f "$DIR/state/kube-chains-before" ] || return 0
+  local new ipt t c rule
+  new=$(kube_chains | grep -vxF -f "$DIR/state/kube-chains-before" || true)
+  [ -n "$new" ] || return 0
+  # Jumps into our chains first (from any chain), then flush all, then delete all:
+  # our chains reference each other.
+  while read -r ipt t c; do
+    "$ipt" -w -t "$t" -S 2>/dev/null | grep -E -- "-j $c( |\$)" | sed 's/^-A /-D /' | while read -r rule; do
+      eval "\"\$ipt\" -w -t \"\$t\" $rule" 2>/dev/null || true
+    done
+  done <<<"$new"
+  while read -r ipt t c; do "$ipt" -w -t "$t" -F "$c" 2>/dev/null || true; done <<<"$new"
+  while read -r ipt t c; do "$ipt" -w -t "$t" -X "$c" 2>/dev/null || true; done <<<"$new"
 }
 
 # Network namespaces of our pod sandboxes that the CNI teardown did not remove.
@@ -331,6 +369,7 @@ record_paths() {
   for p in "${ALWAYS_CREATED[@]}"; do
     [ -e "$p" ] || [ -L "$p" ] || echo "$p" >>"$DIR/state/created-paths"
   done
+  kube_chains >"$DIR/state/kube-chains-before"
   { ls -d /var/run/netns/cni-* /run/netns/cni-* 2>/dev/null || true; } | xargs -r readlink -f | sort -u >"$DIR/state/netns-before"
 }
 
@@ -728,6 +767,11 @@ cmd_down() {
     done
   fi
   stop containerd 15
+  # kube-apiserver before etcd: the other way round it hangs retrying etcd.
+  stop kube-apiserver 20
+  stop etcd 15
+  # Whatever still names our state directory: containerd's shims (containerd starts
+  # them, they outlive it) or a daemon whose PID file was lost.
   local p leftovers
   leftovers=$(stray_pids)
   if [ -n "$leftovers" ]; then
@@ -736,9 +780,6 @@ cmd_down() {
     # shellcheck disable=SC2046 # a list of PIDs
     poll 10 "leftover processes to exit" no_strays || { kill -KILL $(stray_pids) 2>/dev/null || true; }
   fi
-  # kube-apiserver before etcd: the other way round it hangs retrying etcd.
-  stop kube-apiserver 20
-  stop etcd 15
 
   # kube-proxy removes its own chains (KUBE-* in filter, nat and mangle); only our
   # kube-proxy ran here, so these are ours.
@@ -747,6 +788,7 @@ cmd_down() {
       log "kube-proxy --cleanup reported errors (see $DIR/logs/kube-proxy-cleanup.log)"
     rm -f "$DIR/state/kube-proxy-started"
   fi
+  remove_kube_chains
 
   remove_cgroups
   remove_netns
@@ -773,7 +815,7 @@ leftover_report() {
   p=$(our_mounts); [ -z "$p" ] || out+="mounts: $(echo $p)"$'\n'
   p=$(our_netns); [ -z "$p" ] || out+="network namespaces: $(echo $p)"$'\n'
   ip link show "$BRIDGE" >/dev/null 2>&1 && out+="interface: $BRIDGE"$'\n'
-  p=$({ iptables -w -S; iptables -w -t nat -S; iptables -w -t mangle -S; ip6tables -w -S; } 2>/dev/null | grep -E 'hubfleet-local-cluster|KUBE-' || true)
+  p=$({ iptables -w -S; iptables -w -t nat -S; iptables -w -t mangle -S; ip6tables -w -S; ip6tables -w -t mangle -S; } 2>/dev/null | grep -E 'hubfleet-local-cluster|KUBE-' || true)
   [ -z "$p" ] || out+="iptables: $(echo "$p" | head -5 | tr '\n' ';')"$'\n'
   ip route show "$SERVICE_CIDR" 2>/dev/null | grep -q . && out+="route: $SERVICE_CIDR"$'\n'
   if [ -n "$out" ]; then
