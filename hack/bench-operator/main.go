@@ -1,0 +1,478 @@
+// Command bench-operator measures the hubfleet operator against a real
+// kube-apiserver (the envtest control plane): 100 members, 10,000 dynamic
+// VirtualHubs.
+//
+//   - placement: time from the first hub created until every hub has a member;
+//   - failover: over N trials, time from one member's pod turning Ready=False
+//     until every dynamic hub it held shows another member in the API (seen
+//     through a watch, as any client would), p50 and p99;
+//   - steady state: API writes (any non-GET request) the operator makes in
+//     30 s while members keep renewing their Leases and nothing else changes.
+//
+// Members are simulated as the envtest tests do: the benchmark creates the
+// member pods, sets their status, and renews their Leases every
+// leaseDuration/3 through its own client, whose requests are not counted.
+// Run it with hack/bench-operator.sh.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/controllers"
+	"github.com/hubfleet/hubfleet/internal/scheme"
+	"github.com/hubfleet/hubfleet/internal/testenv"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
+)
+
+var (
+	members  = flag.Int("members", 100, "member pods")
+	hubs     = flag.Int("hubs", 10000, "dynamic VirtualHubs")
+	trials   = flag.Int("trials", 25, "failover trials")
+	steady   = flag.Duration("steady", 30*time.Second, "steady-state window for counting writes")
+	qps      = flag.Float64("qps", 500, "operator client QPS (burst is twice this)")
+	leaseSec = flag.Int("lease-seconds", 15, "VPNCluster failover.leaseDurationSeconds (members renew every third)")
+)
+
+// writeCounter counts the operator's non-GET requests by verb and resource.
+type writeCounter struct {
+	total atomic.Int64
+	mu    sync.Mutex
+	by    map[string]int
+}
+
+// counting wraps one of the operator's transports (client-go builds several
+// from one rest.Config: clients, informers, the event recorder).
+type counting struct {
+	next http.RoundTripper
+	w    *writeCounter
+}
+
+func (c counting) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodGet {
+		c.w.total.Add(1)
+		c.w.mu.Lock()
+		c.w.by[r.Method+" "+resourceOf(r.URL.Path)]++
+		c.w.mu.Unlock()
+	}
+	return c.next.RoundTrip(r)
+}
+
+func (w *writeCounter) snapshot() (int64, map[string]int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := make(map[string]int, len(w.by))
+	for k, v := range w.by {
+		m[k] = v
+	}
+	return w.total.Load(), m
+}
+
+// resourceOf turns /apis/g/v/namespaces/ns/virtualhubs/x/status into
+// "virtualhubs/status".
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i < len(parts); i++ {
+		if parts[i] == "namespaces" && i+2 < len(parts) {
+			parts = parts[i+2:]
+			break
+		}
+	}
+	if len(parts) >= 3 {
+		return parts[0] + "/" + parts[2]
+	}
+	return parts[0]
+}
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-operator:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	env, err := testenv.Start()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The operator, with its writes counted.
+	counter := &writeCounter{by: map[string]int{}}
+	opCfg := rest.CopyConfig(env.Config)
+	opCfg.QPS, opCfg.Burst = float32(*qps), int(2**qps)
+	opCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return counting{next: rt, w: counter} })
+	mgr, err := ctrl.NewManager(opCfg, ctrl.Options{Scheme: scheme.New(), Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		return err
+	}
+	if err := controllers.Setup(mgr, controllers.Options{MemberImage: "hubfleet:bench"}); err != nil {
+		return err
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+
+	c := env.Client
+	ns := "bench"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	cl := &vpnv1alpha1.VPNCluster{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "vpn"},
+		Spec: vpnv1alpha1.VPNClusterSpec{Members: int32(*members),
+			Failover: vpnv1alpha1.FailoverSpec{LeaseDurationSeconds: int32(*leaseSec)}},
+	}
+	if err := c.Create(ctx, cl); err != nil {
+		return err
+	}
+
+	// Watch hubs and the cluster through an informer, as a user would.
+	w, err := newWatcher(ctx, env.Config)
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	if err := parallel(*members, 16, func(i int) error { return startMember(ctx, c, cl, i) }); err != nil {
+		return err
+	}
+	stopRenew := renewLeases(ctx, c, cl)
+	defer stopRenew()
+	if err := w.waitCluster(fmt.Sprintf("%d/%d", *members, *members), 2*time.Minute); err != nil {
+		return err
+	}
+	fmt.Printf("members: %d ready in %v\n", *members, time.Since(start).Round(time.Millisecond))
+
+	// Placement.
+	t0 := time.Now()
+	if err := parallel(*hubs, 32, func(i int) error {
+		return c.Create(ctx, &vpnv1alpha1.VirtualHub{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("hub-%05d", i)},
+			Spec:       vpnv1alpha1.VirtualHubSpec{ClusterRef: vpnv1alpha1.ClusterReference{Name: "vpn"}, Type: vpnv1alpha1.HubDynamic},
+		})
+	}); err != nil {
+		return err
+	}
+	created := time.Since(t0)
+	if err := w.waitPlaced(*hubs, 5*time.Minute); err != nil {
+		return err
+	}
+	placed := time.Since(t0)
+	fmt.Printf("placement: %d hubs created in %v; all placed %v after the first create (%v after the last)\n",
+		*hubs, created.Round(time.Millisecond), placed.Round(time.Millisecond), (placed - created).Round(time.Millisecond))
+	perMember := w.perMember()
+	fmt.Printf("placement spread: min %d max %d hubs per member\n", slices.Min(perMember), slices.Max(perMember))
+
+	// Failover trials.
+	var lat []time.Duration
+	var moved []int
+	for trial := 0; trial < *trials; trial++ {
+		name := fmt.Sprintf("vpn-member-%d", trial%*members)
+		held := w.hubsOn(name)
+		t := time.Now()
+		if err := setReady(ctx, c, ns, name, false); err != nil {
+			return err
+		}
+		if err := w.waitGone(name, held, time.Minute); err != nil {
+			return fmt.Errorf("trial %d: %w", trial, err)
+		}
+		lat = append(lat, time.Since(t))
+		moved = append(moved, len(held))
+		if err := setReady(ctx, c, ns, name, true); err != nil {
+			return err
+		}
+		if err := w.waitCluster(fmt.Sprintf("%d/%d", *members, *members), time.Minute); err != nil {
+			return err
+		}
+	}
+	slices.Sort(lat)
+	fmt.Printf("failover: %d trials, hubs moved per trial min %d max %d; p50 %v p99 %v max %v\n",
+		len(lat), slices.Min(moved), slices.Max(moved), pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Millisecond))
+
+	// Steady state: let the last trial settle (hub counts in the cluster
+	// status lag by up to a second), then count.
+	if err := quiet(counter, 3*time.Second, time.Minute); err != nil {
+		return err
+	}
+	n0, by0 := counter.snapshot()
+	time.Sleep(*steady) // the measurement window itself
+	n1, by1 := counter.snapshot()
+	fmt.Printf("steady state: %d operator writes in %v (%.2f/s) while %d members renewed Leases every %ds\n",
+		n1-n0, *steady, float64(n1-n0)/steady.Seconds(), *members, *leaseSec/3)
+	for k, v := range by1 {
+		if d := v - by0[k]; d > 0 {
+			fmt.Printf("  %s: %d\n", k, d)
+		}
+	}
+	return nil
+}
+
+// quiet waits until the operator made no write for d.
+func quiet(w *writeCounter, d, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last, since := w.total.Load(), time.Now()
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		if n := w.total.Load(); n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= d {
+			return nil
+		}
+	}
+	return fmt.Errorf("operator never went quiet for %v", d)
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(min(i, len(sorted))-1, 0)].Round(time.Millisecond)
+}
+
+func parallel(n, workers int, fn func(int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+func startMember(ctx context.Context, c client.Client, cl *vpnv1alpha1.VPNCluster, i int) error {
+	name := fmt.Sprintf("%s-member-%d", cl.Name, i)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: name,
+			Labels: map[string]string{memberlease.LabelCluster: cl.Name, "app.kubernetes.io/component": "member"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "member", Image: "hubfleet:bench"}}, AutomountServiceAccountToken: ptr.To(false)},
+	}
+	if err := c.Create(ctx, pod); err != nil {
+		return err
+	}
+	if err := setReady(ctx, c, cl.Namespace, name, true); err != nil {
+		return err
+	}
+	return c.Create(ctx, lease(cl, name))
+}
+
+func lease(cl *vpnv1alpha1.VPNCluster, name string) *coordinationv1.Lease {
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: memberlease.LeaseName(name), Labels: memberlease.Labels(cl.Name),
+			Annotations: map[string]string{memberlease.AnnotationLoad: memberlease.Encode(memberlease.Load{})}},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(*leaseSec)),
+			RenewTime: &metav1.MicroTime{Time: time.Now()}},
+	}
+}
+
+func setReady(ctx context.Context, c client.Client, ns, name string, ready bool) error {
+	pod := &corev1.Pod{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
+		return err
+	}
+	s := corev1.ConditionFalse
+	if ready {
+		s = corev1.ConditionTrue
+	}
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: s, LastTransitionTime: metav1.Now()}}
+	return c.Status().Update(ctx, pod)
+}
+
+// renewLeases renews every member's Lease every leaseDuration/3, as members do.
+func renewLeases(ctx context.Context, c client.Client, cl *vpnv1alpha1.VPNCluster) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(memberlease.RenewInterval(time.Duration(*leaseSec) * time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			_ = parallel(*members, 8, func(i int) error {
+				l := &coordinationv1.Lease{}
+				if err := c.Get(ctx, client.ObjectKey{Namespace: cl.Namespace, Name: fmt.Sprintf("%s-member-%d", cl.Name, i)}, l); err != nil {
+					return nil
+				}
+				l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+				if err := c.Update(ctx, l); err != nil && ctx.Err() == nil {
+					fmt.Fprintln(os.Stderr, "renew:", err)
+				}
+				return nil
+			})
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// watcher keeps the hubs' assigned members and the cluster's ready count from
+// an informer, and wakes waiters on every change.
+type watcher struct {
+	mu       sync.Mutex
+	assigned map[string]string
+	ready    string
+	changed  chan struct{}
+}
+
+func newWatcher(ctx context.Context, cfg *rest.Config) (*watcher, error) {
+	ca, err := cache.New(cfg, cache.Options{Scheme: scheme.New()})
+	if err != nil {
+		return nil, err
+	}
+	w := &watcher{assigned: map[string]string{}, changed: make(chan struct{})}
+	hi, err := ca.GetInformer(ctx, &vpnv1alpha1.VirtualHub{})
+	if err != nil {
+		return nil, err
+	}
+	onHub := func(o any) {
+		if h, ok := o.(*vpnv1alpha1.VirtualHub); ok {
+			w.update(func() { w.assigned[h.Name] = h.Status.AssignedMember })
+		}
+	}
+	if _, err := hi.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onHub, UpdateFunc: func(_, n any) { onHub(n) }}); err != nil {
+		return nil, err
+	}
+	ci, err := ca.GetInformer(ctx, &vpnv1alpha1.VPNCluster{})
+	if err != nil {
+		return nil, err
+	}
+	onCl := func(o any) {
+		if c, ok := o.(*vpnv1alpha1.VPNCluster); ok {
+			w.update(func() { w.ready = c.Status.Ready })
+		}
+	}
+	if _, err := ci.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: onCl, UpdateFunc: func(_, n any) { onCl(n) }}); err != nil {
+		return nil, err
+	}
+	go func() { _ = ca.Start(ctx) }()
+	ca.WaitForCacheSync(ctx)
+	return w, nil
+}
+
+func (w *watcher) update(f func()) {
+	w.mu.Lock()
+	f()
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// until waits for cond (checked under the lock) with a deadline, woken by
+// informer events rather than a polling interval.
+func (w *watcher) until(timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		ok, ch := cond(), w.changed
+		w.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return fmt.Errorf("%s: not reached in %v", what, timeout)
+		}
+	}
+}
+
+func (w *watcher) waitCluster(ready string, timeout time.Duration) error {
+	return w.until(timeout, "cluster ready "+ready, func() bool { return w.ready == ready })
+}
+
+func (w *watcher) waitPlaced(n int, timeout time.Duration) error {
+	return w.until(timeout, "all hubs placed", func() bool {
+		if len(w.assigned) < n {
+			return false
+		}
+		for _, m := range w.assigned {
+			if m == "" {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (w *watcher) hubsOn(member string) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for h, m := range w.assigned {
+		if m == member {
+			out = append(out, h)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (w *watcher) perMember() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	by := map[string]int{}
+	for _, m := range w.assigned {
+		by[m]++
+	}
+	var out []int
+	for _, n := range by {
+		out = append(out, n)
+	}
+	return out
+}
+
+func (w *watcher) waitGone(member string, hubs []string, timeout time.Duration) error {
+	return w.until(timeout, "hubs moved off "+member, func() bool {
+		for _, h := range hubs {
+			if m := w.assigned[h]; m == member || m == "" {
+				return false
+			}
+		}
+		return true
+	})
+}
