@@ -43,6 +43,8 @@ func runOperator(args []string) int {
 		fmt.Fprintf(os.Stderr, "hubfleet operator: cannot reach Kubernetes: %v (in a pod this comes from the ServiceAccount; outside, set KUBECONFIG)\n", err)
 		return ExitError
 	}
+	// One member failure rewrites ~100 hub statuses at once; client-go's default 5 QPS would take 20 s.
+	cfg.QPS, cfg.Burst = 500, 1000
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme.New(),
 		Metrics:                 metricsserver.Options{BindAddress: *metricsAddr},
