@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"runtime"
 	"sort"
@@ -107,8 +108,17 @@ func (s *Server) Name() string { return s.settings.Load().name }
 // licences and timers are replaced (timers for new sessions). A change of listen
 // address needs a restart and is only logged. On error nothing changes.
 func (s *Server) Apply(cfg *Config) error {
+	// A deep copy: the caller (a file reload, or informers in cluster mode) may
+	// reuse its Config, and logins read it concurrently.
 	c := *cfg
 	c.Hubs = append([]HubConfig(nil), cfg.Hubs...)
+	for i := range c.Hubs {
+		c.Hubs[i].Users = maps.Clone(c.Hubs[i].Users)
+	}
+	if cfg.Licences != nil {
+		l := *cfg.Licences
+		c.Licences = &l
+	}
 	if err := c.Validate(); err != nil {
 		return err
 	}
@@ -243,7 +253,7 @@ func (s *Server) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
-// Shutdown stops accepting, refuses logins in progress with ShuttingDown, sends
+// Shutdown stops accepting, drops connections that have not finished logging in, sends
 // every session Shutdown ("member shutting down") so its client logs in elsewhere
 // at once, and waits for the sessions to end. When ctx ends first, the remaining
 // connections are closed hard and ctx's error is returned.
@@ -252,6 +262,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	for ln := range s.listeners {
 		ln.Close()
+	}
+	// Connections still in the handshake or login hold nothing yet; a client
+	// that sees its connection drop reconnects as it would on ShuttingDown, and
+	// waiting up to the 10 s login timeout for a silent one would stall the exit.
+	for c := range s.conns {
+		c.Close()
 	}
 	hubs := make([]*hubState, 0, len(s.hubs))
 	for _, hs := range s.hubs {
