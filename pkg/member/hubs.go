@@ -22,6 +22,7 @@ type hubState struct {
 	sessions map[*session]struct{}
 	count    [2]int // sessions admitted (reserved or running) per license.Kind
 	removed  bool
+	reason   string // why it was removed, for sessions that arrive after
 }
 
 func newHubState(c *HubConfig, now func() time.Time) *hubState {
@@ -109,15 +110,16 @@ func (hs *hubState) attach(se *session) bool {
 }
 
 // register lists a session whose client heard OK, so remove and forceClose reach
-// it; false if the hub was removed meanwhile (its port is then closed already).
-func (hs *hubState) register(se *session) bool {
+// it. If the hub was removed meanwhile (its port is then closed already) it
+// returns the removal's reason and false.
+func (hs *hubState) register(se *session) (string, bool) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.removed {
-		return false
+		return hs.reason, false
 	}
 	hs.sessions[se] = struct{}{}
-	return true
+	return "", true
 }
 
 func (hs *hubState) deregister(se *session) {
@@ -132,7 +134,9 @@ func (hs *hubState) deregister(se *session) {
 // sessions shut down.
 func (hs *hubState) remove(reason string) int {
 	hs.mu.Lock()
-	hs.removed = true
+	if !hs.removed {
+		hs.removed, hs.reason = true, reason
+	}
 	sessions := make([]*session, 0, len(hs.sessions))
 	for se := range hs.sessions {
 		sessions = append(sessions, se)

@@ -25,21 +25,19 @@ func (s *Server) handle(raw net.Conn) {
 	defer s.handlers.Done()
 	protocol.TuneTCP(raw)
 	tc := tls.Server(raw, s.tlsConf)
-	se := s.login(tc)
+	se := s.login(raw, tc)
 	if se == nil {
 		s.untrack(raw)
 		tc.Close()
 		return
 	}
-	// Registered with its hub before leaving s.conns, so Shutdown reaches it in one
-	// place or the other.
-	ok := se.hs.register(se)
-	s.untrack(raw)
-	if !ok {
+	// login untracked the connection before sending OK. If the hub was removed (or
+	// the member began shutting down) since, the client is told why at once.
+	if reason, ok := se.hs.register(se); !ok {
 		se.port.Close()
 		se.hs.unreserve(se.kind)
 		s.gate.Release(se.kind)
-		_ = se.conn.WriteShutdown("hub removed")
+		_ = se.conn.WriteShutdown(reason)
 		se.conn.Close()
 		return
 	}
@@ -48,7 +46,7 @@ func (s *Server) handle(raw net.Conn) {
 
 // login does the handshake and the login exchange, and returns the admitted
 // session, or nil after sending the refusal (or on a broken connection).
-func (s *Server) login(tc *tls.Conn) *session {
+func (s *Server) login(raw net.Conn, tc *tls.Conn) *session {
 	ctx, cancel := context.WithTimeout(context.Background(), protocol.LoginTimeout)
 	defer cancel()
 	remote := tc.RemoteAddr().String()
@@ -80,6 +78,9 @@ func (s *Server) login(tc *tls.Conn) *session {
 		s.refuse(tc, remote, req, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, s.Name()))
 		return nil
 	}
+	// From here Shutdown must not close the connection under the OK result: the
+	// session reaches it through its hub instead (register in handle).
+	s.untrack(raw)
 	if err := protocol.WriteResult(tc, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
 		se.port.Close()
