@@ -22,13 +22,13 @@ const maxFrame = protocol.DefaultMaxFrame
 
 // handle runs one accepted connection: TLS, login, then the session.
 func (s *Server) handle(raw net.Conn) {
-	defer s.handlers.Done()
 	protocol.TuneTCP(raw)
 	tc := tls.Server(raw, s.tlsConf)
 	se := s.login(raw, tc)
 	if se == nil {
 		s.untrack(raw)
 		tc.Close()
+		s.handlers.Done()
 		return
 	}
 	// login untracked the connection before sending OK. If the hub was removed (or
@@ -39,9 +39,15 @@ func (s *Server) handle(raw net.Conn) {
 		s.gate.Release(se.kind)
 		_ = se.conn.WriteShutdown(reason)
 		se.conn.Close()
+		s.handlers.Done()
 		return
 	}
-	se.run()
+	// The session reads on a new goroutine: this one's stack grew deep in the
+	// TLS handshake, and an idle session would keep that memory.
+	go func() {
+		defer s.handlers.Done()
+		se.run()
+	}()
 }
 
 // login does the handshake and the login exchange, and returns the admitted
