@@ -127,12 +127,17 @@ func TestFloodSharesOneBuffer(t *testing.T) {
 }
 
 func TestFrameBuffers(t *testing.T) {
-	if got := cap(NewFrame().Buf()); got < 65535 {
+	trackFrames(t)
+	big, jumbo := NewFrame(), NewFrameSize(9000)
+	if got := cap(big.Buf()); got < 65535 {
 		t.Errorf("NewFrame capacity %d, want >= 65535", got)
 	}
-	if got := cap(NewFrameSize(9000).Buf()); got < 9000 {
+	if got := cap(jumbo.Buf()); got < 9000 {
 		t.Errorf("NewFrameSize(9000) capacity %d", got)
 	}
+	big.Release()
+	jumbo.Release()
+
 	f := NewFrameSize(100)
 	if len(f.Bytes()) != 0 {
 		t.Errorf("new frame not empty")
@@ -142,10 +147,18 @@ func TestFrameBuffers(t *testing.T) {
 	if string(f.Bytes()) != "0123456789abcdef" {
 		t.Errorf("SetLen: %q", f.Bytes())
 	}
+	f.Retain()
 	f.Release()
+	if liveFrames() != 1 {
+		t.Fatalf("frame returned to the pool while a retained reference remained")
+	}
+	f.Release()
+	if liveFrames() != 0 {
+		t.Fatalf("frame not returned after its last reference")
+	}
 	defer func() {
 		if recover() == nil {
-			t.Error("a second Release of a single-reference frame did not panic")
+			t.Error("releasing a frame already back in its pool did not panic")
 		}
 	}()
 	f.Release()
