@@ -50,7 +50,9 @@ type writtenStatus struct {
 // Reconcile places every hub of the cluster named by req.
 func (r *VirtualHubReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var list vpnv1alpha1.VirtualHubList
-	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClusterKey: req.String()}); err != nil {
+	// No deep copy of 10,000 cached hubs per reconcile: nothing below mutates
+	// them (desired statuses are built fresh; patches work on copies).
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClusterKey: req.String()}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, err
 	}
 	cl := &vpnv1alpha1.VPNCluster{}
