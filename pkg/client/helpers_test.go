@@ -19,7 +19,7 @@ import (
 // testMember is a tiny member on loopback: it answers each login with what
 // decide returns and hands OK sessions to the test.
 type testMember struct {
-	t        *testing.T
+	t        testing.TB
 	ln       net.Listener
 	caFile   string
 	decide   func(n int, req *protocol.LoginRequest) *protocol.LoginResult
@@ -31,7 +31,7 @@ type testMember struct {
 	silentFirst bool
 }
 
-func newTestMember(t *testing.T, decide func(n int, req *protocol.LoginRequest) *protocol.LoginResult) *testMember {
+func newTestMember(t testing.TB, decide func(n int, req *protocol.LoginRequest) *protocol.LoginResult) *testMember {
 	t.Helper()
 	ca, err := certs.NewCA("client test CA", time.Hour)
 	if err != nil {
@@ -182,11 +182,14 @@ func (s *syncBuffer) String() string {
 
 // runClient starts Run against m with dev and returns its result channel; the
 // client is stopped at the end of the test.
-func runClient(t *testing.T, m *testMember, dev *pipeTAP, status io.Writer, tweak func(*Options)) <-chan error {
+func runClient(t testing.TB, m *testMember, dev *pipeTAP, status io.Writer, tweak func(*Options)) <-chan error {
 	t.Helper()
 	opts := Options{
 		Server: m.addr(), Hub: "blue", User: "alice", Password: "secret", Kind: KindClient,
-		CAFile: m.caFile, Device: dev, Status: status,
+		CAFile: m.caFile, Status: status,
+	}
+	if dev != nil {
+		opts.Device = dev
 	}
 	if tweak != nil {
 		tweak(&opts)
