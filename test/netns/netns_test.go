@@ -22,6 +22,7 @@ const (
 	addrB = "172.31.77.2"
 	addrC = "172.31.77.3"
 	addrD = "172.31.77.4"
+	addrL = "172.31.77.9" // a host on the LAN behind the bridge
 )
 
 func TestDataPlaneThroughNamespaces(t *testing.T) {
@@ -37,9 +38,9 @@ func TestDataPlaneThroughNamespaces(t *testing.T) {
 		}
 	}
 	e.writeConfig(map[string]map[string]string{
-		"blue": {"alice": "alice-pw", "bob": "bob-pw"},
+		"blue": {"alice": "alice-pw", "bob": "bob-pw", "site": "site-pw"},
 		"red":  {"carol": "carol-pw", "dave": "dave-pw"},
-	}, []string{memberAddr(1), memberAddr(2), memberAddr(3), memberAddr(4)})
+	}, []string{memberAddr(1), memberAddr(2), memberAddr(3), memberAddr(4), memberAddr(5)})
 	pwFile := func(pw string) string { return e.file(pw, []byte(pw+"\n")) }
 	connect := func(name, ns string, i int, hub, user, pw, addr string) *proc {
 		return e.start(name, ns, "connect", "--server", memberAddr(i)+":8443", "--hub", hub,
@@ -118,6 +119,28 @@ func TestDataPlaneThroughNamespaces(t *testing.T) {
 		}
 		if !strings.Contains(bad.out.String(), "bad credentials") {
 			t.Fatalf("output does not say bad credentials:\n%s", bad.out)
+		}
+	})
+
+	t.Run("Bridge", func(t *testing.T) {
+		// A site: host L on a LAN whose router E runs `hubfleet bridge` with the
+		// LAN's plain interface, so a bridge hfbr-lan0 joins it to hub blue.
+		nsE, nsL := e.clientNS("e", 5), e.newNS("l")
+		e.ip("-n", nsE, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", nsL)
+		e.ip("-n", nsL, "addr", "add", addrL+"/24", "dev", "eth0")
+		e.ip("-n", nsL, "link", "set", "eth0", "up")
+		br := e.start("bridge E", nsE, "bridge", "--server", memberAddr(5)+":8443", "--hub", "blue",
+			"--user", "site", "--password-file", pwFile("site-pw"), "--ca-file", e.caFile,
+			"--tap", "hf0", "--bridge", "lan0")
+		took := eventually(t, 20*time.Second, "A pings LAN host L through the hub and the bridge", func() bool { return ping(nsA, addrL) })
+		t.Logf("bridge up and L reachable from A after %v", took.Round(time.Millisecond))
+		eventually(t, 10*time.Second, "L pings B", func() bool { return ping(nsL, addrB) })
+		if out, _ := e.inNS(nsE, 5*time.Second, "ip", "-o", "link", "show", "master", "hfbr-lan0"); !strings.Contains(out, "lan0") || !strings.Contains(out, "hf0") {
+			t.Fatalf("bridge hfbr-lan0 ports are %q, want lan0 and hf0", out)
+		}
+		br.signal(syscall.SIGTERM)
+		if code := br.wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("bridge exit code %d after SIGTERM, want 0:\n%s", code, br.out)
 		}
 	})
 
