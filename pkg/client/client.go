@@ -179,8 +179,7 @@ func (c *client) run(ctx context.Context) error {
 				continue
 			}
 			if perm := c.permanent(err); perm != nil {
-				c.say("stopped: %v", perm)
-				return perm
+				return perm // the caller reports it; a status line would repeat it
 			}
 			wait := backoff(failures)
 			failures++
@@ -202,7 +201,6 @@ func (c *client) run(ctx context.Context) error {
 			return nil
 		}
 		if te, ok := errors.AsType[*Error](err); ok {
-			c.say("stopped: %v", te)
 			return te
 		}
 		if c.opts.NoRetry {

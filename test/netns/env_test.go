@@ -114,9 +114,9 @@ func (e *env) inNS(ns string, timeout time.Duration, args ...string) (string, er
 	return string(out), err
 }
 
-// writePKI issues a CA and a member certificate for the member's underlay
-// addresses and writes the member config with the given hubs (hub → user →
-// password).
+// writeConfig issues a CA and a member certificate for the member's underlay
+// addresses ips and writes the member config with the given hubs (hub → user →
+// password), passwords hashed with argon2id as `hubfleet hash-password` does.
 func (e *env) writeConfig(hubs map[string]map[string]string, ips []string) {
 	t := e.t
 	ca, err := certs.NewCA("hubfleet netns test CA", time.Hour)
