@@ -28,7 +28,7 @@ func Register(c Command) {
 	commands[c.Name] = c
 }
 
-// Exit codes shared by every subcommand. Subcommands may define more above 10.
+// Exit codes shared by every subcommand; connect and bridge add 3–7 (docs/client.md).
 const (
 	ExitOK    = 0
 	ExitError = 1
