@@ -42,21 +42,28 @@ type env struct {
 // tests): client namespace i reaches the member at 198.18.i.1 from 198.18.i.2.
 func memberAddr(i int) string { return fmt.Sprintf("198.18.%d.1", i) }
 
+// requirePrivileges skips where the test cannot run — except in CI, which installs
+// what the test needs, so a skip there would hide a broken install step.
 func requirePrivileges(t *testing.T) {
 	t.Helper()
+	skip := t.Skip
+	skipf := t.Skipf
+	if os.Getenv("CI") != "" {
+		skip, skipf = t.Fatal, t.Fatalf
+	}
 	if os.Geteuid() != 0 {
-		t.Skip("the network-namespace test needs root (network namespaces, TAP devices): run `sudo go test ./test/netns/`")
+		skip("the network-namespace test needs root (network namespaces, TAP devices): run `sudo go test ./test/netns/`")
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("the network-namespace test needs /dev/net/tun: modprobe tun, or run the container with --device /dev/net/tun")
+		skip("the network-namespace test needs /dev/net/tun: modprobe tun, or run the container with --device /dev/net/tun")
 	}
 	for _, tool := range []string{"ip", "ping"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the network-namespace test needs %s: apt-get install iproute2 iputils-ping", tool)
+			skipf("the network-namespace test needs %s: apt-get install iproute2 iputils-ping", tool)
 		}
 	}
 	if out, err := exec.Command("ip", "netns", "list").CombinedOutput(); err != nil {
-		t.Skipf("`ip netns` does not work here (%v: %s): the test needs network namespaces", err, out)
+		skipf("`ip netns` does not work here (%v: %s): the test needs network namespaces", err, out)
 	}
 }
 
