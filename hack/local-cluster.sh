@@ -733,7 +733,8 @@ cmd_up() {
 }
 
 export_hint() {
-  log "use it with:  export KUBECONFIG=$KUBECONFIG_FILE   (kubectl: ${BIN:-$CACHE/k8s/<version>/bin}/kubectl)"
+  [ -n "${BIN:-}" ] || BIN=$(cat "$DIR/state/bin" 2>/dev/null || echo "$CACHE/k8s/<version>/bin")
+  log "use it with:  export KUBECONFIG=$KUBECONFIG_FILE   (kubectl: $BIN/kubectl)"
 }
 
 cmd_down() {
@@ -872,6 +873,7 @@ cmd_run() {
   trap 'exit 130' INT TERM
 
   step "build and import the hubfleet image ($HUBFLEET_IMAGE)"
+  build_tools
   build_hubfleet_image
   load_image "$ROOT/dist/hubfleet-image.tar"
 
