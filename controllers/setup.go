@@ -234,7 +234,8 @@ func (d delayedHandler) Generic(_ context.Context, e event.GenericEvent, q workq
 // listClusterHubs lists the VirtualHubs referring to cl (any namespace).
 func listClusterHubs(ctx context.Context, c client.Reader, cl *vpnv1alpha1.VPNCluster) ([]vpnv1alpha1.VirtualHub, error) {
 	var list vpnv1alpha1.VirtualHubList
-	err := c.List(ctx, &list, client.MatchingFields{indexClusterKey: client.ObjectKeyFromObject(cl).String()})
+	// Read-only use: no deep copy of every cached hub.
+	err := c.List(ctx, &list, client.MatchingFields{indexClusterKey: client.ObjectKeyFromObject(cl).String()}, client.UnsafeDisableDeepCopy)
 	return list.Items, err
 }
 

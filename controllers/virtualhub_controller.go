@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 )
@@ -49,6 +50,7 @@ type writtenStatus struct {
 
 // Reconcile places every hub of the cluster named by req.
 func (r *VirtualHubReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	start := time.Now()
 	var list vpnv1alpha1.VirtualHubList
 	// No deep copy of 10,000 cached hubs per reconcile: nothing below mutates
 	// them (desired statuses are built fresh; patches work on copies).
@@ -64,13 +66,50 @@ func (r *VirtualHubReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	} else if !cl.DeletionTimestamp.IsZero() {
 		cl = nil
 	}
+	listed := time.Now()
 	hubs := r.current(req.NamespacedName, list.Items)
-	now := time.Now()
-	updates, requeue, err := r.place(ctx, cl, req.NamespacedName, hubs, now)
+	updates, requeue, err := r.place(ctx, cl, req.NamespacedName, hubs, listed)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: requeue}, r.write(ctx, req.NamespacedName, updates)
+	placed := time.Now()
+	bulk := r.quietBulkPlacements(updates)
+	err = r.write(ctx, req.NamespacedName, updates)
+	if bulk > 0 && cl != nil {
+		r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, ReasonPlaced, "Place", "placed %d new hubs in one pass (per-hub Placed Events are kept for batches of up to %d)", bulk, placedEventsPerHub)
+	}
+	if len(updates) > 0 {
+		log.FromContext(ctx).V(1).Info("placement written", "hubs", len(hubs), "updates", len(updates),
+			"list", listed.Sub(start), "place", placed.Sub(listed), "write", time.Since(placed))
+	}
+	return ctrl.Result{RequeueAfter: requeue}, err
+}
+
+// placedEventsPerHub is the largest batch of first placements that gets one
+// Placed Event per hub. A bulk creation (10,000 hubs from a script) gets one
+// Event on the cluster instead: per-hub Events would double the API writes of
+// the placement, and each hub's Scheduled condition already records when and
+// where it was placed. Reassignments always get one Event per hub.
+const placedEventsPerHub = 10
+
+// quietBulkPlacements drops the per-hub Placed Events of a bulk placement and
+// returns how many it dropped (0 for a small batch).
+func (r *VirtualHubReconciler) quietBulkPlacements(ups []hubUpdate) int {
+	n := 0
+	for i := range ups {
+		if e := ups[i].event; e != nil && e.reason == ReasonPlaced && e.action == "Place" {
+			n++
+		}
+	}
+	if n <= placedEventsPerHub {
+		return 0
+	}
+	for i := range ups {
+		if e := ups[i].event; e != nil && e.reason == ReasonPlaced && e.action == "Place" {
+			ups[i].event = nil
+		}
+	}
+	return n
 }
 
 // liveHub is a hub as the cache has it, with the status we believe it has
@@ -114,7 +153,8 @@ type hubUpdate struct {
 	hub     liveHub
 	desired vpnv1alpha1.VirtualHubStatus
 	// event, if set, is recorded on the hub once the write succeeded.
-	event *hubEvent
+	event   *hubEvent
+	written bool
 }
 
 type hubEvent struct {
@@ -147,7 +187,25 @@ func (r *VirtualHubReconciler) write(ctx context.Context, key types.NamespacedNa
 	}
 	close(work)
 	wg.Wait()
+	// Events after every status: members act on the statuses, people read
+	// the Events, so the statuses get the API server first.
+	for i := range ups {
+		if u := &ups[i]; u.written && u.event != nil {
+			r.record(key, u)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func (r *VirtualHubReconciler) record(key types.NamespacedName, u *hubUpdate) {
+	e := u.event
+	var related runtime.Object
+	if e.member != "" {
+		related = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: e.member}}
+	}
+	obj := u.hub.obj.DeepCopy()
+	obj.Status = u.desired
+	r.Recorder.Eventf(obj, related, e.typ, e.reason, e.action, "%s", e.note)
 }
 
 func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedName, u *hubUpdate) error {
@@ -163,12 +221,6 @@ func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedNa
 	r.mu.Lock()
 	r.written[obj.UID] = writtenStatus{cluster: key, rv: obj.ResourceVersion, status: obj.Status}
 	r.mu.Unlock()
-	if e := u.event; e != nil {
-		var related runtime.Object
-		if e.member != "" {
-			related = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: e.member}}
-		}
-		r.Recorder.Eventf(obj, related, e.typ, e.reason, e.action, "%s", e.note)
-	}
+	u.written = true
 	return nil
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -108,4 +109,47 @@ func TestHubInUnadmittedNamespaceIsRefused(t *testing.T) {
 		return eventFor(other, "refused", ReasonNamespaceNotAdmitted, "hubNamespaces.from: Same")
 	})
 	placedHub(t, tenant, "admitted")
+}
+
+// hubStatusEqual must see every field, or a changed status would never be
+// written: change each field of a full status in turn.
+func TestHubStatusEqualSeesEveryField(t *testing.T) {
+	now := metav1.Now()
+	full := func() vpnv1alpha1.VirtualHubStatus {
+		return vpnv1alpha1.VirtualHubStatus{
+			ObservedGeneration: 1, AssignedMember: "m", Placement: "m", Sessions: 1, LocalBridge: "b",
+			Instances:        []vpnv1alpha1.HubInstance{{Member: "m", Sessions: 1, Ready: true}},
+			LastReassignment: &vpnv1alpha1.Reassignment{From: "a", To: "m", Reason: "r", Time: now},
+			Conditions:       []metav1.Condition{{Type: "Ready", Status: "True", Reason: "r", Message: "x", ObservedGeneration: 1, LastTransitionTime: now}},
+		}
+	}
+	a, b := full(), full()
+	if !hubStatusEqual(&a, &b) {
+		t.Fatal("equal statuses compare unequal")
+	}
+	edits := []func(*vpnv1alpha1.VirtualHubStatus){
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.ObservedGeneration = 2 },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.AssignedMember = "n" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Placement = "n" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Sessions = 2 },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.LocalBridge = "" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Instances[0].Ready = false },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Instances = nil },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.LastReassignment = nil },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.LastReassignment.Reason = "q" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Conditions[0].Message = "y" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Conditions[0].Status = "False" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.Conditions = nil },
+	}
+	// Every field of the status type must be covered by an edit above.
+	if n := reflect.TypeOf(vpnv1alpha1.VirtualHubStatus{}).NumField(); n != 8 {
+		t.Fatalf("VirtualHubStatus has %d fields; update hubStatusEqual and this test", n)
+	}
+	for i, edit := range edits {
+		c := full()
+		edit(&c)
+		if hubStatusEqual(&a, &c) || hubStatusEqual(&c, &a) {
+			t.Errorf("edit %d not detected", i)
+		}
+	}
 }

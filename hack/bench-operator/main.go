@@ -55,6 +55,7 @@ var (
 	steady   = flag.Duration("steady", 30*time.Second, "steady-state window for counting writes")
 	qps      = flag.Float64("qps", 500, "operator client QPS (burst is twice this)")
 	leaseSec = flag.Int("lease-seconds", 15, "VPNCluster failover.leaseDurationSeconds (members renew every third)")
+	verbose  = flag.Bool("v", false, "operator debug log on stderr (placement timings)")
 )
 
 // writeCounter counts the operator's non-GET requests by verb and resource.
@@ -116,7 +117,11 @@ func main() {
 }
 
 func run() error {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	level := zapcore.ErrorLevel
+	if *verbose {
+		level = zapcore.DebugLevel
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
 	env, err := testenv.Start()
 	if err != nil {
 		return err
@@ -195,7 +200,7 @@ func run() error {
 	fmt.Printf("placement spread: min %d max %d hubs per member\n", slices.Min(perMember), slices.Max(perMember))
 
 	// Failover trials.
-	var lat []time.Duration
+	var lat, first []time.Duration
 	var moved []int
 	for trial := 0; trial < *trials; trial++ {
 		name := fmt.Sprintf("vpn-member-%d", trial%*members)
@@ -204,6 +209,10 @@ func run() error {
 		if err := setReady(ctx, c, ns, name, false); err != nil {
 			return err
 		}
+		if err := w.waitFirstGone(name, held, time.Minute); err != nil {
+			return fmt.Errorf("trial %d: %w", trial, err)
+		}
+		first = append(first, time.Since(t))
 		if err := w.waitGone(name, held, time.Minute); err != nil {
 			return fmt.Errorf("trial %d: %w", trial, err)
 		}
@@ -217,6 +226,8 @@ func run() error {
 		}
 	}
 	slices.Sort(lat)
+	slices.Sort(first)
+	fmt.Printf("failover: first hub moved p50 %v p99 %v\n", pct(first, 50), pct(first, 99))
 	fmt.Printf("failover: %d trials, hubs moved per trial min %d max %d; p50 %v p99 %v max %v\n",
 		len(lat), slices.Min(moved), slices.Max(moved), pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Millisecond))
 
@@ -464,6 +475,17 @@ func (w *watcher) perMember() []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+func (w *watcher) waitFirstGone(member string, hubs []string, timeout time.Duration) error {
+	return w.until(timeout, "first hub moved off "+member, func() bool {
+		for _, h := range hubs {
+			if m := w.assigned[h]; m != member && m != "" {
+				return true
+			}
+		}
+		return len(hubs) == 0
+	})
 }
 
 func (w *watcher) waitGone(member string, hubs []string, timeout time.Duration) error {
