@@ -262,15 +262,16 @@ setup_network() {
   # The rules go into mangle FORWARD, which the kernel traverses before filter
   # FORWARD, where kube-proxy puts its own jumps (KUBE-FORWARD accepts established and
   # marked traffic) in front of anything already there; and into filter FORWARD too.
+  # One iptables-restore per family (--noflush keeps every other rule): each iptables
+  # call costs a rule-set round trip, which is slow on a busy machine.
   local r t ipt
   echo 1 >"$DIR/state/iptables-added"
   for ipt in iptables ip6tables; do
     for t in mangle filter; do
-      while read -r r; do
-        # shellcheck disable=SC2086
-        "$ipt" -w -t "$t" -C FORWARD $r 2>/dev/null || "$ipt" -w -t "$t" -I FORWARD 1 $r
-      done < <(ipt_rules)
-    done
+      echo "*$t"
+      while read -r r; do echo "-I FORWARD 1 $r"; done < <(ipt_rules)
+      echo COMMIT
+    done | "$ipt-restore" -w --noflush
   done
 }
 
@@ -284,13 +285,15 @@ teardown_network() {
   fi
   [ -f "$DIR/state/route-added" ] && ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null || true
   if [ -f "$DIR/state/iptables-added" ]; then
+    # Exactly the rules carrying our comment, wherever they ended up in the chain.
     local t ipt
     for ipt in iptables ip6tables; do
       for t in mangle filter; do
-        while read -r r; do
-          # shellcheck disable=SC2086
-          while "$ipt" -w -t "$t" -C FORWARD $r 2>/dev/null; do "$ipt" -w -t "$t" -D FORWARD $r; done
-        done < <(ipt_rules)
+        { "$ipt" -w -t "$t" -S FORWARD 2>/dev/null | grep -- '--comment hubfleet-local-cluster' || true; } | sed 's/^-A /-D /' |
+          while read -r r; do
+            # shellcheck disable=SC2086 # the rule is a list of arguments
+            "$ipt" -w -t "$t" $r || true
+          done
       done
     done
   fi
