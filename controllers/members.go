@@ -46,6 +46,7 @@ func (m *memberView) Sessions() int32 { return m.Client + m.Bridge }
 // memberSet is every member of one cluster at one instant.
 type memberSet struct {
 	Members []memberView // one per desired replica, by index
+	index   map[string]int
 	// NextExpiry is the earliest moment a fresh Lease of a member will expire:
 	// the reconcilers requeue for it, so an expiry is acted on at once without
 	// polling. Zero when no Lease is fresh.
@@ -53,10 +54,8 @@ type memberSet struct {
 }
 
 func (s *memberSet) byName(name string) *memberView {
-	for i := range s.Members {
-		if s.Members[i].Name == name {
-			return &s.Members[i]
-		}
+	if i, ok := s.index[name]; ok {
+		return &s.Members[i]
 	}
 	return nil
 }
@@ -101,7 +100,7 @@ func computeMembers(cl *vpnv1alpha1.VPNCluster, pods map[string]*corev1.Pod, lea
 		prev[m.Name] = m.State
 	}
 	dur := time.Duration(leaseDuration(cl)) * time.Second
-	var s memberSet
+	s := memberSet{index: make(map[string]int, cl.Spec.Members)}
 	for i := 0; i < int(cl.Spec.Members); i++ {
 		name := memberName(cl, i)
 		v := memberView{Name: name, Pod: pods[name], Lease: leases[memberlease.LeaseName(name)]}
@@ -142,6 +141,7 @@ func computeMembers(cl *vpnv1alpha1.VPNCluster, pods map[string]*corev1.Pod, lea
 				v.Message = "starting: Lease expired before the member was ever ready"
 			}
 		}
+		s.index[v.Name] = len(s.Members)
 		s.Members = append(s.Members, v)
 	}
 	return s

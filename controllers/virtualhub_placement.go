@@ -106,6 +106,12 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		snap.Hubs = append(snap.Hubs, ph)
 	}
 	d := placement.Place(snap)
+	// Condition messages per member, built once rather than once per hub:
+	// a placement pass builds 10,000 statuses and allocation is its main cost.
+	msgs := make(map[string]memberMessages, len(ms.Members))
+	for _, m := range ms.Members {
+		msgs[m.Name] = memberMessages{scheduled: "assigned to member " + m.Name, ready: "member " + m.Name + " is ready"}
+	}
 	moves := make(map[string]placement.Move, len(d.Moves))
 	for _, m := range d.Moves {
 		moves[m.Hub] = m
@@ -119,7 +125,7 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 			st = staticStatus(h, d.Static[keys[i]], per, cl)
 			ev = transitionEvent(h, st, "")
 		} else {
-			st, ev = dynamicStatus(h, d, moves[keys[i]], &ms, per, now)
+			st, ev = dynamicStatus(h, keys[i], d, moves[keys[i]], &ms, per, msgs, now)
 		}
 		emit(h, st, ev)
 	}
@@ -144,7 +150,7 @@ func unscheduled(h liveHub, reason, msg string) vpnv1alpha1.VirtualHubStatus {
 	st := base(h)
 	cond(&st, h.obj.Generation, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, reason, msg)
 	cond(&st, h.obj.Generation, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, reason, "not scheduled: "+msg)
-	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
 	return st
 }
 
@@ -163,8 +169,9 @@ func transitionEvent(h liveHub, st vpnv1alpha1.VirtualHubStatus, _ string) *hubE
 	return &hubEvent{typ: typ, reason: now.Reason, action: "Schedule", note: now.Message}
 }
 
-func dynamicStatus(h liveHub, d placement.Decision, mv placement.Move, ms *memberSet, per map[string]int32, now time.Time) (vpnv1alpha1.VirtualHubStatus, *hubEvent) {
-	key := h.obj.Namespace + "/" + h.obj.Name
+type memberMessages struct{ scheduled, ready string }
+
+func dynamicStatus(h liveHub, key string, d placement.Decision, mv placement.Move, ms *memberSet, per map[string]int32, msgs map[string]memberMessages, now time.Time) (vpnv1alpha1.VirtualHubStatus, *hubEvent) {
 	gen := h.obj.Generation
 	member, ok := d.Dynamic[key]
 	if !ok {
@@ -185,10 +192,14 @@ func dynamicStatus(h liveHub, d placement.Decision, mv placement.Move, ms *membe
 	for _, n := range per {
 		st.Sessions += n
 	}
-	cond(&st, gen, vpnv1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonPlaced, "assigned to member "+member)
+	mm, ok := msgs[member]
+	if !ok {
+		mm = memberMessages{scheduled: "assigned to member " + member, ready: "member " + member + " is ready"}
+	}
+	cond(&st, gen, vpnv1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonPlaced, mm.scheduled)
 	switch {
 	case ready:
-		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonMemberReady, "member "+member+" is ready")
+		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonMemberReady, mm.ready)
 	case v != nil && v.Failed() && d.Held:
 		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonReassignmentHeld, fmt.Sprintf("member %s failed (%s) and is kept: %s", member, v.Message, d.HeldReason))
 	default:
@@ -198,7 +209,7 @@ func dynamicStatus(h liveHub, d placement.Decision, mv placement.Move, ms *membe
 		}
 		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonMemberNotReady, msg)
 	}
-	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
 
 	if mv.Hub == "" || h.status.AssignedMember == member {
 		return st, transitionEvent(h, st, "")
@@ -245,7 +256,7 @@ func staticStatus(h liveHub, members []string, per map[string]int32, cl *vpnv1al
 		}
 		cond(&st, gen, vpnv1alpha1.ConditionBridged, metav1.ConditionTrue, ReasonBridged, fmt.Sprintf("member %s bridges interface %s", st.LocalBridge, lb.Interface))
 	} else {
-		meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+		removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
 	}
 	return st
 }
@@ -270,4 +281,12 @@ func hubStatusEqual(a, b *vpnv1alpha1.VirtualHubStatus) bool {
 func conditionEqual(a, b metav1.Condition) bool {
 	return a.Type == b.Type && a.Status == b.Status && a.Reason == b.Reason && a.Message == b.Message &&
 		a.ObservedGeneration == b.ObservedGeneration && a.LastTransitionTime.Equal(&b.LastTransitionTime)
+}
+
+// removeCondition is meta.RemoveStatusCondition without its allocation when
+// the condition is absent (the usual case, on every hub of every pass).
+func removeCondition(conds *[]metav1.Condition, t string) {
+	if meta.FindStatusCondition(*conds, t) != nil {
+		meta.RemoveStatusCondition(conds, t)
+	}
 }

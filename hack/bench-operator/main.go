@@ -55,6 +55,7 @@ var (
 	steady   = flag.Duration("steady", 30*time.Second, "steady-state window for counting writes")
 	qps      = flag.Float64("qps", 500, "operator client QPS (burst is twice this)")
 	leaseSec = flag.Int("lease-seconds", 15, "VPNCluster failover.leaseDurationSeconds (members renew every third)")
+	workers  = flag.Int("workers", 16, "operator placement write workers (controllers.Options.PlacementWorkers)")
 	verbose  = flag.Bool("v", false, "operator debug log on stderr (placement timings)")
 )
 
@@ -139,7 +140,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if err := controllers.Setup(mgr, controllers.Options{MemberImage: "hubfleet:bench"}); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{MemberImage: "hubfleet:bench", PlacementWorkers: *workers}); err != nil {
 		return err
 	}
 	go func() {
