@@ -412,6 +412,18 @@ build_tools() {
   (cd "$ROOT" && go build -o "$TOOLS/hubfleet-image" ./hack/image && go build -o "$TOOLS/hubfleet-pki" ./hack/local-cluster/pki)
 }
 
+# Fail early and clearly when another program holds one of our fixed ports (the
+# component would otherwise die with the reason buried in its log).
+preflight_ports() {
+  local port busy=""
+  for port in $ETCD_CLIENT_PORT $ETCD_PEER_PORT 10248 10249 10250 10256 10257 10259 $APISERVER_PORT; do
+    if [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
+      busy+=" $port"
+    fi
+  done
+  [ -z "$busy" ] || die "TCP port(s)$busy already in use by another program (ss -ltnp); the local cluster needs them"
+}
+
 # ---------------------------------------------------------------- configuration
 
 write_configs() {
@@ -606,16 +618,16 @@ start_controllers() {
   start kube-proxy "$BIN/kube-proxy" --config "$DIR/kube-proxy.yaml"
 }
 
-etcd_healthy() { curl -fsS "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
+etcd_healthy() { curl -fsS -m 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
 apiserver_ready() {
-  curl -fsS --cacert "$DIR/pki/ca.crt" --cert "$DIR/pki/admin.crt" --key "$DIR/pki/admin.key" "$APISERVER/readyz" | grep -qx ok
+  curl -fsS -m 2 --cacert "$DIR/pki/ca.crt" --cert "$DIR/pki/admin.crt" --key "$DIR/pki/admin.key" "$APISERVER/readyz" | grep -qx ok
 }
 containerd_ready() { ctr --address "$SOCK" version; }
 node_ready() {
-  [ "$(kctl get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+  [ "$(kctl --request-timeout=3s get node "$NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 service_programmed() { iptables -w -t nat -S KUBE-SERVICES 2>/dev/null | grep -q -- "-d $KUBERNETES_SVC_IP/32"; }
-default_sa() { kctl get serviceaccount default -n default; }
+default_sa() { kctl --request-timeout=3s get serviceaccount default -n default; }
 
 # Dump the tail of every log so a failed start explains itself (CI has no shell).
 show_logs() {
@@ -692,6 +704,8 @@ cmd_up() {
   echo "$BIN" >"$DIR/state/bin"
   build_tools
   local t_start; t_start=$(date +%s.%N)
+
+  preflight_ports
 
   step "certificates and kubeconfigs"
   "$TOOLS/hubfleet-pki" -dir "$DIR" -server "$APISERVER" -node "$NODE" -node-ip "$NODE_IP" -service-ip "$KUBERNETES_SVC_IP"
