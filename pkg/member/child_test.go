@@ -30,6 +30,8 @@ type childEnv struct {
 	req      protocol.LoginRequest
 	n        int
 	parallel int
+	pairs    int // mode "pairs": sender/receiver pairs sending n frames each
+	size     int // of size bytes
 }
 
 // startChild runs the child and waits for its "ready" line. stop ends it.
@@ -40,7 +42,8 @@ func startChild(b *testing.B, ce childEnv) (stop func()) {
 		"HUBFLEET_CHILD="+ce.mode, "HUBFLEET_CHILD_ADDR="+ce.addr, "HUBFLEET_CHILD_CA="+ce.caFile,
 		"HUBFLEET_CHILD_HUB="+ce.req.Hub, "HUBFLEET_CHILD_USER="+ce.req.User,
 		"HUBFLEET_CHILD_PASSWORD="+ce.req.Password, "HUBFLEET_CHILD_TICKET="+hex.EncodeToString(ce.req.Ticket),
-		"HUBFLEET_CHILD_N="+strconv.Itoa(ce.n), "HUBFLEET_CHILD_PARALLEL="+strconv.Itoa(max(ce.parallel, 1)))
+		"HUBFLEET_CHILD_N="+strconv.Itoa(ce.n), "HUBFLEET_CHILD_PARALLEL="+strconv.Itoa(max(ce.parallel, 1)),
+		"HUBFLEET_CHILD_PAIRS="+strconv.Itoa(ce.pairs), "HUBFLEET_CHILD_SIZE="+strconv.Itoa(ce.size))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -99,6 +102,12 @@ func TestChildClients(t *testing.T) {
 		}
 		return c
 	}
+	if mode == "pairs" {
+		npairs, _ := strconv.Atoi(os.Getenv("HUBFLEET_CHILD_PAIRS"))
+		size, _ := strconv.Atoi(os.Getenv("HUBFLEET_CHILD_SIZE"))
+		childPairs(t, dial, npairs, size, n)
+		return
+	}
 	var wg sync.WaitGroup
 	next := make(chan struct{}, n)
 	for range n {
@@ -142,4 +151,52 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// childPairs runs BenchmarkEndToEnd's traffic for BenchmarkEndToEndMemberCPU.
+func childPairs(t *testing.T, dial func() *protocol.Conn, npairs, size, per int) {
+	// Every session is in before the first hello, so each sender sees them all.
+	conns := make([]*protocol.Conn, 2*npairs)
+	for i := range conns {
+		conns[i] = dial()
+		go func() { _ = conns[i].RunKeepalive(context.Background()) }()
+	}
+	ps := make([]*pair, npairs)
+	for i := range ps {
+		p, err := newPair(conns[2*i], conns[2*i+1], i, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = p
+	}
+	// Every hello floods to every sender; once each sender has all of them, the
+	// hub has learnt every receiver and the benchmark frames go unicast.
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Go(func() {
+			for seen := 0; seen < npairs; {
+				k, err := p.tx.ReadFrames(func([]byte) {})
+				if err != nil {
+					fmt.Println("sender:", err)
+					os.Exit(1)
+				}
+				seen += k
+			}
+			// Keep draining: a sender's port must not back up.
+			go func() {
+				for {
+					if _, err := p.tx.ReadFrames(func([]byte) {}); err != nil {
+						return
+					}
+				}
+			}()
+		})
+	}
+	wg.Wait()
+	if err := runPairs(ps, per); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 }
