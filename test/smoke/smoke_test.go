@@ -1,7 +1,8 @@
 // Package smoke is the smoke test of the local cluster (hack/local-cluster.sh): from
 // a clean machine the cluster comes up, a pod from a locally built image becomes
-// Ready, a Service reaches it, deleting the pod lets its StatefulSet recreate it, and
-// the cluster goes down leaving nothing behind.
+// Ready, a Service reaches it, deleting the pod lets its StatefulSet recreate it, a
+// killed container turns the pod unready and is restarted, and the cluster goes down
+// leaving nothing behind.
 //
 // It starts real daemons as root, so it runs only when asked: `make smoke`, or
 // HUBFLEET_SMOKE=1 go test ./test/smoke/. A plain `go test ./...` skips it.
@@ -126,6 +127,30 @@ func TestLocalClusterSmoke(t *testing.T) {
 	re := e.waitPodReady("smoke-0", pod.Metadata.UID, 90*time.Second)
 	t.Logf("TIMING recreated pod Ready after delete: %.1fs (uid %s -> %s)", time.Since(start).Seconds(), pod.Metadata.UID, re.Metadata.UID)
 	e.expectHTTP(net.JoinHostPort(svcIP, "80"), "smoke-0", 30*time.Second)
+
+	// 6. Kill the container's process: the kubelet reports Ready=False and restarts
+	// it. hubfleet's failure detection starts from exactly these signals.
+	e.killContainer(re)
+	start = time.Now()
+	e.waitPod("smoke-0", 30*time.Second, "Ready=False", func(p podJSON) bool { return !p.ready() })
+	notReady := time.Since(start)
+	restarted := e.waitPod("smoke-0", 60*time.Second, "restarted and Ready", func(p podJSON) bool {
+		return p.ready() && p.restarts() > re.restarts()
+	})
+	t.Logf("TIMING killed container: Ready=False after %.1fs, restarted (restartCount %d) and Ready after %.1fs",
+		notReady.Seconds(), restarted.restarts(), time.Since(start).Seconds())
+	e.expectHTTP(net.JoinHostPort(svcIP, "80"), "smoke-0", 30*time.Second)
+}
+
+// killContainer sends SIGKILL to the pod's container through containerd, as an
+// out-of-memory kill or a crash would end it.
+func (e *env) killContainer(p podJSON) {
+	e.t.Helper()
+	if len(p.Status.ContainerStatuses) == 0 {
+		e.t.Fatal("pod has no container status")
+	}
+	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
+	e.run(e.root, "ctr", "--address", filepath.Join(e.dir, "run", "containerd.sock"), "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id)
 }
 
 const manifest = `
@@ -182,12 +207,41 @@ type podJSON struct {
 			Type   string `json:"type"`
 			Status string `json:"status"`
 		} `json:"conditions"`
+		ContainerStatuses []struct {
+			ContainerID  string `json:"containerID"`
+			RestartCount int    `json:"restartCount"`
+		} `json:"containerStatuses"`
 	} `json:"status"`
+}
+
+func (p podJSON) ready() bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+func (p podJSON) restarts() int {
+	n := 0
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
 }
 
 // waitPodReady polls until the pod exists with a UID other than notUID, is not being
 // deleted, and has condition Ready=True.
 func (e *env) waitPodReady(name, notUID string, timeout time.Duration) podJSON {
+	e.t.Helper()
+	return e.waitPod(name, timeout, "Ready", func(p podJSON) bool {
+		return p.Metadata.UID != notUID && p.Metadata.DeletionTimestamp == nil && p.ready()
+	})
+}
+
+// waitPod polls the pod every 100 ms until cond holds, failing after timeout.
+func (e *env) waitPod(name string, timeout time.Duration, what string, cond func(podJSON) bool) podJSON {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -198,21 +252,17 @@ func (e *env) waitPodReady(name, notUID string, timeout time.Duration) podJSON {
 			if err := json.Unmarshal([]byte(out), &p); err != nil {
 				e.t.Fatal(err)
 			}
-			last = fmt.Sprintf("uid %s, conditions %+v", p.Metadata.UID, p.Status.Conditions)
-			if p.Metadata.UID != notUID && p.Metadata.DeletionTimestamp == nil {
-				for _, c := range p.Status.Conditions {
-					if c.Type == "Ready" && c.Status == "True" {
-						return p
-					}
-				}
+			if cond(p) {
+				return p
 			}
+			last = fmt.Sprintf("uid %s, conditions %+v, containers %+v", p.Metadata.UID, p.Status.Conditions, p.Status.ContainerStatuses)
 		} else {
 			last = out
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("pod %s not Ready within %s; last seen: %s", name, timeout, last)
+			e.t.Fatalf("pod %s not %s within %s; last seen: %s", name, what, timeout, last)
 		}
-		time.Sleep(200 * time.Millisecond) // polling interval of a condition with a deadline
+		time.Sleep(100 * time.Millisecond) // polling interval of a condition with a deadline
 	}
 }
 
