@@ -96,8 +96,14 @@ func benchEndToEnd(b *testing.B, size, npairs int) {
 	total := float64(per * npairs)
 	b.ReportMetric(total*float64(size)*8/elapsed.Seconds()/1e9, "Gbit/s")
 	b.ReportMetric(total/elapsed.Seconds(), "frames/s")
-	if d := m.hubStats(b, "alpha").Switch.Drops; d.QueueFull+d.Oversize > 0 {
+	sw := m.hubStats(b, "alpha").Switch
+	if d := sw.Drops; d.QueueFull+d.Oversize > 0 {
 		b.Errorf("member dropped frames: %+v", d)
+	}
+	// Only the hellos may flood: a flooded benchmark frame would reach every
+	// receiver and inflate the count.
+	if sw.Flooded > uint64(npairs) {
+		b.Errorf("%d frames flooded, want only the %d hellos", sw.Flooded, npairs)
 	}
 }
 
