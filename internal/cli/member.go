@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/hubfleet/hubfleet/pkg/member"
 )
@@ -71,12 +68,12 @@ func runMember(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	w, err := newReloader(path, srv, log)
+	w, err := member.NewConfigWatcher(path, srv, log)
 	if err != nil {
 		log.Error("cannot watch the configuration; changes need a restart", "err", err)
 	} else {
-		defer w.close()
-		go w.run(ctx)
+		defer w.Close()
+		go w.Run(ctx)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -99,122 +96,4 @@ func runMember(args []string) int {
 	}
 	log.Info("member stopped")
 	return ExitOK
-}
-
-// reloader re-applies the configuration when the file, or a file it names, changes.
-// It watches directories, not files: an editor's atomic rename and a ConfigMap's
-// symlink swap replace the file, and a watch on the old inode would see nothing.
-type reloader struct {
-	path    string
-	srv     *member.Server
-	log     *slog.Logger
-	w       *fsnotify.Watcher
-	watched map[string]bool
-	files   *member.Config    // the last good config, for the files it names
-	seen    [sha256.Size]byte // digest of the config and its files when last read
-}
-
-// settle is how long events must stop before reloading, so a burst (write,
-// chmod, rename; or a ConfigMap update of several files) reloads once.
-const settle = 200 * time.Millisecond
-
-func newReloader(path string, srv *member.Server, log *slog.Logger) (*reloader, error) {
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, err
-	}
-	r := &reloader{path: path, srv: srv, log: log, w: w, watched: map[string]bool{}}
-	cfg, err := member.LoadConfig(path)
-	if err != nil {
-		cfg = &member.Config{}
-	}
-	r.files = cfg
-	r.seen = digest(path, cfg)
-	if err := r.watch(cfg); err != nil {
-		w.Close()
-		return nil, err
-	}
-	return r, nil
-}
-
-func (r *reloader) close() { r.w.Close() }
-
-// watch adds the directories of the config and of the files it names.
-func (r *reloader) watch(cfg *member.Config) error {
-	for _, f := range []string{r.path, cfg.CertFile, cfg.KeyFile, cfg.TicketKeyFile} {
-		if f == "" {
-			continue
-		}
-		dir := filepath.Dir(f)
-		if r.watched[dir] {
-			continue
-		}
-		if err := r.w.Add(dir); err != nil {
-			return fmt.Errorf("watching %s: %w", dir, err)
-		}
-		r.watched[dir] = true
-	}
-	return nil
-}
-
-func (r *reloader) run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-r.w.Events:
-			if !ok {
-				return
-			}
-			r.log.Debug("configuration directory changed", "event", ev.String())
-			timer.Reset(settle)
-		case err, ok := <-r.w.Errors:
-			if !ok {
-				return
-			}
-			r.log.Warn("watching the configuration", "err", err)
-		case <-timer.C:
-			r.reload()
-		}
-	}
-}
-
-func (r *reloader) reload() {
-	// Events also come for unrelated files in the same directories; only a change
-	// of content is acted on, and a bad file is reported once, not per event.
-	d := digest(r.path, r.files)
-	if d == r.seen {
-		return
-	}
-	r.seen = d
-	cfg, err := member.LoadConfig(r.path)
-	if err == nil {
-		err = r.srv.Apply(cfg)
-	}
-	if err != nil {
-		r.log.Error("new configuration rejected; still serving the previous one", "err", err)
-		return
-	}
-	r.files = cfg
-	r.seen = digest(r.path, cfg)
-	if err := r.watch(cfg); err != nil {
-		r.log.Warn("cannot watch a file the new configuration names; its changes need a restart", "err", err)
-	}
-	r.log.Info("configuration reloaded", "hubs", len(cfg.Hubs))
-}
-
-// digest covers the config file and the files it names, so a certificate
-// renewal in place reloads too.
-func digest(path string, cfg *member.Config) [sha256.Size]byte {
-	h := sha256.New()
-	for _, f := range []string{path, cfg.CertFile, cfg.KeyFile, cfg.TicketKeyFile} {
-		b, _ := os.ReadFile(f)
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
-		h.Write(b)
-	}
-	var d [sha256.Size]byte
-	h.Sum(d[:0])
-	return d
 }
