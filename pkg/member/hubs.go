@@ -154,8 +154,12 @@ func (hs *hubState) remove(reason string) int {
 // forceClose closes every session without waiting for anything.
 func (hs *hubState) forceClose() {
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
+	sessions := make([]*session, 0, len(hs.sessions))
 	for se := range hs.sessions {
+		sessions = append(sessions, se)
+	}
+	hs.mu.Unlock()
+	for _, se := range sessions {
 		se.conn.Close()
 	}
 }

@@ -103,10 +103,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 func (s *Server) Name() string { return s.settings.Load().name }
 
 // Apply replaces the configuration. Hubs that remain keep their sessions; users and
-// limits apply to new logins; a removed hub's sessions are sent Shutdown ("hub
-// removed") so their clients log in again at once; the certificate, ticket key,
-// licences and timers are replaced (timers for new sessions). A change of listen
-// address needs a restart and is only logged. On error nothing changes.
+// limits apply to new logins; a removed hub refuses logins at once and its
+// sessions are sent Shutdown ("hub removed") in the background, so their clients
+// log in again at once; the certificate, ticket key, licences and timers are
+// replaced (timers for new sessions). A change of listen address needs a restart
+// and is only logged. On error nothing changes.
 func (s *Server) Apply(cfg *Config) error {
 	// A deep copy: the caller (a file reload, or informers in cluster mode) may
 	// reuse its Config, and logins read it concurrently.
@@ -184,8 +185,12 @@ func (s *Server) Apply(cfg *Config) error {
 	s.mu.Unlock()
 
 	for _, hs := range removed {
-		n := hs.remove("hub removed")
-		s.log.Info("hub removed", "hub", hs.name, "sessions_shut_down", n)
+		// In the background: telling a client that reads nothing can take up to
+		// the write timeout, and Apply must not stall the reload behind it.
+		go func() {
+			n := hs.remove("hub removed")
+			s.log.Info("hub removed", "hub", hs.name, "sessions_shut_down", n)
+		}()
 	}
 	return nil
 }
