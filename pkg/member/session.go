@@ -100,23 +100,36 @@ func (se *session) copyFrame(b []byte) {
 	se.in = append(se.in, f)
 }
 
+// writeBatch is the writer's working set for one wire batch. It is pooled and held
+// only while frames are in hand, so an idle session does not keep 4 KiB of it.
+type writeBatch struct {
+	frames [batchFrames]*hub.Frame
+	bufs   [batchFrames][]byte
+}
+
+var writeBatches = sync.Pool{New: func() any { return new(writeBatch) }}
+
 // writer sends what the hub queued for this session, one wire batch per write.
 func (se *session) writer(ctx context.Context) {
-	frames := make([]*hub.Frame, batchFrames)
-	bufs := make([][]byte, batchFrames)
+	var first [1]*hub.Frame
 	for {
-		n, err := se.port.Dequeue(ctx, frames)
-		if err != nil {
+		// Block for one frame without a batch in hand, then take what else is
+		// queued without blocking.
+		if _, err := se.port.Dequeue(ctx, first[:]); err != nil {
 			return
 		}
-		for i, f := range frames[:n] {
-			bufs[i] = f.B
+		wb := writeBatches.Get().(*writeBatch)
+		wb.frames[0], first[0] = first[0], nil
+		n := 1 + se.port.TryDequeue(wb.frames[1:])
+		for i, f := range wb.frames[:n] {
+			wb.bufs[i] = f.B
 		}
-		err = se.conn.WriteFrames(bufs[:n])
-		for i, f := range frames[:n] {
+		err := se.conn.WriteFrames(wb.bufs[:n])
+		for i, f := range wb.frames[:n] {
 			f.Release()
-			frames[i], bufs[i] = nil, nil
+			wb.frames[i], wb.bufs[i] = nil, nil
 		}
+		writeBatches.Put(wb)
 		if err != nil {
 			return
 		}
