@@ -55,7 +55,7 @@ var (
 	steady   = flag.Duration("steady", 30*time.Second, "steady-state window for counting writes")
 	qps      = flag.Float64("qps", 500, "operator client QPS (burst is twice this)")
 	leaseSec = flag.Int("lease-seconds", 15, "VPNCluster failover.leaseDurationSeconds (members renew every third)")
-	workers  = flag.Int("workers", 16, "operator placement write workers (controllers.Options.PlacementWorkers)")
+	workers  = flag.Int("workers", 0, "operator placement write workers (controllers.Options.PlacementWorkers; 0: its default)")
 	verbose  = flag.Bool("v", false, "operator debug log on stderr (placement timings)")
 )
 
