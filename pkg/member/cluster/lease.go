@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
+)
+
+// MinRenewInterval keeps the renewal, the member's only periodic API write,
+// within the budget of one write per member per second even with the
+// shortest lease the API allows (2 s: renewing every second still leaves one
+// renewal that may fail before the Lease expires).
+const MinRenewInterval = time.Second
+
+// renewInterval is how often the Lease is renewed.
+func (m *Member) renewInterval() time.Duration {
+	return max(memberlease.RenewInterval(m.id.LeaseDuration), MinRenewInterval)
+}
+
+// renewLoop renews the Lease every renewInterval until ctx ends. Each attempt
+// is bounded by the interval so a hung request cannot delay the next one; the
+// fence does not depend on this loop running (see Member.loop).
+func (m *Member) renewLoop(ctx context.Context) {
+	interval := m.renewInterval()
+	var cur *coordinationv1.Lease // the Lease as our last write returned it
+	failing := false
+	for {
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, interval)
+		next, err := m.renewOnce(rctx, cur, start)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// Re-read before the next attempt: a conflict or a deleted Lease
+			// means our copy is stale.
+			cur = nil
+			if !failing {
+				m.log.Warn("cannot renew the member Lease; dynamic hubs stop being served if this lasts the lease duration", "err", err, "lease_duration", m.id.LeaseDuration)
+			}
+			failing = true
+		} else {
+			cur = next
+			if failing {
+				m.log.Info("member Lease renewed again")
+			}
+			failing = false
+			m.mu.Lock()
+			// The fence counts from when the renewal was sent, not answered:
+			// renewTime carries that instant, and the operator counts from it.
+			m.lastRenew = start
+			m.mu.Unlock()
+			select {
+			case m.renewed <- struct{}{}:
+			default:
+			}
+		}
+		t := time.NewTimer(time.Until(start.Add(interval)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// renewOnce makes exactly one write: an update of cur, or, without a current
+// copy, a read and then an update or a create. The load is the member's
+// sessions per hub and kind, from which the operator also counts licences in use.
+func (m *Member) renewOnce(ctx context.Context, cur *coordinationv1.Lease, start time.Time) (*coordinationv1.Lease, error) {
+	leases := m.cs.CoordinationV1().Leases(m.id.Namespace)
+	name := memberlease.LeaseName(m.id.Name)
+	if cur == nil {
+		got, err := leases.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			l := m.leaseFor(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.id.Namespace}}, start)
+			l.Spec.AcquireTime = l.Spec.RenewTime
+			// No owner reference to the pod: garbage collection would delete the
+			// evidence of a failure the operator acts on (docs/design-operator.md).
+			created, err := leases.Create(ctx, l, metav1.CreateOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("creating Lease %s/%s: %w", m.id.Namespace, name, err)
+			}
+			return created, nil
+		case err != nil:
+			return nil, fmt.Errorf("reading Lease %s/%s: %w", m.id.Namespace, name, err)
+		}
+		cur = got
+	}
+	updated, err := leases.Update(ctx, m.leaseFor(cur.DeepCopy(), start), metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("renewing Lease %s/%s: %w", m.id.Namespace, name, err)
+	}
+	return updated, nil
+}
+
+// leaseFor sets identity, duration, renew time, labels and load on l.
+func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinationv1.Lease {
+	if l.Labels == nil {
+		l.Labels = map[string]string{}
+	}
+	maps.Copy(l.Labels, memberlease.Labels(m.id.Cluster))
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[memberlease.AnnotationLoad] = memberlease.Encode(LoadOf(m.srv.Stats()))
+	holder := m.id.Name
+	secs := int32(m.id.LeaseDuration / time.Second)
+	now := metav1.NewMicroTime(start)
+	l.Spec.HolderIdentity = &holder
+	l.Spec.LeaseDurationSeconds = &secs
+	l.Spec.RenewTime = &now
+	return l
+}
+
+// LoadOf turns the server's statistics into the Lease load: sessions per hub
+// (named "<namespace>/<name>", see HubName) and kind.
+func LoadOf(st member.Stats) memberlease.Load {
+	l := memberlease.Load{Sessions: map[string]memberlease.HubLoad{}}
+	for _, h := range st.Hubs {
+		if h.Clients+h.Bridges > 0 {
+			l.Sessions[h.Name] = memberlease.HubLoad{Client: int32(h.Clients), Bridge: int32(h.Bridges)}
+		}
+	}
+	return l
+}

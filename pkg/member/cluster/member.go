@@ -1,0 +1,355 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/internal/scheme"
+	"github.com/hubfleet/hubfleet/pkg/member"
+)
+
+// Listen is the member's VPN port (the StatefulSet's container port `vpn`).
+const Listen = ":8443"
+
+// Options are the parts of a cluster member that are not its identity.
+type Options struct {
+	Logger *slog.Logger
+	// Listener replaces listening on Listen (tests use 127.0.0.1:0).
+	Listener net.Listener
+	// Debounce is how long a burst of object changes is gathered before the
+	// configuration is recomputed; default 100ms.
+	Debounce time.Duration
+	// ShutdownTimeout bounds telling clients to reconnect when Run ends; default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Member is a member server driven by Kubernetes objects.
+type Member struct {
+	id     Identity
+	opts   Options
+	log    *slog.Logger
+	srv    *member.Server
+	cs     kubernetes.Interface
+	reader client.Reader // uncached, for the VPNCluster read at start
+	rest   *rest.Config
+	base   member.Config
+
+	kick    chan struct{} // an informer saw a change
+	renewed chan struct{} // a Lease renewal succeeded
+
+	mu        sync.Mutex
+	lastRenew time.Time // monotonic; zero before the first renewal
+	fenced    bool
+	applied   *member.Config
+	problems  string
+}
+
+// New builds the member server (serving no hub yet) and the API clients.
+func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if id.LeaseDuration <= 0 {
+		return nil, errors.New("member cluster mode: the lease duration must be positive")
+	}
+	log := opts.Logger.With("member", id.Name, "cluster", id.Namespace+"/"+id.Cluster)
+	base := member.Config{
+		Listen: Listen, CertFile: id.CertFile, KeyFile: id.KeyFile,
+		TicketKeyFile: id.TicketKeyFile, Name: id.Name,
+	}
+	if opts.Listener != nil {
+		base.Listen = opts.Listener.Addr().String()
+	}
+	srv, err := member.New(&base, member.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	reader, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return nil, err
+	}
+	return &Member{
+		id: id, opts: opts, log: log, srv: srv, cs: cs, reader: reader, rest: cfg, base: base,
+		kick: make(chan struct{}, 1), renewed: make(chan struct{}, 1), fenced: true,
+	}, nil
+}
+
+// Server is the member server (for Stats, and for the relay and mesh later).
+func (m *Member) Server() *member.Server { return m.srv }
+
+// State is what the member reports about itself.
+type State struct {
+	Fenced    bool      // dynamic hubs are not served: the Lease could not be renewed in time
+	LastRenew time.Time // the start of the last successful renewal; zero if none
+	Hubs      []string  // hubs served now
+}
+
+// State returns the current state.
+func (m *Member) State() State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := State{Fenced: m.fenced, LastRenew: m.lastRenew}
+	if m.applied != nil {
+		for _, h := range m.applied.Hubs {
+			st.Hubs = append(st.Hubs, h.Name)
+		}
+	}
+	return st
+}
+
+func (m *Member) poke() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches the cluster's objects, serves, renews the Lease and fences,
+// until ctx ends; then it tells every client to reconnect elsewhere and
+// returns. Nothing here talks to the operator: with the operator down the
+// informers keep the last placement and the member keeps admitting on it.
+func (m *Member) Run(ctx context.Context) error {
+	vc, err := m.getCluster(ctx)
+	if err != nil {
+		return err
+	}
+	wide := vc.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromAll || vc.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromSelector
+	c, err := m.newCache(wide)
+	if err != nil {
+		return err
+	}
+	secrets := newSecretInformers(m.cs, m.log, m.poke)
+	defer secrets.stopAll()
+	cctx, stopCache := context.WithCancel(ctx)
+	defer stopCache()
+	for _, obj := range []client.Object{&vpnv1alpha1.VirtualHub{}, &vpnv1alpha1.ConnectionLicense{}, &vpnv1alpha1.VPNCluster{}} {
+		inf, err := c.GetInformer(cctx, obj)
+		if err != nil {
+			return err
+		}
+		_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc: func(any) { m.poke() }, DeleteFunc: func(any) { m.poke() },
+			UpdateFunc: func(_, n any) {
+				if v, ok := n.(*vpnv1alpha1.VPNCluster); ok && isWide(v) != wide {
+					m.log.Warn("hubNamespaces changed between Same and All/Selector: restart the member pods to watch the new namespaces", "from", v.Spec.HubNamespaces.From)
+				}
+				m.poke()
+			},
+		})
+	}
+	go func() { _ = c.Start(cctx) }()
+	if !c.WaitForCacheSync(ctx) {
+		return fmt.Errorf("reading VirtualHubs and ConnectionLicenses: %w", ctx.Err())
+	}
+	m.log.Info("informers synced", "hubNamespaces", vc.Spec.HubNamespaces.From, "pod_ip", m.id.IP)
+
+	go m.renewLoop(ctx)
+	m.recompute(ctx, c, secrets) // serve the known placement before accepting
+	ln := m.opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", Listen); err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", Listen, err)
+		}
+	}
+	served := make(chan error, 1)
+	go func() { served <- m.srv.Serve(ln) }()
+	m.log.Info("listening on " + ln.Addr().String())
+
+	err = m.loop(ctx, c, secrets, served)
+	sctx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)
+	defer cancel()
+	if serr := m.srv.Shutdown(sctx); serr != nil {
+		m.log.Warn("shutdown timed out; remaining connections closed", "err", serr)
+	}
+	return err
+}
+
+// loop recomputes the configuration after a debounced burst of changes, at
+// once when the fencing state flips, and after each renewal (which can lift
+// the fence).
+func (m *Member) loop(ctx context.Context, c crcache.Cache, secrets *secretInformers, served chan error) error {
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	fence := time.NewTimer(m.untilFence())
+	defer fence.Stop()
+	pending := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-served:
+			return fmt.Errorf("member stopped serving: %w", err)
+		case <-m.kick:
+			if !pending {
+				pending = true
+				debounce.Reset(m.opts.Debounce)
+			}
+		case <-debounce.C:
+			pending = false
+			m.recompute(ctx, c, secrets)
+		case <-m.renewed:
+			m.recompute(ctx, c, secrets)
+			fence.Reset(m.untilFence())
+		case <-fence.C:
+			m.recompute(ctx, c, secrets)
+			fence.Reset(m.untilFence())
+		}
+	}
+}
+
+// untilFence is how long until the Lease expires counted from the start of
+// the last successful renewal, on the monotonic clock (an hour when already
+// fenced: only a renewal lifts it, and that wakes the loop itself).
+func (m *Member) untilFence() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastRenew.IsZero() {
+		return time.Hour
+	}
+	if d := m.id.LeaseDuration - time.Since(m.lastRenew); d > 0 {
+		return d
+	}
+	return time.Hour
+}
+
+// recompute builds the configuration from the informers and applies it if it
+// differs from the one applied last.
+func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secretInformers) {
+	m.mu.Lock()
+	fenced := m.lastRenew.IsZero() || time.Since(m.lastRenew) >= m.id.LeaseDuration
+	wasFenced := m.fenced
+	m.fenced = fenced
+	m.mu.Unlock()
+
+	var hubs vpnv1alpha1.VirtualHubList
+	var lics vpnv1alpha1.ConnectionLicenseList
+	if err := c.List(ctx, &hubs); err != nil {
+		m.log.Error("listing VirtualHubs from the cache", "err", err)
+		return
+	}
+	if err := c.List(ctx, &lics); err != nil {
+		m.log.Error("listing ConnectionLicenses from the cache", "err", err)
+		return
+	}
+	in := inputs{fenced: fenced, secret: secrets.get}
+	for i := range hubs.Items {
+		in.hubs = append(in.hubs, &hubs.Items[i])
+	}
+	for i := range lics.Items {
+		in.licences = append(in.licences, &lics.Items[i])
+	}
+	r := desired(&m.id, m.base, in)
+	secrets.ensure(r.secretNamespaces)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := strings.Join(r.problems, "; "); p != m.problems {
+		m.problems = p
+		if p != "" {
+			m.log.Warn("hub configuration problems", "problems", p)
+		}
+	}
+	if fenced != wasFenced {
+		if fenced {
+			m.log.Warn("fenced: the member Lease was not renewed within its duration; dynamic hubs are no longer served so that no two members serve one", "lease_duration", m.id.LeaseDuration)
+		} else {
+			m.log.Info("Lease renewed: dynamic hubs placed here are served again")
+		}
+	}
+	if m.applied != nil && reflect.DeepEqual(m.applied, r.cfg) {
+		return
+	}
+	if err := m.srv.Apply(r.cfg); err != nil {
+		// desired leaves out what Validate refuses, so this is a file problem
+		// (certificate, ticket key): keep serving the previous configuration.
+		m.log.Error("cannot apply the computed configuration; keeping the previous one", "err", err)
+		return
+	}
+	m.applied = r.cfg
+	m.log.Info("configuration applied", "hubs", len(r.cfg.Hubs), "fenced", fenced, "licences", licString(r.cfg.Licences))
+}
+
+func licString(l *member.Licences) string {
+	if l == nil {
+		return "unlimited"
+	}
+	return fmt.Sprintf("client %d, bridge %d", l.Client, l.Bridge)
+}
+
+func isWide(v *vpnv1alpha1.VPNCluster) bool {
+	return v.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromAll || v.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromSelector
+}
+
+// getCluster reads the member's VPNCluster, retrying while the API server is
+// unreachable: a member that starts during an API outage waits rather than
+// crash-looping.
+func (m *Member) getCluster(ctx context.Context) (*vpnv1alpha1.VPNCluster, error) {
+	var vc vpnv1alpha1.VPNCluster
+	key := types.NamespacedName{Namespace: m.id.Namespace, Name: m.id.Cluster}
+	wait := 200 * time.Millisecond
+	for {
+		err := m.reader.Get(ctx, key, &vc)
+		if err == nil {
+			return &vc, nil
+		}
+		m.log.Warn("cannot read the VPNCluster yet; retrying", "vpncluster", key.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("reading VPNCluster %s: %w", key, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// newCache caches exactly what the member's RBAC lets it read: hubs and
+// licences in its namespace (cluster-wide with hubNamespaces All/Selector),
+// and its own VPNCluster by name (the Role grants it by resourceNames, which
+// the API server allows for a list/watch with a metadata.name selector).
+func (m *Member) newCache(wide bool) (crcache.Cache, error) {
+	own := map[string]crcache.Config{m.id.Namespace: {}}
+	scoped := crcache.ByObject{Namespaces: own}
+	if wide {
+		scoped = crcache.ByObject{}
+	}
+	return crcache.New(m.rest, crcache.Options{
+		Scheme: scheme.New(),
+		ByObject: map[client.Object]crcache.ByObject{
+			&vpnv1alpha1.VirtualHub{}:        scoped,
+			&vpnv1alpha1.ConnectionLicense{}: scoped,
+			&vpnv1alpha1.VPNCluster{}: {
+				Namespaces: own,
+				Field:      fields.OneTermEqualSelector("metadata.name", m.id.Cluster),
+			},
+		},
+		// Only the kinds above are read; an accidental read of another kind
+		// must fail loudly rather than start an informer RBAC would refuse.
+		ReaderFailOnMissingInformer: true,
+	})
+}
