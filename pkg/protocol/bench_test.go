@@ -159,6 +159,59 @@ func BenchmarkBatchingGain(b *testing.B) {
 
 func must(d time.Duration, _ bool) time.Duration { return d }
 
+// BenchmarkReadBuffer compares read-buffer sizes in one run: one session per size,
+// and rounds of batched frames sent through each in turn, so the machine's load
+// falls on all sizes alike. Wall and CPU time per frame are reported per size and
+// as ratios to the 64 KiB buffer the Conn used to allocate (x64k_cpu < 1: cheaper).
+// The 64 KiB size and the reduction are about memory per idle session; this is
+// the throughput check that goes with it.
+func BenchmarkReadBuffer(b *testing.B) {
+	const round = 8192
+	sizes := []int{4 << 10, 16 << 10, 64 << 10}
+	for _, size := range []int{1400, 64} {
+		b.Run(fmt.Sprintf("frame=%d", size), func(b *testing.B) {
+			orig := readBufferSize
+			defer func() { readBufferSize = orig }()
+			clients := make([]*Conn, len(sizes))
+			rxs := make([]*rxCounter, len(sizes))
+			for i, bs := range sizes {
+				readBufferSize = func(maxFrame int) int { return max(bs, maxFrame+2) }
+				client, member := sessionPair(b, LoginResult{Code: OK})
+				clients[i], rxs[i] = client, countFrames(member)
+			}
+			readBufferSize = orig
+			frames := make([][]byte, MaxBatchFrames)
+			for i := range frames {
+				frames[i] = frameOf(size, byte(i))
+			}
+			wall := make([]time.Duration, len(sizes))
+			cpu := make([]time.Duration, len(sizes))
+			total := 0
+			for b.Loop() {
+				total += round
+				for i := range sizes {
+					start, cpu0 := time.Now(), must(processCPU())
+					send(b, clients[i], frames, round, true)
+					rxs[i].wait(b, total)
+					wall[i] += time.Since(start)
+					cpu[i] += must(processCPU()) - cpu0
+				}
+			}
+			n := float64(b.N * round)
+			last := len(sizes) - 1
+			for i, bs := range sizes {
+				name := fmt.Sprintf("%dk_", bs>>10)
+				b.ReportMetric(float64(wall[i].Nanoseconds())/n, name+"ns/frame")
+				b.ReportMetric(float64(cpu[i].Nanoseconds())/n, name+"cpu-ns/frame")
+				if i != last && cpu[last] > 0 {
+					b.ReportMetric(wall[i].Seconds()/wall[last].Seconds(), name+"x64k_wall")
+					b.ReportMetric(cpu[i].Seconds()/cpu[last].Seconds(), name+"x64k_cpu")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkLogin is a full reconnect on loopback: TCP, TLS 1.3 handshake, login,
 // with the member checking an argon2id password (default cost) or a resumption
 // ticket. Client and member share the machine's two cores.
