@@ -26,11 +26,12 @@ func runMember(args []string) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long to wait for clients to be told to reconnect before closing hard")
+	clusterName := fs.String("cluster", "", "run as a member of this VPNCluster, configured from Kubernetes (docs/member-cluster.md) instead of --config")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
-	if *configPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "hubfleet member: give the configuration file: hubfleet member --config member.yaml")
+	if (*configPath == "") == (*clusterName == "") || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "hubfleet member: give the configuration file (hubfleet member --config member.yaml) or, in a pod, the cluster (--cluster NAME)")
 		return ExitUsage
 	}
 	var level slog.Level
@@ -44,6 +45,9 @@ func runMember(args []string) int {
 		handler = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	log := slog.New(handler)
+	if *clusterName != "" {
+		return runMemberCluster(*clusterName, log, *grace)
+	}
 
 	path, err := filepath.Abs(*configPath)
 	if err != nil {
