@@ -56,6 +56,7 @@ var (
 	qps      = flag.Float64("qps", 500, "operator client QPS (burst is twice this)")
 	leaseSec = flag.Int("lease-seconds", 15, "VPNCluster failover.leaseDurationSeconds (members renew every third)")
 	workers  = flag.Int("workers", 0, "operator placement write workers (controllers.Options.PlacementWorkers; 0: its default)")
+	existing = flag.Bool("preexisting", false, "create the hubs and member pods before the VPNCluster, and time placing 10,000 existing hubs from the cluster's creation (isolates the operator from hub-creation throughput)")
 	verbose  = flag.Bool("v", false, "operator debug log on stderr (placement timings)")
 )
 
@@ -159,44 +160,77 @@ func run() error {
 		Spec: vpnv1alpha1.VPNClusterSpec{Members: int32(*members),
 			Failover: vpnv1alpha1.FailoverSpec{LeaseDurationSeconds: int32(*leaseSec)}},
 	}
-	if err := c.Create(ctx, cl); err != nil {
-		return err
-	}
-
 	// Watch hubs and the cluster through an informer, as a user would.
 	w, err := newWatcher(ctx, env.Config)
 	if err != nil {
 		return err
 	}
-
-	start := time.Now()
-	if err := parallel(*members, 16, func(i int) error { return startMember(ctx, c, cl, i) }); err != nil {
-		return err
+	createHubs := func() error {
+		return parallel(*hubs, 32, func(i int) error {
+			return c.Create(ctx, &vpnv1alpha1.VirtualHub{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("hub-%05d", i)},
+				Spec:       vpnv1alpha1.VirtualHubSpec{ClusterRef: vpnv1alpha1.ClusterReference{Name: "vpn"}, Type: vpnv1alpha1.HubDynamic},
+			})
+		})
 	}
-	stopRenew := renewLeases(ctx, c, cl)
-	defer stopRenew()
+	startMembers := func() error {
+		return parallel(*members, 16, func(i int) error { return startMember(ctx, c, cl, i) })
+	}
+
+	if *existing {
+		// Hubs and Ready members first; the operator marks the hubs
+		// ClusterNotFound meanwhile. Then the cluster appears with every
+		// member already up, and all 10,000 hubs are placed at once.
+		if err := createHubs(); err != nil {
+			return err
+		}
+		if err := startMembers(); err != nil {
+			return err
+		}
+		stopRenew := renewLeases(ctx, c, cl)
+		defer stopRenew()
+		if err := quiet(counter, 3*time.Second, 5*time.Minute); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := c.Create(ctx, cl); err != nil {
+			return err
+		}
+		if err := w.waitPlaced(*hubs, 5*time.Minute); err != nil {
+			return err
+		}
+		fmt.Printf("placement: %d existing hubs all placed %v after the VPNCluster was created (%d members already Ready)\n",
+			*hubs, time.Since(t0).Round(time.Millisecond), *members)
+	} else {
+		if err := c.Create(ctx, cl); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := startMembers(); err != nil {
+			return err
+		}
+		stopRenew := renewLeases(ctx, c, cl)
+		defer stopRenew()
+		if err := w.waitCluster(fmt.Sprintf("%d/%d", *members, *members), 2*time.Minute); err != nil {
+			return err
+		}
+		fmt.Printf("members: %d ready in %v\n", *members, time.Since(start).Round(time.Millisecond))
+
+		t0 := time.Now()
+		if err := createHubs(); err != nil {
+			return err
+		}
+		created := time.Since(t0)
+		if err := w.waitPlaced(*hubs, 5*time.Minute); err != nil {
+			return err
+		}
+		placed := time.Since(t0)
+		fmt.Printf("placement: %d hubs created in %v; all placed %v after the first create (%v after the last)\n",
+			*hubs, created.Round(time.Millisecond), placed.Round(time.Millisecond), (placed - created).Round(time.Millisecond))
+	}
 	if err := w.waitCluster(fmt.Sprintf("%d/%d", *members, *members), 2*time.Minute); err != nil {
 		return err
 	}
-	fmt.Printf("members: %d ready in %v\n", *members, time.Since(start).Round(time.Millisecond))
-
-	// Placement.
-	t0 := time.Now()
-	if err := parallel(*hubs, 32, func(i int) error {
-		return c.Create(ctx, &vpnv1alpha1.VirtualHub{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("hub-%05d", i)},
-			Spec:       vpnv1alpha1.VirtualHubSpec{ClusterRef: vpnv1alpha1.ClusterReference{Name: "vpn"}, Type: vpnv1alpha1.HubDynamic},
-		})
-	}); err != nil {
-		return err
-	}
-	created := time.Since(t0)
-	if err := w.waitPlaced(*hubs, 5*time.Minute); err != nil {
-		return err
-	}
-	placed := time.Since(t0)
-	fmt.Printf("placement: %d hubs created in %v; all placed %v after the first create (%v after the last)\n",
-		*hubs, created.Round(time.Millisecond), placed.Round(time.Millisecond), (placed - created).Round(time.Millisecond))
 	perMember := w.perMember()
 	fmt.Printf("placement spread: min %d max %d hubs per member\n", slices.Min(perMember), slices.Max(perMember))
 
