@@ -65,7 +65,15 @@ T0=$(date +%s.%N)
 # ---------------------------------------------------------------- output helpers
 
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-log() { printf '[local-cluster %6ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
+# Progress goes to stderr and, once the state directory exists, to
+# <dir>/logs/local-cluster.log: a teardown whose terminal is gone (Ctrl-C also kills a
+# `| tee`) still leaves a record, and a failed write never stops it.
+log() {
+  local line
+  line=$(printf '[local-cluster %6ss] %s' "$(elapsed "$T0")" "$*")
+  printf '%s\n' "$line" >&2 2>/dev/null || true
+  if [ -d "$DIR/logs" ]; then printf '%s %s\n' "$(date -u +%FT%TZ)" "$line" >>"$DIR/logs/local-cluster.log" 2>/dev/null || true; fi
+}
 die() { log "ERROR: $*"; exit 1; }
 
 STEP_NAME="" STEP_T=""
@@ -886,8 +894,10 @@ cmd_status() {
 cmd_run() {
   cmd_up
   # From here on Ctrl-C (or any failure) stops everything that `up` started.
-  trap 'trap - EXIT INT TERM; echo >&2; log "stopping (Ctrl-C or exit)"; cmd_down' EXIT
-  trap 'exit 130' INT TERM
+  # During the teardown: no output may kill us (SIGPIPE when the reader of our output
+  # died with the same Ctrl-C) and a second Ctrl-C must not cut it short.
+  trap 'trap - EXIT; trap "" INT TERM HUP PIPE; log "stopping (Ctrl-C or exit); this takes a few seconds"; cmd_down' EXIT
+  trap 'exit 130' INT TERM HUP
 
   step "build and import the hubfleet image ($HUBFLEET_IMAGE)"
   build_tools
