@@ -1,0 +1,25 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+)
+
+// A member started outside its StatefulSet must say which variable is missing
+// and that the operator sets it.
+func TestIdentityFromEnvNamesMissingVariables(t *testing.T) {
+	_, err := IdentityFromEnv("vpn", func(k string) string {
+		if k == EnvLeaseDuration {
+			return "zero"
+		}
+		return ""
+	})
+	if err == nil {
+		t.Fatal("no error with an empty environment")
+	}
+	for _, want := range []string{EnvPodName, EnvPodNamespace, EnvTLSDir, EnvTicketKey, EnvLeaseDuration + `="zero"`, "the operator sets it"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
