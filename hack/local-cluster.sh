@@ -140,23 +140,36 @@ start() {
   echo $! >"$DIR/pids/$name"
 }
 
-gone() { ! proc_is_ours "$1"; }
+all_gone() {
+  local p
+  for p in "$@"; do proc_is_ours "$p" && return 1; done
+  return 0
+}
 
-# stop NAME [GRACE] — SIGTERM, wait up to GRACE seconds, then SIGKILL.
+# stop GRACE NAME... — SIGTERM to all of them at once, wait up to GRACE seconds for
+# all, then SIGKILL whatever is left. Independent daemons stop in parallel: each
+# takes seconds on a busy machine.
 stop() {
-  local name=$1 grace=${2:-15} pid
-  pid=$(pid_of "$name") || return 0
-  if proc_is_ours "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! poll "$grace" "$name (pid $pid) to exit after SIGTERM" gone "$pid"; then
-      log "killing $name (pid $pid)"
-      kill -KILL "$pid" 2>/dev/null || true
-      poll 10 "$name (pid $pid) to exit after SIGKILL" gone "$pid" || true
+  local grace=$1; shift
+  local n pid pids=() names=()
+  for n in "$@"; do
+    pid=$(pid_of "$n") || continue
+    if proc_is_ours "$pid"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid") names+=("$n")
     fi
-    # Reap it if it is our child (make run), so it does not linger as a zombie.
-    wait "$pid" 2>/dev/null || true
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    if ! poll "$grace" "${names[*]} to exit after SIGTERM" all_gone "${pids[@]}"; then
+      for pid in "${pids[@]}"; do
+        if proc_is_ours "$pid"; then log "killing pid $pid"; kill -KILL "$pid" 2>/dev/null || true; fi
+      done
+      poll 10 "${names[*]} to exit after SIGKILL" all_gone "${pids[@]}" || true
+    fi
+    # Reap them if they are our children (make run), so they do not linger as zombies.
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   fi
-  rm -f "$DIR/pids/$name"
+  for n in "$@"; do rm -f "$DIR/pids/$n"; done
 }
 
 # Our processes found by what they run and what they name: containerd's shims are
@@ -770,11 +783,10 @@ cmd_down() {
   fi
   local t; t=$(date +%s.%N)
   log "stopping the local cluster in $DIR"
-  # Controllers first, so nothing recreates pods while they are being stopped.
-  stop kube-controller-manager 10
-  stop kube-scheduler 10
-  stop kube-proxy 10
-  stop kubelet 15
+  # Controllers and the kubelet first, so nothing recreates pods while they are
+  # being stopped.
+  stop 15 kube-controller-manager kube-scheduler kube-proxy kubelet
+  log "stopped controller-manager, scheduler, kube-proxy, kubelet"
 
   # Pod containers: stop and delete them through containerd (the kubelet is gone).
   if running containerd; then
@@ -792,10 +804,10 @@ cmd_down() {
       ctr --address "$SOCK" -n k8s.io containers delete "$id" >/dev/null 2>&1 || true
     done
   fi
-  stop containerd 15
   # kube-apiserver before etcd: the other way round it hangs retrying etcd.
-  stop kube-apiserver 20
-  stop etcd 15
+  stop 20 containerd kube-apiserver
+  stop 15 etcd
+  log "stopped containerd, kube-apiserver, etcd"
   # Whatever still names our state directory: containerd's shims (containerd starts
   # them, they outlive it) or a daemon whose PID file was lost.
   local p leftovers
