@@ -1,0 +1,469 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/hub"
+)
+
+// link is the one connection between this member and one peer. Its reader
+// goroutine demultiplexes Frames into the hubs' peer ports; each shared hub
+// has a pump goroutine that drains its peer port in batches and writes them
+// under the link's write lock (the hub API waits on one port at a time, so a
+// pump per port is the way to block on all of them without polling).
+type link struct {
+	m    *Mesh
+	peer string
+	conn *tls.Conn
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // pumps and keepalive
+
+	wmu         sync.Mutex
+	wDeadlineAt time.Time
+	epoch       time.Time
+	lastWrite   atomic.Int64 // since epoch
+
+	closeOnce sync.Once
+	err       error
+
+	// Guarded by m.mu.
+	remote map[string]uint32    // hub name -> the peer's id for it
+	ports  map[uint32]*peerPort // by local hub id
+	// byID is ports, republished on every change, for the reader's
+	// lock-free lookup.
+	byID atomic.Pointer[map[uint32]*peerPort]
+}
+
+// peerPort is one shared hub on one link: the hub's PortPeer port facing the
+// peer, and the peer's id for the hub (what outgoing Frames carry).
+type peerPort struct {
+	name     string
+	remoteID uint32
+	port     *hub.Port
+}
+
+// encodePool holds batch encode buffers, taken per batch rather than kept per
+// pump: a member may share hundreds of hubs with each peer, mostly idle.
+var encodePool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 256<<10)
+	return &b
+}}
+
+// acceptLink runs the acceptor side: read the dialer's Hello, check that the
+// dialer is the member that should dial (its name sorts lower), answer.
+func (m *Mesh) acceptLink(tc *tls.Conn) {
+	_ = tc.SetDeadline(time.Now().Add(m.opt.DeadTimeout))
+	name, err := readHello(tc)
+	if err == nil && name >= m.opt.Self {
+		err = fmt.Errorf("member %q dialled %q: the member whose name sorts lower dials", name, m.opt.Self)
+	}
+	if err == nil {
+		_, err = tc.Write(appendHello(nil, m.opt.Self))
+	}
+	if err != nil {
+		m.log.Info("mesh link refused", "remote", tc.RemoteAddr(), "err", err)
+		tc.NetConn().Close()
+		return
+	}
+	_ = tc.SetDeadline(time.Time{})
+	err = m.runLink(tc, name)
+	m.log.Info("mesh link from peer ended", "peer", name, "err", err)
+}
+
+// dialLink dials name and runs the link until it fails.
+func (m *Mesh) dialLink(ctx context.Context, name, addr string) error {
+	tc, err := m.dialTLS(ctx, addr, ALPNLink)
+	if err != nil {
+		return err
+	}
+	_ = tc.SetDeadline(time.Now().Add(m.opt.DeadTimeout))
+	if _, err := tc.Write(appendHello(nil, m.opt.Self)); err != nil {
+		tc.NetConn().Close()
+		return err
+	}
+	got, err := readHello(tc)
+	if err == nil && got != name {
+		err = fmt.Errorf("dialled %s for member %q, but %q answered", addr, name, got)
+	}
+	if err != nil {
+		tc.NetConn().Close()
+		return err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return m.runLink(tc, name)
+}
+
+func readHello(r io.Reader) (string, error) {
+	var h [headerLen]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return "", err
+	}
+	typ, n := parseHeader(h[:])
+	if typ != msgHello || n > maxControl {
+		return "", fmt.Errorf("expected a mesh Hello, got message 0x%02x of %d bytes", typ, n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return "", err
+	}
+	return parseHello(body)
+}
+
+// runLink registers the link (replacing an older one to the same peer, which
+// the peer has evidently given up), announces the local hubs and reads until
+// the link fails. On return every peer port of the link is closed, so the
+// hubs forget the MACs learned behind the peer.
+func (m *Mesh) runLink(tc *tls.Conn, peer string) error {
+	ctx, cancel := context.WithCancel(m.ctx)
+	l := &link{
+		m: m, peer: peer, conn: tc, ctx: ctx, cancel: cancel, epoch: time.Now(),
+		remote: make(map[string]uint32), ports: make(map[uint32]*peerPort),
+	}
+	l.publishLocked()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		l.close(ErrClosed)
+		return ErrClosed
+	}
+	if old := m.links[peer]; old != nil {
+		old.close(errors.New("replaced by a new link"))
+	}
+	m.links[peer] = l
+	for name, lh := range m.hubs {
+		l.localAttachLocked(name, lh)
+	}
+	m.mu.Unlock()
+	m.log.Info("mesh link up", "peer", peer, "remote", tc.RemoteAddr())
+
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.keepalive()
+	}()
+	err := l.read()
+	l.close(err)
+
+	m.mu.Lock()
+	if m.links[peer] == l {
+		delete(m.links, peer)
+	}
+	for id := range l.ports {
+		l.closePortLocked(id)
+	}
+	m.mu.Unlock()
+	l.wg.Wait()
+	return l.err
+}
+
+// close ends the link; the reader returns and runLink cleans up. The raw
+// connection is closed, not the TLS one, so no close_notify write can block
+// on a peer that stopped reading.
+func (l *link) close(err error) {
+	l.closeOnce.Do(func() {
+		l.err = err
+		l.cancel()
+		l.conn.NetConn().Close()
+	})
+}
+
+func (l *link) publishLocked() {
+	cp := make(map[uint32]*peerPort, len(l.ports))
+	for id, pp := range l.ports {
+		cp[id] = pp
+	}
+	l.byID.Store(&cp)
+}
+
+// localAttachLocked announces a local hub to the peer and, if the peer has
+// it too, opens the shared port.
+func (l *link) localAttachLocked(name string, lh *localHub) {
+	if err := l.write(appendAttach(nil, lh.id, name)); err != nil {
+		l.close(err)
+		return
+	}
+	if rid, ok := l.remote[name]; ok {
+		l.openPortLocked(name, lh, rid)
+	}
+}
+
+func (l *link) localDetachLocked(name string, id uint32) {
+	l.closePortLocked(id)
+	if err := l.write(appendDetach(nil, id)); err != nil {
+		l.close(err)
+	}
+}
+
+func (l *link) openPortLocked(name string, lh *localHub, rid uint32) {
+	l.closePortLocked(lh.id)
+	pp := &peerPort{name: name, remoteID: rid, port: lh.h.Attach(hub.PortPeer, "mesh:"+l.peer)}
+	l.ports[lh.id] = pp
+	l.publishLocked()
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.pump(pp)
+	}()
+}
+
+func (l *link) closePortLocked(id uint32) {
+	pp := l.ports[id]
+	if pp == nil {
+		return
+	}
+	delete(l.ports, id)
+	l.publishLocked()
+	pp.port.Close()
+}
+
+// remoteAttach handles the peer's Attach.
+func (l *link) remoteAttach(rid uint32, name string) {
+	m := l.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l.remote[name] = rid
+	if lh := m.hubs[name]; lh != nil {
+		l.openPortLocked(name, lh, rid)
+	}
+}
+
+// remoteDetach handles the peer's Detach.
+func (l *link) remoteDetach(rid uint32) {
+	m := l.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, id := range l.remote {
+		if id != rid {
+			continue
+		}
+		delete(l.remote, name)
+		if lh := m.hubs[name]; lh != nil {
+			l.closePortLocked(lh.id)
+		}
+	}
+}
+
+// write sends b with one write; a write that cannot proceed for the write
+// timeout fails the link.
+func (l *link) write(b []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	now := time.Now()
+	wt := l.writeTimeout()
+	// Moving the deadline costs a syscall-free but locked timer update; do it
+	// only when a quarter of it has passed.
+	if now.Sub(l.wDeadlineAt) >= wt/4 {
+		l.wDeadlineAt = now
+		if err := l.conn.SetWriteDeadline(now.Add(wt)); err != nil {
+			return err
+		}
+	}
+	l.lastWrite.Store(int64(now.Sub(l.epoch)))
+	_, err := l.conn.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("peer %s accepted no data for %v", l.peer, wt)
+	}
+	return err
+}
+
+// writeTimeout is longer than the dead timeout: a busy link may take a while
+// to drain a large batch while the peer is alive.
+func (l *link) writeTimeout() time.Duration { return max(10*time.Second, l.m.opt.DeadTimeout) }
+
+// pump drains one shared hub's peer port into Frames messages, one message
+// and one write per batch of up to 128 frames.
+func (l *link) pump(pp *peerPort) {
+	var frames [maxBatch]*hub.Frame
+	for {
+		n, err := pp.port.Dequeue(l.ctx, frames[:])
+		if err != nil {
+			return // port closed (hub detached, link down) or link ended
+		}
+		bp := encodePool.Get().(*[]byte)
+		b := (*bp)[:0]
+		k := 0
+		for _, f := range frames[:n] {
+			if len(f.B) <= 0xffff { // the hub's MaxFrame is far below; never truncate
+				frames[k] = f
+				k++
+			} else {
+				f.Release()
+			}
+		}
+		if k > 0 {
+			b = appendFrames(b, pp.remoteID, frames[:k])
+		}
+		for i := range k {
+			frames[i].Release()
+			frames[i] = nil
+		}
+		if k > 0 {
+			err = l.write(b)
+		}
+		*bp = b[:0]
+		encodePool.Put(bp)
+		if err != nil {
+			l.close(err)
+			return
+		}
+	}
+}
+
+// keepalive writes a Keepalive whenever nothing was written for the interval.
+func (l *link) keepalive() {
+	iv := l.m.opt.Keepalive
+	msg := []byte{msgKeepalive, 0, 0, 0}
+	t := time.NewTimer(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+		idle := time.Since(l.epoch) - time.Duration(l.lastWrite.Load())
+		if idle >= iv-iv/16 {
+			if err := l.write(msg); err != nil {
+				l.close(err)
+				return
+			}
+			idle = 0
+		}
+		t.Reset(iv - idle)
+	}
+}
+
+// read is the link's reader loop. Frames are copied out of the read buffer
+// into pooled hub frames (the hub keeps them in queues past this call) and
+// handed to the hub's peer port a batch at a time.
+func (l *link) read() error {
+	br := bufio.NewReaderSize(l.conn, 64<<10)
+	dead := l.m.opt.DeadTimeout
+	var armedAt time.Time
+	batch := make([]*hub.Frame, 0, maxBatch)
+	var hdr [headerLen + 5]byte
+	for {
+		// Re-arming the deadline only every eighth of the timeout keeps the
+		// cost off the per-message path; a silent peer is caught within
+		// 7/8..8/8 of the timeout.
+		if now := time.Now(); now.Sub(armedAt) >= dead/8 {
+			armedAt = now
+			if err := l.conn.SetReadDeadline(now.Add(dead)); err != nil {
+				return err
+			}
+		}
+		if _, err := io.ReadFull(br, hdr[:headerLen]); err != nil {
+			return l.readErr(err)
+		}
+		typ, n := parseHeader(hdr[:])
+		if typ != msgFrames {
+			if n > maxControl {
+				return fmt.Errorf("peer %s sent message 0x%02x of %d bytes, over the %d-byte limit", l.peer, typ, n, maxControl)
+			}
+			body := make([]byte, n) // control plane: rare
+			if _, err := io.ReadFull(br, body); err != nil {
+				return l.readErr(err)
+			}
+			if err := l.control(typ, body); err != nil {
+				return err
+			}
+			continue
+		}
+		if n < 5+2 || n > maxBody {
+			return fmt.Errorf("peer %s sent a Frames message of %d bytes", l.peer, n)
+		}
+		if _, err := io.ReadFull(br, hdr[headerLen:]); err != nil {
+			return l.readErr(err)
+		}
+		id := binary.BigEndian.Uint32(hdr[headerLen:])
+		count := int(hdr[headerLen+4])
+		if count == 0 || count > maxBatch {
+			return fmt.Errorf("peer %s sent a batch of %d frames", l.peer, count)
+		}
+		pp := (*l.byID.Load())[id] // nil: a hub detached meanwhile; drop its frames
+		left := n - 5
+		for range count {
+			if left < 2 {
+				releaseAll(batch)
+				return fmt.Errorf("peer %s sent a batch that ends inside a frame header", l.peer)
+			}
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				releaseAll(batch)
+				return l.readErr(err)
+			}
+			size := int(binary.BigEndian.Uint16(hdr[:2]))
+			left -= 2 + size
+			if left < 0 {
+				releaseAll(batch)
+				return fmt.Errorf("peer %s sent a frame that overruns its batch", l.peer)
+			}
+			if pp == nil {
+				if _, err := br.Discard(size); err != nil {
+					return l.readErr(err)
+				}
+				continue
+			}
+			f := hub.NewFrameSize(size)
+			if _, err := io.ReadFull(br, f.Buf()[:size]); err != nil {
+				f.Release()
+				releaseAll(batch)
+				return l.readErr(err)
+			}
+			f.SetLen(size)
+			batch = append(batch, f)
+		}
+		if left != 0 {
+			releaseAll(batch)
+			return fmt.Errorf("peer %s sent %d bytes after the last frame of a batch", l.peer, left)
+		}
+		if pp != nil {
+			pp.port.Forward(batch) // takes the references
+			clear(batch)
+			batch = batch[:0]
+		}
+	}
+}
+
+func (l *link) control(typ byte, body []byte) error {
+	switch typ {
+	case msgKeepalive:
+	case msgAttach:
+		if len(body) < 5 || len(body) > 4+maxHubName {
+			return fmt.Errorf("peer %s sent a malformed Attach", l.peer)
+		}
+		l.remoteAttach(binary.BigEndian.Uint32(body), string(body[4:]))
+	case msgDetach:
+		if len(body) != 4 {
+			return fmt.Errorf("peer %s sent a malformed Detach", l.peer)
+		}
+		l.remoteDetach(binary.BigEndian.Uint32(body))
+	default:
+		return fmt.Errorf("peer %s sent unknown message type 0x%02x", l.peer, typ)
+	}
+	return nil
+}
+
+func (l *link) readErr(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("peer %s dead: nothing received for %v", l.peer, l.m.opt.DeadTimeout)
+	}
+	return err
+}
+
+func releaseAll(frames []*hub.Frame) {
+	for _, f := range frames {
+		f.Release()
+	}
+}

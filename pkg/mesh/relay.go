@@ -1,0 +1,176 @@
+package mesh
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// Relayed sessions. The entry member opens a new mesh connection per session
+// (ALPN hubfleet-relay/1), so a slow session never holds up another one or the
+// static-hub link. On it the entry speaks the ordinary client protocol: it
+// sends the client's Login with Relayed set, reads the owner's LoginResult and
+// then copies bytes both ways. Keepalives, Close and Shutdown therefore run
+// end to end between client and owner; the entry only decrypts one TLS
+// session and encrypts the other.
+
+// OnRelayedSession sets the owner-side hook: fn gets each relayed login that
+// arrives over the mesh, with the mTLS connection positioned right after the
+// Login message. fn owns conn: it authenticates req as for any login, answers
+// with protocol.WriteResult and, on OK, runs the session
+// (protocol.NewConn(conn, res.ConnConfig())) — exactly the member's normal
+// session path after ReadLogin. fn runs in its own goroutine and may block for
+// the session's life. Without a hook, relayed logins are refused with
+// NotServedHere.
+func (m *Mesh) OnRelayedSession(fn func(req *protocol.LoginRequest, conn net.Conn)) {
+	m.mu.Lock()
+	m.onRelay = fn
+	m.mu.Unlock()
+}
+
+// acceptRelay reads a relayed login. Only logins marked Relayed are accepted
+// on the mesh port: the peer certificate makes the entry trusted to state
+// RelayEntry and RelayClientAddr, which a client must never be able to do.
+func (m *Mesh) acceptRelay(tc *tls.Conn) {
+	req, err := protocol.ReadLogin(tc)
+	if err != nil {
+		if le, ok := errors.AsType[*protocol.LoginError](err); ok {
+			_ = protocol.WriteResult(tc, le.Result())
+		}
+		tc.Close()
+		return
+	}
+	m.mu.Lock()
+	fn := m.onRelay
+	m.mu.Unlock()
+	refuse := func(code protocol.Code, msg string) {
+		_ = protocol.WriteResult(tc, &protocol.LoginResult{Code: code, Message: msg})
+		tc.Close()
+	}
+	switch {
+	case !req.Relayed:
+		refuse(protocol.BadRequest, "a login on the mesh port must be a relayed login")
+	case fn == nil:
+		refuse(protocol.NotServedHere, "member "+m.opt.Self+" does not accept relayed sessions")
+	default:
+		go fn(req, tc)
+	}
+}
+
+// DialRelay opens a relayed session to peer for req (the login the client
+// sent the entry member). It returns the connection to the owner positioned
+// after the owner's LoginResult, and that result. A refusal returns the result
+// and its *protocol.LoginError and no connection; a failure to reach the peer
+// returns no result.
+func (m *Mesh) DialRelay(ctx context.Context, peer string, req protocol.LoginRequest) (net.Conn, *protocol.LoginResult, error) {
+	m.mu.Lock()
+	addr, ok := m.peers[peer]
+	m.mu.Unlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("relay to %q: not a known peer of %q", peer, m.opt.Self)
+	}
+	tc, err := m.dialTLS(ctx, addr, ALPNRelay)
+	if err != nil {
+		return nil, nil, fmt.Errorf("relay to %s: %w", peer, err)
+	}
+	req.Relayed = true
+	req.RelayEntry = m.opt.Self
+	res, err := protocol.Login(ctx, tc, req)
+	if err != nil {
+		tc.Close()
+		return nil, res, err
+	}
+	return tc, res, nil
+}
+
+// Relay is the entry member's whole relay path for a client whose Login it
+// has read (protocol.ReadLogin) and authorised: it dials the owner, forwards
+// the owner's LoginResult to client (refusals included) and splices the two
+// connections until either side ends. A failure before any result exists is
+// returned without writing to client, so the caller answers it (Internal, or
+// a retry on another member). The caller closes client.
+func (m *Mesh) Relay(ctx context.Context, peer string, req protocol.LoginRequest, client net.Conn) error {
+	if req.RelayClientAddr == "" {
+		req.RelayClientAddr = client.RemoteAddr().String()
+	}
+	owner, res, err := m.DialRelay(ctx, peer, req)
+	if res == nil {
+		return err
+	}
+	if werr := protocol.WriteResult(client, res); werr != nil || err != nil {
+		if owner != nil {
+			owner.Close()
+		}
+		return errors.Join(err, werr)
+	}
+	defer owner.Close()
+	return Splice(client, owner, res.DeadPeerTimeout)
+}
+
+// splicePool holds copy buffers. 64 KiB holds several TLS records' worth of
+// plaintext, though a tls.Conn Read returns at most one record.
+var splicePool = sync.Pool{New: func() any {
+	b := make([]byte, 64<<10)
+	return &b
+}}
+
+// Splice copies bytes both ways between a and b until one side ends or stays
+// silent for idle (the session's dead-peer timeout: end-to-end keepalives
+// cross the splice, so a live session is never silent that long), then closes
+// both. It returns the first error, nil when a side closed cleanly.
+func Splice(a, b net.Conn, idle time.Duration) error {
+	if idle <= 0 {
+		idle = protocol.DefaultDeadPeerTimeout
+	}
+	errc := make(chan error, 2)
+	cp := func(dst, src net.Conn) {
+		bp := splicePool.Get().(*[]byte)
+		err := copyIdle(dst, src, *bp, idle)
+		splicePool.Put(bp)
+		// Closing both ends unblocks the other direction at once.
+		a.Close()
+		b.Close()
+		errc <- err
+	}
+	go cp(a, b)
+	go cp(b, a)
+	err := <-errc
+	<-errc
+	return err
+}
+
+func copyIdle(dst, src net.Conn, buf []byte, idle time.Duration) error {
+	var armedAt time.Time
+	wt := max(idle, protocol.DefaultWriteTimeout)
+	for {
+		// As on links, deadlines move only every eighth of the timeout.
+		if now := time.Now(); now.Sub(armedAt) >= idle/8 {
+			armedAt = now
+			if err := src.SetReadDeadline(now.Add(idle)); err != nil {
+				return err
+			}
+			if err := dst.SetWriteDeadline(now.Add(wt)); err != nil {
+				return err
+			}
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+	}
+}
