@@ -96,6 +96,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	s.tlsConf.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return s.settings.Load().cert, nil
 	}
+	s.setSessionTicketKeys(s.settings.Load())
 	return s, nil
 }
 
@@ -177,6 +178,9 @@ func (s *Server) Apply(cfg *Config) error {
 		}
 	}
 	s.settings.Store(next)
+	if s.tlsConf != nil { // nil only in New's first Apply; New sets the keys itself
+		s.setSessionTicketKeys(next)
+	}
 	if c.Licences == nil {
 		s.gate.SetAllocation(license.Unlimited, license.Unlimited)
 	} else {
@@ -193,6 +197,18 @@ func (s *Server) Apply(cfg *Config) error {
 		}()
 	}
 	return nil
+}
+
+// setSessionTicketKeys gives the TLS listener session-ticket keys derived from the
+// cluster's resumption-ticket keys, current first: TLS sessions then resume on any
+// member (the expensive half of a reconnect), and rotating the ticket key rotates
+// them too, the previous key still accepted through one rotation.
+func (s *Server) setSessionTicketKeys(st *settings) {
+	keys := make([][32]byte, len(st.ticketKeys))
+	for i, k := range st.ticketKeys {
+		keys[i] = protocol.SessionTicketKey(k)
+	}
+	s.tlsConf.SetSessionTicketKeys(keys)
 }
 
 // Serve accepts connections on ln (raw TCP; TLS is done here) until Shutdown,

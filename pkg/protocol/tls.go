@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -29,6 +30,25 @@ func ServerTLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config
 	}
 	return c
 }
+
+// SessionTicketKey derives the key a member encrypts TLS session tickets with from
+// the cluster's shared resumption-ticket secret. Every member derives the same key,
+// so a client resumes its TLS session (PSK with a fresh (EC)DHE exchange: no
+// certificate signature on the member, no chain verification beyond the client's
+// own VerifyConnection) on whichever member it reaches after a failover. The
+// label keeps the TLS key apart from the login-ticket HMAC key it comes from.
+func SessionTicketKey(secret [32]byte) [32]byte {
+	k, err := hkdf.Key(sha256.New, secret[:], nil, "hubfleet/1 TLS session ticket key", 32)
+	if err != nil {
+		panic("protocol: HKDF of a 32-byte key failed: " + err.Error()) // cannot happen for 32 bytes of SHA-256
+	}
+	return [32]byte(k)
+}
+
+// ClientSessionCacheSize is how many TLS sessions ClientTLSConfig's cache keeps,
+// one per server name: a client talks to one cluster, a member's mesh links to a
+// few dozen peers.
+const ClientSessionCacheSize = 64
 
 func checkALPN(cs tls.ConnectionState) error {
 	if cs.NegotiatedProtocol != ALPN {
@@ -86,6 +106,11 @@ func ClientTLSConfig(opts ClientTLSOptions) (*tls.Config, error) {
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{ALPN},
 		ServerName: opts.ServerName,
+		// Reconnects resume the TLS session, which saves the member the
+		// certificate signature (members share ticket keys: SessionTicketKey).
+		// VerifyConnection still runs on a resumed session, against the
+		// certificates of the original handshake.
+		ClientSessionCache: tls.NewLRUClientSessionCache(ClientSessionCacheSize),
 	}
 	if opts.Certificate != nil {
 		conf.Certificates = []tls.Certificate{*opts.Certificate}

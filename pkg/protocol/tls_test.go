@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,5 +154,68 @@ func TestBadTrustOptionsExplainThemselves(t *testing.T) {
 		if _, err := ClientTLSConfig(c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want %q", c.opts, err, c.want)
 		}
+	}
+}
+
+// TestSessionResumesOnAnyMember: members whose session-ticket keys derive from the
+// same cluster secret resume each other's TLS sessions, so a reconnect after a
+// failover skips the certificate signature; a member with another secret falls
+// back to a full handshake; and the client's VerifyConnection runs every time.
+func TestSessionResumesOnAnyMember(t *testing.T) {
+	p := newPKI(t)
+	member := func(secret byte) *server {
+		conf := ServerTLSConfig(p.server, nil)
+		conf.SetSessionTicketKeys([][32]byte{SessionTicketKey([32]byte{secret})})
+		// The handler logs the client in and reads until the client closes, so
+		// the server's cleanup never waits on a session nobody ends.
+		return startServer(t, conf, func(tc *tls.Conn) {
+			if _, err := ReadLogin(tc); err != nil {
+				return
+			}
+			if WriteResult(tc, &LoginResult{Code: OK}) == nil {
+				_, _ = io.Copy(io.Discard, tc)
+			}
+		})
+	}
+	a, b, other := member(1), member(1), member(2)
+	conf := clientConf(t, p)
+	verified := 0
+	verify := conf.VerifyConnection
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		verified++
+		return verify(cs)
+	}
+	dial := func(s *server) bool {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// Login reads the result, and with it the session ticket sent after the
+		// handshake, so the cache holds it by the time Dial returns.
+		c, _, err := Dial(ctx, s.addr, conf, okLogin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.NetConn().(*tls.Conn).ConnectionState().DidResume
+	}
+	if dial(a) {
+		t.Fatal("first connection resumed a session it never had")
+	}
+	if !dial(b) {
+		t.Fatal("member b did not resume the session member a issued, with the same cluster secret")
+	}
+	if dial(other) {
+		t.Fatal("a member with another cluster secret resumed the session")
+	}
+	if verified != 3 {
+		t.Fatalf("VerifyConnection ran %d times for 3 connections, want every time, resumed or not", verified)
+	}
+}
+
+func TestSessionTicketKeyIsLabelled(t *testing.T) {
+	secret := [32]byte{7}
+	k := SessionTicketKey(secret)
+	if k == secret || k != SessionTicketKey(secret) || k == SessionTicketKey([32]byte{8}) {
+		t.Fatal("SessionTicketKey must be deterministic, differ per secret and differ from the secret itself")
 	}
 }
