@@ -186,7 +186,9 @@ func BenchmarkThroughput(b *testing.B) {
 	s0, s1 := h0.Attach(hub.PortSession, "src"), h1.Attach(hub.PortSession, "dst")
 	n0.m.AttachHub("bench", h0)
 	n1.m.AttachHub("bench", h1)
+	// Both sides: each opens its port when the other's Attach arrives.
 	waitShared(b, n0, "bench", "m1")
+	waitShared(b, n1, "bench", "m0")
 	// Teach m0 where dst lives, so the benchmark frames are unicast.
 	srcMAC, dstMAC := mac(1), mac(2)
 	s1.Forward([]*hub.Frame{ethFrame(srcMAC, dstMAC, 0, 64)})

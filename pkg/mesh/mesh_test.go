@@ -71,6 +71,8 @@ func TestStaticHubFabric(t *testing.T) {
 	waitShared(t, m1.node, "office", "m0", "m2")
 	waitShared(t, m2.node, "office", "m0", "m1")
 	waitShared(t, m0.node, "lab", "m1", "m2")
+	waitShared(t, m1.node, "lab", "m0", "m2")
+	waitShared(t, m2.node, "lab", "m0", "m1")
 	waitShared(t, m0.node, "part", "m1")
 	waitShared(t, m1.node, "part", "m0")
 

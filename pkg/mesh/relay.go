@@ -114,10 +114,15 @@ func (m *Mesh) Relay(ctx context.Context, peer string, req protocol.LoginRequest
 	return Splice(client, owner, res.DeadPeerTimeout)
 }
 
-// splicePool holds copy buffers. 64 KiB holds several TLS records' worth of
-// plaintext, though a tls.Conn Read returns at most one record.
+// spliceBuf is the most one direction of a splice buffers before the reader
+// waits for the writer. A tls.Conn Read returns at most one record (16 KiB);
+// letting records pile up while the previous write is in flight turns many
+// record-sized writes into a few large ones, and lets one core decrypt while
+// another encrypts.
+const spliceBuf = 128 << 10
+
 var splicePool = sync.Pool{New: func() any {
-	b := make([]byte, 64<<10)
+	b := make([]byte, 0, spliceBuf)
 	return &b
 }}
 
@@ -131,9 +136,7 @@ func Splice(a, b net.Conn, idle time.Duration) error {
 	}
 	errc := make(chan error, 2)
 	cp := func(dst, src net.Conn) {
-		bp := splicePool.Get().(*[]byte)
-		err := copyIdle(dst, src, *bp, idle)
-		splicePool.Put(bp)
+		err := pipe(dst, src, idle)
 		// Closing both ends unblocks the other direction at once.
 		a.Close()
 		b.Close()
@@ -146,25 +149,73 @@ func Splice(a, b net.Conn, idle time.Duration) error {
 	return err
 }
 
-func copyIdle(dst, src net.Conn, buf []byte, idle time.Duration) error {
+// pipeState is one direction of a splice: the caller's goroutine reads, a
+// second one writes whatever has accumulated since its last write. The
+// pending buffer comes from splicePool only while there are bytes in flight,
+// so an idle relayed session holds no copy buffer, only its goroutines.
+type pipeState struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	pending *[]byte // nil when empty
+	done    bool    // the reader has finished
+	werr    error   // the writer failed
+}
+
+func pipe(dst, src net.Conn, idle time.Duration) error {
+	p := &pipeState{}
+	p.cond.L = &p.mu
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		p.write(dst, idle)
+	}()
+	rerr := p.read(src, idle)
+	p.mu.Lock()
+	p.done = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	<-wdone
+	if p.pending != nil {
+		putSplice(p.pending)
+	}
+	if p.werr != nil {
+		return p.werr
+	}
+	return rerr
+}
+
+func putSplice(b *[]byte) {
+	*b = (*b)[:0]
+	splicePool.Put(b)
+}
+
+func (p *pipeState) read(src net.Conn, idle time.Duration) error {
+	var tmp [16<<10 + 512]byte // one TLS record's plaintext
 	var armedAt time.Time
-	wt := max(idle, protocol.DefaultWriteTimeout)
 	for {
-		// As on links, deadlines move only every eighth of the timeout.
+		// As on links, the deadline moves only every eighth of the timeout.
 		if now := time.Now(); now.Sub(armedAt) >= idle/8 {
 			armedAt = now
 			if err := src.SetReadDeadline(now.Add(idle)); err != nil {
 				return err
 			}
-			if err := dst.SetWriteDeadline(now.Add(wt)); err != nil {
-				return err
-			}
 		}
-		n, err := src.Read(buf)
+		n, err := src.Read(tmp[:])
 		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return werr
+			p.mu.Lock()
+			for p.werr == nil && p.pending != nil && len(*p.pending)+n > cap(*p.pending) {
+				p.cond.Wait()
 			}
+			if p.werr != nil {
+				p.mu.Unlock()
+				return p.werr
+			}
+			if p.pending == nil {
+				p.pending = splicePool.Get().(*[]byte)
+			}
+			*p.pending = append(*p.pending, tmp[:n]...)
+			p.cond.Broadcast()
+			p.mu.Unlock()
 		}
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
@@ -173,4 +224,42 @@ func copyIdle(dst, src net.Conn, buf []byte, idle time.Duration) error {
 			return err
 		}
 	}
+}
+
+func (p *pipeState) write(dst net.Conn, idle time.Duration) {
+	wt := max(idle, protocol.DefaultWriteTimeout)
+	var armedAt time.Time
+	for {
+		p.mu.Lock()
+		for p.pending == nil && !p.done {
+			p.cond.Wait()
+		}
+		out := p.pending
+		p.pending = nil
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		if out == nil {
+			return // the reader finished and everything was written
+		}
+		var err error
+		if now := time.Now(); now.Sub(armedAt) >= wt/4 {
+			armedAt = now
+			err = dst.SetWriteDeadline(now.Add(wt))
+		}
+		if err == nil {
+			_, err = dst.Write(*out)
+		}
+		putSplice(out)
+		if err != nil {
+			p.fail(err)
+			return
+		}
+	}
+}
+
+func (p *pipeState) fail(err error) {
+	p.mu.Lock()
+	p.werr = err
+	p.cond.Broadcast()
+	p.mu.Unlock()
 }
