@@ -180,25 +180,7 @@ func BenchmarkThroughput(b *testing.B) {
 	direct := directServer(b, ca, sink)
 	e := startEntry(b, ca, n0.m, "m1")
 
-	h0, h1 := hub.New("bench", hub.Options{}), hub.New("bench", hub.Options{})
-	defer h0.Close()
-	defer h1.Close()
-	s0, s1 := h0.Attach(hub.PortSession, "src"), h1.Attach(hub.PortSession, "dst")
-	n0.m.AttachHub("bench", h0)
-	n1.m.AttachHub("bench", h1)
-	// Both sides: each opens its port when the other's Attach arrives.
-	waitShared(b, n0, "bench", "m1")
-	waitShared(b, n1, "bench", "m0")
-	// Teach m0 where dst lives, so the benchmark frames are unicast.
-	srcMAC, dstMAC := mac(1), mac(2)
-	s1.Forward([]*hub.Frame{ethFrame(srcMAC, dstMAC, 0, 64)})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	var one [1]*hub.Frame
-	if _, err := s0.Dequeue(ctx, one[:]); err != nil {
-		b.Fatal(err)
-	}
-	cancel()
-	one[0].Release()
+	s0, s1, srcMAC, dstMAC := linkSetup(b, n0, n1)
 
 	n := max(b.N, 1)
 	b.SetBytes(benchFrame)
@@ -217,4 +199,47 @@ func BenchmarkThroughput(b *testing.B) {
 	fd, fr, fl := report("direct", dDirect), report("relay", dRelay), report("link", dLink)
 	b.ReportMetric(fr/fd, "relay/direct")
 	b.ReportMetric(fl/fd, "link/direct")
+}
+
+// linkSetup shares hub "bench" between n0 and n1 and returns a session port
+// on each, with n0's hub already knowing the MAC behind n1 so that frames
+// from src to dst are unicast.
+func linkSetup(b *testing.B, n0, n1 *node) (src, dst *hub.Port, srcMAC, dstMAC [6]byte) {
+	srcMAC, dstMAC = mac(1), mac(2)
+	h0, h1 := hub.New("bench", hub.Options{}), hub.New("bench", hub.Options{})
+	b.Cleanup(h0.Close)
+	b.Cleanup(h1.Close)
+	s0, s1 := h0.Attach(hub.PortSession, "src"), h1.Attach(hub.PortSession, "dst")
+	n0.m.AttachHub("bench", h0)
+	n1.m.AttachHub("bench", h1)
+	// Both sides: each opens its port when the other's Attach arrives.
+	waitShared(b, n0, "bench", "m1")
+	waitShared(b, n1, "bench", "m0")
+	// Teach m0 where dst lives, so the benchmark frames are unicast.
+	s1.Forward([]*hub.Frame{ethFrame(srcMAC, dstMAC, 0, 64)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	var one [1]*hub.Frame
+	if _, err := s0.Dequeue(ctx, one[:]); err != nil {
+		b.Fatal(err)
+	}
+	cancel()
+	one[0].Release()
+
+	return s0, s1, srcMAC, dstMAC
+}
+
+// BenchmarkLink is the static-hub link alone, with allocations: the whole
+// path (producer, pump, TLS, reader, hub) should allocate nothing per frame.
+func BenchmarkLink(b *testing.B) {
+	ca := newTestCA(b)
+	n0 := startNode(b, "m0", "127.0.0.1:0", ca.conf)
+	n1 := startNode(b, "m1", "127.0.0.1:0", ca.conf)
+	connect(n0, n1)
+	s0, s1, srcMAC, dstMAC := linkSetup(b, n0, n1)
+	linkFrames(b, s0, s1, srcMAC, dstMAC, 10000) // warm the pools
+	b.SetBytes(benchFrame)
+	b.ReportAllocs()
+	b.ResetTimer()
+	d := linkFrames(b, s0, s1, srcMAC, dstMAC, max(b.N, 1))
+	b.ReportMetric(float64(max(b.N, 1))/d.Seconds(), "frames/s")
 }
