@@ -236,7 +236,9 @@ func BenchmarkLogin(b *testing.B) {
 // BenchmarkLoginServerCPU is BenchmarkLogin with the clients in a child process,
 // so the member's own CPU per login can be read (getrusage of this process):
 // logins/s/core is what one core of a member sustains. The wall-clock logins/s
-// still share the two cores with the child.
+// still share the two cores with the child. "ticket" resumes the client's TLS
+// session (the first login of the run excepted), as a reconnecting client does;
+// "ticket-fullTLS" makes every handshake a full one, for the ratio in one run.
 func BenchmarkLoginServerCPU(b *testing.B) {
 	phc, err := auth.HashPassword("correct horse")
 	if err != nil {
@@ -251,13 +253,15 @@ func BenchmarkLoginServerCPU(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		req  protocol.LoginRequest
+		fullTLS bool
 	}{
-		{"password", pw("alpha", "dan", "correct horse")},
-		{"ticket", protocol.LoginRequest{Hub: "alpha", User: "dan", Ticket: res.Ticket}},
+		{"password", pw("alpha", "dan", "correct horse"), false},
+		{"ticket", protocol.LoginRequest{Hub: "alpha", User: "dan", Ticket: res.Ticket}, false},
+		{"ticket-fullTLS", protocol.LoginRequest{Hub: "alpha", User: "dan", Ticket: res.Ticket}, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cpu0, start := cpuTime(), time.Now()
-			stop := startChild(b, childEnv{mode: "logins", addr: m.addr, caFile: m.dir + "/tls.crt", req: tc.req, n: b.N, parallel: 8})
+			stop := startChild(b, childEnv{mode: "logins", addr: m.addr, caFile: m.dir + "/tls.crt", req: tc.req, n: b.N, parallel: 8, fullTLS: tc.fullTLS})
 			elapsed, cpu := time.Since(start), cpuTime()-cpu0
 			stop()
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "logins/s")

@@ -32,6 +32,9 @@ type childEnv struct {
 	parallel int
 	pairs    int // mode "pairs": sender/receiver pairs sending n frames each
 	size     int // of size bytes
+	// fullTLS: no TLS session cache, so every login is a full handshake
+	// (certificate signature included), as before TLS resumption.
+	fullTLS bool
 }
 
 // startChild runs the child and waits for its "ready" line. stop ends it.
@@ -43,7 +46,8 @@ func startChild(b *testing.B, ce childEnv) (stop func()) {
 		"HUBFLEET_CHILD_HUB="+ce.req.Hub, "HUBFLEET_CHILD_USER="+ce.req.User,
 		"HUBFLEET_CHILD_PASSWORD="+ce.req.Password, "HUBFLEET_CHILD_TICKET="+hex.EncodeToString(ce.req.Ticket),
 		"HUBFLEET_CHILD_N="+strconv.Itoa(ce.n), "HUBFLEET_CHILD_PARALLEL="+strconv.Itoa(max(ce.parallel, 1)),
-		"HUBFLEET_CHILD_PAIRS="+strconv.Itoa(ce.pairs), "HUBFLEET_CHILD_SIZE="+strconv.Itoa(ce.size))
+		"HUBFLEET_CHILD_PAIRS="+strconv.Itoa(ce.pairs), "HUBFLEET_CHILD_SIZE="+strconv.Itoa(ce.size),
+		"HUBFLEET_CHILD_FULLTLS="+strconv.FormatBool(ce.fullTLS))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -85,6 +89,9 @@ func TestChildClients(t *testing.T) {
 	tlsConf, err := protocol.ClientTLSConfig(protocol.ClientTLSOptions{CAFile: os.Getenv("HUBFLEET_CHILD_CA")})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if full, _ := strconv.ParseBool(os.Getenv("HUBFLEET_CHILD_FULLTLS")); full {
+		tlsConf.ClientSessionCache = nil
 	}
 	ticket, _ := hex.DecodeString(os.Getenv("HUBFLEET_CHILD_TICKET"))
 	req := protocol.LoginRequest{Hub: os.Getenv("HUBFLEET_CHILD_HUB"), User: os.Getenv("HUBFLEET_CHILD_USER"),
