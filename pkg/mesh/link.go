@@ -38,6 +38,14 @@ type link struct {
 	closeOnce sync.Once
 	err       error
 
+	// Control messages (Attach, Detach) wait here for the link's control
+	// writer rather than being written by the caller, which holds m.mu: a
+	// peer that stops reading must not stall the whole mesh's control plane
+	// (and with it every other link's reader) for the write timeout.
+	ctrlMu   sync.Mutex
+	ctrl     []byte
+	ctrlKick chan struct{}
+
 	// Guarded by m.mu.
 	remote map[string]uint32    // hub name -> the peer's id for it
 	ports  map[uint32]*peerPort // by local hub id
@@ -123,13 +131,15 @@ func readHello(r io.Reader) (string, error) {
 
 // runLink registers the link (replacing an older one to the same peer, which
 // the peer has evidently given up), announces the local hubs and reads until
-// the link fails. On return every peer port of the link is closed, so the
+// the link fails. Nothing here or in the control path writes to the network
+// under m.mu. On return every peer port of the link is closed, so the
 // hubs forget the MACs learned behind the peer.
 func (m *Mesh) runLink(tc *tls.Conn, peer string) error {
 	ctx, cancel := context.WithCancel(m.ctx)
 	l := &link{
 		m: m, peer: peer, conn: tc, ctx: ctx, cancel: cancel, epoch: time.Now(),
 		remote: make(map[string]uint32), ports: make(map[uint32]*peerPort),
+		ctrlKick: make(chan struct{}, 1),
 	}
 	l.publishLocked()
 	m.mu.Lock()
@@ -151,7 +161,7 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string) error {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		l.keepalive()
+		l.controlWriter()
 	}()
 	err := l.read()
 	l.close(err)
@@ -190,10 +200,7 @@ func (l *link) publishLocked() {
 // localAttachLocked announces a local hub to the peer and, if the peer has
 // it too, opens the shared port.
 func (l *link) localAttachLocked(name string, lh *localHub) {
-	if err := l.write(appendAttach(nil, lh.id, name)); err != nil {
-		l.close(err)
-		return
-	}
+	l.queueControl(func(b []byte) []byte { return appendAttach(b, lh.id, name) })
 	if rid, ok := l.remote[name]; ok {
 		l.openPortLocked(name, lh, rid)
 	}
@@ -201,8 +208,17 @@ func (l *link) localAttachLocked(name string, lh *localHub) {
 
 func (l *link) localDetachLocked(name string, id uint32) {
 	l.closePortLocked(id)
-	if err := l.write(appendDetach(nil, id)); err != nil {
-		l.close(err)
+	l.queueControl(func(b []byte) []byte { return appendDetach(b, id) })
+}
+
+// queueControl appends a control message for the control writer, in order.
+func (l *link) queueControl(appendMsg func([]byte) []byte) {
+	l.ctrlMu.Lock()
+	l.ctrl = appendMsg(l.ctrl)
+	l.ctrlMu.Unlock()
+	select {
+	case l.ctrlKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -321,21 +337,34 @@ func (l *link) pump(pp *peerPort) {
 	}
 }
 
-// keepalive writes a Keepalive whenever nothing was written for the interval.
-func (l *link) keepalive() {
+// controlWriter sends queued control messages as they come and a Keepalive
+// whenever nothing was written for the interval.
+func (l *link) controlWriter() {
 	iv := l.m.opt.Keepalive
-	msg := []byte{msgKeepalive, 0, 0, 0}
+	keepalive := []byte{msgKeepalive, 0, 0, 0}
 	t := time.NewTimer(iv)
 	defer t.Stop()
+	var out []byte
 	for {
 		select {
 		case <-l.ctx.Done():
 			return
+		case <-l.ctrlKick:
+			l.ctrlMu.Lock()
+			out, l.ctrl = l.ctrl, out[:0]
+			l.ctrlMu.Unlock()
+			if len(out) > 0 {
+				if err := l.write(out); err != nil {
+					l.close(err)
+					return
+				}
+			}
+			continue
 		case <-t.C:
 		}
 		idle := time.Since(l.epoch) - time.Duration(l.lastWrite.Load())
 		if idle >= iv-iv/16 {
-			if err := l.write(msg); err != nil {
+			if err := l.write(keepalive); err != nil {
 				l.close(err)
 				return
 			}

@@ -165,7 +165,13 @@ func (m *Mesh) SetPeers(peers map[string]string) {
 			stop()
 			delete(m.dialers, name)
 		}
-		if l := m.links[name]; l != nil {
+	}
+	// The set is authoritative: a link to a member not in it (removed,
+	// moved, or one that dialled before this member learned of it and has
+	// gone since) is closed; a moved peer is redialled below or redials.
+	for name, l := range m.links {
+		addr, ok := peers[name]
+		if old, known := m.peers[name]; !ok || (known && old != addr) {
 			l.close(errors.New("peer removed or moved"))
 		}
 	}
