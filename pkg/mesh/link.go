@@ -78,6 +78,16 @@ func (m *Mesh) acceptLink(tc *tls.Conn) {
 		err = fmt.Errorf("member %q dialled %q: the member whose name sorts lower dials", name, m.opt.Self)
 	}
 	if err == nil {
+		// SetPeers is authoritative on both ends: a member not listed (removed,
+		// or not yet known here) is refused and redials with backoff.
+		m.mu.Lock()
+		_, known := m.peers[name]
+		m.mu.Unlock()
+		if !known {
+			err = fmt.Errorf("member %q is not a known peer", name)
+		}
+	}
+	if err == nil {
 		_, err = tc.Write(appendHello(nil, m.opt.Self))
 	}
 	if err != nil {

@@ -149,8 +149,9 @@ func (m *Mesh) accept(raw net.Conn) {
 
 // SetPeers sets the other members and their mesh addresses ("ip:port").
 // This member dials the peers whose names sort after its own and waits for the
-// others to dial it, so each pair has exactly one link. Removed peers' links
-// are closed; a changed address is redialled.
+// others to dial it, so each pair has exactly one link; links from members
+// not listed are refused. Removed peers' links are closed; a changed address
+// is redialled.
 func (m *Mesh) SetPeers(peers map[string]string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -234,16 +234,26 @@ func TestForeignCARefused(t *testing.T) {
 	n0 := startNode(t, "m0", "127.0.0.1:0", ca.conf)
 	stranger := startNode(t, "m1", "127.0.0.1:0", other.conf)
 
-	// The mesh refuses a dialler with another CA's certificate: in TLS 1.3
-	// the client finishes first, so the refusal shows on its first read.
-	c, err := tls.Dial("tcp", n0.addr, clientConfig(other.conf, ALPNLink))
-	if err == nil {
+	// "a" is a listed peer that dials m0 (it sorts lower), so only the
+	// certificate decides.
+	n0.m.SetPeers(map[string]string{"a": "127.0.0.1:1"})
+	hello := func(conf *tls.Config) error {
+		c, err := tls.Dial("tcp", n0.addr, clientConfig(conf, ALPNLink))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
 		c.Write(appendHello(nil, "a"))
 		_, err = readHello(c)
-		c.Close()
+		return err
 	}
-	if err == nil {
+	// The mesh refuses a dialler with another CA's certificate: in TLS 1.3
+	// the client finishes first, so the refusal shows on its first read.
+	if hello(other.conf) == nil {
 		t.Fatal("a peer with a foreign CA's certificate completed a Hello")
+	}
+	if err := hello(ca.conf); err != nil {
+		t.Fatalf("the same Hello with the cluster CA's certificate: %v", err)
 	}
 
 	// And this member refuses to link to a server with another CA's
@@ -279,4 +289,29 @@ func TestWrongDirectionRefused(t *testing.T) {
 	if name, err := readHello(c); err == nil {
 		t.Fatalf("m0 answered a Hello from m1 (as %q)", name)
 	}
+}
+
+func TestSetPeersRemovesLinks(t *testing.T) {
+	ca := newTestCA(t)
+	m0 := newMember(t, "m0", "127.0.0.1:0", ca.conf, 1, "office")
+	m1 := newMember(t, "m1", "127.0.0.1:0", ca.conf, 2, "office")
+	m2 := newMember(t, "m2", "127.0.0.1:0", ca.conf, 3, "office")
+	connect(m0.node, m1.node, m2.node)
+	waitShared(t, m0.node, "office", "m1", "m2")
+	waitShared(t, m2.node, "office", "m0", "m1")
+
+	// m0 forgets m2: the link it dialled goes, on both sides, and stays gone.
+	m0.m.SetPeers(map[string]string{"m0": m0.addr, "m1": m1.addr})
+	waitShared(t, m0.node, "office", "m1")
+	waitShared(t, m2.node, "office", "m1")
+
+	// m1 forgets m0, whose link it accepted; m0's redials are refused.
+	m1.m.SetPeers(map[string]string{"m1": m1.addr, "m2": m2.addr})
+	waitShared(t, m1.node, "office", "m2")
+	waitShared(t, m0.node, "office")
+
+	// Listing them again brings both links back.
+	connect(m0.node, m1.node, m2.node)
+	waitShared(t, m0.node, "office", "m1", "m2")
+	waitShared(t, m1.node, "office", "m0", "m2")
 }

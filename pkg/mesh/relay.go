@@ -39,7 +39,12 @@ func (m *Mesh) OnRelayedSession(fn func(req *protocol.LoginRequest, conn net.Con
 // on the mesh port: the peer certificate makes the entry trusted to state
 // RelayEntry and RelayClientAddr, which a client must never be able to do.
 func (m *Mesh) acceptRelay(tc *tls.Conn) {
+	// Close must not wait out the login timeout of a relay that sends nothing.
+	stop := context.AfterFunc(m.ctx, func() { tc.NetConn().Close() })
 	req, err := protocol.ReadLogin(tc)
+	if !stop() {
+		return
+	}
 	if err != nil {
 		if le, ok := errors.AsType[*protocol.LoginError](err); ok {
 			_ = protocol.WriteResult(tc, le.Result())
