@@ -315,3 +315,73 @@ func TestSetPeersRemovesLinks(t *testing.T) {
 	waitShared(t, m0.node, "office", "m1", "m2")
 	waitShared(t, m1.node, "office", "m0", "m2")
 }
+
+func TestStalledPeerDoesNotBlockControl(t *testing.T) {
+	// A peer that keeps sending keepalives but reads nothing blocks its
+	// link's writes for the write timeout (10s). Attaching a hub must not
+	// wait for that: control messages are queued, not written under the
+	// mesh lock.
+	ca := newTestCA(t)
+	m0 := newMember(t, "m0", "127.0.0.1:0", ca.conf, 1, "office")
+	ln, err := newLoopbackListener()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		tc := tls.Server(c, ca.conf)
+		if tc.Handshake() != nil {
+			return
+		}
+		if _, err := readHello(tc); err != nil {
+			return
+		}
+		tc.Write(appendHello(nil, "m9"))
+		tc.Write(appendAttach(nil, 1, "office"))
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := tc.Write([]byte{msgKeepalive, 0, 0, 0}); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	m0.m.SetPeers(map[string]string{"m9": ln.Addr().String()})
+	waitShared(t, m0.node, "office", "m9")
+
+	// Flood until the pump can no longer keep up: the peer port tail-drops
+	// only once the pump is stuck in a write.
+	s := m0.sessions["office"]
+	deadline := time.Now().Add(10 * time.Second)
+	for m0.peerPort(t, "office", "m9").Drops.QueueFull == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the link to a peer that reads nothing never backed up")
+		}
+		batch := make([]*hub.Frame, 128)
+		for i := range batch {
+			batch[i] = ethFrame(broadcast, s.src, uint32(i), 1400)
+		}
+		s.p.Forward(batch)
+	}
+
+	start := time.Now()
+	h := hub.New("lab", hub.Options{})
+	defer h.Close()
+	m0.m.AttachHub("lab", h)
+	m0.m.DetachHub("lab")
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("AttachHub/DetachHub took %v behind a stalled peer", d)
+	}
+}
