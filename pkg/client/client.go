@@ -54,6 +54,8 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	defer dev.Close()
+	// One tls.Config for the whole run: its session cache (ClientTLSConfig) is
+	// what lets every reconnect resume the TLS session, on any member.
 	c := newClient(opts, dev, tlsConf)
 	return c.run(ctx)
 }
