@@ -251,8 +251,8 @@ func BenchmarkLoginServerCPU(b *testing.B) {
 	}
 	first.Close()
 	for _, tc := range []struct {
-		name string
-		req  protocol.LoginRequest
+		name    string
+		req     protocol.LoginRequest
 		fullTLS bool
 	}{
 		{"password", pw("alpha", "dan", "correct horse"), false},
