@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -27,7 +29,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestCarriesFramesBothWaysAndSaysWhereItIsConnected(t *testing.T) {
 	m := newTestMember(t, func(int, *protocol.LoginRequest) *protocol.LoginResult { return ok("t1") })
 	dev := newPipeTAP()
-	var status syncBuffer
+	var status testutil.SyncBuffer
 	runClient(t, m, dev, &status, nil)
 	sess := m.nextSession()
 
@@ -88,7 +90,7 @@ func TestShutdownReconnectsAtOnceWithTheTicket(t *testing.T) {
 		return ok(fmt.Sprintf("ticket-%d", n))
 	})
 	dev := newPipeTAP()
-	var status syncBuffer
+	var status testutil.SyncBuffer
 	runClient(t, m, dev, &status, nil)
 	sess := m.nextSession()
 	if err := sess.WriteShutdown("member draining"); err != nil {
@@ -144,7 +146,7 @@ func TestDeadPeerIsDetectedAndReplaced(t *testing.T) {
 	// without closing anything: the client must give up on it after the
 	// dead-peer timeout and log in again.
 	m.silentFirst = true
-	var status syncBuffer
+	var status testutil.SyncBuffer
 	runClient(t, m, newPipeTAP(), &status, nil)
 	m.nextSession()
 	m.nextSession()
@@ -203,7 +205,7 @@ func TestBusyClusterIsRetriedWithBackoffUntilItAdmits(t *testing.T) {
 		}
 		return ok("")
 	})
-	var status syncBuffer
+	var status testutil.SyncBuffer
 	runClient(t, m, newPipeTAP(), &status, nil)
 	m.nextSession()
 	for _, want := range []string{"licence exhausted: try later", "hub full: try later", "member shutting down: try later"} {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,24 +160,6 @@ func (p *pipeTAP) Write(f []byte) (int, error) {
 	return len(f), nil
 }
 func (p *pipeTAP) Close() error { p.closeOnce.Do(func() { close(p.closed) }); return nil }
-
-// syncBuffer collects status lines from the client's goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runClient starts Run against m with dev and returns its result channel; the
 // client is stopped at the end of the test.

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 const benchBatch = 64
@@ -100,7 +102,7 @@ func (l *lane) drain() {
 // (all cores together) since cpu0 was taken.
 func reportRate(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
-	if cpu, ok := processCPU(); ok && b.N > 0 {
+	if cpu, ok := testutil.ProcessCPU(); ok && b.N > 0 {
 		b.ReportMetric(float64(cpu-cpu0)/float64(b.N), "cpu-ns/frame")
 	}
 }
@@ -110,7 +112,7 @@ func reportRate(b *testing.B, cpu0 time.Duration) {
 func runLanes(b *testing.B, lanes []*lane) {
 	var next atomic.Int32
 	b.ReportAllocs()
-	cpu0, _ := processCPU()
+	cpu0, _ := testutil.ProcessCPU()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		l := lanes[int(next.Add(1)-1)%len(lanes)]
@@ -156,7 +158,7 @@ func BenchmarkFlood(b *testing.B) {
 		l.out = append(l.out, h.Attach(PortSession, "out"))
 	}
 	b.ReportAllocs()
-	cpu0, _ := processCPU()
+	cpu0, _ := testutil.ProcessCPU()
 	b.ResetTimer()
 	for n := b.N; n > 0; n -= benchBatch {
 		l.forward(min(n, benchBatch))

@@ -1,35 +1,17 @@
 package member
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
-
-// lockedBuffer collects log output written from the watcher's goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // configMapDir lays a config out as the kubelet mounts a ConfigMap: path is a
 // symlink through "..data", which each update swaps atomically to a new directory.
@@ -87,7 +69,7 @@ func TestConfigWatcherFollowsConfigMapUpdates(t *testing.T) {
 	cfg := baseConfig(t, m.dir)
 	cm.publish(marshalConfig(t, cfg))
 
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	w, err := NewConfigWatcher(cm.path(), m.srv, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package testutil
+
+import "time"
+
+// ProcessCPU is not available here; benchmarks then report wall-clock rates only.
+func ProcessCPU() (time.Duration, bool) { return 0, false }
