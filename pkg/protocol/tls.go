@@ -106,14 +106,19 @@ func ClientTLSConfig(opts ClientTLSOptions) (*tls.Config, error) {
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{ALPN},
 		ServerName: opts.ServerName,
+	}
+	if opts.Certificate != nil {
+		// No session cache with a client certificate: a resumed session would
+		// carry the certificate verified at the first handshake past a change of
+		// the peer's trusted CAs. Such links (member mTLS) are long-lived and
+		// reconnect rarely, so full handshakes cost little there.
+		conf.Certificates = []tls.Certificate{*opts.Certificate}
+	} else {
 		// Reconnects resume the TLS session, which saves the member the
 		// certificate signature (members share ticket keys: SessionTicketKey).
 		// VerifyConnection still runs on a resumed session, against the
 		// certificates of the original handshake.
-		ClientSessionCache: tls.NewLRUClientSessionCache(ClientSessionCacheSize),
-	}
-	if opts.Certificate != nil {
-		conf.Certificates = []tls.Certificate{*opts.Certificate}
+		conf.ClientSessionCache = tls.NewLRUClientSessionCache(ClientSessionCacheSize)
 	}
 	if pool == nil && pin == nil {
 		conf.VerifyConnection = checkALPN

@@ -219,3 +219,17 @@ func TestSessionTicketKeyIsLabelled(t *testing.T) {
 		t.Fatal("SessionTicketKey must be deterministic, differ per secret and differ from the secret itself")
 	}
 }
+
+func TestClientSessionCacheOnlyWithoutClientCertificate(t *testing.T) {
+	p := newPKI(t)
+	if clientConf(t, p).ClientSessionCache == nil {
+		t.Fatal("a password client has no TLS session cache, so its reconnects cannot resume")
+	}
+	conf, err := ClientTLSConfig(ClientTLSOptions{CAPool: p.pool, Certificate: &p.server})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.ClientSessionCache != nil {
+		t.Fatal("a client-certificate link resumes TLS sessions; its certificate would not be checked again against a changed CA")
+	}
+}
