@@ -20,14 +20,43 @@ import (
 // frame in the hub's 2 KiB buffer pool.
 const maxFrame = protocol.DefaultMaxFrame
 
-// handle runs one accepted connection: TLS, login, then the session.
+// handle runs one accepted connection: TLS, login, then the session (or a
+// relay to the member that holds the hub).
 func (s *Server) handle(raw net.Conn) {
 	protocol.TuneTCP(raw)
 	tc := tls.Server(raw, s.tlsConf)
-	se := s.login(raw, tc)
+	ctx, cancel := context.WithTimeout(context.Background(), protocol.LoginTimeout)
+	remote := tc.RemoteAddr().String()
+	var se *session
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.log.Debug("TLS handshake failed", "remote", remote, "err", err)
+	} else if req, err := protocol.ReadLogin(tc); err != nil {
+		if le, ok := errors.AsType[*protocol.LoginError](err); ok {
+			s.refuse(tc, remote, nil, le.Result())
+		} else {
+			s.log.Debug("reading login failed", "remote", remote, "err", err)
+		}
+	} else if req.Relayed {
+		// Only mTLS peers on the mesh port may state the relay fields
+		// (ServeRelayed); a client must never claim another entry or address.
+		s.refuse(tc, remote, req, refusal(protocol.BadRequest, "member %s accepts relayed logins only over the member mesh; clients must not set the relay fields", s.Name()))
+	} else if peer, ok := s.routeElsewhere(req); ok {
+		// The connection stays tracked for the relay's life, so Shutdown
+		// closes it and the client reconnects (to another member) at once.
+		s.relay(ctx, peer, req, tc, remote)
+	} else {
+		se = s.login(ctx, raw, tc, remote, req)
+	}
+	cancel()
+	s.start(raw, tc, se)
+}
+
+// start runs an admitted session, or releases a connection that got none. It
+// ends the handler that track began.
+func (s *Server) start(raw, conn net.Conn, se *session) {
 	if se == nil {
 		s.untrack(raw)
-		tc.Close()
+		conn.Close()
 		s.handlers.Done()
 		return
 	}
@@ -50,28 +79,70 @@ func (s *Server) handle(raw net.Conn) {
 	}()
 }
 
-// login does the handshake and the login exchange, and returns the admitted
-// session, or nil after sending the refusal (or on a broken connection).
-func (s *Server) login(raw net.Conn, tc *tls.Conn) *session {
+// routeElsewhere asks Options.Route where a hub this member does not serve
+// lives. Relayed logins are never routed again: the entry already chose this
+// member, and a second hop could loop between members with stale views.
+func (s *Server) routeElsewhere(req *protocol.LoginRequest) (string, bool) {
+	if s.route == nil || s.relayTo == nil || req.Relayed {
+		return "", false
+	}
+	s.mu.Lock()
+	_, here := s.hubs[req.Hub]
+	closing := s.closing
+	s.mu.Unlock()
+	if here || closing {
+		return "", false
+	}
+	return s.route(req)
+}
+
+// ErrRelayUnreachable wraps an Options.Relay error returned before the client
+// was sent any result (the owner could not be reached): the member then
+// answers the client itself.
+var ErrRelayUnreachable = errors.New("member: relay target unreachable")
+
+// relay hands a login for a hub held by member peer to Options.Relay, which
+// forwards the owner's result and splices the session until it ends.
+func (s *Server) relay(ctx context.Context, peer string, req *protocol.LoginRequest, tc *tls.Conn, remote string) {
+	s.log.Info("relaying session", "remote", remote, "hub", req.Hub, "user", req.User, "to", peer)
+	err := s.relayTo(ctx, peer, *req, tc)
+	if errors.Is(err, ErrRelayUnreachable) {
+		// Internal, not UnknownHub: the hub exists, and the client's retry may
+		// land on a member that reaches the owner (or on the owner itself).
+		s.refuse(tc, remote, req, refusal(protocol.Internal, "hub %q is held by member %s, which member %s cannot reach now; try again", req.Hub, peer, s.Name()))
+		return
+	}
+	s.log.Info("relayed session ended", "remote", remote, "hub", req.Hub, "user", req.User, "to", peer, "err", err)
+}
+
+// ServeRelayed runs a session another member relayed here over the member mesh
+// (mesh.OnRelayedSession): conn is positioned right after the Login req. It is
+// the normal login path minus the TLS handshake: the owner authenticates again
+// (the relayed login carries the user's password or ticket), applies hub limits
+// and licences, answers, and runs the session. Only hubs served here now are
+// accepted, so a fenced member, which no longer serves its dynamic hubs, refuses
+// their relayed sessions too; a relayed login is never relayed again. It
+// returns once the session has started (or was refused).
+func (s *Server) ServeRelayed(req *protocol.LoginRequest, conn net.Conn) {
+	if !s.track(conn) {
+		_ = protocol.WriteResult(conn, refusal(protocol.ShuttingDown, "member %s is shutting down: log in again and the cluster sends you to another member", s.Name()))
+		conn.Close()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), protocol.LoginTimeout)
-	defer cancel()
-	remote := tc.RemoteAddr().String()
-	if err := tc.HandshakeContext(ctx); err != nil {
-		s.log.Debug("TLS handshake failed", "remote", remote, "err", err)
-		return nil
-	}
-	req, err := protocol.ReadLogin(tc)
-	if err != nil {
-		if le, ok := errors.AsType[*protocol.LoginError](err); ok {
-			s.refuse(tc, remote, nil, le.Result())
-		} else {
-			s.log.Debug("reading login failed", "remote", remote, "err", err)
-		}
-		return nil
-	}
+	remote := req.RelayClientAddr + " via " + req.RelayEntry
+	se := s.login(ctx, conn, conn, remote, req)
+	cancel()
+	s.start(conn, conn, se)
+}
+
+// login runs the login exchange for req, read from conn (tracked as raw), and
+// returns the admitted session, or nil after sending the refusal (or on a broken
+// connection).
+func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, req *protocol.LoginRequest) *session {
 	se, res := s.admit(ctx, req)
 	if se == nil {
-		s.refuse(tc, remote, req, res)
+		s.refuse(conn, remote, req, res)
 		return nil
 	}
 	se.label = req.User + "@" + remote
@@ -81,24 +152,24 @@ func (s *Server) login(raw net.Conn, tc *tls.Conn) *session {
 	if !se.hs.attach(se) {
 		se.hs.unreserve(se.kind)
 		s.gate.Release(se.kind)
-		s.refuse(tc, remote, req, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, s.Name()))
+		s.refuse(conn, remote, req, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, s.Name()))
 		return nil
 	}
 	// From here Shutdown must not close the connection under the OK result: the
-	// session reaches it through its hub instead (register in handle).
+	// session reaches it through its hub instead (register in start).
 	s.untrack(raw)
-	if err := protocol.WriteResult(tc, res); err != nil {
+	if err := protocol.WriteResult(conn, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
 		se.port.Close()
 		se.hs.unreserve(se.kind)
 		s.gate.Release(se.kind)
 		return nil
 	}
-	se.conn = protocol.NewConn(tc, res.ConnConfig())
+	se.conn = protocol.NewConn(conn, res.ConnConfig())
 	return se
 }
 
-func (s *Server) refuse(tc *tls.Conn, remote string, req *protocol.LoginRequest, res *protocol.LoginResult) {
+func (s *Server) refuse(tc net.Conn, remote string, req *protocol.LoginRequest, res *protocol.LoginResult) {
 	attrs := []any{"remote", remote, "code", res.Code.String(), "message", res.Message}
 	if req != nil {
 		attrs = append(attrs, "hub", req.Hub, "user", req.User, "kind", req.Kind, "client", req.ClientName)
@@ -124,9 +195,6 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	s.mu.Unlock()
 	if closing {
 		return nil, refusal(protocol.ShuttingDown, "member %s is shutting down: log in again and the cluster sends you to another member", st.name)
-	}
-	if req.Relayed {
-		return nil, refusal(protocol.BadRequest, "member %s accepts relayed logins only over the member mesh; clients must not set the relay fields", st.name)
 	}
 	if hs == nil {
 		return nil, refusal(protocol.UnknownHub, "hub %q does not exist on member %s: check the hub name, or ask your administrator whether the hub was created", req.Hub, st.name)

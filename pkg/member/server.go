@@ -32,6 +32,18 @@ import (
 type Options struct {
 	Logger *slog.Logger     // default slog.Default()
 	Now    func() time.Time // default time.Now; used for tickets
+
+	// Route, when set with Relay, is asked where a login's hub lives when this
+	// member does not serve it: ok and the member name to relay the session to,
+	// or false to refuse with UnknownHub as before. Cluster mode answers from
+	// the hubs' placement (status.assignedMember).
+	Route func(req *protocol.LoginRequest) (peer string, ok bool)
+	// Relay carries a routed session to peer (mesh.Relay): it sends the owner's
+	// LoginResult to client, refusals included, and splices the two until the
+	// session ends. An error wrapping ErrRelayUnreachable means client was sent
+	// nothing; the member then refuses with Internal so the client retries.
+	// ctx bounds reaching the owner and its answer, not the session.
+	Relay func(ctx context.Context, peer string, req protocol.LoginRequest, client net.Conn) error
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -39,8 +51,10 @@ var ErrServerClosed = errors.New("member: server closed")
 
 // Server is a member server. Its methods are safe for concurrent use.
 type Server struct {
-	log *slog.Logger
-	now func() time.Time
+	log     *slog.Logger
+	now     func() time.Time
+	route   func(*protocol.LoginRequest) (string, bool)
+	relayTo func(context.Context, string, protocol.LoginRequest, net.Conn) error
 
 	settings atomic.Pointer[settings]
 	gate     *license.Gate
@@ -75,6 +89,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	s := &Server{
 		log:       opts.Logger,
 		now:       opts.Now,
+		route:     opts.Route,
+		relayTo:   opts.Relay,
 		gate:      license.NewGate(license.Unlimited, license.Unlimited),
 		verifySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		hubs:      map[string]*hubState{},
@@ -98,6 +114,19 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.setSessionTicketKeys(s.settings.Load())
 	return s, nil
+}
+
+// Hub returns the switch of the hub named name served now, or nil. Cluster
+// mode attaches static hubs' switches to the member mesh with it; a hub keeps
+// its switch while it stays in the configuration, and Apply closes it when the
+// hub goes, so detach it from anything else before applying its removal.
+func (s *Server) Hub(name string) *hub.Hub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hs := s.hubs[name]; hs != nil {
+		return hs.sw
+	}
+	return nil
 }
 
 // Name is the member's name.
