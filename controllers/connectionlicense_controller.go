@@ -52,6 +52,7 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, err
 	}
 	if len(list.Items) == 0 {
+		forgetLicenceMetrics(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	cl := &vpnv1alpha1.VPNCluster{}
@@ -65,6 +66,7 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	var requeue time.Duration
 	desired := make([]vpnv1alpha1.ConnectionLicenseStatus, len(list.Items))
 	if cl == nil || !cl.DeletionTimestamp.IsZero() {
+		forgetLicenceMetrics(req.NamespacedName)
 		for i := range list.Items {
 			desired[i] = inactive(&list.Items[i], ReasonClusterNotFound, fmt.Sprintf("VPNCluster %s does not exist (or is being deleted)", req.NamespacedName))
 		}
@@ -155,6 +157,7 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 			ClientInUse: m.Client, BridgeInUse: m.Bridge,
 		})
 	}
+	observeLicences(cl, &st)
 	var exhausted []string
 	// A kind with no licence bought is refused outright, not "exhausted":
 	// only a kind with a total can run out.

@@ -222,5 +222,6 @@ func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedNa
 	r.written[obj.UID] = writtenStatus{cluster: key, rv: obj.ResourceVersion, status: obj.Status}
 	r.mu.Unlock()
 	u.written = true
+	observeHubWritten(key, u, time.Now())
 	return nil
 }

@@ -43,6 +43,7 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 			st := unscheduled(h, ReasonClusterNotFound, fmt.Sprintf("VPNCluster %s does not exist (or is being deleted)", key))
 			emit(h, st, transitionEvent(h, st, ReasonClusterNotFound))
 		}
+		forgetPlacementMetrics(key)
 		return ups, 0, nil
 	}
 
@@ -106,6 +107,7 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		snap.Hubs = append(snap.Hubs, ph)
 	}
 	d := placement.Place(snap)
+	observePlacementPass(key, cl, &ms, holding, keys, d.Held, now)
 	// Condition messages per member, built once rather than once per hub:
 	// a placement pass builds 10,000 statuses and allocation is its main cost.
 	msgs := make(map[string]memberMessages, len(ms.Members))

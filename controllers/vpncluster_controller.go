@@ -53,9 +53,13 @@ type VPNClusterReconciler struct {
 func (r *VPNClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	cl := &vpnv1alpha1.VPNCluster{}
 	if err := r.Client.Get(ctx, req.NamespacedName, cl); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			forgetMemberMetrics(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cl.DeletionTimestamp.IsZero() {
+		forgetMemberMetrics(req.NamespacedName)
 		return ctrl.Result{}, r.finalize(ctx, cl)
 	}
 	if !controllerutil.ContainsFinalizer(cl, vpnv1alpha1.Finalizer) {

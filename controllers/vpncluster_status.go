@@ -76,6 +76,7 @@ func (r *VPNClusterReconciler) setStatus(cl *vpnv1alpha1.VPNCluster, ms *memberS
 			r.Recorder.Eventf(cl, podRef(cl, v.Name), corev1.EventTypeNormal, ReasonMemberReadyEvent, "DetectReady", "member %s is ready (pod Ready, Lease fresh)", v.Name)
 		}
 	}
+	observeMembers(cl, ms, hubsOn)
 	st.Ready = fmt.Sprintf("%d/%d", st.ReadyMembers, cl.Spec.Members)
 	st.Hubs = int32(len(hubs))
 	st.ServiceName = clientServiceName(cl)
