@@ -23,6 +23,8 @@ const (
 	EnvLeaseDuration = "HUBFLEET_LEASE_DURATION_SECONDS"
 	EnvTLSDir        = "HUBFLEET_TLS_DIR"
 	EnvTicketKey     = "HUBFLEET_TICKET_KEY"
+	EnvPeerDir       = "HUBFLEET_PEER_DIR"
+	EnvPeerName      = "HUBFLEET_PEER_NAME"
 )
 
 // Identity is who the member is and where its files are.
@@ -37,6 +39,11 @@ type Identity struct {
 	KeyFile       string // <HUBFLEET_TLS_DIR>/tls.key
 	CAFile        string // <HUBFLEET_TLS_DIR>/ca.crt (for the mesh; not read yet)
 	TicketKeyFile string // HUBFLEET_TICKET_KEY
+	// The member mesh's certificate (<cluster>-peer, shared by all members)
+	// from HUBFLEET_PEER_DIR, and the name every member dials it by
+	// (HUBFLEET_PEER_NAME, "<cluster>-member").
+	PeerCertFile, PeerKeyFile, PeerCAFile string
+	PeerName                              string
 }
 
 // IdentityFromEnv reads the identity from getenv (os.Getenv in the binary).
@@ -77,6 +84,17 @@ func IdentityFromEnv(cluster string, getenv func(string) string) (Identity, erro
 			}
 		}
 	}
+	if dir := need(EnvPeerDir, "the directory of the mounted member-mesh certificate"); dir != "" {
+		id.PeerCertFile = filepath.Join(dir, "tls.crt")
+		id.PeerKeyFile = filepath.Join(dir, "tls.key")
+		id.PeerCAFile = filepath.Join(dir, "ca.crt")
+		for _, f := range []string{id.PeerCertFile, id.PeerKeyFile, id.PeerCAFile} {
+			if _, err := os.Stat(f); err != nil {
+				errs = append(errs, fmt.Errorf("%s (from %s): %w: the operator mounts the Secret <cluster>-peer there", f, EnvPeerDir, err))
+			}
+		}
+	}
+	id.PeerName = need(EnvPeerName, "the member-mesh certificate's name, <cluster>-member")
 	id.TicketKeyFile = need(EnvTicketKey, "the path of the shared resumption-ticket key")
 	if id.TicketKeyFile != "" {
 		if _, err := os.Stat(id.TicketKeyFile); err != nil {

@@ -17,7 +17,7 @@ func TestIdentityFromEnvNamesMissingVariables(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error with an empty environment")
 	}
-	for _, want := range []string{EnvPodName, EnvPodNamespace, EnvTLSDir, EnvTicketKey, EnvLeaseDuration + `="zero"`, "the operator sets it"} {
+	for _, want := range []string{EnvPodName, EnvPodNamespace, EnvTLSDir, EnvTicketKey, EnvPeerDir, EnvPeerName, EnvLeaseDuration + `="zero"`, "the operator sets it"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}

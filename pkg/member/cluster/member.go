@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -21,11 +24,18 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/internal/scheme"
+	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/mesh"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
 // Listen is the member's VPN port (the StatefulSet's container port `vpn`).
 const Listen = ":8443"
+
+// MeshPort is the member mesh's port (container port `mesh`): static-hub links
+// and relayed sessions between members.
+const MeshPort = "8444"
 
 // Options are the parts of a cluster member that are not its identity.
 type Options struct {
@@ -37,6 +47,11 @@ type Options struct {
 	Debounce time.Duration
 	// ShutdownTimeout bounds telling clients to reconnect when Run ends; default 10s.
 	ShutdownTimeout time.Duration
+	// MeshListener replaces listening on :MeshPort (tests use 127.0.0.1:0).
+	MeshListener net.Listener
+	// PeerAddr replaces "podIP:8444" as the mesh address of member (tests run
+	// several members on one loopback address, each on its own port).
+	PeerAddr func(member, podIP string) string
 }
 
 // Member is a member server driven by Kubernetes objects.
@@ -45,6 +60,7 @@ type Member struct {
 	opts   Options
 	log    *slog.Logger
 	srv    *member.Server
+	mesh   *mesh.Mesh
 	cs     kubernetes.Interface
 	reader client.Reader // uncached, for the VPNCluster read at start
 	rest   *rest.Config
@@ -58,6 +74,11 @@ type Member struct {
 	fenced    bool
 	applied   *member.Config
 	problems  string
+	peers     map[string]string // mesh peers: member name -> address
+	routes    map[string]string // dynamic hub -> status.assignedMember
+	// attached are the static hubs' switches attached to the mesh, touched
+	// only by recompute (one goroutine).
+	attached map[string]*hub.Hub
 }
 
 // New builds the member server (serving no hub yet) and the API clients.
@@ -82,7 +103,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	if opts.Listener != nil {
 		base.Listen = opts.Listener.Addr().String()
 	}
-	srv, err := member.New(&base, member.Options{Logger: log})
+	meshTLS, err := loadPeerTLS(&id)
 	if err != nil {
 		return nil, err
 	}
@@ -94,13 +115,75 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Member{
-		id: id, opts: opts, log: log, srv: srv, cs: cs, reader: reader, rest: cfg, base: base,
+	m := &Member{
+		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, base: base,
 		kick: make(chan struct{}, 1), renewed: make(chan struct{}, 1), fenced: true,
-	}, nil
+		attached: map[string]*hub.Hub{},
+		mesh:     mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log}),
+	}
+	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay})
+	if err != nil {
+		return nil, err
+	}
+	m.mesh.OnRelayedSession(m.srv.ServeRelayed)
+	return m, nil
 }
 
-// Server is the member server (for Stats, and for the relay and mesh later).
+// loadPeerTLS builds the mesh's mTLS configuration from the <cluster>-peer
+// certificate: it is trusted under the cluster CA only, and dialled by the
+// shared name HUBFLEET_PEER_NAME whatever the pod IP.
+func loadPeerTLS(id *Identity) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(id.PeerCertFile, id.PeerKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("member mesh certificate (%s): %w", EnvPeerDir, err)
+	}
+	caPEM, err := os.ReadFile(id.PeerCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("member mesh CA (%s): %w", EnvPeerDir, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("member mesh CA %s holds no PEM certificate", id.PeerCAFile)
+	}
+	return mesh.TLSConfig(cert, pool, id.PeerName)
+}
+
+// route answers member.Options.Route: a dynamic hub assigned to another
+// member that is a mesh peer. A fenced member relays nothing: it cannot renew
+// its Lease, so its view of the placement may be stale, and a client that
+// retries reaches a member that knows better.
+func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	owner := m.routes[req.Hub]
+	if m.fenced || owner == "" || owner == m.id.Name {
+		return "", false
+	}
+	_, peer := m.peers[owner]
+	return owner, peer
+}
+
+// relay answers member.Options.Relay with the mesh: mesh.Relay, except that a
+// failure to reach the owner is marked so the member answers the client.
+func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginRequest, c net.Conn) error {
+	if req.RelayClientAddr == "" {
+		req.RelayClientAddr = c.RemoteAddr().String()
+	}
+	owner, res, err := m.mesh.DialRelay(ctx, peer, req)
+	if res == nil {
+		return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
+	}
+	if werr := protocol.WriteResult(c, res); werr != nil || err != nil {
+		if owner != nil {
+			owner.Close()
+		}
+		return errors.Join(err, werr)
+	}
+	defer owner.Close()
+	return mesh.Splice(c, owner, res.DeadPeerTimeout)
+}
+
+// Server is the member server (for Stats).
 func (m *Member) Server() *member.Server { return m.srv }
 
 // State is what the member reports about itself.
@@ -177,11 +260,30 @@ func (m *Member) Run(ctx context.Context) error {
 			return fmt.Errorf("cannot listen on %s: %w", Listen, err)
 		}
 	}
+	mln := m.opts.MeshListener
+	if mln == nil {
+		if mln, err = net.Listen("tcp", ":"+MeshPort); err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on :%s (mesh): %w", MeshPort, err)
+		}
+	}
+	meshDone := make(chan struct{})
+	go func() {
+		defer close(meshDone)
+		if err := m.mesh.Serve(mln); !errors.Is(err, mesh.ErrClosed) {
+			m.log.Error("member mesh stopped accepting", "err", err)
+		}
+	}()
 	served := make(chan error, 1)
 	go func() { served <- m.srv.Serve(ln) }()
-	m.log.Info("listening on " + ln.Addr().String())
+	m.log.Info("listening on "+ln.Addr().String(), "mesh", mln.Addr().String())
 
 	err = m.loop(ctx, c, secrets, served)
+	// The mesh first: its links end (static hubs' peer ports close before
+	// their switches do) and no relay arrives any more. Relayed sessions
+	// already running are the server's, and Shutdown tells their clients.
+	_ = m.mesh.Close()
+	<-meshDone
 	sctx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)
 	defer cancel()
 	if serr := m.srv.Shutdown(sctx); serr != nil {
@@ -266,9 +368,27 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 	}
 	r := desired(&m.id, m.base, in)
 	secrets.ensure(r.secretNamespaces)
+	m.setPeers(ctx, c)
+	routes := map[string]string{}
+	for _, h := range in.hubs {
+		if m.id.ours(h.Spec.ClusterRef, h.Namespace) && h.DeletionTimestamp == nil && h.Spec.Type != vpnv1alpha1.HubStatic && h.Status.AssignedMember != "" {
+			routes[HubName(h)] = h.Status.AssignedMember
+		}
+	}
+	// Static hubs leaving the configuration leave the mesh before Apply
+	// closes their switches.
+	static := staticHubs(r.cfg)
+	for name := range m.attached {
+		if !static[name] {
+			m.mesh.DetachHub(name)
+			delete(m.attached, name)
+		}
+	}
+	defer m.attachStatic()
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.routes = routes
 	if p := strings.Join(r.problems, "; "); p != m.problems {
 		m.problems = p
 		if p != "" {
@@ -293,6 +413,67 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 	}
 	m.applied = r.cfg
 	m.log.Info("configuration applied", "hubs", len(r.cfg.Hubs), "fenced", fenced, "licences", licString(r.cfg.Licences))
+}
+
+// staticHubs are the names of cfg's static hubs.
+func staticHubs(cfg *member.Config) map[string]bool {
+	out := map[string]bool{}
+	if cfg != nil {
+		for _, h := range cfg.Hubs {
+			if h.Type == member.HubStatic {
+				out[h.Name] = true
+			}
+		}
+	}
+	return out
+}
+
+// attachStatic attaches to the mesh every static hub the applied
+// configuration serves, once per switch (a hub removed and added again has a
+// new one). The mesh shares a hub only with members that attached it too, so
+// status.instances, which decides what each member serves, is all it needs.
+func (m *Member) attachStatic() {
+	m.mu.Lock()
+	static := staticHubs(m.applied)
+	m.mu.Unlock()
+	for name := range static {
+		h := m.srv.Hub(name)
+		if h == nil || m.attached[name] == h {
+			continue
+		}
+		m.mesh.AttachHub(name, h)
+		m.attached[name] = h
+	}
+}
+
+// setPeers gives the mesh the members listed in the VPNCluster's status
+// (status.members[].podIP; a member without an IP yet is left out until it
+// has one). SetPeers is idempotent and redials a changed address.
+func (m *Member) setPeers(ctx context.Context, c crcache.Cache) {
+	var vc vpnv1alpha1.VPNCluster
+	if err := c.Get(ctx, types.NamespacedName{Namespace: m.id.Namespace, Name: m.id.Cluster}, &vc); err != nil {
+		m.log.Error("reading the VPNCluster from the cache; mesh peers unchanged", "err", err)
+		return
+	}
+	peers := map[string]string{}
+	for _, ms := range vc.Status.Members {
+		if ms.PodIP == "" || ms.Name == m.id.Name {
+			continue
+		}
+		if m.opts.PeerAddr != nil {
+			peers[ms.Name] = m.opts.PeerAddr(ms.Name, ms.PodIP)
+		} else {
+			peers[ms.Name] = net.JoinHostPort(ms.PodIP, MeshPort)
+		}
+	}
+	m.mesh.SetPeers(peers)
+	m.mu.Lock()
+	changed := !reflect.DeepEqual(m.peers, peers)
+	m.peers = peers
+	m.mu.Unlock()
+	if changed {
+		m.log.Info("mesh peers", "peers", peers)
+	}
 }
 
 func licString(l *member.Licences) string {

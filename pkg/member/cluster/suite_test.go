@@ -127,8 +127,55 @@ type runner struct {
 }
 
 // startMember runs member name of cluster "vpn" in ns with rc (env.Config,
-// or a wrapped copy) until the test ends.
+// or a wrapped copy) until the test ends, with a mesh of its own on a
+// loopback port and no peer reachable.
 func startMember(t *testing.T, ns, name string, rc *rest.Config) *runner {
+	t.Helper()
+	peerDir := t.TempDir()
+	writePeerPKI(t, peerDir)
+	return startMemberWith(t, ns, name, rc, meshSetup{peerDir: peerDir, ln: loopbackListener(t)})
+}
+
+// meshSetup is a member's mesh in a test: the peer certificate directory
+// (shared by the members of one test), its loopback listener, and the mesh
+// addresses of the other members.
+type meshSetup struct {
+	peerDir  string
+	ln       net.Listener
+	peerAddr func(member, podIP string) string
+}
+
+func loopbackListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// writePeerPKI writes a cluster CA and the shared peer certificate
+// "vpn-member" into dir, as the operator's <cluster>-peer Secret.
+func writePeerPKI(t *testing.T, dir string) {
+	t.Helper()
+	ca, err := certs.NewCA("hubfleet test cluster CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := ca.IssuePeer("vpn-member", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _, err := ca.PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "tls.crt"), kp.CertPEM)
+	writeFile(t, filepath.Join(dir, "tls.key"), kp.KeyPEM)
+	writeFile(t, filepath.Join(dir, "ca.crt"), caPEM)
+}
+
+func startMemberWith(t *testing.T, ns, name string, rc *rest.Config, ms meshSetup) *runner {
 	t.Helper()
 	dir := t.TempDir()
 	pool := writePKI(t, dir)
@@ -137,6 +184,7 @@ func startMember(t *testing.T, ns, name string, rc *rest.Config) *runner {
 	env := map[string]string{
 		EnvPodName: name, EnvPodNamespace: ns, EnvPodIP: "127.0.0.1",
 		EnvLeaseDuration: "3", EnvTLSDir: dir, EnvTicketKey: key,
+		EnvPeerDir: ms.peerDir, EnvPeerName: "vpn-member",
 	}
 	id, err := IdentityFromEnv("vpn", func(k string) string { return env[k] })
 	if err != nil {
@@ -146,7 +194,10 @@ func startMember(t *testing.T, ns, name string, rc *rest.Config) *runner {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(rc, id, Options{Logger: testLogger(t), Listener: ln, ShutdownTimeout: 2 * time.Second})
+	m, err := New(rc, id, Options{
+		Logger: testLogger(t), Listener: ln, ShutdownTimeout: 2 * time.Second,
+		MeshListener: ms.ln, PeerAddr: ms.peerAddr,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
