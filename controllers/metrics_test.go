@@ -218,9 +218,11 @@ func TestMetricsReassignmentHeld(t *testing.T) {
 		other = "vpn-member-1"
 	}
 
+	// The member without the hub fails first: failing the hub's member first
+	// would let the operator move the hub before it saw the second failure.
+	setPodReady(t, ns, other, false)
 	failedAt := time.Now()
 	setPodReady(t, ns, from, false)
-	setPodReady(t, ns, other, false)
 	eventually(t, wait, "held gauge set", func() error { return valueIs("hubfleet_reassignment_held", c, 1) })
 	// The operator saw the failure no later than this.
 	heldSeen := time.Now()
