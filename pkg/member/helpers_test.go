@@ -103,13 +103,20 @@ func (w tWriter) Write(p []byte) (int, error) {
 // startMember serves a member on 127.0.0.1; edit changes baseConfig first.
 func startMember(t testing.TB, edit func(*Config)) *testMember {
 	t.Helper()
+	return startMemberOpts(t, edit, Options{})
+}
+
+// startMemberOpts is startMember with the routing hooks of opts.
+func startMemberOpts(t testing.TB, edit func(*Config), opts Options) *testMember {
+	t.Helper()
 	dir := t.TempDir()
 	pool := writePKI(t, dir)
 	cfg := baseConfig(t, dir)
 	if edit != nil {
 		edit(cfg)
 	}
-	srv, err := New(cfg, Options{Logger: testLogger(t)})
+	opts.Logger = testLogger(t)
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
