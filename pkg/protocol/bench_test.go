@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/auth"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // rxCounter drains a session and lets the sender wait until n frames have arrived,
@@ -103,10 +105,10 @@ func BenchmarkTLSThroughput(b *testing.B) {
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
 				b.ResetTimer()
-				cpu0, _ := processCPU()
+				cpu0, _ := testutil.ProcessCPU()
 				send(b, client, frames, b.N, batched)
 				rx.wait(b, b.N)
-				cpu1, _ := processCPU()
+				cpu1, _ := testutil.ProcessCPU()
 				b.StopTimer()
 				reportRate(b, b.N, size, b.Elapsed(), "")
 				reportCPU(b, b.N, size, cpu1-cpu0, "")
@@ -131,18 +133,18 @@ func BenchmarkBatchingGain(b *testing.B) {
 			var batched, single, batchedCPU, singleCPU time.Duration
 			total := 0
 			for b.Loop() {
-				start, cpu0 := time.Now(), must(processCPU())
+				start, cpu0 := time.Now(), must(testutil.ProcessCPU())
 				send(b, client, frames, round, true)
 				total += round
 				rx.wait(b, total)
-				mid, cpu1 := time.Now(), must(processCPU())
+				mid, cpu1 := time.Now(), must(testutil.ProcessCPU())
 				send(b, client, frames, round, false)
 				total += round
 				rx.wait(b, total)
 				batched += mid.Sub(start)
 				single += time.Since(mid)
 				batchedCPU += cpu1 - cpu0
-				singleCPU += must(processCPU()) - cpu1
+				singleCPU += must(testutil.ProcessCPU()) - cpu1
 			}
 			frames1 := b.N * round
 			reportRate(b, frames1, size, batched, "batched_")
@@ -190,11 +192,11 @@ func BenchmarkReadBuffer(b *testing.B) {
 			for b.Loop() {
 				total += round
 				for i := range sizes {
-					start, cpu0 := time.Now(), must(processCPU())
+					start, cpu0 := time.Now(), must(testutil.ProcessCPU())
 					send(b, clients[i], frames, round, true)
 					rxs[i].wait(b, total)
 					wall[i] += time.Since(start)
-					cpu[i] += must(processCPU()) - cpu0
+					cpu[i] += must(testutil.ProcessCPU()) - cpu0
 				}
 			}
 			n := float64(b.N * round)
