@@ -96,7 +96,7 @@ var (
 	memberReadySeries = newOwnedGauges(memberReady)
 	memberSessSeries  = newOwnedGauges(memberSessions)
 	memberHubSeries   = newOwnedGauges(memberHubInstances)
-	hubSessSeries     = newOwnedGauges(hubSessions)
+	hubSessSeries     = &hubGauges{owned: map[types.NamespacedName]map[string][2]int32{}}
 	licTotalSeries    = newOwnedGauges(licenceTotal)
 	licInUseSeries    = newOwnedGauges(licenceInUse)
 	licAllocSeries    = newOwnedGauges(licenceAllocation)
@@ -268,28 +268,57 @@ func observePlacementPass(cluster types.NamespacedName, cl *vpnv1alpha1.VPNClust
 	h.add(boolGauge(held), cluster.Namespace, cluster.Name)
 	heldSeries.replace(cluster, h)
 
-	type kinds struct{ client, bridge int32 }
-	per := make(map[string]kinds, len(keys))
+	// Hub keys → [client, bridge]. Every admitted hub gets a series (0 when
+	// idle); only hubs that exist and are admitted: a member's report must
+	// not create series for names the operator does not know.
+	per := make(map[string][2]int32, len(keys))
 	for _, k := range keys {
-		per[k] = kinds{}
+		per[k] = [2]int32{}
 	}
 	for _, m := range ms.Members {
 		for k, l := range m.Load.Sessions {
-			// Only hubs that exist and are admitted: a member's report must not
-			// create series for names the operator does not know.
 			if s, ok := per[k]; ok {
-				per[k] = kinds{s.client + l.Client, s.bridge + l.Bridge}
+				per[k] = [2]int32{s[0] + l.Client, s[1] + l.Bridge}
 			}
 		}
 	}
-	set := make(gaugeSet, 2*len(per))
-	for k, s := range per {
-		ns, name, _ := strings.Cut(k, "/")
-		set.add(float64(s.client), ns, name, kindClient)
-		set.add(float64(s.bridge), ns, name, kindBridge)
-	}
-	hubSessSeries.replace(cluster, set)
+	hubSessSeries.replace(cluster, per)
 }
+
+// hubGauges is hubfleet_hub_sessions with its series owned by clusters, like
+// ownedGauges but keyed by hub without building label strings: it runs over
+// every hub on every placement pass (10,000 per failover).
+type hubGauges struct {
+	mu    sync.Mutex
+	owned map[types.NamespacedName]map[string][2]int32
+}
+
+func (g *hubGauges) replace(cluster types.NamespacedName, per map[string][2]int32) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.owned[cluster]
+	for k, v := range per {
+		if o, ok := old[k]; !ok || o != v {
+			ns, name, _ := strings.Cut(k, "/")
+			hubSessions.WithLabelValues(ns, name, kindClient).Set(float64(v[0]))
+			hubSessions.WithLabelValues(ns, name, kindBridge).Set(float64(v[1]))
+		}
+	}
+	for k := range old {
+		if _, ok := per[k]; !ok {
+			ns, name, _ := strings.Cut(k, "/")
+			hubSessions.DeleteLabelValues(ns, name, kindClient)
+			hubSessions.DeleteLabelValues(ns, name, kindBridge)
+		}
+	}
+	if len(per) == 0 {
+		delete(g.owned, cluster)
+		return
+	}
+	g.owned[cluster] = per
+}
+
+func (g *hubGauges) forget(cluster types.NamespacedName) { g.replace(cluster, nil) }
 
 // observeHubWritten is the status write's hook: it counts a first placement
 // or a move once its write landed, and observes a move's failover time.
