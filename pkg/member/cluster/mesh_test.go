@@ -3,10 +3,14 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
@@ -19,6 +23,7 @@ type frameClient struct {
 	name string
 	conn *protocol.Conn
 	rx   chan []byte
+	end  chan error // the reader's final error
 }
 
 func (r *runner) frameLogin(t *testing.T, hub, user, name string) *frameClient {
@@ -31,7 +36,7 @@ func (r *runner) frameLogin(t *testing.T, hub, user, name string) *frameClient {
 		if err != nil {
 			return err
 		}
-		c = &frameClient{name: name, conn: conn, rx: make(chan []byte, 256)}
+		c = &frameClient{name: name, conn: conn, rx: make(chan []byte, 256), end: make(chan error, 1)}
 		return nil
 	})
 	t.Cleanup(func() { c.conn.Close() })
@@ -44,6 +49,7 @@ func (r *runner) frameLogin(t *testing.T, hub, user, name string) *frameClient {
 				default: // a test that floods past 256 frames fails on what it misses
 				}
 			}); err != nil {
+				c.end <- err
 				return
 			}
 		}
@@ -133,8 +139,16 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 	newHub(t, ns, "other", vpnv1alpha1.HubStatic)
 	setStatus(t, ns, "other", vpnv1alpha1.VirtualHubStatus{Instances: both})
 
-	m0 := startMemberWith(t, ns, "vpn-member-0", env.Config, *lns["vpn-member-0"])
-	m1 := startMemberWith(t, ns, "vpn-member-1", env.Config, *lns["vpn-member-1"])
+	blockers := map[string]*leaseBlocker{}
+	rcs := map[string]*rest.Config{}
+	for _, name := range []string{"vpn-member-0", "vpn-member-1"} {
+		b := &leaseBlocker{}
+		rc := rest.CopyConfig(env.Config)
+		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { b.next = rt; return b }
+		blockers[name], rcs[name] = b, rc
+	}
+	m0 := startMemberWith(t, ns, "vpn-member-0", rcs["vpn-member-0"], *lns["vpn-member-0"])
+	m1 := startMemberWith(t, ns, "vpn-member-1", rcs["vpn-member-1"], *lns["vpn-member-1"])
 
 	// Clients of the other hub on both members, listening throughout.
 	o0 := m0.frameLogin(t, ns+"/other", "bob", "other@m0")
@@ -189,6 +203,60 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 		default:
 		}
 	}
+
+	// The owner fenced: it drops the dynamic hub, so the relayed session gets
+	// the owner's Shutdown through the relay, and a new login at m0 is relayed
+	// and refused by m1, which no longer accepts relayed sessions for it.
+	blockers["vpn-member-1"].on.Store(true)
+	a.shutDown(t, 15*time.Second)
+	unknownAt(t, m0, dyn, "vpn-member-1")
+
+	// The entry fenced, the owner back: m0 relays nothing (its placement
+	// view may be stale) and refuses itself, while m1 serves the hub again.
+	blockers["vpn-member-0"].on.Store(true)
+	blockers["vpn-member-1"].on.Store(false)
+	eventually(t, 15*time.Second, "m0 fenced", func() error {
+		if !m0.m.State().Fenced {
+			return errors.New("not fenced")
+		}
+		return nil
+	})
+	m1.frameLogin(t, dyn, "bob", "dyn@m1-again")
+	unknownAt(t, m0, dyn, "vpn-member-0")
+}
+
+// shutDown waits for c's session to end with a protocol Shutdown.
+func (c *frameClient) shutDown(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-c.end:
+		if !errors.Is(err, protocol.ErrShutdown) {
+			t.Fatalf("%s ended with %v, want a Shutdown", c.name, err)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s still open after %v", c.name, within)
+	}
+}
+
+// unknownAt waits until a login at r for hub is refused with UnknownHub by
+// member by (the refusal names the member that decided it).
+func unknownAt(t *testing.T, r *runner, hub, by string) {
+	t.Helper()
+	eventually(t, 15*time.Second, "login to "+hub+" refused by "+by, func() error {
+		s, err := r.login(hub, "alice")
+		if err == nil {
+			s.conn.Close()
+			return errors.New("login succeeded")
+		}
+		le, ok := errors.AsType[*protocol.LoginError](err)
+		if !ok {
+			return err
+		}
+		if le.Code != protocol.UnknownHub || !strings.Contains(le.Message, "member "+by) {
+			return fmt.Errorf("refused with %v: %s", le.Code, le.Message)
+		}
+		return nil
+	})
 }
 
 func hubClients(hubs []member.HubStats, name string) int {
