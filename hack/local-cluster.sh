@@ -903,6 +903,23 @@ cmd_status() {
   fi
 }
 
+# demo_connect_command waits for the sample cluster (config/samples: VPNCluster
+# default/demo, NodePort Service, user alice) to be Available and prints the exact
+# `hubfleet connect` that joins its static hub from the host through the client
+# Service's node port, pinning the cluster CA by fingerprint.
+demo_connect_command() {
+  kctl get vpncluster -n default demo >/dev/null 2>&1 || return 1
+  kctl wait -n default vpncluster/demo --for=condition=Available --timeout=120s >/dev/null 2>&1 || return 1
+  local port fp
+  port=$(kctl get service -n default demo -o jsonpath='{.spec.ports[0].nodePort}')
+  fp=$(kctl get vpncluster -n default demo -o jsonpath='{.status.caFingerprint}')
+  [ -n "$port" ] && [ -n "$fp" ] || return 1
+  # The samples' users Secret holds the hash of this demo password.
+  echo hubfleet-demo > "$DIR/demo-password"
+  chmod 600 "$DIR/demo-password"
+  echo "$ROOT/bin/hubfleet connect --server $NODE_IP:$port --hub default/office --user alice --password-file $DIR/demo-password --ca-fingerprint $fp --tap hfdemo0"
+}
+
 cmd_run() {
   cmd_up
   # From here on Ctrl-C (or any failure) stops everything that `up` started.
@@ -950,11 +967,16 @@ cmd_run() {
     fi
     step_end
   fi
+  connect_hint=$(demo_connect_command || true)
   echo
   kctl get vpnclusters,virtualhubs,connectionlicenses -A -o wide 2>&1 || true
   echo
   echo "KUBECONFIG for this cluster:  export KUBECONFIG=$KUBECONFIG_FILE"
   echo "kubectl:                      $BIN/kubectl"
+  if [ -n "$connect_hint" ]; then
+    echo "Join the demo's static hub from this host (password hubfleet-demo, in $DIR/demo-password):"
+    echo "  $connect_hint"
+  fi
   echo "Following the operator log ($ns/$deploy); Ctrl-C stops the cluster."
   echo
   # Follow in the background and wait: bash runs the INT trap only between

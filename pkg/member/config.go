@@ -3,12 +3,15 @@ package member
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -25,6 +28,11 @@ type Config struct {
 	Listen   string `json:"listen"`   // default ":8443"
 	CertFile string `json:"certFile"` // PEM serving certificate (leaf first, then the CA) — required
 	KeyFile  string `json:"keyFile"`  // PEM private key of CertFile — required
+	// CAFile is the PEM CA that issued CertFile. Its certificates are sent after the
+	// chain when CertFile lacks them, so a client that pins the cluster CA by
+	// fingerprint (`hubfleet connect --ca-fingerprint`) finds it: Kubernetes TLS
+	// Secrets usually hold the CA apart, in ca.crt.
+	CAFile string `json:"caFile,omitempty"`
 	// TicketKeyFile holds the cluster's resumption-ticket key: 32 raw bytes or 64 hex
 	// digits. Empty means a random key, so tickets only resume on this process.
 	TicketKeyFile string `json:"ticketKeyFile,omitempty"`
@@ -123,7 +131,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("member config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
-	for _, p := range []*string{&cfg.CertFile, &cfg.KeyFile, &cfg.TicketKeyFile} {
+	for _, p := range []*string{&cfg.CertFile, &cfg.KeyFile, &cfg.CAFile, &cfg.TicketKeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(dir, *p)
 		}
@@ -220,6 +228,11 @@ func (c *Config) loadFiles() (*material, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certFile %s / keyFile %s: %w: give a PEM certificate and its matching PEM key", c.CertFile, c.KeyFile, err)
 	}
+	if c.CAFile != "" {
+		if err := appendCA(&cert, c.CAFile); err != nil {
+			return nil, err
+		}
+	}
 	m := &material{cert: cert}
 	if c.TicketKeyFile != "" {
 		k, err := readTicketKey(c.TicketKeyFile)
@@ -229,6 +242,32 @@ func (c *Config) loadFiles() (*material, error) {
 		m.ticketKey = &k
 	}
 	return m, nil
+}
+
+// appendCA adds the certificates of the PEM file at path to the end of cert's chain,
+// skipping any the chain already carries.
+func appendCA(cert *tls.Certificate, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("caFile: %w", err)
+	}
+	added := 0
+	for block, rest := pem.Decode(raw); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("caFile %s: %w: give the PEM CA certificate (ca.crt of the cluster's TLS Secret)", path, err)
+		}
+		added++
+		if !slices.ContainsFunc(cert.Certificate, func(der []byte) bool { return bytes.Equal(der, block.Bytes) }) {
+			cert.Certificate = append(cert.Certificate, block.Bytes)
+		}
+	}
+	if added == 0 {
+		return fmt.Errorf("caFile %s holds no PEM certificate: give the CA certificate (ca.crt of the cluster's TLS Secret)", path)
+	}
+	return nil
 }
 
 func readTicketKey(path string) (auth.TicketKey, error) {

@@ -37,7 +37,7 @@ type Identity struct {
 	LeaseDuration time.Duration
 	CertFile      string // <HUBFLEET_TLS_DIR>/tls.crt: leaf, then the CA
 	KeyFile       string // <HUBFLEET_TLS_DIR>/tls.key
-	CAFile        string // <HUBFLEET_TLS_DIR>/ca.crt (for the mesh; not read yet)
+	CAFile        string // <HUBFLEET_TLS_DIR>/ca.crt, sent after the chain so clients can pin the CA
 	TicketKeyFile string // HUBFLEET_TICKET_KEY
 	// The member mesh's certificate (<cluster>-peer, shared by all members)
 	// from HUBFLEET_PEER_DIR, and the name every member dials it by

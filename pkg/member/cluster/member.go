@@ -97,7 +97,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	}
 	log := opts.Logger.With("member", id.Name, "cluster", id.Namespace+"/"+id.Cluster)
 	base := member.Config{
-		Listen: Listen, CertFile: id.CertFile, KeyFile: id.KeyFile,
+		Listen: Listen, CertFile: id.CertFile, KeyFile: id.KeyFile, CAFile: id.CAFile,
 		TicketKeyFile: id.TicketKeyFile, Name: id.Name,
 	}
 	if opts.Listener != nil {
