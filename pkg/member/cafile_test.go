@@ -10,6 +10,8 @@ import (
 
 	"github.com/hubfleet/hubfleet/pkg/certs"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // TestCAFilePinsByFingerprint: Kubernetes TLS Secrets keep the CA apart (ca.crt), so
@@ -17,18 +19,8 @@ import (
 // way `kubectl get vpncluster -o jsonpath={.status.caFingerprint}` tells users to.
 func TestCAFilePinsByFingerprint(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := certs.NewCA("hubfleet test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := ca.IssueServer([]string{"member-0.test"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _, err := ca.PEM()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := testutil.NewPKI(t)
+	ca, kp, caPEM := pki.CA, pki.Server, pki.CAPEM
 	write(t, filepath.Join(dir, "leaf.crt"), kp.CertPEM) // the leaf alone, as in a TLS Secret
 	write(t, filepath.Join(dir, "tls.key"), kp.KeyPEM)
 	write(t, filepath.Join(dir, "ca.crt"), caPEM)

@@ -15,8 +15,9 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/auth"
-	"github.com/hubfleet/hubfleet/pkg/certs"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // cheapParams keep tests fast; the cost is part of the hash, so the member
@@ -36,23 +37,9 @@ func hashPW(t testing.TB, pw string) string {
 // key into dir and returns the pool clients trust.
 func writePKI(t testing.TB, dir string) *x509.CertPool {
 	t.Helper()
-	ca, err := certs.NewCA("hubfleet test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := ca.IssueServer([]string{"member-0.test"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _, err := ca.PEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	write(t, filepath.Join(dir, "tls.crt"), append(kp.CertPEM, caPEM...))
-	write(t, filepath.Join(dir, "tls.key"), kp.KeyPEM)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return pool
+	pki := testutil.NewPKI(t)
+	pki.WriteServer(t, dir)
+	return pki.Pool
 }
 
 func write(t testing.TB, path string, b []byte) {

@@ -24,6 +24,8 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/certs"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // One real kube-apiserver for the package; each test works in its own namespace.
@@ -219,24 +221,9 @@ func startMemberWith(t *testing.T, ns, name string, rc *rest.Config, ms meshSetu
 
 func writePKI(t *testing.T, dir string) *x509.CertPool {
 	t.Helper()
-	ca, err := certs.NewCA("hubfleet test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caPEM, _, err := ca.PEM()
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "tls.crt"), append(kp.CertPEM, caPEM...))
-	writeFile(t, filepath.Join(dir, "tls.key"), kp.KeyPEM)
-	writeFile(t, filepath.Join(dir, "ca.crt"), caPEM)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return pool
+	pki := testutil.NewPKI(t)
+	pki.WriteServer(t, dir)
+	return pki.Pool
 }
 
 func writeFile(t *testing.T, path string, b []byte) {
