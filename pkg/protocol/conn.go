@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -133,9 +134,33 @@ func (c *Conn) Stats() Stats {
 // returns a *ShutdownError, a Close from the peer ErrPeerClosed, silence for the
 // dead-peer timeout ErrPeerDead, and a malformed stream a *ProtocolError.
 func (c *Conn) ReadFrames(fn func(frame []byte)) (int, error) {
+	return c.read(math.MaxInt, fn)
+}
+
+// ReadBatch is ReadFrames copying into caller-owned buffers, for callers that keep
+// frames past the call (queues, other sessions' writers). It fills bufs[i][:sizes[i]]
+// for i < n, up to min(len(bufs), len(sizes)) frames and never past the end of the
+// batch once it has one frame. Each buffer must hold MaxFrame bytes.
+func (c *Conn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	want := min(len(bufs), len(sizes))
+	for i := range want {
+		if len(bufs[i]) < c.cfg.MaxFrame {
+			return 0, fmt.Errorf("ReadBatch: buffer %d holds %d bytes, less than the session's max frame of %d: allocate Config().MaxFrame bytes per buffer", i, len(bufs[i]), c.cfg.MaxFrame)
+		}
+	}
+	i := 0
+	return c.read(want, func(f []byte) {
+		sizes[i] = copy(bufs[i], f)
+		i++
+	})
+}
+
+// read hands up to limit frames to fn: the rest of the current batch, or the next
+// batch when none is left. fn does not escape, so the closures above stay on the stack.
+func (c *Conn) read(limit int, fn func(frame []byte)) (int, error) {
 	n, bytes := 0, 0
 	defer func() { c.account(n, bytes) }()
-	for {
+	for n < limit {
 		if c.batchLeft == 0 {
 			if n > 0 {
 				return n, nil
@@ -151,41 +176,6 @@ func (c *Conn) ReadFrames(fn func(frame []byte)) (int, error) {
 		}
 		if ok {
 			fn(f)
-			n++
-			bytes += len(f)
-		}
-	}
-}
-
-// ReadBatch is ReadFrames copying into caller-owned buffers, for callers that keep
-// frames past the call (queues, other sessions' writers). It fills bufs[i][:sizes[i]]
-// for i < n, up to min(len(bufs), len(sizes)) frames and never past the end of the
-// batch once it has one frame. Each buffer must hold MaxFrame bytes.
-func (c *Conn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
-	want := min(len(bufs), len(sizes))
-	for i := range want {
-		if len(bufs[i]) < c.cfg.MaxFrame {
-			return 0, fmt.Errorf("ReadBatch: buffer %d holds %d bytes, less than the session's max frame of %d: allocate Config().MaxFrame bytes per buffer", i, len(bufs[i]), c.cfg.MaxFrame)
-		}
-	}
-	n, bytes := 0, 0
-	defer func() { c.account(n, bytes) }()
-	for n < want {
-		if c.batchLeft == 0 {
-			if n > 0 {
-				return n, nil
-			}
-			if err := c.nextBatch(); err != nil {
-				return n, c.fail(err)
-			}
-			continue
-		}
-		f, ok, err := c.nextFrame()
-		if err != nil {
-			return n, c.fail(err)
-		}
-		if ok {
-			sizes[n] = copy(bufs[n], f)
 			n++
 			bytes += len(f)
 		}
