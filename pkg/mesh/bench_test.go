@@ -78,36 +78,7 @@ func pushFrames(b *testing.B, addr string, clients *tls.Config, sink *sinkOwner,
 
 // directServer is a plain member stand-in: every login goes to sink.
 func directServer(b *testing.B, ca *testCA, sink *sinkOwner) string {
-	kp, err := ca.ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", protocol.ServerTLSConfig(cert, nil))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				req, err := protocol.ReadLogin(c)
-				if err != nil {
-					c.Close()
-					return
-				}
-				sink.serve(req, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serveLogins(b, ca, sink.serve)
 }
 
 // linkFrames sends n frames from a session on m0's hub to a session on m1's

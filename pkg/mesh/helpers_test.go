@@ -14,6 +14,7 @@ import (
 
 	"github.com/hubfleet/hubfleet/pkg/certs"
 	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
 const peerName = "c-member"
@@ -159,3 +160,40 @@ func (s *session) recv(t testing.TB) uint32 {
 }
 
 func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// serveLogins runs a loopback TLS listener with a serving certificate from ca,
+// standing in for a member's client port: it reads each client's Login and hands
+// it to handle, which owns conn from then on. It returns the listener's address.
+func serveLogins(t testing.TB, ca *testCA, handle func(req *protocol.LoginRequest, conn net.Conn)) string {
+	t.Helper()
+	kp, err := ca.ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", protocol.ServerTLSConfig(cert, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				req, err := protocol.ReadLogin(c)
+				if err != nil {
+					c.Close()
+					return
+				}
+				handle(req, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

@@ -21,42 +21,17 @@ type entry struct {
 
 func startEntry(t testing.TB, ca *testCA, m *Mesh, owner string) *entry {
 	t.Helper()
-	kp, err := ca.ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", protocol.ServerTLSConfig(cert, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				req, err := protocol.ReadLogin(c)
-				if err != nil {
-					return
-				}
-				// The outcome reaches the client, which the tests check;
-				// logging here could outlive the test.
-				_ = m.Relay(context.Background(), owner, *req, c)
-			}()
-		}
-	}()
+	addr := serveLogins(t, ca, func(req *protocol.LoginRequest, c net.Conn) {
+		defer c.Close()
+		// The outcome reaches the client, which the tests check;
+		// logging here could outlive the test.
+		_ = m.Relay(context.Background(), owner, *req, c)
+	})
 	clients, err := protocol.ClientTLSConfig(protocol.ClientTLSOptions{CAPool: ca.pool})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &entry{addr: ln.Addr().String(), clients: clients}
+	return &entry{addr: addr, clients: clients}
 }
 
 // echoOwner answers relayed logins for hub "echo" with OK and echoes every
