@@ -193,11 +193,10 @@ func (m *testMember) benchConn(b *testing.B) *protocol.Conn {
 	return conn
 }
 
-// BenchmarkLogin is a full login on loopback — TCP, TLS 1.3 handshake, login,
-// LoginResult, Close — by password (argon2id at auth.DefaultParams, the cost
-// `hubfleet hash-password` uses) and by resumption ticket. The clients run in
-// this process too and take part of the two cores.
-func BenchmarkLogin(b *testing.B) {
+// loginBenchMember starts a member whose hub "alpha" has user dan ("correct horse",
+// argon2id at the default cost) and logs in once, for the ticket in res.
+func loginBenchMember(b *testing.B) (*testMember, *protocol.LoginResult) {
+	b.Helper()
 	phc, err := auth.HashPassword("correct horse")
 	if err != nil {
 		b.Fatal(err)
@@ -208,6 +207,15 @@ func BenchmarkLogin(b *testing.B) {
 		b.Fatal(err)
 	}
 	first.Close()
+	return m, res
+}
+
+// BenchmarkLogin is a full login on loopback — TCP, TLS 1.3 handshake, login,
+// LoginResult, Close — by password (argon2id at auth.DefaultParams, the cost
+// `hubfleet hash-password` uses) and by resumption ticket. The clients run in
+// this process too and take part of the two cores.
+func BenchmarkLogin(b *testing.B) {
+	m, res := loginBenchMember(b)
 	for _, tc := range []struct {
 		name string
 		req  protocol.LoginRequest
@@ -240,16 +248,7 @@ func BenchmarkLogin(b *testing.B) {
 // session (the first login of the run excepted), as a reconnecting client does;
 // "ticket-fullTLS" makes every handshake a full one, for the ratio in one run.
 func BenchmarkLoginServerCPU(b *testing.B) {
-	phc, err := auth.HashPassword("correct horse")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := startMember(b, func(c *Config) { c.Hubs[0].Users["dan"] = phc })
-	first, res, err := m.login(pw("alpha", "dan", "correct horse"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	first.Close()
+	m, res := loginBenchMember(b)
 	for _, tc := range []struct {
 		name    string
 		req     protocol.LoginRequest
