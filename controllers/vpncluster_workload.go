@@ -212,6 +212,8 @@ func (r *VPNClusterReconciler) statefulSet(cl *vpnv1alpha1.VPNCluster) *appsv1.S
 		Ports: []corev1.ContainerPort{
 			{Name: "vpn", ContainerPort: portVPN, Protocol: corev1.ProtocolTCP},
 			{Name: "mesh", ContainerPort: portMesh, Protocol: corev1.ProtocolTCP},
+			// `hubfleet member` serves Prometheus metrics here (docs/metrics.md).
+			{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
 		},
 		Resources: cl.Spec.PodTemplate.Resources,
 		ReadinessProbe: &corev1.Probe{

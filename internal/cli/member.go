@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,6 +28,7 @@ func runMember(args []string) int {
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long to wait for clients to be told to reconnect before closing hard")
 	clusterName := fs.String("cluster", "", "run as a member of this VPNCluster, configured from Kubernetes (docs/member-cluster.md) instead of --config")
+	metricsAddr := fs.String("metrics-bind-address", ":9090", "address of the Prometheus metrics (/metrics) and /healthz endpoint (docs/metrics.md); 0 disables it")
 	if err := fs.Parse(args); err != nil {
 		return ExitUsage
 	}
@@ -46,7 +48,7 @@ func runMember(args []string) int {
 	}
 	log := slog.New(handler)
 	if *clusterName != "" {
-		return runMemberCluster(*clusterName, log, *grace)
+		return runMemberCluster(*clusterName, log, *grace, *metricsAddr)
 	}
 
 	path, err := filepath.Abs(*configPath)
@@ -69,6 +71,13 @@ func runMember(args []string) int {
 		fmt.Fprintf(os.Stderr, "hubfleet member: cannot listen on %s: %v (is another process using the port? change listen in %s)\n", cfg.Listen, err, path)
 		return ExitError
 	}
+	stopMetrics, err := serveMetrics(*metricsAddr, srv, member.MetricsOptions{}, log)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(os.Stderr, "hubfleet member: %v\n", err)
+		return ExitError
+	}
+	defer stopMetrics()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -100,4 +109,24 @@ func runMember(args []string) int {
 	}
 	log.Info("member stopped")
 	return ExitOK
+}
+
+// serveMetrics serves member.MetricsHandler on addr ("0" or "": not at all)
+// until the returned stop is called.
+func serveMetrics(addr string, srv *member.Server, opts member.MetricsOptions, log *slog.Logger) (stop func(), err error) {
+	if addr == "" || addr == "0" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s for metrics: %w (is another process using the port? choose another with --metrics-bind-address, or 0 to serve no metrics)", addr, err)
+	}
+	hs := &http.Server{Handler: member.MetricsHandler(srv, opts), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics endpoint stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics on " + ln.Addr().String() + "/metrics")
+	return func() { _ = hs.Close() }, nil
 }

@@ -18,7 +18,7 @@ import (
 // VPNCluster, configured from Kubernetes objects (docs/member-cluster.md)
 // instead of a file. Its identity and files come from the pod environment the
 // operator sets.
-func runMemberCluster(name string, log *slog.Logger, grace time.Duration) int {
+func runMemberCluster(name string, log *slog.Logger, grace time.Duration, metricsAddr string) int {
 	id, err := cluster.IdentityFromEnv(name, os.Getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet member --cluster %s:\n%v\n", name, err)
@@ -34,6 +34,12 @@ func runMemberCluster(name string, log *slog.Logger, grace time.Duration) int {
 		fmt.Fprintf(os.Stderr, "hubfleet member --cluster %s: %v\n", name, err)
 		return ExitError
 	}
+	stopMetrics, err := serveMetrics(metricsAddr, m.Server(), m.MetricsOptions(), log)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet member --cluster %s: %v\n", name, err)
+		return ExitError
+	}
+	defer stopMetrics()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() {

@@ -79,19 +79,29 @@ func (s *Server) start(raw, conn net.Conn, se *session) {
 	}()
 }
 
-// routeElsewhere asks Options.Route where a hub this member does not serve
-// lives. Relayed logins are never routed again: the entry already chose this
-// member, and a second hop could loop between members with stale views.
+// routeElsewhere asks Options.Route whether a login goes to another member:
+// a hub this member does not serve, or a static hub it serves but another
+// member should take (full, out of licences, clearly less loaded). Relayed
+// logins are never routed again: the entry already chose this member, and a
+// second hop could loop between members with stale views.
 func (s *Server) routeElsewhere(req *protocol.LoginRequest) (string, bool) {
 	if s.route == nil || s.relayTo == nil || req.Relayed {
 		return "", false
 	}
 	s.mu.Lock()
-	_, here := s.hubs[req.Hub]
+	hs, here := s.hubs[req.Hub]
 	closing := s.closing
 	s.mu.Unlock()
-	if here || closing {
+	if closing {
 		return "", false
+	}
+	if here {
+		hs.mu.Lock()
+		static := hs.cfg.Type == HubStatic
+		hs.mu.Unlock()
+		if !static {
+			return "", false
+		}
 	}
 	return s.route(req)
 }
@@ -105,7 +115,9 @@ var ErrRelayUnreachable = errors.New("member: relay target unreachable")
 // forwards the owner's result and splices the session until it ends.
 func (s *Server) relay(ctx context.Context, peer string, req *protocol.LoginRequest, tc *tls.Conn, remote string) {
 	s.log.Info("relaying session", "remote", remote, "hub", req.Hub, "user", req.User, "to", peer)
+	s.relaying.Add(1)
 	err := s.relayTo(ctx, peer, *req, tc)
+	s.relaying.Add(-1)
 	if errors.Is(err, ErrRelayUnreachable) {
 		// Internal, not UnknownHub: the hub exists, and the client's retry may
 		// land on a member that reaches the owner (or on the owner itself).
@@ -165,6 +177,7 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 		s.gate.Release(se.kind)
 		return nil
 	}
+	s.logins.count(protocol.OK)
 	se.conn = protocol.NewConn(conn, res.ConnConfig())
 	return se
 }
@@ -175,6 +188,7 @@ func (s *Server) refuse(tc net.Conn, remote string, req *protocol.LoginRequest, 
 		attrs = append(attrs, "hub", req.Hub, "user", req.User, "kind", req.Kind, "client", req.ClientName)
 	}
 	s.log.Info("login refused", attrs...)
+	s.logins.count(res.Code)
 	if err := protocol.WriteResult(tc, res); err != nil {
 		s.log.Debug("sending the refusal failed", "remote", remote, "err", err)
 	}

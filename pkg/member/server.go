@@ -64,6 +64,10 @@ type Server struct {
 	// cores for forwarding.
 	verifySem chan struct{}
 
+	// For the metrics (metrics.go): one atomic add per login or relay.
+	logins   loginCounters
+	relaying atomic.Int64 // sessions relayed to their hub's owner now
+
 	mu        sync.Mutex
 	hubs      map[string]*hubState
 	listeners map[net.Listener]struct{}
@@ -378,11 +382,19 @@ type HubStats struct {
 	Switch  hub.Stats `json:"switch"`
 }
 
+// Licences returns the allocation and the licences in use without walking the
+// hubs: the cluster member's routing reads it on every login. In-use counts
+// every session, limited or not, so it is also the member's session count.
+func (s *Server) Licences() LicenceStats {
+	var l LicenceStats
+	l.ClientAllocation, l.BridgeAllocation = s.gate.Allocation()
+	l.ClientInUse, l.BridgeInUse = s.gate.InUse()
+	return l
+}
+
 // Stats returns a snapshot.
 func (s *Server) Stats() Stats {
-	st := Stats{Name: s.Name()}
-	st.Licences.ClientAllocation, st.Licences.BridgeAllocation = s.gate.Allocation()
-	st.Licences.ClientInUse, st.Licences.BridgeInUse = s.gate.InUse()
+	st := Stats{Name: s.Name(), Licences: s.Licences()}
 	s.mu.Lock()
 	hubs := make([]*hubState, 0, len(s.hubs))
 	for _, hs := range s.hubs {

@@ -75,7 +75,7 @@ type Member struct {
 	applied   *member.Config
 	problems  string
 	peers     map[string]string // mesh peers: member name -> address
-	routes    map[string]string // dynamic hub -> status.assignedMember
+	routes    routeTable        // where logins go (route.go)
 	// attached are the static hubs' switches attached to the mesh, touched
 	// only by recompute (one goroutine).
 	attached map[string]*hub.Hub
@@ -149,18 +149,29 @@ func loadPeerTLS(id *Identity) (*tls.Config, error) {
 }
 
 // route answers member.Options.Route: a dynamic hub assigned to another
-// member that is a mesh peer. A fenced member relays nothing: it cannot renew
+// member that is a mesh peer, or for a static hub the member with the best
+// point when this one is full, out of licences or clearly busier
+// (routeTable.staticTarget). A fenced member relays nothing: it cannot renew
 // its Lease, so its view of the placement may be stale, and a client that
 // retries reaches a member that knows better.
 func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
+	own := m.srv.Licences()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	owner := m.routes[req.Hub]
-	if m.fenced || owner == "" || owner == m.id.Name {
+	if m.fenced {
 		return "", false
 	}
-	_, peer := m.peers[owner]
-	return owner, peer
+	if owner, dynamic := m.routes.dynamic[req.Hub]; dynamic {
+		if owner == m.id.Name {
+			return "", false
+		}
+		_, peer := m.peers[owner]
+		return owner, peer
+	}
+	if to := m.routes.staticTarget(m.id.Name, req.Hub, req.Kind, own, m.peers); to != "" {
+		return to, true
+	}
+	return "", false
 }
 
 // relay answers member.Options.Relay with the mesh: mesh.Relay, except that a
@@ -368,13 +379,8 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 	}
 	r := desired(&m.id, m.base, in)
 	secrets.ensure(r.secretNamespaces)
-	m.setPeers(ctx, c)
-	routes := map[string]string{}
-	for _, h := range in.hubs {
-		if m.id.ours(h.Spec.ClusterRef, h.Namespace) && h.DeletionTimestamp == nil && h.Spec.Type != vpnv1alpha1.HubStatic && h.Status.AssignedMember != "" {
-			routes[HubName(h)] = h.Status.AssignedMember
-		}
-	}
+	vc := m.setPeers(ctx, c)
+	routes := buildRoutes(&m.id, in.hubs, in.licences, vc)
 	// Static hubs leaving the configuration leave the mesh before Apply
 	// closes their switches.
 	static := staticHubs(r.cfg)
@@ -449,11 +455,12 @@ func (m *Member) attachStatic() {
 // setPeers gives the mesh the members listed in the VPNCluster's status
 // (status.members[].podIP; a member without an IP yet is left out until it
 // has one). SetPeers is idempotent and redials a changed address.
-func (m *Member) setPeers(ctx context.Context, c crcache.Cache) {
+// It returns the VPNCluster read, nil when it could not be read.
+func (m *Member) setPeers(ctx context.Context, c crcache.Cache) *vpnv1alpha1.VPNCluster {
 	var vc vpnv1alpha1.VPNCluster
 	if err := c.Get(ctx, types.NamespacedName{Namespace: m.id.Namespace, Name: m.id.Cluster}, &vc); err != nil {
 		m.log.Error("reading the VPNCluster from the cache; mesh peers unchanged", "err", err)
-		return
+		return nil
 	}
 	peers := map[string]string{}
 	for _, ms := range vc.Status.Members {
@@ -474,6 +481,7 @@ func (m *Member) setPeers(ctx context.Context, c crcache.Cache) {
 	if changed {
 		m.log.Info("mesh peers", "peers", peers)
 	}
+	return &vc
 }
 
 func licString(l *member.Licences) string {

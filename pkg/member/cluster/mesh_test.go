@@ -104,24 +104,6 @@ func (c *frameClient) receive(within time.Duration, tag string) error {
 // both ways after learning); a client of another static hub sees none of it.
 func TestMeshRoutingAndStaticFabric(t *testing.T) {
 	ns := fixture(t)
-	peerDir := t.TempDir()
-	writePeerPKI(t, peerDir)
-	lns := map[string]*meshSetup{}
-	addrs := map[string]string{}
-	for _, name := range []string{"vpn-member-0", "vpn-member-1"} {
-		ln := loopbackListener(t)
-		addrs[name] = ln.Addr().String()
-		lns[name] = &meshSetup{peerDir: peerDir, ln: ln}
-	}
-	// Both members' status says 127.0.0.1; the override gives each its own port.
-	for _, ms := range lns {
-		ms.peerAddr = func(member, podIP string) string {
-			if podIP != "127.0.0.1" {
-				t.Errorf("peer %s has pod IP %q", member, podIP)
-			}
-			return addrs[member]
-		}
-	}
 	vc := &vpnv1alpha1.VPNCluster{}
 	if err := k8s.Get(bg(), client.ObjectKey{Namespace: ns, Name: "vpn"}, vc); err != nil {
 		t.Fatal(err)
@@ -139,16 +121,7 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 	newHub(t, ns, "other", vpnv1alpha1.HubStatic)
 	setStatus(t, ns, "other", vpnv1alpha1.VirtualHubStatus{Instances: both})
 
-	blockers := map[string]*leaseBlocker{}
-	rcs := map[string]*rest.Config{}
-	for _, name := range []string{"vpn-member-0", "vpn-member-1"} {
-		b := &leaseBlocker{}
-		rc := rest.CopyConfig(env.Config)
-		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { b.next = rt; return b }
-		blockers[name], rcs[name] = b, rc
-	}
-	m0 := startMemberWith(t, ns, "vpn-member-0", rcs["vpn-member-0"], *lns["vpn-member-0"])
-	m1 := startMemberWith(t, ns, "vpn-member-1", rcs["vpn-member-1"], *lns["vpn-member-1"])
+	m0, m1, blockers := meshPair(t, ns)
 
 	// Clients of the other hub on both members, listening throughout.
 	o0 := m0.frameLogin(t, ns+"/other", "bob", "other@m0")
@@ -274,4 +247,41 @@ func setClusterMembers(t *testing.T, vc *vpnv1alpha1.VPNCluster, members []vpnv1
 	if err := k8s.Status().Patch(bg(), vc, patch); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// meshPair runs members vpn-member-0 and vpn-member-1 of ns's cluster "vpn"
+// in-process with their meshes on loopback ports (the VPNCluster status gives
+// both pod IP 127.0.0.1; an address override gives each its own port), each
+// behind a leaseBlocker that can cut its Lease renewals.
+func meshPair(t *testing.T, ns string) (m0, m1 *runner, blockers map[string]*leaseBlocker) {
+	t.Helper()
+	peerDir := t.TempDir()
+	writePeerPKI(t, peerDir)
+	lns := map[string]*meshSetup{}
+	addrs := map[string]string{}
+	for _, name := range []string{"vpn-member-0", "vpn-member-1"} {
+		ln := loopbackListener(t)
+		addrs[name] = ln.Addr().String()
+		lns[name] = &meshSetup{peerDir: peerDir, ln: ln}
+	}
+	// Both members' status says 127.0.0.1; the override gives each its own port.
+	for _, ms := range lns {
+		ms.peerAddr = func(member, podIP string) string {
+			if podIP != "127.0.0.1" {
+				t.Errorf("peer %s has pod IP %q", member, podIP)
+			}
+			return addrs[member]
+		}
+	}
+	blockers = map[string]*leaseBlocker{}
+	rcs := map[string]*rest.Config{}
+	for _, name := range []string{"vpn-member-0", "vpn-member-1"} {
+		b := &leaseBlocker{}
+		rc := rest.CopyConfig(env.Config)
+		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { b.next = rt; return b }
+		blockers[name], rcs[name] = b, rc
+	}
+	m0 = startMemberWith(t, ns, "vpn-member-0", rcs["vpn-member-0"], *lns["vpn-member-0"])
+	m1 = startMemberWith(t, ns, "vpn-member-1", rcs["vpn-member-1"], *lns["vpn-member-1"])
+	return m0, m1, blockers
 }

@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/placement"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// routeTable is the entry member's view of where sessions go, rebuilt by
+// recompute from the informers (so it is the last known placement, and keeps
+// routing with the operator stopped).
+type routeTable struct {
+	// dynamic maps a dynamic hub to status.assignedMember.
+	dynamic map[string]string
+	// static maps a static hub to the members holding an instance
+	// (status.instances).
+	static map[string][]string
+	// members are the cluster's members as the operator last reported them
+	// (VPNCluster status.members: readiness, weight, sessions).
+	members map[string]placement.Member
+	// free is each member's licences left by kind (allocation − in use from
+	// the ConnectionLicense status); nil when the cluster has no licence.
+	free map[string][2]int
+}
+
+// buildRoutes computes the route table of member id from the hubs, licences
+// and VPNCluster (nil when not in the cache yet) of its cluster.
+func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alpha1.ConnectionLicense, vc *vpnv1alpha1.VPNCluster) routeTable {
+	rt := routeTable{dynamic: map[string]string{}, static: map[string][]string{}, members: map[string]placement.Member{}}
+	for _, h := range hubs {
+		if !id.ours(h.Spec.ClusterRef, h.Namespace) || h.DeletionTimestamp != nil {
+			continue
+		}
+		if h.Spec.Type == vpnv1alpha1.HubStatic {
+			var in []string
+			for _, i := range h.Status.Instances {
+				in = append(in, i.Member)
+			}
+			rt.static[HubName(h)] = in
+		} else if h.Status.AssignedMember != "" {
+			rt.dynamic[HubName(h)] = h.Status.AssignedMember
+		}
+	}
+	if vc != nil {
+		for _, ms := range vc.Status.Members {
+			rt.members[ms.Name] = placement.Member{
+				Name: ms.Name, Ready: ms.Ready, Weight: int(ms.Weight),
+				Sessions: int(ms.Sessions), MaxSessions: int(vc.Spec.MaxSessionsPerMember),
+			}
+		}
+	}
+	for _, l := range lics {
+		if !id.ours(l.Spec.ClusterRef, l.Namespace) || l.DeletionTimestamp != nil {
+			continue
+		}
+		if rt.free == nil {
+			rt.free = map[string][2]int{}
+		}
+		// Every licence of a cluster carries the same allocations; the first
+		// one that has them is the cluster's.
+		if len(rt.free) > 0 {
+			continue
+		}
+		for _, a := range l.Status.Allocations {
+			rt.free[a.Member] = [2]int{max(int(a.Client-a.ClientInUse), 0), max(int(a.Bridge-a.BridgeInUse), 0)}
+		}
+	}
+	return rt
+}
+
+// staticTarget chooses the member for a login to static hub hub that this
+// member (self) reached: the best point among the hub's instances on mesh
+// peers and on self, self unless it is full, out of licences or clearly
+// busier (placement.SessionMember). own are self's live licence figures,
+// fresher than the status the operator wrote. It returns "" for self.
+func (rt *routeTable) staticTarget(self, hub string, kind uint8, own member.LicenceStats, peers map[string]string) string {
+	holders, ok := rt.static[hub]
+	if _, known := rt.members[self]; !ok || !known {
+		// Not listed yet (a member that just started): serve it here.
+		return ""
+	}
+	k := 0
+	if kind == protocol.KindBridge {
+		k = 1
+	}
+	cands := make([]placement.SessionCandidate, 0, len(holders))
+	for _, name := range holders {
+		ms, known := rt.members[name]
+		if !known {
+			continue
+		}
+		_, peer := peers[name]
+		if name != self && !peer {
+			continue
+		}
+		c := placement.SessionCandidate{Member: ms, Free: -1}
+		if name == self {
+			// The live figures: what this member holds right now.
+			c.Ready = true
+			c.Sessions = own.ClientInUse + own.BridgeInUse
+			alloc, inUse := own.ClientAllocation, own.ClientInUse
+			if k == 1 {
+				alloc, inUse = own.BridgeAllocation, own.BridgeInUse
+			}
+			if alloc >= 0 {
+				c.Free = max(alloc-inUse, 0)
+			}
+		} else if rt.free != nil {
+			c.Free = rt.free[name][k] // a member without an allocation has none
+		}
+		cands = append(cands, c)
+	}
+	target, ok := placement.SessionMember(self, cands, placement.StayMargin)
+	if !ok || target == self {
+		return ""
+	}
+	return target
+}
