@@ -1,0 +1,26 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hubfleet/hubfleet/internal/e2e"
+)
+
+// TestClusterUpAndPing: the operator deploys from config/default, a three-member
+// cluster becomes Ready with its dynamic hub placed, and two clients that join the
+// hub through the client Service's node port ping each other.
+func TestClusterUpAndPing(t *testing.T) {
+	e2e.DeployOperator(t)
+	c := e2e.CreateCluster(t, e2e.ClusterSpec{
+		Hubs:  []e2e.HubSpec{{Name: "lab"}},
+		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
+	})
+	a := e2e.StartClient(t, "A", e2e.ClientOptions{Cluster: c, Hub: "lab", User: "alice", Address: e2e.Overlay(1)})
+	b := e2e.StartClient(t, "B", e2e.ClientOptions{Cluster: c, Hub: "lab", User: "bob", Address: e2e.Overlay(2)})
+	a.WaitConnected(t, 30*time.Second)
+	b.WaitConnected(t, 30*time.Second)
+	took := a.PingUntil(t, 20*time.Second, b.Address)
+	b.PingUntil(t, 10*time.Second, a.Address)
+	t.Logf("A pings B %v after both connected; hub on %s", took.Round(time.Millisecond), c.AssignedMember(t, "lab"))
+}
