@@ -61,6 +61,7 @@ type Member struct {
 	log    *slog.Logger
 	srv    *member.Server
 	mesh   *mesh.Mesh
+	peer   *peerCert // the mesh certificate, reloaded on renewal (certs.go)
 	cs     kubernetes.Interface
 	reader client.Reader // uncached, for the VPNCluster read at start
 	rest   *rest.Config
@@ -103,7 +104,11 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	if opts.Listener != nil {
 		base.Listen = opts.Listener.Addr().String()
 	}
-	meshTLS, err := loadPeerTLS(&id)
+	peer, err := loadPeerCert(id.PeerCertFile, id.PeerKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	meshTLS, err := loadPeerTLS(&id, peer)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +121,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{
-		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, base: base,
+		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, base: base, peer: peer,
 		kick: make(chan struct{}, 1), renewed: make(chan struct{}, 1), fenced: true,
 		attached: map[string]*hub.Hub{},
 		mesh:     mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log}),
@@ -132,11 +137,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 // loadPeerTLS builds the mesh's mTLS configuration from the <cluster>-peer
 // certificate: it is trusted under the cluster CA only, and dialled by the
 // shared name HUBFLEET_PEER_NAME whatever the pod IP.
-func loadPeerTLS(id *Identity) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(id.PeerCertFile, id.PeerKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("member mesh certificate (%s): %w", EnvPeerDir, err)
-	}
+func loadPeerTLS(id *Identity, peer *peerCert) (*tls.Config, error) {
 	caPEM, err := os.ReadFile(id.PeerCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("member mesh CA (%s): %w", EnvPeerDir, err)
@@ -145,7 +146,12 @@ func loadPeerTLS(id *Identity) (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("member mesh CA %s holds no PEM certificate", id.PeerCAFile)
 	}
-	return mesh.TLSConfig(cert, pool, id.PeerName)
+	conf, err := mesh.TLSConfig(*peer.get(), pool, id.PeerName)
+	if err != nil {
+		return nil, err
+	}
+	peer.use(conf)
+	return conf, nil
 }
 
 // route answers member.Options.Route: a dynamic hub assigned to another
@@ -264,6 +270,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.log.Info("informers synced", "hubNamespaces", vc.Spec.HubNamespaces.From, "pod_ip", m.id.IP)
 
 	go m.renewLoop(ctx)
+	go m.watchFiles(ctx)
 	m.recompute(ctx, c, secrets) // serve the known placement before accepting
 	ln := m.opts.Listener
 	if ln == nil {
