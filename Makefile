@@ -57,6 +57,13 @@ vet: ## go vet, and gofmt must have nothing to change.
 build: ## Build bin/hubfleet (static).
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/hubfleet .
 
+.PHONY: docker-build
+docker-build: ## Build the image (IMAGE, default hubfleet:dev) from the Dockerfile with a Docker engine; without one use `make image`.
+	@if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then \
+	  echo "make docker-build needs a running Docker engine ('docker info' failed or docker is not installed)."; \
+	  echo "Build the same image without one: make image (writes $(IMAGE_TAR); 'docker load -i' or 'ctr images import' it)"; exit 1; fi
+	docker build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .
+
 ##@ Test
 
 .PHONY: envtest-assets
