@@ -119,6 +119,8 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		moves[m.Hub] = m
 	}
 
+	nodes := &nodeLabels{c: r.Client}
+	var bridgeWait time.Duration
 	for i, h := range admitted {
 		per := sessions[keys[i]]
 		var st vpnv1alpha1.VirtualHubStatus
@@ -126,12 +128,26 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		if h.obj.Spec.Type == vpnv1alpha1.HubStatic {
 			st = staticStatus(h, d.Static[keys[i]], per, cl)
 			ev = transitionEvent(h, st, "")
+			if h.obj.Spec.LocalBridge != nil {
+				bev, wait, err := bridgeStatus(ctx, h, &st, d.Static[keys[i]], &ms, pods, leases, cl, nodes, now)
+				if err != nil {
+					return nil, 0, err
+				}
+				ev = bridgeEvent(ev, bev)
+				if wait > 0 && (bridgeWait == 0 || wait < bridgeWait) {
+					bridgeWait = wait
+				}
+			}
 		} else {
 			st, ev = dynamicStatus(h, keys[i], d, moves[keys[i]], &ms, per, msgs, now)
 		}
 		emit(h, st, ev)
 	}
-	return ups, ms.requeueAfter(now), nil
+	requeue := ms.requeueAfter(now)
+	if bridgeWait > 0 && (requeue == 0 || bridgeWait < requeue) {
+		requeue = bridgeWait
+	}
+	return ups, requeue, nil
 }
 
 // base starts a desired status from the current one, so conditions keep
@@ -248,16 +264,8 @@ func staticStatus(h liveHub, members []string, per map[string]int32, cl *vpnv1al
 	cond(&st, gen, vpnv1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonPlaced, msg)
 	cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonInstancesReady, msg)
 
-	// One member bridges the hub's segment to the LAN: keep the current one
-	// while it holds an instance (moving a bridge drops LAN traffic), else the
-	// first. Never two, or the LAN and the mesh would form a loop.
-	if lb := h.obj.Spec.LocalBridge; lb != nil {
-		st.LocalBridge = members[0]
-		if slices.Contains(members, h.status.LocalBridge) {
-			st.LocalBridge = h.status.LocalBridge
-		}
-		cond(&st, gen, vpnv1alpha1.ConditionBridged, metav1.ConditionTrue, ReasonBridged, fmt.Sprintf("member %s bridges interface %s", st.LocalBridge, lb.Interface))
-	} else {
+	// The local bridge, if any, is placed by bridgeStatus (virtualhub_bridge.go).
+	if h.obj.Spec.LocalBridge == nil {
 		removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
 	}
 	return st

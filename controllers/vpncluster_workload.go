@@ -68,6 +68,9 @@ func (r *VPNClusterReconciler) reconcileWorkload(ctx context.Context, cl *vpnv1a
 		return err
 	}
 	sts := r.statefulSet(cl)
+	if err := r.bridgePrivileges(ctx, cl, sts); err != nil {
+		return err
+	}
 	return ensureLogged(ctx, r, cl, sts, &appsv1.StatefulSet{}, sts.Spec, func(live *appsv1.StatefulSet) {
 		// Selector, serviceName and podManagementPolicy are immutable and
 		// never change for a cluster; the rest is ours.
