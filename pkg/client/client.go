@@ -27,6 +27,17 @@ const (
 	// shorter one counts as a failed attempt, so a member that accepts and drops
 	// sessions at once is not hammered.
 	healthySession = 10 * time.Second
+	// failoverWindow: for this long after a session is lost, failed attempts
+	// are retried every backoffBase/2..backoffBase instead of backing off
+	// further. A failover (member dead → pod not Ready → hub reassigned →
+	// new owner serving) takes 1–2 s; a client that had backed off to 1–2 s
+	// by then would add up to as much again (measured end to end, test/e2e).
+	failoverWindow = 5 * time.Second
+	// unknownHubGrace: UnknownHub within this long of losing a session to
+	// the same hub is retried, not final: while a hub moves, the member
+	// taking it may answer before it serves it. Later it is final (exit 4):
+	// the hub was deleted.
+	unknownHubGrace = 30 * time.Second
 	// queueLen bounds the frames waiting for a session: ~1.5 MiB at 1500 bytes.
 	queueLen = 1024
 )
@@ -164,6 +175,7 @@ func (c *client) run(ctx context.Context) error {
 	// failures counts failed attempts since the last session; shortRun counts
 	// consecutive sessions that ended before healthySession.
 	failures, shortRun := 0, 0
+	var lost time.Time // when the last session ended; zero before the first
 	addr := c.opts.Server
 	for {
 		if ctx.Err() != nil {
@@ -180,10 +192,19 @@ func (c *client) run(ctx context.Context) error {
 				addr = le.RedirectAddr
 				continue
 			}
-			if perm := c.permanent(err); perm != nil {
+			if perm := c.permanent(err, lost); perm != nil {
 				return perm // the caller reports it; a status line would repeat it
 			}
-			wait := backoff(failures)
+			var wait time.Duration
+			if !lost.IsZero() && time.Since(lost) < failoverWindow && shortRun <= 1 {
+				// Riding out a failover: keep probing at the base rate, and
+				// resume the exponential backoff from there once the window
+				// is over. A run of short sessions (shortRun > 1) backs off.
+				wait = backoff(min(failures, 1))
+				failures = min(failures, 1)
+			} else {
+				wait = backoff(failures)
+			}
 			failures++
 			c.say("reconnecting in %v: %s", wait.Round(time.Millisecond), describe(err))
 			if !sleep(ctx, wait) {
@@ -208,6 +229,7 @@ func (c *client) run(ctx context.Context) error {
 		if c.opts.NoRetry {
 			return &Error{Reason: ReasonRefused, Err: fmt.Errorf("connection to hub %s lost: %w", c.opts.Hub, err)}
 		}
+		lost = time.Now()
 		st := conn.Stats()
 		c.log.Info("session ended", "session", sid, "duration", time.Since(start), "err", err,
 			"rxFrames", st.RxFrames, "txFrames", st.TxFrames, "tapWriteErrors", c.tapWriteErr)
@@ -259,8 +281,9 @@ func (c *client) dial(ctx context.Context, addr string) (*protocol.Conn, *protoc
 	return conn, res, nil
 }
 
-// permanent is the *Error for a failure retrying cannot fix, or nil.
-func (c *client) permanent(err error) *Error {
+// permanent is the *Error for a failure retrying cannot fix, or nil. lost is
+// when the last session ended (zero if there was none).
+func (c *client) permanent(err error, lost time.Time) *Error {
 	if _, ok := errors.AsType[*tlsVerifyError](err); ok {
 		return &Error{Reason: ReasonTLS, Err: fmt.Errorf("the server at %s is not the cluster you trust: %w; check --ca-file / --ca-fingerprint against the cluster's CA", c.opts.Server, err)}
 	}
@@ -269,6 +292,9 @@ func (c *client) permanent(err error) *Error {
 		case protocol.BadCredentials:
 			return &Error{Reason: ReasonBadCredentials, Err: fmt.Errorf("user %q on hub %s: %w; check the user name and password", c.opts.User, c.opts.Hub, err)}
 		case protocol.UnknownHub:
+			if !c.opts.NoRetry && !lost.IsZero() && time.Since(lost) < unknownHubGrace {
+				return nil // the hub existed a moment ago: probably moving
+			}
 			return &Error{Reason: ReasonUnknownHub, Err: fmt.Errorf("hub %q: %w; check --hub against the cluster's VirtualHubs", c.opts.Hub, err)}
 		case protocol.VersionUnsupported, protocol.BadRequest:
 			return &Error{Reason: ReasonRefused, Err: err}

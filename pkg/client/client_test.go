@@ -264,3 +264,46 @@ func TestOptionsAreCheckedBeforeAnythingIsOpened(t *testing.T) {
 		t.Fatalf("Run with missing options = %v, want a config error naming --server and --user", err)
 	}
 }
+
+func TestUnknownHubRightAfterASessionIsRetried(t *testing.T) {
+	// While a hub moves, the member taking it may answer UnknownHub for a
+	// moment; a client that was just in the hub must not give up on it.
+	m := newTestMember(t, func(n int, _ *protocol.LoginRequest) *protocol.LoginResult {
+		if n == 1 {
+			return refuse(protocol.UnknownHub, "hub not here yet")
+		}
+		return ok("")
+	})
+	var status testutil.SyncBuffer
+	runClient(t, m, newPipeTAP(), &status, nil)
+	m.nextSession().Close()
+	m.nextSession()
+	if !regexp.MustCompile(`reconnecting in \d+(\.\d+)?m?s: unknown hub: hub not here yet`).MatchString(status.String()) {
+		t.Fatalf("status %q has no retry line for the unknown hub", status.String())
+	}
+}
+
+func TestFailoverIsProbedAtTheBaseRate(t *testing.T) {
+	// After a lost session the owner is unreachable for a while (the hub is
+	// being moved); retries stay at the base rate instead of doubling.
+	const refusals = 8
+	m := newTestMember(t, func(n int, _ *protocol.LoginRequest) *protocol.LoginResult {
+		if n >= 1 && n <= refusals {
+			return refuse(protocol.Internal, "owner unreachable")
+		}
+		return ok("")
+	})
+	var status testutil.SyncBuffer
+	runClient(t, m, newPipeTAP(), &status, nil)
+	m.nextSession().Close()
+	m.nextSession()
+	waits := regexp.MustCompile(`reconnecting in (\S+): internal error`).FindAllStringSubmatch(status.String(), -1)
+	if len(waits) != refusals {
+		t.Fatalf("%d retry lines, want %d:\n%s", len(waits), refusals, status.String())
+	}
+	for _, w := range waits {
+		if d, err := time.ParseDuration(w[1]); err != nil || d > backoffBase {
+			t.Fatalf("retry after %s during a failover, want at most %v:\n%s", w[1], backoffBase, status.String())
+		}
+	}
+}
