@@ -2,17 +2,17 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // How clients reach the cluster (docs/e2e.md): `hubfleet connect` runs in the
@@ -73,7 +73,7 @@ type Client struct {
 
 	t    testing.TB
 	cmd  *exec.Cmd
-	out  *testutil.SyncBuffer
+	out  *output
 	done chan struct{}
 	code int
 }
@@ -117,7 +117,7 @@ func PrepareClient(t testing.TB, name string, o ClientOptions) *Client {
 	id := fmt.Sprintf("%s%d", randHex(2), clientSeq.n)
 	clientSeq.Unlock()
 	c := &Client{Name: name, NS: nsPrefix + id, Tap: "hfe" + id, Address: o.Address, t: t,
-		out: &testutil.SyncBuffer{}, done: make(chan struct{}), code: -1}
+		out: &output{}, done: make(chan struct{}), code: -1}
 	args := []string{"connect", "--server", server, "--hub", o.Cluster.Namespace + "/" + o.Hub,
 		"--user", o.User, "--password-file", pw, "--ca-fingerprint", o.Cluster.CAFingerprint, "--tap", c.Tap}
 	if o.NoRetry {
@@ -149,6 +149,16 @@ func PrepareClient(t testing.TB, name string, o ClientOptions) *Client {
 // Start runs the client and moves its TAP into the namespace.
 func (c *Client) Start(t testing.TB) {
 	t.Helper()
+	c.Launch(t)
+	if err := c.AttachTAP(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Launch starts the client process only; AttachTAP then moves its TAP. Many
+// clients can be launched at the same instant this way.
+func (c *Client) Launch(t testing.TB) {
+	t.Helper()
 	if err := c.cmd.Start(); err != nil {
 		t.Fatalf("starting client %s: %v", c.Name, err)
 	}
@@ -157,21 +167,61 @@ func (c *Client) Start(t testing.TB) {
 		c.code = c.cmd.ProcessState.ExitCode()
 		close(c.done)
 	}()
-	// The client creates the TAP, sets it up and only then logs in; it touches
-	// the device by name only before that, so once the link is UP it is safe to
-	// move it.
-	Eventually(t, 30*time.Second, fmt.Sprintf("client %s created and raised TAP %s", c.Name, c.Tap), func() (bool, error) {
+}
+
+// ErrClientExited is AttachTAP's error when the client ended before its TAP
+// could be moved (its TAP is gone with it).
+var ErrClientExited = errors.New("client exited")
+
+// AttachTAP waits until the launched client has created and raised its TAP,
+// then moves the TAP into the client's namespace, raises it there and gives it
+// its overlay address. The client creates the TAP, sets it up and only then
+// logs in; it touches the device by name only before that, so once the link is
+// UP it is safe to move it.
+func (c *Client) AttachTAP() error {
+	_, err := Poll(30*time.Second, 20*time.Millisecond, func() (bool, error) {
 		if c.Exited() {
-			return false, fmt.Errorf("client exited with code %d: %s", c.code, c.out)
+			return false, ErrClientExited
 		}
 		out, err := exec.Command("ip", "-o", "link", "show", "dev", c.Tap).CombinedOutput()
 		return err == nil && strings.Contains(string(out), ",UP"), nil
 	})
-	mustIP(t, "link", "set", "dev", c.Tap, "netns", c.NS)
-	mustIP(t, "-n", c.NS, "link", "set", "dev", c.Tap, "up")
-	if c.Address != "" {
-		mustIP(t, "-n", c.NS, "addr", "add", c.Address+"/16", "dev", c.Tap)
+	if c.Exited() {
+		return fmt.Errorf("client %s: %w with code %d: %s", c.Name, ErrClientExited, c.code, c.out)
 	}
+	if err != nil {
+		return fmt.Errorf("client %s did not create and raise TAP %s: %v; output:\n%s", c.Name, c.Tap, err, c.out)
+	}
+	steps := [][]string{{"link", "set", "dev", c.Tap, "netns", c.NS}, {"-n", c.NS, "link", "set", "dev", c.Tap, "up"}}
+	if c.Address != "" {
+		steps = append(steps, []string{"-n", c.NS, "addr", "add", c.Address + "/16", "dev", c.Tap})
+	}
+	for _, args := range steps {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			if c.waitExited(time.Second) {
+				return fmt.Errorf("client %s: %w with code %d: %s", c.Name, ErrClientExited, c.code, c.out)
+			}
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
+}
+
+func (c *Client) waitExited(d time.Duration) bool {
+	select {
+	case <-c.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Code is the exit code once the client has exited (-1 before).
+func (c *Client) Code() int {
+	if !c.Exited() {
+		return -1
+	}
+	return c.code
 }
 
 func (c *Client) cleanup() {
@@ -266,6 +316,19 @@ func (c *Client) Connected() bool {
 	return !strings.Contains(rest, "connection lost") && !strings.Contains(rest, "reconnecting in")
 }
 
+// SessionAge is how long the client's current session has lasted (0 when it
+// is not connected), from the arrival of its "connected" status line.
+func (c *Client) SessionAge() time.Duration {
+	if !c.Connected() {
+		return 0
+	}
+	l, ok := c.out.lastLine("connected to hub ")
+	if !ok {
+		return 0
+	}
+	return time.Since(l.at)
+}
+
 // WaitConnected waits until the client reports a session.
 func (c *Client) WaitConnected(t testing.TB, within time.Duration) {
 	t.Helper()
@@ -303,6 +366,22 @@ func (c *Client) PingUntil(t testing.TB, within time.Duration, dst string) time.
 		t.Fatalf("%s never reached %s: %v\nclient output:\n%s", c.Name, dst, err, c.out)
 	}
 	return d
+}
+
+// PingCount sends n pings interval apart and returns how many were answered.
+func (c *Client) PingCount(t testing.TB, dst string, n int, interval time.Duration) int {
+	t.Helper()
+	if !overlayCIDR.Contains(net.ParseIP(dst)) {
+		t.Fatalf("refusing to ping %s: outside the test-only overlay %s", dst, OverlayNet)
+	}
+	out, _ := c.exec(time.Duration(n)*interval+10*time.Second, "ping", "-n", "-q", "-c", strconv.Itoa(n),
+		"-i", strconv.FormatFloat(interval.Seconds(), 'f', 3, 64), "-W1", dst)
+	m := regexp.MustCompile(`(\d+) received`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("ping %s from %s: no summary in output:\n%s", dst, c.Name, out)
+	}
+	got, _ := strconv.Atoi(m[1])
+	return got
 }
 
 // RxPackets reads the TAP's received-packets counter: every frame the hub

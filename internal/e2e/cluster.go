@@ -351,6 +351,9 @@ func (c *Cluster) Loads(t testing.TB) map[string]memberlease.Load {
 	return loads
 }
 
+// LoadsErr is Loads without a test, for sampling goroutines.
+func (c *Cluster) LoadsErr() (map[string]memberlease.Load, error) { return c.loads() }
+
 func (c *Cluster) loads() (map[string]memberlease.Load, error) {
 	var l struct {
 		Items []struct {

@@ -249,3 +249,10 @@ func DeletePod(t testing.TB, ns, name string) {
 	t.Helper()
 	Kubectl(t, "delete", "pod", "-n", ns, name, "--wait=false")
 }
+
+// GetPodCount counts the pods matching a label selector in ns.
+func GetPodCount(t testing.TB, ns, selector string) int {
+	t.Helper()
+	out := Kubectl(t, "get", "pods", "-n", ns, "-l", selector, "-o", "name")
+	return len(strings.Fields(out))
+}

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubfleet/hubfleet/internal/e2e"
+)
+
+// failoverTarget is issue #6's target for "member process killed → ping
+// resumes", p99 (the goal is 2 s). Missing it is reported, not failed: the
+// figure depends on the machine (docs/e2e.md).
+const failoverTarget = 3 * time.Second
+
+// healthySession is pkg/client's: a session that lasted this long resets the
+// client's backoff (plus a margin).
+const healthySession = 10*time.Second + 500*time.Millisecond
+
+// TestDynamicHubFailover: two clients of a dynamic hub ping each other; the
+// member holding the hub is killed (its container's process, SIGKILL through
+// containerd) again and again, and in a second trial its pod is deleted. Each
+// time the hub must move (status.assignedMember changes), both clients must
+// reconnect by themselves and pings must resume. The time from the kill to the
+// first ping reply is measured, with the moments the pod turned not Ready and
+// the operator reassigned the hub, and p50/p99 go to the results file.
+func TestDynamicHubFailover(t *testing.T) {
+	e2e.DeployOperator(t)
+	c := e2e.CreateCluster(t, e2e.ClusterSpec{
+		Hubs:  []e2e.HubSpec{{Name: "lab"}},
+		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
+	})
+	a := e2e.StartClient(t, "A", e2e.ClientOptions{Cluster: c, Hub: "lab", User: "alice", Address: e2e.Overlay(1)})
+	b := e2e.StartClient(t, "B", e2e.ClientOptions{Cluster: c, Hub: "lab", User: "bob", Address: e2e.Overlay(2)})
+	a.WaitConnected(t, 30*time.Second)
+	b.WaitConnected(t, 30*time.Second)
+	a.PingUntil(t, 20*time.Second, b.Address)
+	b.PingUntil(t, 10*time.Second, a.Address)
+
+	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
+	run := func(t *testing.T, trials int, how string) {
+		var resume, moved, notReady []time.Duration
+		for i := range trials {
+			r := failoverTrial(t, c, a, b, hubWatch, how)
+			t.Logf("trial %d (%s %s): pod not Ready +%.2fs, hub moved to %s +%.2fs, ping resumed +%.2fs",
+				i+1, how, r.from, r.notReady.Seconds(), r.to, r.moved.Seconds(), r.resume.Seconds())
+			resume, moved, notReady = append(resume, r.resume), append(moved, r.moved), append(notReady, r.notReady)
+		}
+		e2e.Record(t, "%s → ping resumes: %s", how, e2e.Summary(resume))
+		e2e.Record(t, "%s → hub reassigned (status.assignedMember): %s", how, e2e.Summary(moved))
+		e2e.Record(t, "%s → pod Ready=False seen: %s", how, e2e.Summary(notReady))
+		if p99 := e2e.Percentile(resume, 99); p99 > failoverTarget {
+			t.Logf("TARGET MISSED: p99 %.2fs > %v (issue #6)", p99.Seconds(), failoverTarget)
+		}
+	}
+	t.Run("ContainerKilled", func(t *testing.T) { run(t, envInt(t, "HUBFLEET_E2E_KILLS", 10), "container killed") })
+	t.Run("PodDeleted", func(t *testing.T) { run(t, envInt(t, "HUBFLEET_E2E_DELETES", 3), "pod deleted") })
+	if a.Exited() || b.Exited() {
+		t.Fatalf("a client exited; clients must ride out failovers:\n%s\n%s", a.Output(), b.Output())
+	}
+	t.Logf("client A's status lines:\n%s", a.Output())
+}
+
+type trial struct {
+	from, to                string
+	notReady, moved, resume time.Duration
+}
+
+// failoverTrial kills (or deletes) the member holding hub lab and measures,
+// from that instant, when the pod was seen not Ready, when the hub was
+// reassigned, and when A's pings to B were answered again; then it waits until
+// the member is back and Ready, so every trial starts from a whole cluster.
+func failoverTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e.Watch, how string) trial {
+	t.Helper()
+	owner := hubWatch.Last()
+	if owner == "" {
+		t.Fatal("hub lab has no assigned member")
+	}
+	pod := c.MemberPod(t, owner)
+	podWatch := e2e.StartWatch(t, c.Namespace, "pod/"+owner, `{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}`)
+	defer podWatch.Stop()
+	// A client whose sessions keep ending within healthySession (10 s) backs
+	// off (docs/client.md); failover is measured for clients in a healthy
+	// session, as they are in service, so a trial starts once both sessions
+	// are older than that.
+	e2e.Eventually(t, 30*time.Second, "both clients in a session older than 10s", func() (bool, error) {
+		return a.SessionAge() > healthySession && b.SessionAge() > healthySession, nil
+	})
+	ping := a.StartPingStream(t, b.Address, 50*time.Millisecond)
+	defer ping.Stop()
+	if _, err := ping.FirstReplyAfter(time.Now(), 10*time.Second); err != nil {
+		t.Fatalf("A does not reach B before the kill: %v\n%s", err, a.Output())
+	}
+
+	t0 := time.Now()
+	switch how {
+	case "container killed":
+		e2e.KillContainer(t, pod)
+	case "pod deleted":
+		e2e.DeletePod(t, c.Namespace, owner)
+	default:
+		t.Fatalf("unknown trial %q", how)
+	}
+	// Replies already in flight at the kill arrive just after it; resumption is
+	// the first reply after an outage of more than four ping intervals.
+	replied, err := ping.FirstReplyAfterGap(t0, 200*time.Millisecond, 30*time.Second)
+	if err != nil {
+		t.Fatalf("pings from A to B did not resume after the %s of %s: %v\nA:\n%s\nB:\n%s", how, owner, err, a.Output(), b.Output())
+	}
+	r := trial{from: owner, resume: replied.Sub(t0)}
+	mv := hubWatch.WaitFor(t, t0, 30*time.Second, "hub lab moved off "+owner, func(v string) bool { return v != "" && v != owner })
+	r.to, r.moved = mv.Value, mv.At.Sub(t0)
+	if nr, ok := podWatch.FirstAfter(t0, func(v string) bool {
+		f := strings.Fields(v)
+		return len(f) != 2 || f[0] != pod.Metadata.UID || f[1] != "True"
+	}); ok {
+		r.notReady = nr.At.Sub(t0)
+	}
+	b.PingUntil(t, 10*time.Second, a.Address)
+
+	// Back to a whole cluster: the member restarted (or recreated) and Ready,
+	// and the VPNCluster counting it Ready again.
+	e2e.WaitPod(t, c.Namespace, owner, 90*time.Second, "back and Ready", func(p e2e.Pod) bool {
+		if how == "pod deleted" {
+			return p.Metadata.UID != pod.Metadata.UID && p.Ready()
+		}
+		return p.Restarts() > pod.Restarts() && p.Ready()
+	})
+	e2e.Eventually(t, 60*time.Second, "all members Ready in the VPNCluster status", func() (bool, error) {
+		st := c.Status(t)
+		ready := 0
+		for _, m := range st.Members {
+			if m.Ready && m.State == "Ready" {
+				ready++
+			}
+		}
+		return ready == c.Members, fmt.Errorf("%d of %d members Ready: %+v", ready, c.Members, st.Members)
+	})
+	return r
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number", name, s)
+	}
+	return n
+}

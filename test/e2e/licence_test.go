@@ -1,0 +1,192 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hubfleet/hubfleet/internal/e2e"
+)
+
+// TestLicenceOfTwo: a cluster licensed for 2 client connections; 20 clients
+// (`--no-retry`) connect at the same instant. Exactly 2 get a session, the 18
+// others exit 7 saying "licence exhausted", and at no moment are 3 connected —
+// sampled from the clients' own status lines every 20 ms and from the members'
+// Lease loads throughout. When one of the two leaves, a new client gets its
+// licence.
+//
+// The hub is static, so every member holds an instance and the entry member
+// sends a session to a member with a free allocation (docs/member-cluster.md);
+// with 2 licences over 3 members no member holds more than 1.
+func TestLicenceOfTwo(t *testing.T) {
+	const clients, licences = 20, 2
+	e2e.DeployOperator(t)
+	c := e2e.CreateCluster(t, e2e.ClusterSpec{
+		Hubs:           []e2e.HubSpec{{Name: "office", Static: true}},
+		Users:          map[string]string{"user": "user-pw"},
+		ClientLicences: licences,
+	})
+	// Members admit nothing until the operator has published their allocations.
+	e2e.Eventually(t, 60*time.Second, "licence allocations published", func() (bool, error) {
+		var l struct {
+			Status struct {
+				Allocations []struct {
+					Member string `json:"member"`
+					Client int    `json:"client"`
+				} `json:"allocations"`
+			} `json:"status"`
+		}
+		e2e.GetJSON(t, &l, "connectionlicense", "-n", c.Namespace, c.Name)
+		sum := 0
+		for _, a := range l.Status.Allocations {
+			sum += a.Client
+		}
+		return len(l.Status.Allocations) == c.Members && sum == licences, fmt.Errorf("allocations %+v", l.Status.Allocations)
+	})
+
+	cls := make([]*e2e.Client, clients)
+	for i := range cls {
+		cls[i] = e2e.PrepareClient(t, fmt.Sprintf("C%02d", i), e2e.ClientOptions{Cluster: c, Hub: "office", User: "user", NoRetry: true})
+	}
+
+	// Sample the connected count until the test ends.
+	var mu sync.Mutex
+	maxClients, maxLease := 0, 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			n := 0
+			for _, cl := range cls {
+				if cl.Connected() {
+					n++
+				}
+			}
+			mu.Lock()
+			maxClients = max(maxClients, n)
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			if n, err := leaseSessions(c, "office"); err == nil {
+				mu.Lock()
+				maxLease = max(maxLease, n)
+				mu.Unlock()
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	stopSampling := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			wg.Wait()
+		}
+	}
+	t.Cleanup(stopSampling)
+
+	start := time.Now()
+	for _, cl := range cls {
+		cl.Launch(t)
+	}
+	for _, cl := range cls {
+		if err := cl.AttachTAP(); err != nil && !strings.Contains(err.Error(), e2e.ErrClientExited.Error()) {
+			t.Fatal(err)
+		}
+	}
+	e2e.Eventually(t, 60*time.Second, fmt.Sprintf("%d clients refused and gone", clients-licences), func() (bool, error) {
+		exited := 0
+		for _, cl := range cls {
+			if cl.Exited() {
+				exited++
+			}
+		}
+		return exited >= clients-licences, fmt.Errorf("%d exited", exited)
+	})
+	var connected []*e2e.Client
+	for _, cl := range cls {
+		if !cl.Exited() {
+			connected = append(connected, cl)
+			continue
+		}
+		if code := cl.Code(); code != 7 || !strings.Contains(cl.Output(), "licence exhausted") {
+			t.Errorf("client %s exited %d, want 7 with \"licence exhausted\":\n%s", cl.Name, code, cl.Output())
+		}
+	}
+	if len(connected) != licences {
+		t.Fatalf("%d clients still running, want exactly %d", len(connected), licences)
+	}
+	for _, cl := range connected {
+		cl.WaitConnected(t, 30*time.Second)
+	}
+	settled := time.Since(start)
+	// The members' own view agrees (the Lease load is renewed every
+	// leaseDuration/3).
+	e2e.Eventually(t, 30*time.Second, "members report 2 client sessions of the hub", func() (bool, error) {
+		n, err := leaseSessions(c, "office")
+		return n == licences, fmt.Errorf("%d sessions (%v)", n, err)
+	})
+	t.Logf("refusal seen by a client: %s", firstLine(cls, "licence exhausted"))
+
+	// One of the two leaves; a newcomer takes its licence (with retries: the
+	// members' view of each other's free allocation follows the operator's
+	// status writes).
+	if code := connected[0].Stop(t); code != 0 {
+		t.Fatalf("stopping %s: exit code %d", connected[0].Name, code)
+	}
+	late := e2e.StartClient(t, "late", e2e.ClientOptions{Cluster: c, Hub: "office", User: "user"})
+	late.WaitConnected(t, 60*time.Second)
+	e2e.Eventually(t, 30*time.Second, "members report 2 client sessions after the swap", func() (bool, error) {
+		n, err := leaseSessions(c, "office")
+		return n == licences, fmt.Errorf("%d sessions (%v)", n, err)
+	})
+
+	stopSampling()
+	mu.Lock()
+	defer mu.Unlock()
+	if maxClients > licences || maxLease > licences {
+		t.Fatalf("at some moment %d clients (status lines) / %d sessions (Lease loads) were connected, licence %d", maxClients, maxLease, licences)
+	}
+	e2e.Record(t, "licence of %d, %d clients at once: %d admitted, %d refused (exit 7), all settled in %.2fs; max connected seen %d (clients, every 20 ms) / %d (Lease loads)",
+		licences, clients, licences, clients-licences, settled.Seconds(), maxClients, maxLease)
+}
+
+// leaseSessions sums the client sessions of a hub over the members' Lease loads.
+func leaseSessions(c *e2e.Cluster, hub string) (int, error) {
+	loads, err := c.LoadsErr()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, l := range loads {
+		n += int(l.Sessions[c.Namespace+"/"+hub].Client)
+	}
+	return n, nil
+}
+
+func firstLine(cls []*e2e.Client, substr string) string {
+	for _, cl := range cls {
+		for _, l := range strings.Split(cl.Output(), "\n") {
+			if strings.Contains(l, substr) {
+				return l
+			}
+		}
+	}
+	return "(none)"
+}
