@@ -22,8 +22,9 @@ func parsePort(s string, into *int) (int, error) {
 }
 
 // checkMetrics reads both metrics endpoints through the API server's proxy, as
-// docs/user-guide.md shows: the operator's Service and a member pod's port
-// metrics. The member holding the hub reports its two sessions.
+// docs/user-guide.md shows: the operator's Service (port name metrics) and a
+// member pod's port 9090 (the API server's pod proxy takes a number, not a
+// port name). The member holding the hub reports its two sessions.
 func checkMetrics(t *testing.T, c *e2e.Cluster) {
 	t.Helper()
 	op := e2e.Kubectl(t, "get", "--raw", "/api/v1/namespaces/"+namespace+"/services/"+release+"-metrics:metrics/proxy/metrics")
