@@ -1,0 +1,273 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultBatch is how many frames one recvmmsg or sendmmsg moves.
+const DefaultBatch = 32
+
+// maxPacket is the largest packet the socket may hand over: a
+// segmentation-offload frame of up to 64 KiB plus its link header.
+const maxPacket = 65536 + 18
+
+// mmsghdr is struct mmsghdr (x/sys/unix has no recvmmsg wrapper).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	len uint32
+	_   [4]byte
+}
+
+// packetDevice is a Device on an AF_PACKET socket bound to one interface.
+type packetDevice struct {
+	name  string
+	f     *os.File
+	rc    syscall.RawConn
+	batch int
+
+	// Read side, used by one goroutine.
+	rmsgs []mmsghdr
+	riov  []unix.Iovec // two per message: virtio-net header, packet
+	rhdr  [][vnetHdrLen]byte
+	rbuf  [][]byte
+	rn    int // messages received and not yet drained
+	rnext int // next message to drain
+	rseg  int // next segment of an offload frame being split
+	rplan segmentation
+
+	// Write side, used by one goroutine.
+	wmsgs []mmsghdr
+	wiov  []unix.Iovec
+	whdr  [vnetHdrLen]byte // all zero: no offload
+
+	rx, tx, segmented, dropped atomic.Uint64
+}
+
+// Open binds an AF_PACKET socket to the interface name in promiscuous mode.
+// It needs CAP_NET_RAW. The interface must exist in the caller's network
+// namespace and be up; Open changes nothing on it that outlives the socket.
+func Open(name string, batch int) (Device, error) {
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("LAN interface %q: %w: it must exist in the member's network namespace (a host interface with hostNetwork, or a secondary pod interface)", name, err)
+	}
+	if ifi.Flags&net.FlagUp == 0 {
+		return nil, fmt.Errorf("LAN interface %q is down: bring it up (ip link set %s up); the member does not change links", name, name)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("opening a packet socket for %s: %w: the member needs CAP_NET_RAW (the operator grants it to clusters with a localBridge hub)", name, err)
+		}
+		return nil, fmt.Errorf("opening a packet socket for %s: %w", name, err)
+	}
+	fail := func(what string, err error) (Device, error) {
+		unix.Close(fd)
+		return nil, fmt.Errorf("packet socket on %s: %s: %w", name, what, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fail("PACKET_VNET_HDR", err)
+	}
+	// Frames the bridge sends must not come back to it as received.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
+		return fail("PACKET_IGNORE_OUTGOING (Linux 4.20 or later)", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+	// Protocol 0 at socket() and ETH_P_ALL at bind: nothing from other
+	// interfaces is queued before the bind.
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+		return fail("bind", err)
+	}
+	mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_PROMISC}
+	if err := unix.SetsockoptPacketMreq(fd, unix.SOL_PACKET, unix.PACKET_ADD_MEMBERSHIP, &mreq); err != nil {
+		return fail("promiscuous membership", err)
+	}
+	f := os.NewFile(uintptr(fd), "packet:"+name)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	d := &packetDevice{name: name, f: f, rc: rc, batch: batch,
+		rmsgs: make([]mmsghdr, batch), riov: make([]unix.Iovec, 2*batch),
+		rhdr: make([][vnetHdrLen]byte, batch), rbuf: make([][]byte, batch),
+		wmsgs: make([]mmsghdr, batch), wiov: make([]unix.Iovec, 2*batch)}
+	for i := range batch {
+		d.rbuf[i] = make([]byte, maxPacket)
+		d.riov[2*i].Base, d.riov[2*i+1].Base = &d.rhdr[i][0], &d.rbuf[i][0]
+		d.riov[2*i].SetLen(vnetHdrLen)
+		d.riov[2*i+1].SetLen(maxPacket)
+		d.rmsgs[i].hdr.Iov = &d.riov[2*i]
+		d.rmsgs[i].hdr.SetIovlen(2)
+		d.wiov[2*i].Base = &d.whdr[0]
+		d.wiov[2*i].SetLen(vnetHdrLen)
+		d.wmsgs[i].hdr.Iov = &d.wiov[2*i]
+		d.wmsgs[i].hdr.SetIovlen(2)
+	}
+	return d, nil
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (d *packetDevice) Name() string   { return d.name }
+func (d *packetDevice) BatchSize() int { return d.batch }
+
+func (d *packetDevice) Stats() DeviceStats {
+	return DeviceStats{RxFrames: d.rx.Load(), TxFrames: d.tx.Load(), Segmented: d.segmented.Load(), Dropped: d.dropped.Load()}
+}
+
+func (d *packetDevice) Close() error { return d.f.Close() }
+
+func closedErr(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}
+
+// recv blocks until recvmmsg returns at least one packet.
+func (d *packetDevice) recv() error {
+	var n int
+	var serr error
+	err := d.rc.Read(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&d.rmsgs[0])), uintptr(len(d.rmsgs)), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case unix.EAGAIN, unix.EINTR:
+			return false
+		case 0:
+			n = int(r)
+		default:
+			serr = e
+		}
+		return true
+	})
+	if err != nil {
+		return closedErr(err)
+	}
+	if serr != nil {
+		return fmt.Errorf("receiving from %s: %w", d.name, serr)
+	}
+	d.rn, d.rnext, d.rseg = n, 0, 0
+	return nil
+}
+
+func (d *packetDevice) Read(bufs [][]byte, sizes []int) (int, error) {
+	n := 0
+	for n == 0 {
+		if d.rnext >= d.rn {
+			if err := d.recv(); err != nil {
+				return 0, err
+			}
+		}
+		for d.rnext < d.rn && n < len(bufs) {
+			m := &d.rmsgs[d.rnext]
+			if m.hdr.Flags&unix.MSG_TRUNC != 0 || m.len < vnetHdrLen {
+				d.dropped.Add(1)
+				d.rnext++
+				continue
+			}
+			h := parseVnetHdr(d.rhdr[d.rnext][:])
+			pkt := d.rbuf[d.rnext][:m.len-vnetHdrLen]
+			if h.gsoType == gsoNone {
+				d.rnext++
+				if h.flags&vnetNeedsCsum != 0 && !finishChecksum(pkt, int(h.csumStart), int(h.csumOffset)) ||
+					len(pkt) > len(bufs[n]) {
+					d.dropped.Add(1)
+					continue
+				}
+				sizes[n] = copy(bufs[n], pkt)
+				n++
+				continue
+			}
+			if d.rseg == 0 {
+				var ok bool
+				if d.rplan, ok = planSegments(h, pkt); !ok {
+					d.dropped.Add(1)
+					d.rnext++
+					continue
+				}
+				d.segmented.Add(1)
+			}
+			for d.rseg < d.rplan.segs && n < len(bufs) {
+				l := segment(&d.rplan, pkt, d.rseg, bufs[n])
+				d.rseg++
+				if l < 0 {
+					d.dropped.Add(1)
+					continue
+				}
+				sizes[n] = l
+				n++
+			}
+			if d.rseg >= d.rplan.segs {
+				d.rseg = 0
+				d.rnext++
+			}
+		}
+	}
+	d.rx.Add(uint64(n))
+	return n, nil
+}
+
+func (d *packetDevice) Write(frames [][]byte) (int, error) {
+	sent := 0
+	for len(frames) > 0 {
+		k := min(len(frames), d.batch)
+		for i := range k {
+			d.wiov[2*i+1].Base = &frames[i][0]
+			d.wiov[2*i+1].SetLen(len(frames[i]))
+		}
+		done := 0
+		for done < k {
+			var r int
+			var serr error
+			err := d.rc.Write(func(fd uintptr) bool {
+				n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&d.wmsgs[done])), uintptr(k-done), unix.MSG_DONTWAIT, 0, 0)
+				switch e {
+				case unix.EAGAIN, unix.EINTR:
+					return false
+				case 0:
+					r = int(n)
+				default:
+					serr = e
+				}
+				return true
+			})
+			if err != nil {
+				return sent, closedErr(err)
+			}
+			if serr != nil {
+				switch {
+				case errors.Is(serr, unix.EMSGSIZE), errors.Is(serr, unix.EINVAL):
+					d.dropped.Add(1) // longer than the interface's MTU
+					done++
+					continue
+				case errors.Is(serr, unix.ENETDOWN), errors.Is(serr, unix.ENXIO), errors.Is(serr, unix.ENODEV):
+					return sent, fmt.Errorf("sending to %s: %w", d.name, serr)
+				}
+				d.dropped.Add(1) // ENOBUFS: the interface's queue is full; drop as a switch does
+				done++
+				continue
+			}
+			done += r
+			sent += r
+			d.tx.Add(uint64(r))
+		}
+		for i := range k {
+			d.wiov[2*i+1].Base = nil
+		}
+		frames = frames[k:]
+	}
+	return sent, nil
+}
