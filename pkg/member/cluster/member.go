@@ -297,6 +297,7 @@ func (m *Member) Run(ctx context.Context) error {
 	m.log.Info("listening on "+ln.Addr().String(), "mesh", mln.Addr().String())
 
 	err = m.loop(ctx, c, secrets, served)
+	m.stopBridges() // local bridges first: their sockets close before anything else (bridge.go)
 	// The mesh first: its links end (static hubs' peer ports close before
 	// their switches do) and no relay arrives any more. Relayed sessions
 	// already running are the server's, and Shutdown tells their clients.
@@ -397,6 +398,7 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 			delete(m.attached, name)
 		}
 	}
+	defer m.syncBridges(in.hubs, fenced) // after attachStatic and the Apply below (bridge.go)
 	defer m.attachStatic()
 
 	m.mu.Lock()
