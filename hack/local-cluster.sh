@@ -566,6 +566,9 @@ evictionHard:
 serializeImagePulls: false
 syncFrequency: 10s
 nodeStatusUpdateFrequency: 5s
+# The e2e failover test kills member containers over and over; the default crash-loop
+# backoff (10 s doubling to 5 min) would make every further restart wait longer.
+crashLoopBackOff: { maxContainerRestartPeriod: 2s }
 rotateCertificates: false
 EOF
 
