@@ -44,6 +44,7 @@ type world struct {
 	dir, bin, sfx          string
 	lanNS, memberNS, cliNS string
 	srv                    *member.Server
+	caFile, pwFile         string
 	client                 *exec.Cmd
 	clientOut              *testutil.SyncBuffer
 	clientDone             chan struct{}
@@ -123,9 +124,10 @@ var buildOnce struct {
 	err error
 }
 
-// newWorld builds the namespaces, the member (hub "lan", one client licence,
-// no bridge licence) and connects the client. The bridge is not attached.
-func newWorld(t testing.TB) *world {
+// newWorld builds the namespaces, the member (hub "lan", clients client
+// licences, no bridge licence) and connects the client. The bridge is not
+// attached.
+func newWorld(t testing.TB, clients int) *world {
 	requireRoot(t)
 	b := make([]byte, 3)
 	rand.Read(b)
@@ -189,7 +191,7 @@ func newWorld(t testing.TB) *world {
 		KeyFile:  w.file("server.key", kp.KeyPEM),
 		// One client licence and no bridge licence: the local bridge is not
 		// a session and needs none.
-		Licences: &member.Licences{Client: 1, Bridge: 0},
+		Licences: &member.Licences{Client: clients, Bridge: 0},
 		Hubs:     []member.HubConfig{{Name: "lan", Type: member.HubStatic, Users: map[string]string{"alice": hash}}},
 	}
 	w.srv, err = member.New(cfg, member.Options{})
@@ -203,8 +205,9 @@ func newWorld(t testing.TB) *world {
 	go func() { _ = w.srv.Serve(ln) }()
 
 	w.clientOut = &testutil.SyncBuffer{}
+	w.caFile, w.pwFile = w.file("ca.crt", caPEM), w.file("pw", []byte("alice-pw\n"))
 	w.client = exec.Command("ip", "netns", "exec", w.cliNS, w.bin, "connect", "--server", memberIP+":8443", "--hub", "lan",
-		"--user", "alice", "--password-file", w.file("pw", []byte("alice-pw\n")), "--ca-file", w.file("ca.crt", caPEM),
+		"--user", "alice", "--password-file", w.pwFile, "--ca-file", w.caFile,
 		"--tap", "hf0", "--address", clientAddr+"/24")
 	w.client.Stdout, w.client.Stderr = w.clientOut, w.clientOut
 	w.client.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -352,7 +355,7 @@ func links(t testing.TB, w *world) string {
 // added (the promiscuous membership; no device was created) and cuts the LAN
 // off.
 func TestBridgeJoinsHubToLAN(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, 1)
 	before := links(t, w)
 	if p := promiscuity(t, w); p != "0" {
 		t.Fatalf("lan0 promiscuity %s before the bridge", p)
@@ -394,43 +397,75 @@ func TestBridgeJoinsHubToLAN(t *testing.T) {
 	}
 }
 
-// BenchmarkBridgeTCP is one TCP stream from the VPN client to the LAN host
-// through TLS, the member's hub and the AF_PACKET bridge (the reply stream
-// of the echo is drained alongside).
+// BenchmarkBridgeTCP is one TCP stream from the VPN client through TLS and
+// the member's hub: sub-benchmark "bridge" to the LAN host through the
+// AF_PACKET bridge; "client" to a second VPN client (its own TLS session and
+// TAP) in the same run, the path the bridge replaces, for the ratio.
 func BenchmarkBridgeTCP(b *testing.B) {
-	w := newWorld(b)
+	w := newWorld(b, 2)
 	br := w.attach()
 	defer br.Close()
 	waitFor(b, 30*time.Second, "client pings the LAN host", func() bool { _, ok := w.ping(1); return ok })
-	var ln net.Listener
-	if err := inNetns(w.lanNS, func() (err error) { ln, err = net.Listen("tcp", lanHost+":9"); return err }); err != nil {
+
+	// The second client: its own namespace and underlay to the member.
+	peerNS := "hfbp-" + w.sfx
+	w.ip("netns", "add", peerNS)
+	b.Cleanup(func() { _ = exec.Command("ip", "netns", "del", peerNS).Run() })
+	w.ip("-n", peerNS, "link", "set", "lo", "up")
+	w.ip("-n", w.memberNS, "link", "add", "up1", "type", "veth", "peer", "name", "up1", "netns", peerNS)
+	w.ip("-n", w.memberNS, "addr", "add", "198.18.79.1/24", "dev", "up1")
+	w.ip("-n", peerNS, "addr", "add", "198.18.79.2/24", "dev", "up1")
+	w.ip("-n", w.memberNS, "link", "set", "up1", "up")
+	w.ip("-n", peerNS, "link", "set", "up1", "up")
+	// The member's certificate names memberIP only: reach it there through the
+	// member namespace's routing.
+	w.ip("-n", peerNS, "route", "add", memberIP+"/32", "via", "198.18.79.1")
+	const peerAddr = "198.18.77.30"
+	peer := exec.Command("ip", "netns", "exec", peerNS, w.bin, "connect", "--server", memberIP+":8443", "--hub", "lan",
+		"--user", "alice", "--password-file", w.pwFile, "--ca-file", w.caFile, "--tap", "hf1", "--address", peerAddr+"/24")
+	peer.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := peer.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- 0
-			return
-		}
-		n, _ := io.Copy(io.Discard, c)
-		c.Close()
-		got <- n
-	}()
-	c := w.dialFromClient(ln.Addr().String())
-	buf := make([]byte, 1<<20)
-	b.SetBytes(int64(len(buf)))
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := c.Write(buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	c.Close()
-	if n := <-got; n != int64(b.N)*int64(len(buf)) {
-		b.Fatalf("LAN host received %d bytes, want %d", n, int64(b.N)*int64(len(buf)))
+	b.Cleanup(func() { _ = syscall.Kill(-peer.Process.Pid, syscall.SIGKILL); _ = peer.Wait() })
+	waitFor(b, 30*time.Second, "client pings the second client", func() bool {
+		_, err := w.inNS(w.cliNS, 5*time.Second, "ping", "-c1", "-W1", "-n", peerAddr)
+		return err == nil
+	})
+
+	for _, dst := range []struct{ name, ns, addr string }{{"bridge", w.lanNS, lanHost}, {"client", peerNS, peerAddr}} {
+		b.Run(dst.name, func(b *testing.B) {
+			var ln net.Listener
+			if err := inNetns(dst.ns, func() (err error) { ln, err = net.Listen("tcp", dst.addr+":9"); return err }); err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			got := make(chan int64, 1)
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					got <- 0
+					return
+				}
+				n, _ := io.Copy(io.Discard, c)
+				c.Close()
+				got <- n
+			}()
+			c := w.dialFromClient(ln.Addr().String())
+			buf := make([]byte, 1<<20)
+			b.SetBytes(int64(len(buf)))
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			c.Close()
+			if n := <-got; n != int64(b.N)*int64(len(buf)) {
+				b.Fatalf("received %d bytes, want %d", n, int64(b.N)*int64(len(buf)))
+			}
+		})
 	}
 	st := br.Device().Stats()
-	b.ReportMetric(float64(st.Dropped), "dropped")
+	b.Logf("bridge device: rx %d tx %d segmented %d dropped %d", st.RxFrames, st.TxFrames, st.Segmented, st.Dropped)
 }
