@@ -98,6 +98,9 @@ func TestDefaultsRenderAndApply(t *testing.T) {
 			t.Errorf("default render has no %s *%s", want.kind, want.name)
 		}
 	}
+	if find(objs, "PodMonitor", "") != nil || find(objs, "ServiceMonitor", "") != nil {
+		t.Error("the default render needs the prometheus-operator CRDs (ServiceMonitor or PodMonitor)")
+	}
 	if find(objs, "PodDisruptionBudget", "") != nil {
 		t.Error("a single replica got a PodDisruptionBudget: it would block every node drain")
 	}
@@ -121,6 +124,7 @@ func TestDefaultsRenderAndApply(t *testing.T) {
 func TestNonDefaultValues(t *testing.T) {
 	out := run(t, helm, "template", "hf", chartDir(), "--namespace", "vpn",
 		"--set", "replicas=2", "--set", "crds.keep=false", "--set", "metrics.serviceMonitor.enabled=true",
+		"--set", "metrics.memberPodMonitor.enabled=true",
 		"--set", "image.repository=registry.example/hubfleet", "--set", "image.tag=v9.9.9",
 		"--set", "nodeSelector.pool=infra", "--set", "memberImage=registry.example/member:v1")
 	objs := decode(t, out)
@@ -129,6 +133,11 @@ func TestNonDefaultValues(t *testing.T) {
 	}
 	if find(objs, "ServiceMonitor", "-operator") == nil {
 		t.Error("serviceMonitor.enabled rendered no ServiceMonitor")
+	}
+	if pm := find(objs, "PodMonitor", "-members"); pm == nil {
+		t.Error("memberPodMonitor.enabled rendered no PodMonitor")
+	} else if eps, _, _ := unstructured.NestedSlice(pm.Object, "spec", "podMetricsEndpoints"); len(eps) != 1 || eps[0].(map[string]any)["port"] != "metrics" {
+		t.Errorf("member PodMonitor endpoints %v, want the members' port metrics", eps)
 	}
 	if a := find(objs, "CustomResourceDefinition", "virtualhubs.vpn.hubfleet.io").GetAnnotations(); a["helm.sh/resource-policy"] != "" {
 		t.Error("crds.keep=false still keeps the CRDs")
