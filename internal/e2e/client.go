@@ -399,15 +399,32 @@ func (c *Client) RxPackets(t testing.TB) uint64 {
 	return n
 }
 
-// NoFramesDuring runs exchange and fails the test if the client's TAP received
-// any frame meanwhile: the window is the exchange itself, not a timer.
-func (c *Client) NoFramesDuring(t testing.TB, exchange func()) {
+// NoFramesFromDuring runs exchange while capturing on the client's TAP and
+// fails the test if any frame sent by one of sources (clients of another hub)
+// arrived meanwhile: the window is the exchange itself, not a timer. Frames of
+// the client's own hub (its peers' ARP probes, say) are logged, not failed.
+func (c *Client) NoFramesFromDuring(t testing.TB, exchange func(), sources ...*Client) {
 	t.Helper()
+	var macs []net.HardwareAddr
+	for _, s := range sources {
+		macs = append(macs, s.MAC(t))
+	}
+	cp := c.StartCapture(t)
 	before := c.RxPackets(t)
 	exchange()
-	if after := c.RxPackets(t); after != before {
-		t.Fatalf("%s's TAP received %d frame(s) during an exchange it must not see", c.Name, after-before)
+	after := c.RxPackets(t)
+	frames := cp.Stop()
+	if leaked := FramesFrom(frames, macs...); len(leaked) > 0 {
+		var d []string
+		for _, f := range leaked {
+			d = append(d, DescribeFrame(f))
+		}
+		t.Fatalf("%s's TAP received %d frame(s) from another hub's clients:\n  %s", c.Name, len(leaked), strings.Join(d, "\n  "))
 	}
+	for _, f := range frames {
+		t.Logf("%s received a frame of its own hub meanwhile: %s", c.Name, DescribeFrame(f))
+	}
+	t.Logf("%s: no frame from %d other-hub client(s) during the exchange (rx_packets %d → %d)", c.Name, len(sources), before, after)
 }
 
 // Stop sends SIGTERM and waits for the client to exit; it returns the exit code.

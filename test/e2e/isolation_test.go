@@ -11,9 +11,12 @@ import (
 // client on two members, all four TAPs in one overlay subnet so that only hub
 // isolation keeps them apart. While blue's clients broadcast ARP, ping each
 // other across the member mesh, ping the broadcast address and ARP for red's
-// addresses, red's TAPs receive not one frame (their rx counters, read before
-// and after the exchange), and red and blue cannot reach each other. A dynamic
-// hub of the same cluster is checked the same way against red.
+// addresses, red's TAPs receive not one frame from blue's clients (captured on
+// the TAPs for exactly the exchange), and red and blue cannot reach each
+// other; then the same the other way round, and for a dynamic hub of the same
+// cluster. (Frames of a client's own hub may arrive meanwhile — the kernel
+// re-probes a neighbour 5 s after using an unconfirmed entry — and are only
+// logged.)
 func TestHubIsolation(t *testing.T) {
 	e2e.DeployOperator(t)
 	c := e2e.CreateCluster(t, e2e.ClusterSpec{
@@ -64,14 +67,12 @@ func TestHubIsolation(t *testing.T) {
 		}
 	}
 	t.Run("StaticHubs", func(t *testing.T) {
-		rxC, rxD := cc.RxPackets(t), d.RxPackets(t)
-		d.NoFramesDuring(t, func() { cc.NoFramesDuring(t, exchange(a, b, cc, d)) })
-		t.Logf("red's TAPs received nothing (rx_packets C %d, D %d) while blue ARPed, pinged, broadcast across two members", rxC, rxD)
+		d.NoFramesFromDuring(t, func() { cc.NoFramesFromDuring(t, exchange(a, b, cc, d), a, b) }, a, b)
 	})
 	t.Run("DynamicHub", func(t *testing.T) {
-		cc.NoFramesDuring(t, exchange(e, f, cc, a))
+		a.NoFramesFromDuring(t, func() { cc.NoFramesFromDuring(t, exchange(e, f, cc, a), e, f) }, e, f)
 	})
 	t.Run("Reverse", func(t *testing.T) {
-		a.NoFramesDuring(t, func() { b.NoFramesDuring(t, exchange(cc, d, a, b)) })
+		a.NoFramesFromDuring(t, func() { b.NoFramesFromDuring(t, exchange(cc, d, a, b), cc, d) }, cc, d)
 	})
 }

@@ -1,0 +1,220 @@
+package bridge
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hubfleet/hubfleet/internal/e2e"
+)
+
+// target is issue #8's: the LAN reachable again at most 3 s (p99) after the
+// bridging member's death. Missing it is reported, not failed (the figure
+// depends on the machine); a loop or a duplicate fails the test.
+const target = 3 * time.Second
+
+// healthySession: a client whose sessions keep ending within 10 s backs off
+// (docs/client.md); trials start with a settled session.
+const healthySession = 10*time.Second + 500*time.Millisecond
+
+func kills(t *testing.T) int {
+	if s := os.Getenv("HUBFLEET_E2E_BRIDGE_KILLS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("HUBFLEET_E2E_BRIDGE_KILLS=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 10
+}
+
+// bridged reads status.localBridge and the Bridged condition's status.
+func bridged(ns string) (member, status string, err error) {
+	out, err := e2e.KubectlErr("get", "virtualhub", "-n", ns, "lan", "-o",
+		`jsonpath={.status.localBridge} {.status.conditions[?(@.type=="Bridged")].status}`)
+	if err != nil {
+		return "", "", err
+	}
+	f := strings.Fields(out)
+	if len(f) == 2 {
+		return f[0], f[1], nil
+	}
+	if len(f) == 1 {
+		return "", f[0], nil
+	}
+	return "", "", nil
+}
+
+// TestLocalBridgeFailover: a static hub bridged to a LAN the test made; a VPN
+// client reaches the LAN host by ping and TCP; the member holding the bridge
+// is killed (SIGKILL through containerd) again and again; each time the
+// bridge moves and the LAN is reachable again; the LAN host never receives a
+// looped or duplicated frame, and its broadcasts stay those of ARP.
+func TestLocalBridgeFailover(t *testing.T) {
+	e2e.DeployOperator(t)
+	c := e2e.CreateCluster(t, e2e.ClusterSpec{
+		Hubs:  []e2e.HubSpec{{Name: "lan", Static: true}},
+		Users: map[string]string{"alice": "alice-pw"},
+		// One client licence and no bridge licence: the local bridge uses none.
+		ClientLicences: 1,
+	})
+	ns := c.Namespace
+
+	// Members stay unprivileged until a hub has a local bridge.
+	for _, p := range c.MemberPods(t) {
+		caps, uid := capEff(t, containerPID(t, p.Status.ContainerStatuses[0].ContainerID))
+		if caps != "0000000000000000" || uid == "0" {
+			t.Fatalf("member %s without a bridge hub: CapEff %s uid %s, want no capability and non-root", p.Metadata.Name, caps, uid)
+		}
+	}
+	e2e.Kubectl(t, "patch", "virtualhub", "-n", ns, "lan", "--type", "merge", "-p",
+		`{"spec":{"localBridge":{"interface":"`+lanIface+`"}}}`)
+	// The operator gives the members NET_RAW (as root): the StatefulSet rolls.
+	start := time.Now()
+	e2e.Kubectl(t, "rollout", "status", "statefulset", "-n", ns, c.Name+"-member", "--timeout=240s")
+	e2e.Eventually(t, 120*time.Second, "all members Ready after the roll", func() (bool, error) {
+		st := c.Status(t)
+		return st.ReadyMembers == c.Members, fmt.Errorf("%d ready", st.ReadyMembers)
+	})
+	t.Logf("members rolled with the bridge privileges in %.1fs", time.Since(start).Seconds())
+	for _, p := range c.MemberPods(t) {
+		caps, uid := capEff(t, containerPID(t, p.Status.ContainerStatuses[0].ContainerID))
+		e2e.Record(t, "bridge member %s: uid %s, CapEff %s (NET_RAW is bit 13: 0000000000002000)", p.Metadata.Name, uid, caps)
+		if caps != "0000000000002000" {
+			t.Errorf("member %s: CapEff %s, want exactly NET_RAW", p.Metadata.Name, caps)
+		}
+	}
+
+	l := newLAN(t)
+	for _, p := range c.MemberPods(t) {
+		l.plug(p)
+	}
+	capt := l.capture(t)
+
+	e2e.Eventually(t, 60*time.Second, "Bridged True", func() (bool, error) {
+		m, s, err := bridged(ns)
+		return err == nil && m != "" && s == "True", fmt.Errorf("localBridge %q Bridged %q %v", m, s, err)
+	})
+	cl := e2e.StartClient(t, "A", e2e.ClientOptions{Cluster: c, Hub: "lan", User: "alice", Address: e2e.Overlay(1)})
+	cl.WaitConnected(t, 30*time.Second)
+	d := cl.PingUntil(t, 30*time.Second, lanHost)
+	t.Logf("client reaches the LAN host %.2fs after connecting", d.Seconds())
+	tcpEcho(t, l, cl)
+
+	w := e2e.StartWatch(t, ns, "virtualhub/lan", `{.status.localBridge} {.status.conditions[?(@.type=="Bridged")].status}`)
+	var resume, moved []time.Duration
+	for i := range kills(t) {
+		r := killTrial(t, c, cl, w)
+		t.Logf("kill %d: %s → %s, bridge moved +%.2fs, LAN reachable +%.2fs", i+1, r.from, r.to, r.moved.Seconds(), r.resume.Seconds())
+		resume, moved = append(resume, r.resume), append(moved, r.moved)
+	}
+	tcpEcho(t, l, cl)
+
+	frames, bcast, loops, dups := capt.counts()
+	e2e.Record(t, "bridge holder killed → LAN host reachable (ping): %s", e2e.Summary(resume))
+	e2e.Record(t, "bridge holder killed → status.localBridge moved: %s", e2e.Summary(moved))
+	e2e.Record(t, "LAN side during %d kills: %d frames, %d broadcasts, %d looped (own source MAC), %d duplicated ICMP echo",
+		len(resume), frames, bcast, loops, dups)
+	if loops > 0 || dups > 0 {
+		t.Errorf("the LAN host received %d looped and %d duplicated frames: two members bridged at once", loops, dups)
+	}
+	if bcast > 50*len(resume)+50 {
+		t.Errorf("%d broadcasts on the LAN during %d kills: a storm", bcast, len(resume))
+	}
+	if p99 := e2e.Percentile(resume, 99); p99 > target {
+		t.Logf("TARGET MISSED: p99 %.2fs > %v (issue #8)", p99.Seconds(), target)
+	}
+	if cl.Exited() {
+		t.Fatalf("the client exited:\n%s", cl.Output())
+	}
+}
+
+type trial struct {
+	from, to      string
+	moved, resume time.Duration
+}
+
+// killTrial kills the bridging member's container and measures when the
+// bridge moved and when the client's pings reached the LAN host again; then
+// waits for a whole cluster.
+func killTrial(t *testing.T, c *e2e.Cluster, cl *e2e.Client, w *e2e.Watch) trial {
+	t.Helper()
+	e2e.Eventually(t, 30*time.Second, "a settled client session", func() (bool, error) {
+		return cl.SessionAge() > healthySession, nil
+	})
+	holder, status, err := bridged(c.Namespace)
+	if err != nil || holder == "" || status != "True" {
+		t.Fatalf("no active bridge before the kill: %q %q %v", holder, status, err)
+	}
+	pod := c.MemberPod(t, holder)
+	ping := cl.StartPingStream(t, lanHost, 20*time.Millisecond)
+	defer ping.Stop()
+	if _, err := ping.FirstReplyAfter(time.Now(), 10*time.Second); err != nil {
+		t.Fatalf("the LAN host does not answer before the kill: %v", err)
+	}
+	t0 := time.Now()
+	e2e.KillContainer(t, pod)
+	replied, err := ping.FirstReplyAfterGap(t0, 100*time.Millisecond, 30*time.Second)
+	if err != nil {
+		out, _ := e2e.KubectlErr("get", "virtualhub", "-n", c.Namespace, "lan", "-o", "yaml")
+		t.Fatalf("the LAN host is not reachable again after killing %s: %v\n%s", holder, err, out)
+	}
+	r := trial{from: holder, resume: replied.Sub(t0)}
+	mv := w.WaitFor(t, t0, 30*time.Second, "bridge moved off "+holder, func(v string) bool {
+		f := strings.Fields(v)
+		return len(f) == 2 && f[0] != holder && f[1] == "True"
+	})
+	r.to, r.moved = strings.Fields(mv.Value)[0], mv.At.Sub(t0)
+	e2e.WaitPod(t, c.Namespace, holder, 180*time.Second, "back and Ready", func(p e2e.Pod) bool {
+		return p.Restarts() > pod.Restarts() && p.Ready()
+	})
+	e2e.Eventually(t, 60*time.Second, "all members Ready in the VPNCluster status", func() (bool, error) {
+		st := c.Status(t)
+		return st.ReadyMembers == c.Members, fmt.Errorf("%d of %d ready", st.ReadyMembers, c.Members)
+	})
+	return r
+}
+
+// tcpEcho sends 1 MiB from the client's namespace to an echo server on the
+// LAN host and checks it comes back.
+func tcpEcho(t *testing.T, l *lan, cl *e2e.Client) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(l.hostNS, func() (err error) { ln, err = net.Listen("tcp", lanHost+":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	var conn net.Conn
+	if err := inNetns(cl.NS, func() (err error) { conn, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second); return err }); err != nil {
+		t.Fatalf("TCP from the client to the LAN host: %v", err)
+	}
+	defer conn.Close()
+	data := make([]byte, 1<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	go func() { _, _ = conn.Write(data) }()
+	got := make([]byte, len(data))
+	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if _, err := io.ReadFull(conn, got); err != nil {
+		t.Fatalf("TCP echo through the bridge: %v", err)
+	}
+	for i := range data {
+		if got[i] != data[i] {
+			t.Fatalf("TCP echo differs at byte %d", i)
+		}
+	}
+}
