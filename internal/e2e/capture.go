@@ -38,10 +38,23 @@ func (c *Client) StartCapture(t testing.TB) *Capture {
 	ch := make(chan opened, 1)
 	go func() {
 		// A socket belongs to the namespace it was created in: create it on a
-		// thread moved into the client's namespace. The thread is never
-		// unlocked, so it ends with this goroutine instead of going back to
-		// the scheduler in the wrong namespace.
+		// thread moved into the client's namespace, then move the thread back.
+		// The thread must not simply end with this goroutine: the client
+		// processes carry Pdeathsig, which fires when the thread that forked
+		// them exits, and that may be this one.
 		runtime.LockOSThread()
+		orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- opened{err: err}
+			return
+		}
+		defer orig.Close()
+		defer func() {
+			if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+				runtime.UnlockOSThread()
+			} // else the thread stays locked and ends with the goroutine
+		}()
 		nsf, err := os.Open("/var/run/netns/" + c.NS)
 		if err != nil {
 			ch <- opened{err: err}

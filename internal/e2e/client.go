@@ -181,7 +181,7 @@ var ErrClientExited = errors.New("client exited")
 func (c *Client) AttachTAP() error {
 	_, err := Poll(30*time.Second, 20*time.Millisecond, func() (bool, error) {
 		if c.Exited() {
-			return false, ErrClientExited
+			return true, nil // reported below
 		}
 		out, err := exec.Command("ip", "-o", "link", "show", "dev", c.Tap).CombinedOutput()
 		return err == nil && strings.Contains(string(out), ",UP"), nil
