@@ -110,14 +110,14 @@ func TestLicenceOfTwo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e2e.Eventually(t, 60*time.Second, fmt.Sprintf("%d clients refused and gone", clients-licences), func() (bool, error) {
-		exited := 0
+	e2e.Eventually(t, 60*time.Second, "every client connected or refused", func() (bool, error) {
+		settled := 0
 		for _, cl := range cls {
-			if cl.Exited() {
-				exited++
+			if cl.Exited() || cl.Connected() {
+				settled++
 			}
 		}
-		return exited >= clients-licences, fmt.Errorf("%d exited", exited)
+		return settled == clients, fmt.Errorf("%d of %d settled", settled, clients)
 	})
 	var connected []*e2e.Client
 	for _, cl := range cls {
@@ -130,7 +130,13 @@ func TestLicenceOfTwo(t *testing.T) {
 		}
 	}
 	if len(connected) != licences {
-		t.Fatalf("%d clients still running, want exactly %d", len(connected), licences)
+		mu.Lock()
+		mc := maxClients
+		mu.Unlock()
+		st, _ := e2e.KubectlErr("get", "connectionlicense", "-n", c.Namespace, c.Name, "-o",
+			`jsonpath=clients {.status.clients}; allocations {.status.allocations}`)
+		t.Fatalf("%d clients connected with a licence of %d (at most %d seen at once); licence status: %s",
+			len(connected), licences, mc, st)
 	}
 	for _, cl := range connected {
 		cl.WaitConnected(t, 30*time.Second)
