@@ -134,6 +134,13 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("operator pods left after uninstall: %v", podNames(pods))
 	}
 	t.Logf("helm uninstall: %d objects removed, %d CRDs kept", len(objs)-crds, crds)
+
+	// The guide's last step: the kept CRDs and the namespace, by hand.
+	e2e.Kubectl(t, "delete", "crd", "vpnclusters.vpn.hubfleet.io", "virtualhubs.vpn.hubfleet.io", "connectionlicenses.vpn.hubfleet.io")
+	e2e.Kubectl(t, "delete", "namespace", namespace)
+	if out := e2e.Kubectl(t, "get", "crd", "-o", "name"); strings.Contains(out, "hubfleet.io") {
+		t.Errorf("hubfleet CRDs left after kubectl delete crd: %s", out)
+	}
 }
 
 // waitSample waits until the demo cluster's members are all Ready and its hubs
