@@ -46,6 +46,9 @@ type memberBridges struct {
 	seen      map[string]bool
 	inherited map[string]string
 	active    map[string]*localBridge
+	// activation: the last activation seen per hub (holder and Bridged
+	// message, "" when none), to notice a bridge that moved.
+	activation map[string]string
 }
 
 // localBridge is one running bridge and the goroutine keeping it open.
@@ -65,7 +68,7 @@ func (m *Member) localBridges() *memberBridges {
 	if v, ok := bridgeRegistry.Load(m); ok {
 		return v.(*memberBridges)
 	}
-	v, _ := bridgeRegistry.LoadOrStore(m, &memberBridges{seen: map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}})
+	v, _ := bridgeRegistry.LoadOrStore(m, &memberBridges{seen: map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}, activation: map[string]string{}})
 	return v.(*memberBridges)
 }
 
@@ -93,6 +96,7 @@ func (m *Member) syncBridges(hubs []*vpnv1alpha1.VirtualHub, fenced bool) {
 		} else if !assigned {
 			delete(b.inherited, name)
 		}
+		m.bridgeMoved(b, name, h, c)
 		if !assigned || fenced || m.bridgeFenced() {
 			continue
 		}
@@ -129,7 +133,33 @@ func (m *Member) syncBridges(hubs []*vpnv1alpha1.VirtualHub, fenced bool) {
 		if !containsHub(hubs, name) {
 			delete(b.seen, name)
 			delete(b.inherited, name)
+			delete(b.activation, name)
 		}
+	}
+}
+
+// bridgeMoved re-attaches the hub to the mesh when its bridge was activated
+// anew (another member, or the same member's new process). Every member has
+// learned the LAN's MAC addresses behind its mesh port to the old holder; if
+// that holder died, frames for the LAN would go to its dead link until the
+// mesh declares it dead (seconds) or the LAN host happens to send. Attaching
+// again closes this hub's peer ports — forgetting what was learned through
+// them — and opens new ones at once, so the next frame for the LAN is flooded
+// and reaches the new holder. Only on a move, which is rare; the first look
+// at a hub after start does nothing.
+func (m *Member) bridgeMoved(b *memberBridges, name string, h *vpnv1alpha1.VirtualHub, c *metav1.Condition) {
+	act := ""
+	if c != nil && c.Status == metav1.ConditionTrue && h.Status.LocalBridge != "" {
+		act = h.Status.LocalBridge + "\x00" + c.Message
+	}
+	prev, known := b.activation[name]
+	b.activation[name] = act
+	if !known || act == "" || act == prev {
+		return
+	}
+	if sw := m.srv.Hub(name); sw != nil {
+		m.mesh.AttachHub(name, sw)
+		m.log.Info("local bridge moved: hub re-attached to the mesh so MAC addresses learned through the old bridge are forgotten", "hub", name, "bridge", h.Status.LocalBridge)
 	}
 }
 
