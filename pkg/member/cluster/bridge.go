@@ -19,8 +19,15 @@ var openBridgeDevice = func(iface string) (bridge.Device, error) { return bridge
 
 // bridgeFenceMargin: a member stops bridging this long before its Lease
 // expires, so the operator, which may move the bridge at the expiry, never
-// finds it still bridging because of a late timer.
+// finds it still bridging because of a late timer or a small clock skew. It
+// is capped at half the slack between renewals, so the shortest Lease (2 s,
+// renewed every second) does not make the bridge stop between two healthy
+// renewals.
 const bridgeFenceMargin = time.Second
+
+func (m *Member) bridgeMargin() time.Duration {
+	return max(min(bridgeFenceMargin, (m.id.LeaseDuration-m.renewInterval())/2), 0)
+}
 
 // bridgeRetry bounds the wait between attempts to open a LAN interface that
 // is missing or down (a secondary interface may be attached after the pod
@@ -177,7 +184,7 @@ func containsHub(hubs []*vpnv1alpha1.VirtualHub, name string) bool {
 func (m *Member) bridgeFenced() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lastRenew.IsZero() || time.Since(m.lastRenew) >= m.id.LeaseDuration-bridgeFenceMargin
+	return m.lastRenew.IsZero() || time.Since(m.lastRenew) >= m.id.LeaseDuration-m.bridgeMargin()
 }
 
 // untilBridgeFence is how long until bridgeFenced turns true.
@@ -187,7 +194,7 @@ func (m *Member) untilBridgeFence() time.Duration {
 	if m.lastRenew.IsZero() {
 		return 0
 	}
-	return m.id.LeaseDuration - bridgeFenceMargin - time.Since(m.lastRenew)
+	return m.id.LeaseDuration - m.bridgeMargin() - time.Since(m.lastRenew)
 }
 
 // keepBridge opens the interface (retrying while it is missing or down),
