@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -100,10 +101,11 @@ func TestHostingTenantRBAC(t *testing.T) {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 		return false
 	}
-	for _, c := range []struct {
+	type check struct {
 		group, verb, resource, ns string
 		want                      bool
-	}{
+	}
+	checks := []check{
 		{"tenant-a-admins", "create", "virtualhubs.vpn.hubfleet.io", "tenant-a", true},
 		{"tenant-a-admins", "delete", "virtualhubs.vpn.hubfleet.io/corp", "tenant-a", true},
 		{"tenant-a-admins", "update", "secrets/corp-users", "tenant-a", true},
@@ -121,8 +123,18 @@ func TestHostingTenantRBAC(t *testing.T) {
 		{"tenant-a-admins", "update", "virtualhubs.vpn.hubfleet.io/corp --subresource=status", "tenant-a", false},
 		{"tenant-a-admins", "list", "virtualhubs.vpn.hubfleet.io", "", false},
 		{"tenant-a-admins", "update", "roles.rbac.authorization.k8s.io", "tenant-a", false},
-	} {
-		if got := canI(c.group, c.verb, c.resource, c.ns); got != c.want {
+	}
+	// The API server's RBAC authorizer learns the new Roles through its own
+	// informers: poll each grant until it shows (bounded), then check the
+	// refusals, which would hold trivially before that.
+	sort.SliceStable(checks, func(i, j int) bool { return checks[i].want && !checks[j].want })
+	for _, c := range checks {
+		got := canI(c.group, c.verb, c.resource, c.ns)
+		for deadline := time.Now().Add(10 * time.Second); c.want && !got && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond) // polling interval of a bounded wait
+			got = canI(c.group, c.verb, c.resource, c.ns)
+		}
+		if got != c.want {
 			t.Errorf("%s may %s %s in %q: %v, want %v", c.group, c.verb, c.resource, c.ns, got, c.want)
 		}
 	}
