@@ -89,6 +89,8 @@ func TestHostingTenantRBAC(t *testing.T) {
 		args = append(args, "--as", "someone", "--as-group", group)
 		if ns != "" {
 			args = append(args, "-n", ns)
+		} else {
+			args = append(args, "--all-namespaces")
 		}
 		out, err := kubectl(t, nil, args...)
 		answer := strings.TrimSpace(string(out))
