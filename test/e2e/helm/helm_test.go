@@ -49,7 +49,12 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 
 	// The demo sample, as the chart's NOTES and the guide say.
 	e2e.Kubectl(t, "apply", "-k", filepath.Join(e2e.Root, "config", "samples"))
-	t.Cleanup(func() { deleteSamples(t) })
+	samplesGone := false
+	t.Cleanup(func() {
+		if !samplesGone { // a failure before the uninstall step
+			deleteSamples(t)
+		}
+	})
 	c := waitSample(t)
 
 	// Two clients join the dynamic hub through the Service's node port and
@@ -102,6 +107,12 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	a.Stop(t)
 	b.Stop(t)
 	deleteSamples(t)
+	samplesGone = true
+	// Not the chart's, so only reported: member Leases a terminating member
+	// renewed after the VPNCluster's finalizer had deleted them.
+	if out, _ := e2e.KubectlErr("get", "leases", "-n", sampleNS, "-o", "name"); strings.Contains(out, sampleCluster+"-member") {
+		t.Logf("NOTE: member Leases left after the VPNCluster was deleted:\n%s", out)
+	}
 	h.run(t, "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "3m")
 	var crds int
 	for _, o := range objs {
