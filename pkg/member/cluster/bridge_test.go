@@ -3,12 +3,14 @@ package cluster
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/bridge"
@@ -18,9 +20,10 @@ import (
 // AF_PACKET device is tested in pkg/bridge and test/netns (it needs root).
 var fakeLAN = struct {
 	sync.Mutex
-	open   map[string]int // interface -> devices open now
-	opened map[string]int // interface -> devices opened so far
-}{open: map[string]int{}, opened: map[string]int{}}
+	open   map[string]int         // interface -> devices open now
+	opened map[string]int         // interface -> devices opened so far
+	cur    map[string]*fakeDevice // interface -> the device opened last
+}{open: map[string]int{}, opened: map[string]int{}, cur: map[string]*fakeDevice{}}
 
 var fakeOnce sync.Once
 
@@ -31,22 +34,43 @@ func useFakeLAN() {
 			defer fakeLAN.Unlock()
 			fakeLAN.open[iface]++
 			fakeLAN.opened[iface]++
-			return &fakeDevice{name: iface, closed: make(chan struct{})}, nil
+			d := &fakeDevice{name: iface, closed: make(chan struct{}), in: make(chan []byte, 16), out: make(chan []byte, 256)}
+			fakeLAN.cur[iface] = d
+			return d, nil
 		}
 	})
 }
 
+// fakeDevice is a LAN: frames put on in arrive from the LAN, frames the
+// bridge writes appear on out.
 type fakeDevice struct {
-	name   string
-	once   sync.Once
-	closed chan struct{}
+	name    string
+	once    sync.Once
+	closed  chan struct{}
+	in, out chan []byte
 }
 
-func (d *fakeDevice) Name() string                          { return d.name }
-func (d *fakeDevice) BatchSize() int                        { return 8 }
-func (d *fakeDevice) Stats() bridge.DeviceStats             { return bridge.DeviceStats{} }
-func (d *fakeDevice) Write(frames [][]byte) (int, error)    { return len(frames), nil }
-func (d *fakeDevice) Read(_ [][]byte, _ []int) (int, error) { <-d.closed; return 0, bridge.ErrClosed }
+func (d *fakeDevice) Name() string              { return d.name }
+func (d *fakeDevice) BatchSize() int            { return 8 }
+func (d *fakeDevice) Stats() bridge.DeviceStats { return bridge.DeviceStats{} }
+func (d *fakeDevice) Write(frames [][]byte) (int, error) {
+	for _, f := range frames {
+		select {
+		case d.out <- append([]byte(nil), f...):
+		default:
+		}
+	}
+	return len(frames), nil
+}
+func (d *fakeDevice) Read(bufs [][]byte, sizes []int) (int, error) {
+	select {
+	case f := <-d.in:
+		sizes[0] = copy(bufs[0], f)
+		return 1, nil
+	case <-d.closed:
+		return 0, bridge.ErrClosed
+	}
+}
 func (d *fakeDevice) Close() error {
 	d.once.Do(func() {
 		close(d.closed)
@@ -55,6 +79,32 @@ func (d *fakeDevice) Close() error {
 		fakeLAN.Unlock()
 	})
 	return nil
+}
+
+func lanDevice(iface string) *fakeDevice {
+	fakeLAN.Lock()
+	defer fakeLAN.Unlock()
+	return fakeLAN.cur[iface]
+}
+
+// sawFrame waits for a frame with tag on the device's LAN side, sending
+// again through send while waiting (the mesh may still be linking).
+func sawFrame(t *testing.T, d *fakeDevice, tag string, send func()) {
+	t.Helper()
+	eventually(t, 15*time.Second, "the LAN receives "+tag, func() error {
+		send()
+		deadline := time.After(200 * time.Millisecond)
+		for {
+			select {
+			case f := <-d.out:
+				if strings.HasPrefix(string(f[14:]), tag) {
+					return nil
+				}
+			case <-deadline:
+				return fmt.Errorf("no %q", tag)
+			}
+		}
+	})
 }
 
 func lanState(iface string) (open, opened int) {
@@ -188,4 +238,47 @@ func TestLocalBridgeFenced(t *testing.T) {
 	}
 	blocker.on.Store(false)
 	waitLAN(t, iface, 1, 2)
+}
+
+// When the bridge moves while the old holder stays up (a graceful move), a
+// member must not keep sending LAN-bound frames to the old holder's mesh port,
+// where they reach no LAN: it re-attaches the hub to the mesh, forgets what it
+// learned through that port, and floods to the new bridge.
+func TestLocalBridgeMoveForgetsOldHolderMACs(t *testing.T) {
+	useFakeLAN()
+	ns := fixture(t)
+	iface := "lan-" + ns[len(ns)-5:]
+	vc := &vpnv1alpha1.VPNCluster{}
+	if err := k8s.Get(bg(), client.ObjectKey{Namespace: ns, Name: "vpn"}, vc); err != nil {
+		t.Fatal(err)
+	}
+	setClusterMembers(t, vc, []vpnv1alpha1.MemberStatus{
+		{Name: "vpn-member-0", PodIP: "127.0.0.1", Ready: true, State: "Ready", Weight: 100},
+		{Name: "vpn-member-1", PodIP: "127.0.0.1", Ready: true, State: "Ready", Weight: 100},
+	})
+	newBridgeHub(t, ns, "lan", iface)
+	// Activated after the members start: one found at start is not taken.
+	setStatus(t, ns, "lan", bridgeStatus("vpn-member-2", true, "zzz"))
+	m0, m1, _ := meshPair(t, ns)
+	renewedAndServing(t, m0, ns+"/lan")
+	renewedAndServing(t, m1, ns+"/lan")
+	setStatus(t, ns, "lan", bridgeStatus("vpn-member-1", true, "aaa"))
+	waitLAN(t, iface, 1, 1)
+	lan1 := lanDevice(iface)
+
+	// A client at m0 reaches the LAN through m1's bridge, and a LAN host
+	// answers: m0 learns the LAN host behind its mesh port to m1.
+	c0 := m0.frameLogin(t, ns+"/lan", "alice", "c0")
+	lanHost := mac(0x99)
+	sawFrame(t, lan1, "hello", func() { c0.send(t, frame(broadcast, mac(1), "hello")) })
+	lan1.in <- frame(mac(1), lanHost, "reply")
+	if err := c0.receive(10*time.Second, "reply"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The bridge moves to m0; m1 stays up.
+	setStatus(t, ns, "lan", bridgeStatus("vpn-member-0", true, "bbb"))
+	waitLAN(t, iface, 1, 2)
+	lan0 := lanDevice(iface)
+	sawFrame(t, lan0, "to-lan", func() { c0.send(t, frame(lanHost, mac(1), "to-lan")) })
 }
