@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
 )
@@ -88,6 +89,9 @@ func (m *Member) renewOnce(ctx context.Context, cur *coordinationv1.Lease, start
 			l.Spec.AcquireTime = l.Spec.RenewTime
 			// No owner reference to the pod: garbage collection would delete the
 			// evidence of a failure the operator acts on (docs/design-operator.md).
+			// The VPNCluster owns it instead: a member still terminating when the
+			// cluster's finalizer deleted the Leases creates its own again, and
+			// the garbage collector removes that one once the cluster is gone.
 			created, err := leases.Create(ctx, l, metav1.CreateOptions{})
 			if err != nil {
 				return nil, fmt.Errorf("creating Lease %s/%s: %w", m.id.Namespace, name, err)
@@ -115,6 +119,9 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 		l.Annotations = map[string]string{}
 	}
 	l.Annotations[memberlease.AnnotationLoad] = memberlease.Encode(LoadOf(m.srv.Stats()))
+	if len(l.OwnerReferences) == 0 { // also gives a Lease from an older member its owner
+		l.OwnerReferences = m.leaseOwner()
+	}
 	holder := m.id.Name
 	secs := int32(m.id.LeaseDuration / time.Second)
 	now := metav1.NewMicroTime(start)
@@ -134,4 +141,19 @@ func LoadOf(st member.Stats) memberlease.Load {
 		}
 	}
 	return l
+}
+
+// leaseOwner is the member's VPNCluster as a plain owner (not controller, not
+// blocking deletion, which would need more RBAC than a member has); nil
+// before the cluster was read.
+func (m *Member) leaseOwner() []metav1.OwnerReference {
+	m.mu.Lock()
+	uid := m.clusterUID
+	m.mu.Unlock()
+	if uid == "" {
+		return nil
+	}
+	return []metav1.OwnerReference{{
+		APIVersion: vpnv1alpha1.GroupVersion.String(), Kind: "VPNCluster", Name: m.id.Cluster, UID: uid,
+	}}
 }

@@ -70,13 +70,14 @@ type Member struct {
 	kick    chan struct{} // an informer saw a change
 	renewed chan struct{} // a Lease renewal succeeded
 
-	mu        sync.Mutex
-	lastRenew time.Time // monotonic; zero before the first renewal
-	fenced    bool
-	applied   *member.Config
-	problems  string
-	peers     map[string]string // mesh peers: member name -> address
-	routes    routeTable        // where logins go (route.go)
+	mu         sync.Mutex
+	lastRenew  time.Time // monotonic; zero before the first renewal
+	fenced     bool
+	applied    *member.Config
+	problems   string
+	peers      map[string]string // mesh peers: member name -> address
+	clusterUID types.UID         // the VPNCluster's, owner of the Lease
+	routes     routeTable        // where logins go (route.go)
 	// attached are the static hubs' switches attached to the mesh, touched
 	// only by recompute (one goroutine).
 	attached map[string]*hub.Hub
@@ -239,6 +240,9 @@ func (m *Member) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	m.clusterUID = vc.UID
+	m.mu.Unlock()
 	wide := vc.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromAll || vc.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromSelector
 	c, err := m.newCache(wide)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
@@ -52,7 +54,8 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 	s1 := r.mustLogin(t, hub, "alice")
 	r.refusedWith(t, hub, "mallory", protocol.BadCredentials) // the malformed entry was left out
 
-	// The Lease: named after the pod, labelled, held by it, no owner, and
+	// The Lease: named after the pod, labelled, held by it, owned by the
+	// VPNCluster (not the pod), and
 	// carrying the session within a renewal or two.
 	eventually(t, 10*time.Second, "Lease load shows the client session", func() error {
 		var l coordinationv1.Lease
@@ -66,8 +69,10 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 			return errors.New("holderIdentity not the pod")
 		case l.Spec.LeaseDurationSeconds == nil || *l.Spec.LeaseDurationSeconds != 3:
 			return errors.New("leaseDurationSeconds not 3")
-		case len(l.OwnerReferences) != 0:
-			t.Fatalf("the Lease has owner references %v", l.OwnerReferences)
+		case len(l.OwnerReferences) != 1 || l.OwnerReferences[0].Kind != "VPNCluster" || l.OwnerReferences[0].Name != "vpn" ||
+			l.OwnerReferences[0].UID != clusterUID(t, ns) || ptr.Deref(l.OwnerReferences[0].Controller, false):
+			// Owned by the cluster (collected with it), never by the pod.
+			t.Fatalf("the Lease has owner references %+v, want the VPNCluster only", l.OwnerReferences)
 		}
 		load, err := memberlease.Decode(l.Annotations[memberlease.AnnotationLoad])
 		if err != nil {
@@ -167,4 +172,13 @@ func TestFencing(t *testing.T) {
 		t.Fatal("State().Fenced still true after serving the dynamic hub again")
 	}
 	stat2.conn.Close()
+}
+
+func clusterUID(t *testing.T, ns string) types.UID {
+	t.Helper()
+	var vc vpnv1alpha1.VPNCluster
+	if err := k8s.Get(bg(), client.ObjectKey{Namespace: ns, Name: "vpn"}, &vc); err != nil {
+		t.Fatal(err)
+	}
+	return vc.UID
 }
