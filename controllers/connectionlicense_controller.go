@@ -144,8 +144,12 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 		bridgeInUse += m.Bridge
 	}
 	ct, bt := int(min(clientTotal, 1<<31-1)), int(min(bridgeTotal, 1<<31-1))
-	ca := license.Allocate(ct, cu, licenceHeadroom(ct, len(ms.Members)))
-	ba := license.Allocate(bt, bu, licenceHeadroom(bt, len(ms.Members)))
+	// The ideal split, then only as much of it as can be written without a
+	// moment of oversubscription (licence.Safe: freed licences move on
+	// once their member confirms the lower allocation in its Lease).
+	hc, hb := heldLicences(ms.Members, items)
+	ca := license.Safe(ct, license.Allocate(ct, cu, licenceHeadroom(ct, len(ms.Members))), hc)
+	ba := license.Safe(bt, license.Allocate(bt, bu, licenceHeadroom(bt, len(ms.Members))), hb)
 
 	st := vpnv1alpha1.ConnectionLicenseStatus{
 		ClientTotal: int32(ct), BridgeTotal: int32(bt), ClientInUse: clientInUse, BridgeInUse: bridgeInUse,
@@ -187,4 +191,29 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 		desired[i] = s
 	}
 	return ms.requeueAfter(now), nil
+}
+
+// heldLicences is what each member may hold of each kind: the allocation
+// last written (every licence of a cluster carries the same list; the first
+// that has one is it), the one its Lease reports applied, and its use.
+func heldLicences(members []memberView, items []vpnv1alpha1.ConnectionLicense) (client, bridge []license.Held) {
+	written := map[string]vpnv1alpha1.LicenseAllocation{}
+	for i := range items {
+		if len(items[i].Status.Allocations) > 0 {
+			for _, a := range items[i].Status.Allocations {
+				written[a.Member] = a
+			}
+			break
+		}
+	}
+	for _, m := range members {
+		ac, ab := -1, -1
+		if a := m.Load.Licences; a != nil {
+			ac, ab = int(a.Client), int(a.Bridge)
+		}
+		w := written[m.Name]
+		client = append(client, license.Held{Member: m.Name, Written: int(w.Client), Applied: ac, InUse: int(m.Client)})
+		bridge = append(bridge, license.Held{Member: m.Name, Written: int(w.Bridge), Applied: ab, InUse: int(m.Bridge)})
+	}
+	return client, bridge
 }

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 
@@ -105,4 +106,44 @@ func TestLicenceTotalsFollowLicences(t *testing.T) {
 		// and client use 4/5 is within the limit.
 		return condIs(l.Status.Conditions, vpnv1alpha1.ConditionExhausted, metav1.ConditionFalse, ReasonWithinLimit)
 	})
+}
+
+// allocationsAre waits for the client allocations of licence name.
+func allocationsAre(t *testing.T, ns, name string, want map[string]int32) {
+	t.Helper()
+	eventually(t, wait, fmt.Sprintf("client allocations %v", want), func() error {
+		got := map[string]int32{}
+		for _, a := range get(t, &vpnv1alpha1.ConnectionLicense{}, ns, name).Status.Allocations {
+			got[a.Member] = a.Client
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("client allocations %v", got)
+		}
+		return nil
+	})
+}
+
+// A licence taken from one member goes to another only after the first
+// confirms, in its Lease, that it applies the lower allocation: until then
+// it may still be admitting under the old one (its use report is up to a
+// renewal old), and handing the licence on at once let three clients in on
+// a licence of two.
+func TestLicenceMovesOnlyOnceReleased(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, nil)
+	cl := newCluster(t, ns, "vpn", 2, nil)
+	startMembers(t, cl)
+	newLicence(t, cl, "two", 2, 0)
+	allocationsAre(t, ns, "two", map[string]int32{"vpn-member-0": 1, "vpn-member-1": 1})
+
+	// Both apply 1; member 0 admits its one session. The ideal split now
+	// gives member 0 both licences: member 1's is lowered to 0 at once, but
+	// member 0 stays at 1 while member 1 still reports applying 1.
+	renewLease(t, cl, "vpn-member-1", metav1.Now().Time, `{"licences":{"client":1,"bridge":0}}`)
+	renewLease(t, cl, "vpn-member-0", metav1.Now().Time, `{"sessions":{"`+ns+`/h":{"client":1}},"licences":{"client":1,"bridge":0}}`)
+	allocationsAre(t, ns, "two", map[string]int32{"vpn-member-0": 1, "vpn-member-1": 0})
+
+	// Member 1 confirms 0: its licence is member 0's now.
+	renewLease(t, cl, "vpn-member-1", metav1.Now().Time, `{"licences":{"client":0,"bridge":0}}`)
+	allocationsAre(t, ns, "two", map[string]int32{"vpn-member-0": 2, "vpn-member-1": 0})
 }

@@ -54,6 +54,18 @@ type Load struct {
 	// Sessions maps "<namespace>/<hub>" to that hub's sessions on the member.
 	// Hubs with no session may be left out.
 	Sessions map[string]HubLoad `json:"sessions,omitempty"`
+	// Licences is the licence allocation the member's gate applies at the
+	// moment of the report; nil when it admits without limit (no licence).
+	// The operator hands licences freed by lowering a member's allocation
+	// to others only once that member reports the lower figure here
+	// (pkg/license.Safe).
+	Licences *Allocation `json:"licences,omitempty"`
+}
+
+// Allocation is an applied licence allocation by kind.
+type Allocation struct {
+	Client int32 `json:"client"`
+	Bridge int32 `json:"bridge"`
 }
 
 // Totals sums the member's sessions by kind across all its hubs.
@@ -68,6 +80,9 @@ func (l Load) Totals() (client, bridge int32) {
 // Equal reports whether two loads carry the same figures (a nil and an empty
 // map are equal), so the member can skip re-encoding an unchanged load.
 func (l Load) Equal(o Load) bool {
+	if (l.Licences == nil) != (o.Licences == nil) || (l.Licences != nil && *l.Licences != *o.Licences) {
+		return false
+	}
 	return maps.Equal(l.drop0(), o.drop0())
 }
 
@@ -85,10 +100,10 @@ func (l Load) drop0() map[string]HubLoad {
 // (encoding/json sorts map keys), so an unchanged load gives the same string
 // and the operator's "annotation changed" check sees no change.
 func Encode(l Load) string {
-	if len(l.Sessions) == 0 {
+	if len(l.Sessions) == 0 && l.Licences == nil {
 		return "{}"
 	}
-	b, err := json.Marshal(Load{Sessions: l.drop0()})
+	b, err := json.Marshal(Load{Sessions: l.drop0(), Licences: l.Licences})
 	if err != nil { // cannot happen: the types only hold strings and ints
 		panic(err)
 	}
@@ -110,6 +125,9 @@ func Decode(s string) (Load, error) {
 		if h := l.Sessions[k]; h.Client < 0 || h.Bridge < 0 {
 			return Load{}, fmt.Errorf("member load annotation %s: hub %s has a negative session count", AnnotationLoad, k)
 		}
+	}
+	if a := l.Licences; a != nil && (a.Client < 0 || a.Bridge < 0) {
+		return Load{}, fmt.Errorf("member load annotation %s: negative licence allocation", AnnotationLoad)
 	}
 	return l, nil
 }

@@ -132,9 +132,14 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 }
 
 // LoadOf turns the server's statistics into the Lease load: sessions per hub
-// (named "<namespace>/<name>", see HubName) and kind.
+// (named "<namespace>/<name>", see HubName) and kind, and the licence
+// allocation the member applies (the operator's confirmation that a lowered
+// allocation took effect).
 func LoadOf(st member.Stats) memberlease.Load {
 	l := memberlease.Load{Sessions: map[string]memberlease.HubLoad{}}
+	if a := st.Licences; a.ClientAllocation >= 0 || a.BridgeAllocation >= 0 {
+		l.Licences = &memberlease.Allocation{Client: int32(max(a.ClientAllocation, 0)), Bridge: int32(max(a.BridgeAllocation, 0))}
+	}
 	for _, h := range st.Hubs {
 		if h.Clients+h.Bridges > 0 {
 			l.Sessions[h.Name] = memberlease.HubLoad{Client: int32(h.Clients), Bridge: int32(h.Bridges)}
