@@ -164,7 +164,7 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	if !se.hs.attach(se) {
 		se.hs.unreserve(se.kind)
 		s.gate.Release(se.kind)
-		s.refuse(conn, remote, req, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, s.Name()))
+		s.refuse(conn, remote, req, s.notHere(req.Hub, s.Name(), "was just removed from"))
 		return nil
 	}
 	// From here Shutdown must not close the connection under the OK result: the
@@ -194,6 +194,21 @@ func (s *Server) refuse(tc net.Conn, remote string, req *protocol.LoginRequest, 
 	}
 }
 
+// notHere refuses a login for a hub this member does not serve: UnknownHub
+// when, as far as Options.Known can tell, the cluster has no such hub, and
+// NotServedHere (retried by clients) when it exists but is not served here
+// right now. what says how the hub is missing ("does not exist on", "was just
+// removed from").
+func (s *Server) notHere(hub, member, what string) *protocol.LoginResult {
+	if s.known != nil && s.known(hub) {
+		return refusal(protocol.NotServedHere, "hub %q exists but member %s does not serve it right now (it is being placed or moved, or this member cannot renew its Lease); try again", hub, member)
+	}
+	if what == "does not exist on" {
+		return refusal(protocol.UnknownHub, "hub %q does not exist on member %s: check the hub name, or ask your administrator whether the hub was created", hub, member)
+	}
+	return refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", hub, member)
+}
+
 func refusal(code protocol.Code, format string, args ...any) *protocol.LoginResult {
 	return &protocol.LoginResult{Code: code, Message: fmt.Sprintf(format, args...)}
 }
@@ -211,7 +226,7 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 		return nil, refusal(protocol.ShuttingDown, "member %s is shutting down: log in again and the cluster sends you to another member", st.name)
 	}
 	if hs == nil {
-		return nil, refusal(protocol.UnknownHub, "hub %q does not exist on member %s: check the hub name, or ask your administrator whether the hub was created", req.Hub, st.name)
+		return nil, s.notHere(req.Hub, st.name, "does not exist on")
 	}
 	if res := s.authenticate(ctx, st, hs, req); res != nil {
 		return nil, res
@@ -223,7 +238,7 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	limit, err := hs.reserve(kind)
 	switch {
 	case errors.Is(err, errHubGone):
-		return nil, refusal(protocol.UnknownHub, "hub %q was just removed from member %s: ask your administrator whether it still exists", req.Hub, st.name)
+		return nil, s.notHere(req.Hub, st.name, "was just removed from")
 	case err != nil:
 		return nil, refusal(protocol.HubFull, "hub %q is full: %d of %d sessions (maxSessions) in use; try again later or ask your administrator to raise maxSessions", req.Hub, limit, limit)
 	}

@@ -44,6 +44,12 @@ type Options struct {
 	// nothing; the member then refuses with Internal so the client retries.
 	// ctx bounds reaching the owner and its answer, not the session.
 	Relay func(ctx context.Context, peer string, req protocol.LoginRequest, client net.Conn) error
+	// Known, if set, reports whether a hub this member does not serve exists
+	// in the cluster all the same (being placed, moving, waiting for its
+	// users Secret, or this member is fenced). Such logins are refused with
+	// NotServedHere, which clients retry, instead of UnknownHub, which tells
+	// them the name is wrong.
+	Known func(hub string) bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -55,6 +61,7 @@ type Server struct {
 	now     func() time.Time
 	route   func(*protocol.LoginRequest) (string, bool)
 	relayTo func(context.Context, string, protocol.LoginRequest, net.Conn) error
+	known   func(string) bool
 
 	settings atomic.Pointer[settings]
 	gate     *license.Gate
@@ -95,6 +102,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		now:       opts.Now,
 		route:     opts.Route,
 		relayTo:   opts.Relay,
+		known:     opts.Known,
 		gate:      license.NewGate(license.Unlimited, license.Unlimited),
 		verifySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		hubs:      map[string]*hubState{},

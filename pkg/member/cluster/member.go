@@ -127,7 +127,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		attached: map[string]*hub.Hub{},
 		mesh:     mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log}),
 	}
-	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay})
+	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known})
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +199,14 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 	}
 	defer owner.Close()
 	return mesh.Splice(c, owner, res.DeadPeerTimeout)
+}
+
+// known answers member.Options.Known from the last route table: the hub
+// exists in the cluster (the informers' view, kept with the operator down).
+func (m *Member) known(hub string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.routes.known[hub]
 }
 
 // Server is the member server (for Stats).

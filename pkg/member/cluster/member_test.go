@@ -113,7 +113,7 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 	// Moved to another member: the session is told to reconnect, new logins miss.
 	setStatus(t, ns, "corp", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
 	s1.shutDown(t, 10*time.Second)
-	r.refusedWith(t, hub, "alice", protocol.UnknownHub, protocol.NotServedHere)
+	r.refusedWith(t, hub, "alice", protocol.NotServedHere)
 }
 
 // leaseBlocker fails every Lease request while on: a deterministic stand-in
@@ -158,7 +158,7 @@ func TestFencing(t *testing.T) {
 	if !r.m.State().Fenced {
 		t.Fatal("State().Fenced is false after the fence")
 	}
-	r.refusedWith(t, ns+"/dyn", "alice", protocol.UnknownHub, protocol.NotServedHere)
+	r.refusedWith(t, ns+"/dyn", "alice", protocol.NotServedHere)
 	stat2 := r.mustLogin(t, ns+"/stat", "bob")
 	select {
 	case err := <-stat.end:

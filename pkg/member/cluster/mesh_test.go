@@ -182,7 +182,7 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 	// and refused by m1, which no longer accepts relayed sessions for it.
 	blockers["vpn-member-1"].on.Store(true)
 	a.shutDown(t, 15*time.Second)
-	unknownAt(t, m0, dyn, "vpn-member-1")
+	notServedAt(t, m0, dyn, "vpn-member-1")
 
 	// The entry fenced, the owner back: m0 relays nothing (its placement
 	// view may be stale) and refuses itself, while m1 serves the hub again.
@@ -195,7 +195,7 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 		return nil
 	})
 	m1.frameLogin(t, dyn, "bob", "dyn@m1-again")
-	unknownAt(t, m0, dyn, "vpn-member-0")
+	notServedAt(t, m0, dyn, "vpn-member-0")
 }
 
 // shutDown waits for c's session to end with a protocol Shutdown.
@@ -211,9 +211,9 @@ func (c *frameClient) shutDown(t *testing.T, within time.Duration) {
 	}
 }
 
-// unknownAt waits until a login at r for hub is refused with UnknownHub by
+// notServedAt waits until a login at r for hub (which exists) is refused with NotServedHere by
 // member by (the refusal names the member that decided it).
-func unknownAt(t *testing.T, r *runner, hub, by string) {
+func notServedAt(t *testing.T, r *runner, hub, by string) {
 	t.Helper()
 	eventually(t, 15*time.Second, "login to "+hub+" refused by "+by, func() error {
 		s, err := r.login(hub, "alice")
@@ -225,7 +225,7 @@ func unknownAt(t *testing.T, r *runner, hub, by string) {
 		if !ok {
 			return err
 		}
-		if le.Code != protocol.UnknownHub || !strings.Contains(le.Message, "member "+by) {
+		if le.Code != protocol.NotServedHere || !strings.Contains(le.Message, "member "+by) {
 			return fmt.Errorf("refused with %v: %s", le.Code, le.Message)
 		}
 		return nil

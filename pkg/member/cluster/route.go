@@ -19,6 +19,8 @@ type routeTable struct {
 	// members are the cluster's members as the operator last reported them
 	// (VPNCluster status.members: readiness, weight, sessions).
 	members map[string]placement.Member
+	// known are all the cluster's hubs that are not being deleted.
+	known map[string]bool
 	// free is each member's licences left by kind (allocation − in use from
 	// the ConnectionLicense status); nil when the cluster has no licence.
 	free map[string][2]int
@@ -27,11 +29,12 @@ type routeTable struct {
 // buildRoutes computes the route table of member id from the hubs, licences
 // and VPNCluster (nil when not in the cache yet) of its cluster.
 func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alpha1.ConnectionLicense, vc *vpnv1alpha1.VPNCluster) routeTable {
-	rt := routeTable{dynamic: map[string]string{}, static: map[string][]string{}, members: map[string]placement.Member{}}
+	rt := routeTable{dynamic: map[string]string{}, static: map[string][]string{}, members: map[string]placement.Member{}, known: map[string]bool{}}
 	for _, h := range hubs {
 		if !id.ours(h.Spec.ClusterRef, h.Namespace) || h.DeletionTimestamp != nil {
 			continue
 		}
+		rt.known[HubName(h)] = true
 		if h.Spec.Type == vpnv1alpha1.HubStatic {
 			var in []string
 			for _, i := range h.Status.Instances {
