@@ -75,25 +75,33 @@ func (r *ConfigWatcher) watch(cfg *Config) error {
 // Run reloads on changes until ctx ends or Close. A file that does not load or
 // validate is logged once and the previous configuration keeps serving.
 func (r *ConfigWatcher) Run(ctx context.Context) {
+	Settled(ctx, r.w, r.log, "the configuration", r.reload)
+}
+
+// Settled calls fire each time events on w have stopped for a moment (a
+// burst — write, chmod, rename; or a Secret or ConfigMap update of several
+// files — fires once), until ctx ends or w is closed. what names the watched
+// files in log messages.
+func Settled(ctx context.Context, w *fsnotify.Watcher, log *slog.Logger, what string, fire func()) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-r.w.Events:
+		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			r.log.Debug("configuration directory changed", "event", ev.String())
+			log.Debug("watched directory changed", "files", what, "event", ev.String())
 			timer.Reset(settle)
-		case err, ok := <-r.w.Errors:
+		case err, ok := <-w.Errors:
 			if !ok {
 				return
 			}
-			r.log.Warn("watching the configuration", "err", err)
+			log.Warn("watching "+what, "err", err)
 		case <-timer.C:
-			r.reload()
+			fire()
 		}
 	}
 }

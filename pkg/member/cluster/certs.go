@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/hubfleet/hubfleet/pkg/member"
 )
 
 // The operator renews the serving and peer certificates at two thirds of
@@ -95,30 +96,8 @@ func (m *Member) watchFiles(ctx context.Context) {
 			return
 		}
 	}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-w.Events:
-			if !ok {
-				return
-			}
-			timer.Reset(settle) // a Secret update is several events
-		case err, ok := <-w.Errors:
-			if !ok {
-				return
-			}
-			m.log.Warn("watching the certificate files", "err", err)
-		case <-timer.C:
-			m.filesChanged()
-		}
-	}
+	member.Settled(ctx, w, m.log, "the certificate files", m.filesChanged)
 }
-
-// settle gathers the events of one Secret update into one reload.
-const settle = 200 * time.Millisecond
 
 // filesChanged takes new mesh certificate contents at once and makes the next
 // recompute Apply the configuration again, which re-reads the serving
