@@ -169,10 +169,15 @@ type capture struct {
 	seen map[uint64]time.Time
 }
 
-func (l *lan) capture(t testing.TB) *capture {
+func (l *lan) capture(t testing.TB) *capture { return captureOn(t, l.hostNS, "eth0") }
+
+// captureOn counts what interface ifname in namespace ns receives (a VPN
+// client's TAP: the echo replies it gets, and any of its own frames coming
+// back).
+func captureOn(t testing.TB, ns, ifname string) *capture {
 	c := &capture{stop: make(chan struct{}), done: make(chan struct{}), seen: map[uint64]time.Time{}}
-	err := inNetns(l.hostNS, func() error {
-		ifi, err := net.InterfaceByName("eth0")
+	err := inNetns(ns, func() error {
+		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
 		}
@@ -192,7 +197,7 @@ func (l *lan) capture(t testing.TB) *capture {
 		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0x0300, Ifindex: ifi.Index}) // htons(ETH_P_ALL)
 	})
 	if err != nil {
-		t.Fatalf("capturing on the LAN host: %v", err)
+		t.Fatalf("capturing on %s in %s: %v", ifname, ns, err)
 	}
 	go c.loop()
 	t.Cleanup(c.close)
