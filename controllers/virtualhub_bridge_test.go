@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/internal/testenv"
 )
 
 // newNode creates a node with labels; nodes are cluster-wide, so tests name
@@ -258,4 +261,49 @@ func TestBridgePrivilegesOnlyWhenNeeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, wait, "unprivileged again once the bridge hub is gone", privileged(false))
+}
+
+// The remote-access sample is accepted by the API server (CRD schema and CEL),
+// its hub gets its bridge on a member of a matching node, and its members the
+// bridge privileges.
+func TestRemoteAccessSample(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, nil)
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "remote-access", "*.yaml"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("remote-access sample files: %v %v", files, err)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := testenv.DecodeObjects(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, o := range objs {
+			o.SetNamespace(ns)
+			if err := k8s.Create(ctx(), o); err != nil {
+				t.Fatalf("%s: %s %s refused: %v", filepath.Base(f), o.GetKind(), o.GetName(), err)
+			}
+		}
+	}
+	cl := get(t, &vpnv1alpha1.VPNCluster{}, ns, "remote")
+	newNode(t, ns+"-lan", map[string]string{"hubfleet.io/lan": "corp"})
+	startBridgeMember(t, cl, 0, ns+"-lan", "f00000000001")
+	bridgedOn(t, ns, "corp", memberName(cl, 0), metav1.ConditionTrue, ReasonBridged)
+	eventually(t, wait, "NET_RAW for the sample's members", func() error {
+		sts := &appsv1.StatefulSet{}
+		if err := k8s.Get(ctx(), client.ObjectKey{Namespace: ns, Name: "remote-member"}, sts); err != nil {
+			return err
+		}
+		if caps := sts.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities; !slices.Equal(caps.Add, []corev1.Capability{"NET_RAW"}) {
+			return fmt.Errorf("capabilities %+v", caps)
+		}
+		return nil
+	})
 }
