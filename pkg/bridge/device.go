@@ -27,6 +27,9 @@ type DeviceStats struct {
 	// Segmented counts offload frames split into several; Dropped counts
 	// frames that could not be passed on (too long, unsupported offload).
 	Segmented, Dropped uint64
+	// VLANRestored counts received frames whose 802.1Q tag, stripped by the
+	// NIC, was put back.
+	VLANRestored uint64
 }
 
 // ErrClosed is returned by Read and Write after Close.

@@ -97,6 +97,7 @@ type segmentation struct {
 	l3, l4, hdr int // offsets of the IP header, the TCP/UDP header, the payload
 	v4, udp     bool
 	mss, segs   int
+	tagged      bool // the frame's VLAN tag was restored from PACKET_AUXDATA
 }
 
 // planSegments checks an offload frame and says how it splits, or ok=false

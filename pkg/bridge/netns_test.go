@@ -26,6 +26,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/bridge"
 	"github.com/hubfleet/hubfleet/pkg/certs"
+	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/member"
 )
 
@@ -377,7 +378,7 @@ func TestBridgeJoinsHubToLAN(t *testing.T) {
 	echo(t, c, 8<<20) // 8 MiB each way: the LAN host's TCP sends segmentation-offload frames
 	c.Close()
 	st := br.Device().Stats()
-	t.Logf("bridge device: rx %d tx %d segmented %d dropped %d", st.RxFrames, st.TxFrames, st.Segmented, st.Dropped)
+	t.Logf("bridge device: rx %d tx %d segmented %d dropped %d vlan-restored %d", st.RxFrames, st.TxFrames, st.Segmented, st.Dropped, st.VLANRestored)
 	if stats := w.srv.Stats(); len(stats.Hubs) != 1 || stats.Hubs[0].Bridges != 0 || stats.Hubs[0].Clients != 1 {
 		t.Errorf("member stats %+v: the local bridge must not count as a (licensed) session", stats.Hubs)
 	}
@@ -396,6 +397,67 @@ func TestBridgeJoinsHubToLAN(t *testing.T) {
 	}
 	if out, ok := w.ping(3); ok {
 		t.Fatalf("the LAN host still answers after the bridge was given up:\n%s", out)
+	}
+}
+
+// A tagged frame from the LAN keeps its 802.1Q tag through the bridge. The
+// kernel moves a received tag into the packet's metadata before any packet
+// socket sees it (in software as NICs do in hardware), so the bridge must put
+// it back from PACKET_AUXDATA or the LAN's VLANs would merge into one.
+func TestBridgeKeepsVLANTags(t *testing.T) {
+	w := newWorld(t, 1)
+	br := w.attach()
+	defer br.Close()
+	probe := w.srv.Hub("lan").Attach(hub.PortSession, "probe")
+	defer probe.Close()
+
+	f := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x77, 0x81, 0x00, 0x20, 100, 0x88, 0xb5}
+	f = append(f, "vlan-probe"...)
+	for len(f) < 64 {
+		f = append(f, 0)
+	}
+	var fd int
+	if err := inNetns(w.lanNS, func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+
+	dst := make([]*hub.Frame, 64)
+	waitFor(t, 15*time.Second, "the tagged LAN frame reaches the hub with its tag", func() bool {
+		if _, err := unix.Write(fd, f); err != nil {
+			t.Fatalf("sending on the LAN: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		for {
+			n, err := probe.Dequeue(ctx, dst)
+			if err != nil {
+				return false
+			}
+			found := false
+			for _, fr := range dst[:n] {
+				b := fr.B
+				if len(b) > 28 && b[12] == 0x81 && b[13] == 0x00 && b[14] == 0x20 && b[15] == 100 && string(b[18:28]) == "vlan-probe" {
+					found = true
+				}
+				fr.Release()
+			}
+			if found {
+				return true
+			}
+		}
+	})
+	if st := br.Device().Stats(); st.VLANRestored == 0 {
+		t.Errorf("device stats %+v: no tag counted as restored", st)
 	}
 }
 

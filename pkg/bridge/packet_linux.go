@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,14 @@ const DefaultBatch = 32
 // maxPacket is the largest packet the socket may hand over: a
 // segmentation-offload frame of up to 64 KiB plus its link header.
 const maxPacket = 65536 + 18
+
+// vlanRoom is the headroom before each received packet for an 802.1Q tag the
+// NIC stripped (the kernel reports it in PACKET_AUXDATA), and auxSpace the
+// room for that control message.
+const (
+	vlanRoom = 4
+	auxSpace = 64
+)
 
 // mmsghdr is struct mmsghdr (x/sys/unix has no recvmmsg wrapper).
 type mmsghdr struct {
@@ -37,7 +46,8 @@ type packetDevice struct {
 	rmsgs []mmsghdr
 	riov  []unix.Iovec // two per message: virtio-net header, packet
 	rhdr  [][vnetHdrLen]byte
-	rbuf  [][]byte
+	rbuf  [][]byte // vlanRoom bytes of headroom, then the packet
+	raux  [][auxSpace]byte
 	rn    int // messages received and not yet drained
 	rnext int // next message to drain
 	rseg  int // next segment of an offload frame being split
@@ -48,7 +58,7 @@ type packetDevice struct {
 	wiov  []unix.Iovec
 	whdr  [vnetHdrLen]byte // all zero: no offload
 
-	rx, tx, segmented, dropped atomic.Uint64
+	rx, tx, segmented, dropped, vlans atomic.Uint64
 }
 
 // Open binds an AF_PACKET socket to the interface name in promiscuous mode.
@@ -79,6 +89,11 @@ func Open(name string, batch int) (Device, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
 		return fail("PACKET_VNET_HDR", err)
 	}
+	// A VLAN tag the NIC stripped comes back as a control message, so tagged
+	// LAN frames keep their VLAN in the hub.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fail("PACKET_AUXDATA", err)
+	}
 	// Frames the bridge sends must not come back to it as received.
 	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return fail("PACKET_IGNORE_OUTGOING (Linux 4.20 or later)", err)
@@ -102,15 +117,16 @@ func Open(name string, batch int) (Device, error) {
 	}
 	d := &packetDevice{name: name, f: f, rc: rc, batch: batch,
 		rmsgs: make([]mmsghdr, batch), riov: make([]unix.Iovec, 2*batch),
-		rhdr: make([][vnetHdrLen]byte, batch), rbuf: make([][]byte, batch),
+		rhdr: make([][vnetHdrLen]byte, batch), rbuf: make([][]byte, batch), raux: make([][auxSpace]byte, batch),
 		wmsgs: make([]mmsghdr, batch), wiov: make([]unix.Iovec, 2*batch)}
 	for i := range batch {
-		d.rbuf[i] = make([]byte, maxPacket)
-		d.riov[2*i].Base, d.riov[2*i+1].Base = &d.rhdr[i][0], &d.rbuf[i][0]
+		d.rbuf[i] = make([]byte, vlanRoom+maxPacket)
+		d.riov[2*i].Base, d.riov[2*i+1].Base = &d.rhdr[i][0], &d.rbuf[i][vlanRoom]
 		d.riov[2*i].SetLen(vnetHdrLen)
 		d.riov[2*i+1].SetLen(maxPacket)
 		d.rmsgs[i].hdr.Iov = &d.riov[2*i]
 		d.rmsgs[i].hdr.SetIovlen(2)
+		d.rmsgs[i].hdr.Control = &d.raux[i][0]
 		d.wiov[2*i].Base = &d.whdr[0]
 		d.wiov[2*i].SetLen(vnetHdrLen)
 		d.wmsgs[i].hdr.Iov = &d.wiov[2*i]
@@ -125,7 +141,7 @@ func (d *packetDevice) Name() string   { return d.name }
 func (d *packetDevice) BatchSize() int { return d.batch }
 
 func (d *packetDevice) Stats() DeviceStats {
-	return DeviceStats{RxFrames: d.rx.Load(), TxFrames: d.tx.Load(), Segmented: d.segmented.Load(), Dropped: d.dropped.Load()}
+	return DeviceStats{RxFrames: d.rx.Load(), TxFrames: d.tx.Load(), Segmented: d.segmented.Load(), Dropped: d.dropped.Load(), VLANRestored: d.vlans.Load()}
 }
 
 func (d *packetDevice) Close() error { return d.f.Close() }
@@ -141,6 +157,9 @@ func closedErr(err error) error {
 func (d *packetDevice) recv() error {
 	var n int
 	var serr error
+	for i := range d.rmsgs {
+		d.rmsgs[i].hdr.SetControllen(auxSpace) // the kernel shortens it to what it wrote
+	}
 	err := d.rc.Read(func(fd uintptr) bool {
 		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&d.rmsgs[0])), uintptr(len(d.rmsgs)), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
@@ -179,7 +198,12 @@ func (d *packetDevice) Read(bufs [][]byte, sizes []int) (int, error) {
 				continue
 			}
 			h := parseVnetHdr(d.rhdr[d.rnext][:])
-			pkt := d.rbuf[d.rnext][:m.len-vnetHdrLen]
+			pkt := d.rbuf[d.rnext][vlanRoom : vlanRoom+m.len-vnetHdrLen]
+			if d.rseg == 0 {
+				pkt = d.restoreVLAN(d.rnext, pkt, &h)
+			} else if d.rplan.tagged {
+				pkt = d.rbuf[d.rnext][:vlanRoom+m.len-vnetHdrLen]
+			}
 			if h.gsoType == gsoNone {
 				d.rnext++
 				if h.flags&vnetNeedsCsum != 0 && !finishChecksum(pkt, int(h.csumStart), int(h.csumOffset)) ||
@@ -193,11 +217,13 @@ func (d *packetDevice) Read(bufs [][]byte, sizes []int) (int, error) {
 			}
 			if d.rseg == 0 {
 				var ok bool
+				tagged := len(pkt) > int(m.len-vnetHdrLen)
 				if d.rplan, ok = planSegments(h, pkt); !ok {
 					d.dropped.Add(1)
 					d.rnext++
 					continue
 				}
+				d.rplan.tagged = tagged
 				d.segmented.Add(1)
 			}
 			for d.rseg < d.rplan.segs && n < len(bufs) {
@@ -270,4 +296,46 @@ func (d *packetDevice) Write(frames [][]byte) (int, error) {
 		frames = frames[k:]
 	}
 	return sent, nil
+}
+
+// restoreVLAN puts back the 802.1Q tag the NIC stripped from message i (the
+// kernel reports it in PACKET_AUXDATA): the MAC addresses move into the
+// headroom and the tag follows them, as it was on the wire. Offsets in the
+// virtio-net header move with the payload. Untagged packets are returned as
+// they are.
+func (d *packetDevice) restoreVLAN(i int, pkt []byte, h *vnetHdr) []byte {
+	m := &d.rmsgs[i].hdr
+	aux := d.raux[i][:m.Controllen]
+	for len(aux) >= unix.SizeofCmsghdr {
+		cm := (*unix.Cmsghdr)(unsafe.Pointer(&aux[0]))
+		l := int(cm.Len)
+		if l < unix.SizeofCmsghdr || l > len(aux) {
+			return pkt
+		}
+		if cm.Level == unix.SOL_PACKET && cm.Type == unix.PACKET_AUXDATA && l >= unix.SizeofCmsghdr+int(unsafe.Sizeof(unix.TpacketAuxdata{})) {
+			ad := (*unix.TpacketAuxdata)(unsafe.Pointer(&aux[unix.SizeofCmsghdr]))
+			if ad.Status&unix.TP_STATUS_VLAN_VALID == 0 || len(pkt) < 12 {
+				return pkt
+			}
+			tpid := uint16(etherTypeVLAN)
+			if ad.Status&unix.TP_STATUS_VLAN_TPID_VALID != 0 {
+				tpid = ad.Vlan_tpid
+			}
+			full := d.rbuf[i][:vlanRoom+len(pkt)]
+			copy(full[0:12], full[vlanRoom:vlanRoom+12])
+			binary.BigEndian.PutUint16(full[12:], tpid)
+			binary.BigEndian.PutUint16(full[14:], ad.Vlan_tci)
+			if h.csumStart > 0 {
+				h.csumStart += vlanRoom
+			}
+			d.vlans.Add(1)
+			return full
+		}
+		l = (l + 7) &^ 7 // CMSG_ALIGN
+		if l > len(aux) {
+			return pkt
+		}
+		aux = aux[l:]
+	}
+	return pkt
 }
