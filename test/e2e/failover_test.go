@@ -33,12 +33,7 @@ func TestDynamicHubFailover(t *testing.T) {
 		Hubs:  []e2e.HubSpec{{Name: "lab"}},
 		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
 	})
-	a := e2e.StartClient(t, "A", e2e.ClientOptions{Cluster: c, Hub: "lab", User: "alice", Address: e2e.Overlay(1)})
-	b := e2e.StartClient(t, "B", e2e.ClientOptions{Cluster: c, Hub: "lab", User: "bob", Address: e2e.Overlay(2)})
-	a.WaitConnected(t, 30*time.Second)
-	b.WaitConnected(t, 30*time.Second)
-	a.PingUntil(t, 20*time.Second, b.Address)
-	b.PingUntil(t, 10*time.Second, a.Address)
+	a, b, _ := pingingPair(t, c, "lab")
 
 	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
 	run := func(t *testing.T, trials int, how string) {
