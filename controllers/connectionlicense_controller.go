@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -86,7 +87,13 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		old := l.DeepCopy()
 		wasExhausted := meta.IsStatusConditionTrue(l.Status.Conditions, vpnv1alpha1.ConditionExhausted)
 		l.Status = desired[i]
-		if err := r.Client.Status().Patch(ctx, l, client.MergeFrom(old)); err != nil {
+		// Optimistic lock: the allocations written last are an input of the
+		// next split (license.Safe), so one computed from a stale copy must
+		// not land; the conflict recomputes from a fresh one.
+		if err := r.Client.Status().Patch(ctx, l, client.MergeFromWithOptions(old, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: conflictRetry}, nil
+			}
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
 		if c := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted); c != nil && c.Status == metav1.ConditionTrue && !wasExhausted {
@@ -194,16 +201,16 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 }
 
 // heldLicences is what each member may hold of each kind: the allocation
-// last written (every licence of a cluster carries the same list; the first
-// that has one is it), the one its Lease reports applied, and its use.
+// last written, the one its Lease reports applied, and its use. Every licence
+// of a cluster carries the same list, but a pass may have written only some
+// of them (or the cache may lag one), so the highest figure of any counts.
 func heldLicences(members []memberView, items []vpnv1alpha1.ConnectionLicense) (client, bridge []license.Held) {
 	written := map[string]vpnv1alpha1.LicenseAllocation{}
 	for i := range items {
-		if len(items[i].Status.Allocations) > 0 {
-			for _, a := range items[i].Status.Allocations {
-				written[a.Member] = a
-			}
-			break
+		for _, a := range items[i].Status.Allocations {
+			w := written[a.Member]
+			w.Client, w.Bridge = max(w.Client, a.Client), max(w.Bridge, a.Bridge)
+			written[a.Member] = w
 		}
 	}
 	for _, m := range members {

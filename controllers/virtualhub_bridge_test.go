@@ -122,11 +122,18 @@ func TestBridgePlacedMovedAndFenced(t *testing.T) {
 	newNode(t, ns+"-a", lan)
 	newNode(t, ns+"-b", lan)
 	newNode(t, ns+"-c", nil)
-	cl := newCluster(t, ns, "vpn", 3, nil)
+	// A real Lease expiry at the end: 12 s leases, renewed every 4 s like
+	// `hubfleet member` does (long enough that the release fallback of one
+	// lease duration cannot move the bridge before the test looks).
+	cl := newCluster(t, ns, "vpn", 3, func(c *vpnv1alpha1.VPNCluster) { c.Spec.Failover.LeaseDurationSeconds = 12 })
 	startBridgeMember(t, cl, 0, ns+"-c", "c0000000000000")
 	startBridgeMember(t, cl, 1, ns+"-a", "a1111111111111")
 	startBridgeMember(t, cl, 2, ns+"-b", "b2222222222222")
 	m0, m1, m2 := memberName(cl, 0), memberName(cl, 1), memberName(cl, 2)
+	stopOthers := renewer(t, cl, map[string]bool{m0: true, m1: true})
+	defer stopOthers()
+	stopM2 := renewer(t, cl, map[string]bool{m2: true})
+	defer stopM2()
 	eventually(t, wait, "members ready", func() error {
 		if got := get(t, &vpnv1alpha1.VPNCluster{}, ns, "vpn").Status.Ready; got != "3/3" {
 			return fmt.Errorf("ready %s", got)
@@ -157,7 +164,12 @@ func TestBridgePlacedMovedAndFenced(t *testing.T) {
 	setMemberContainer(t, ns, m1, "a99911111111", true)
 
 	// m2 fails its readiness probe but its process runs: it may still be
-	// bridging, so it is told to stop and nothing moves.
+	// bridging, so it is told to stop and nothing moves. It has also stopped
+	// renewing, its last renewal 3 s ago: its Lease expires in 9 s, before
+	// the fallback of one lease duration (12 s) after it was told to stop.
+	stopM2()
+	renewLease(t, cl, m2, time.Now().Add(-3*time.Second), "")
+	expires := time.Now().Add(9 * time.Second)
 	setMemberContainer(t, ns, m2, "b2222222222222", false)
 	h = bridgedOn(t, ns, "lan", m2, metav1.ConditionFalse, ReasonBridgeReleasing)
 	if c := meta.FindStatusCondition(h.Status.Conditions, vpnv1alpha1.ConditionBridged); !strings.Contains(c.Message, "its Lease expires") {
@@ -170,8 +182,12 @@ func TestBridgePlacedMovedAndFenced(t *testing.T) {
 	}
 
 	// Its Lease expires (the member fenced itself): now the bridge moves.
-	renewLease(t, cl, m2, time.Now().Add(-301*time.Second), "")
+	// Not sooner: the operator waits for the expiry, which it learns from
+	// the clock (a renewal that stops writes nothing to watch).
 	bridgedOn(t, ns, "lan", m1, metav1.ConditionTrue, ReasonBridged)
+	if early := time.Until(expires); early > 0 {
+		t.Errorf("bridge moved %v before m2's Lease expired", early)
+	}
 	eventually(t, wait, "BridgeMoved Event after the Lease expiry", func() error {
 		return eventFor(ns, "lan", ReasonBridgeMoved, "from "+m2+" to "+m1, "Lease expired")
 	})
