@@ -3,7 +3,9 @@ package bridge
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
@@ -15,7 +17,11 @@ type Bridge struct {
 	dev  Device
 	port *hub.Port
 	stop sync.Once
-	done chan struct{}
+	// closing is set by Close: whatever either direction fails with after
+	// that (a write racing the device's close: "use of closed file") is the
+	// close itself, not a failure to report.
+	closing atomic.Bool
+	done    chan struct{}
 	err  error // the first failure of either direction, set before done closes
 }
 
@@ -30,7 +36,7 @@ func Attach(h *hub.Hub, dev Device, label string) *Bridge {
 		first := <-errs
 		b.shut() // the other direction ends too
 		wg.Wait()
-		if errors.Is(first, ErrClosed) || errors.Is(first, hub.ErrPortClosed) {
+		if b.closing.Load() || errors.Is(first, ErrClosed) || errors.Is(first, hub.ErrPortClosed) || errors.Is(first, os.ErrClosed) {
 			first = nil
 		}
 		b.err = first
@@ -49,6 +55,7 @@ func (b *Bridge) shut() {
 // Close detaches the port and closes the device (which ends the socket and
 // everything it set up), then waits for both directions to stop.
 func (b *Bridge) Close() error {
+	b.closing.Store(true)
 	b.shut()
 	<-b.done
 	return b.err
