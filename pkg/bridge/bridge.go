@@ -22,7 +22,7 @@ type Bridge struct {
 	// close itself, not a failure to report.
 	closing atomic.Bool
 	done    chan struct{}
-	err  error // the first failure of either direction, set before done closes
+	err     error // the first failure of either direction, set before done closes
 }
 
 // Attach starts bridging dev to h. The Bridge owns dev from now on.
