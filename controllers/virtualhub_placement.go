@@ -92,9 +92,16 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 			})
 		}
 	}
+	hold, holdMsg := startupHold(cl, &ms, now)
+	waiting := func(h liveHub) bool {
+		return hold > 0 && h.obj.Spec.Type != vpnv1alpha1.HubStatic && h.status.AssignedMember == ""
+	}
 	keys := make([]string, len(admitted))
 	for i, h := range admitted {
 		keys[i] = h.obj.Namespace + "/" + h.obj.Name
+		if waiting(h) {
+			continue // not in the snapshot: Place must not put it anywhere yet
+		}
 		ph := placement.Hub{Key: keys[i], Type: placement.Dynamic}
 		if h.obj.Spec.Type == vpnv1alpha1.HubStatic {
 			ph.Type = placement.Static
@@ -125,6 +132,11 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		per := sessions[keys[i]]
 		var st vpnv1alpha1.VirtualHubStatus
 		var ev *hubEvent
+		if waiting(h) {
+			st = unscheduled(h, ReasonWaitingForMembers, holdMsg)
+			emit(h, st, transitionEvent(h, st, ""))
+			continue
+		}
 		if h.obj.Spec.Type == vpnv1alpha1.HubStatic {
 			st = staticStatus(h, d.Static[keys[i]], per, cl)
 			ev = transitionEvent(h, st, "")
@@ -144,8 +156,10 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		emit(h, st, ev)
 	}
 	requeue := ms.requeueAfter(now)
-	if bridgeWait > 0 && (requeue == 0 || bridgeWait < requeue) {
-		requeue = bridgeWait
+	for _, w := range []time.Duration{bridgeWait, hold} {
+		if w > 0 && (requeue == 0 || w < requeue) {
+			requeue = w
+		}
 	}
 	return ups, requeue, nil
 }

@@ -153,3 +153,36 @@ func TestHubStatusEqualSeesEveryField(t *testing.T) {
 		}
 	}
 }
+
+// Hubs applied with their cluster wait for the members still starting rather
+// than all landing on the first member that is ready, and then spread.
+func TestNewHubsWaitForStartingMembers(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t, nil)
+	cl := newCluster(t, ns, "vpn", 3, nil)
+	for _, n := range []string{"a", "b", "c"} {
+		newHub(t, ns, n, cl, vpnv1alpha1.HubDynamic)
+	}
+	startMember(t, cl, 0)
+	eventually(t, wait, "hubs wait for the starting members", func() error {
+		for _, n := range []string{"a", "b", "c"} {
+			h := get(t, &vpnv1alpha1.VirtualHub{}, ns, n)
+			if h.Status.AssignedMember != "" {
+				return fmt.Errorf("hub %s placed on %s with 2 of 3 members starting", n, h.Status.AssignedMember)
+			}
+			if err := condIs(h.Status.Conditions, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, ReasonWaitingForMembers); err != nil {
+				return fmt.Errorf("hub %s: %w", n, err)
+			}
+		}
+		return nil
+	})
+	startMember(t, cl, 1)
+	startMember(t, cl, 2)
+	on := map[string]bool{}
+	for _, n := range []string{"a", "b", "c"} {
+		on[placedHub(t, ns, n).Status.AssignedMember] = true
+	}
+	if len(on) != 3 {
+		t.Fatalf("3 new hubs on members %v; want one on each", on)
+	}
+}
