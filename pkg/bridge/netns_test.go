@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,41 +83,6 @@ func (w *world) inNS(ns string, timeout time.Duration, args ...string) (string, 
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 	return string(out), err
-}
-
-// inNetns runs fn on an OS thread that entered the named namespace. Sockets
-// fn opens stay in that namespace.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// No UnlockOSThread if switching back fails: the thread then dies
-		// with the goroutine instead of running others in the wrong namespace.
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("leaving %s: %w", ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 var buildOnce struct {
@@ -202,7 +166,7 @@ func newWorld(t testing.TB, clients int) *world {
 		t.Fatal(err)
 	}
 	var ln net.Listener
-	if err := inNetns(w.memberNS, func() (err error) { ln, err = net.Listen("tcp", cfg.Listen); return err }); err != nil {
+	if err := testutil.InNetns(w.memberNS, func() (err error) { ln, err = net.Listen("tcp", cfg.Listen); return err }); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = w.srv.Serve(ln) }()
@@ -252,7 +216,7 @@ func (w *world) cleanup() {
 func (w *world) attach() *bridge.Bridge {
 	w.t.Helper()
 	var dev bridge.Device
-	if err := inNetns(w.memberNS, func() (err error) { dev, err = bridge.Open("lan0", 0); return err }); err != nil {
+	if err := testutil.InNetns(w.memberNS, func() (err error) { dev, err = bridge.Open("lan0", 0); return err }); err != nil {
 		w.t.Fatal(err)
 	}
 	return bridge.Attach(w.srv.Hub("lan"), dev, "local-bridge:lan0")
@@ -278,7 +242,7 @@ func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) 
 func (w *world) echoServer() string {
 	w.t.Helper()
 	var ln net.Listener
-	if err := inNetns(w.lanNS, func() (err error) { ln, err = net.Listen("tcp", lanHost+":7"); return err }); err != nil {
+	if err := testutil.InNetns(w.lanNS, func() (err error) { ln, err = net.Listen("tcp", lanHost+":7"); return err }); err != nil {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { ln.Close() })
@@ -298,7 +262,7 @@ func (w *world) echoServer() string {
 func (w *world) dialFromClient(addr string) net.Conn {
 	w.t.Helper()
 	var c net.Conn
-	if err := inNetns(w.cliNS, func() (err error) { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return err }); err != nil {
+	if err := testutil.InNetns(w.cliNS, func() (err error) { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return err }); err != nil {
 		w.t.Fatal(err)
 	}
 	return c
@@ -417,7 +381,7 @@ func TestBridgeKeepsVLANTags(t *testing.T) {
 		f = append(f, 0)
 	}
 	var fd int
-	if err := inNetns(w.lanNS, func() error {
+	if err := testutil.InNetns(w.lanNS, func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
@@ -500,7 +464,7 @@ func BenchmarkBridgeTCP(b *testing.B) {
 	for _, dst := range []struct{ name, ns, addr string }{{"bridge", w.lanNS, lanHost}, {"client", peerNS, peerAddr}} {
 		b.Run(dst.name, func(b *testing.B) {
 			var ln net.Listener
-			if err := inNetns(dst.ns, func() (err error) { ln, err = net.Listen("tcp", dst.addr+":9"); return err }); err != nil {
+			if err := testutil.InNetns(dst.ns, func() (err error) { ln, err = net.Listen("tcp", dst.addr+":9"); return err }); err != nil {
 				b.Fatal(err)
 			}
 			defer ln.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/internal/e2e"
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // target is issue #8's: the LAN reachable again at most 3 s (p99) after the
@@ -263,7 +264,7 @@ func killTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, w *e2e.Watch, pin
 func tcpEcho(t *testing.T, l *lan, cl *e2e.Client) {
 	t.Helper()
 	var ln net.Listener
-	if err := inNetns(l.hostNS, func() (err error) { ln, err = net.Listen("tcp", lanHost+":0"); return err }); err != nil {
+	if err := testutil.InNetns(l.hostNS, func() (err error) { ln, err = net.Listen("tcp", lanHost+":0"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
@@ -276,7 +277,7 @@ func tcpEcho(t *testing.T, l *lan, cl *e2e.Client) {
 		_, _ = io.Copy(c, c)
 	}()
 	var conn net.Conn
-	if err := inNetns(cl.NS, func() (err error) { conn, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second); return err }); err != nil {
+	if err := testutil.InNetns(cl.NS, func() (err error) { conn, err = net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second); return err }); err != nil {
 		t.Fatalf("TCP from the client to the LAN host: %v", err)
 	}
 	defer conn.Close()

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hubfleet/hubfleet/internal/e2e"
+	"github.com/hubfleet/hubfleet/internal/testutil"
 )
 
 // The test's LAN, all in network namespaces it creates (docs/bridge.md):
@@ -116,39 +116,6 @@ func (l *lan) plug(p e2e.Pod) {
 	}
 }
 
-// inNetns runs fn on an OS thread inside the named network namespace; the
-// sockets it opens stay there.
-func inNetns(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		self, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer self.Close()
-		target, err := os.Open("/var/run/netns/" + ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("leaving %s: %w", ns, err) // the thread dies locked
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
-
 // capture counts what the LAN host receives: broadcasts (a loop shows as a
 // storm of them), frames carrying its own source MAC (a frame it sent that
 // came back: a loop), and ICMP echo requests and replies seen more than once
@@ -176,7 +143,7 @@ func (l *lan) capture(t testing.TB) *capture { return captureOn(t, l.hostNS, "et
 // back).
 func captureOn(t testing.TB, ns, ifname string) *capture {
 	c := &capture{stop: make(chan struct{}), done: make(chan struct{}), seen: map[uint64]time.Time{}}
-	err := inNetns(ns, func() error {
+	err := testutil.InNetns(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err
