@@ -968,6 +968,10 @@ cmd_run() {
     else
       kctl apply -f "$ROOT/config/samples" >&2
     fi
+    # So that the listing below shows where the hubs run: new dynamic hubs
+    # wait for all members to start (WaitingForMembers) before they are placed.
+    kctl wait --for=condition=Ready virtualhubs --all -A --timeout=90s >&2 ||
+      log "not every sample hub is Ready after 90 s; see kubectl describe virtualhubs -A"
     step_end
   fi
   connect_hint=$(demo_connect_command || true)
