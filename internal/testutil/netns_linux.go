@@ -3,9 +3,14 @@
 package testutil
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
+	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,4 +48,21 @@ func InNetns(ns string, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// IP runs the ip(8) command and fails the test if it fails.
+func IP(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+// InNS runs a short command inside the named network namespace and returns
+// its combined output.
+func InNS(ns string, timeout time.Duration, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	return string(out), err
 }

@@ -71,18 +71,10 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-func (w *world) ip(args ...string) {
-	w.t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		w.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
+func (w *world) ip(args ...string) { w.t.Helper(); testutil.IP(w.t, args...) }
 
 func (w *world) inNS(ns string, timeout time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	return string(out), err
+	return testutil.InNS(ns, timeout, args...)
 }
 
 var buildOnce struct {

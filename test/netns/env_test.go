@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -107,19 +105,11 @@ func (e *env) clientNS(role string, i int) string {
 	return ns
 }
 
-func (e *env) ip(args ...string) {
-	e.t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		e.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
+func (e *env) ip(args ...string) { e.t.Helper(); testutil.IP(e.t, args...) }
 
 // inNS runs a short command in ns and returns its combined output.
 func (e *env) inNS(ns string, timeout time.Duration, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	return string(out), err
+	return testutil.InNS(ns, timeout, args...)
 }
 
 // writeConfig issues a CA and a member certificate for the member's underlay
