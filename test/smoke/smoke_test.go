@@ -23,6 +23,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hubfleet/hubfleet/internal/e2e"
 )
 
 const (
@@ -132,19 +134,19 @@ func TestLocalClusterSmoke(t *testing.T) {
 	// it. hubfleet's failure detection starts from exactly these signals.
 	e.killContainer(re)
 	start = time.Now()
-	e.waitPod("smoke-0", 30*time.Second, "Ready=False", func(p podJSON) bool { return !p.ready() })
+	e.waitPod("smoke-0", 30*time.Second, "Ready=False", func(p e2e.Pod) bool { return !p.Ready() })
 	notReady := time.Since(start)
-	restarted := e.waitPod("smoke-0", 60*time.Second, "restarted and Ready", func(p podJSON) bool {
-		return p.ready() && p.restarts() > re.restarts()
+	restarted := e.waitPod("smoke-0", 60*time.Second, "restarted and Ready", func(p e2e.Pod) bool {
+		return p.Ready() && p.Restarts() > re.Restarts()
 	})
 	t.Logf("TIMING killed container: Ready=False after %.1fs, restarted (restartCount %d) and Ready after %.1fs",
-		notReady.Seconds(), restarted.restarts(), time.Since(start).Seconds())
+		notReady.Seconds(), restarted.Restarts(), time.Since(start).Seconds())
 	e.expectHTTP(net.JoinHostPort(svcIP, "80"), "smoke-0", 30*time.Second)
 }
 
 // killContainer sends SIGKILL to the pod's container through containerd, as an
 // out-of-memory kill or a crash would end it.
-func (e *env) killContainer(p podJSON) {
+func (e *env) killContainer(p e2e.Pod) {
 	e.t.Helper()
 	if len(p.Status.ContainerStatuses) == 0 {
 		e.t.Fatal("pod has no container status")
@@ -196,59 +198,24 @@ spec:
           capabilities: { drop: [ALL] }
 `
 
-type podJSON struct {
-	Metadata struct {
-		UID               string  `json:"uid"`
-		DeletionTimestamp *string `json:"deletionTimestamp"`
-	} `json:"metadata"`
-	Status struct {
-		PodIP      string `json:"podIP"`
-		Conditions []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-		} `json:"conditions"`
-		ContainerStatuses []struct {
-			ContainerID  string `json:"containerID"`
-			RestartCount int    `json:"restartCount"`
-		} `json:"containerStatuses"`
-	} `json:"status"`
-}
-
-func (p podJSON) ready() bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == "Ready" {
-			return c.Status == "True"
-		}
-	}
-	return false
-}
-
-func (p podJSON) restarts() int {
-	n := 0
-	for _, c := range p.Status.ContainerStatuses {
-		n += c.RestartCount
-	}
-	return n
-}
-
 // waitPodReady polls until the pod exists with a UID other than notUID, is not being
 // deleted, and has condition Ready=True.
-func (e *env) waitPodReady(name, notUID string, timeout time.Duration) podJSON {
+func (e *env) waitPodReady(name, notUID string, timeout time.Duration) e2e.Pod {
 	e.t.Helper()
-	return e.waitPod(name, timeout, "Ready", func(p podJSON) bool {
-		return p.Metadata.UID != notUID && p.Metadata.DeletionTimestamp == nil && p.ready()
+	return e.waitPod(name, timeout, "Ready", func(p e2e.Pod) bool {
+		return p.Metadata.UID != notUID && p.Metadata.DeletionTimestamp == nil && p.Ready()
 	})
 }
 
 // waitPod polls the pod every 100 ms until cond holds, failing after timeout.
-func (e *env) waitPod(name string, timeout time.Duration, what string, cond func(podJSON) bool) podJSON {
+func (e *env) waitPod(name string, timeout time.Duration, what string, cond func(e2e.Pod) bool) e2e.Pod {
 	e.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
 	for {
 		out, err := e.kubectlErr("get", "pod", name, "-n", namespace, "-o", "json")
 		if err == nil {
-			var p podJSON
+			var p e2e.Pod
 			if err := json.Unmarshal([]byte(out), &p); err != nil {
 				e.t.Fatal(err)
 			}
