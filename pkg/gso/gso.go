@@ -182,7 +182,9 @@ func PlanSegments(m Meta, pkt []byte) (s Plan, ok bool) {
 			return s, false
 		}
 	}
-	if s.Hdr > len(pkt) {
+	// A segment's IP length field is 16 bits: an MSS that would overflow it
+	// (only a forged header has one) cannot be honoured.
+	if s.Hdr > len(pkt) || s.Hdr+s.MSS-s.L3 > 0xffff {
 		return s, false
 	}
 	payload := len(pkt) - s.Hdr
@@ -255,6 +257,11 @@ func Segment(s *Plan, pkt []byte, i int, dst []byte) int {
 // emit's slice is valid only during the call. Split reports false, emitting
 // nothing, for a frame it cannot split or complete (drop it and count it).
 func Split(m Meta, pkt, scratch []byte, emit func([]byte)) bool {
+	// An IP packet longer than its 16-bit length field can only be a forged
+	// or corrupt frame; no port could take it.
+	if l3, _, ok := L3Offset(pkt); ok && len(pkt)-l3 > 0xffff {
+		return false
+	}
 	if m.Segmented() {
 		p, ok := PlanSegments(m, pkt)
 		if !ok || p.MaxSegmentLen() > len(scratch) {
