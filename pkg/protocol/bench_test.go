@@ -177,7 +177,7 @@ func BenchmarkReadBuffer(b *testing.B) {
 			clients := make([]*Conn, len(sizes))
 			rxs := make([]*rxCounter, len(sizes))
 			for i, bs := range sizes {
-				readBufferSize = func(maxFrame int) int { return max(bs, maxFrame+2) }
+				readBufferSize = func(cfg Config) int { return max(bs, cfg.MaxFrame+2) }
 				client, member := sessionPair(b, LoginResult{Code: OK})
 				clients[i], rxs[i] = client, countFrames(member)
 			}

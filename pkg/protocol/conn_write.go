@@ -8,6 +8,9 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/framing"
+	"github.com/hubfleet/hubfleet/pkg/gso"
 )
 
 // Encode buffers are pooled, not kept per Conn: a member holds thousands of mostly
@@ -25,48 +28,101 @@ const (
 	maxPooled = 2 << 20
 )
 
+// scratchPool holds the buffers WriteFramesGSO segments into for a session
+// without GSO. Pooled rather than kept per Conn: a member may hold thousands of
+// old clients, and a super-frame needs a 64 KiB scratch only while it is cut up.
+var scratchPool = sync.Pool{New: func() any {
+	b := make([]byte, MaxSuperFrame)
+	return &b
+}}
+
+// gsoBatchBody is where a writer ends a FramesGSO batch (the receiver accepts up
+// to MaxGSOBatchBody): with flushAt it keeps a pooled encode buffer under
+// maxPooled however large the frames.
+const gsoBatchBody = 256 << 10
+
+// writeState is one WriteFrames(GSO) call's encoder, kept in the Conn so that
+// addSegment, bound once as w.emit, reaches it without a closure per call.
+type writeState struct {
+	b        []byte
+	enc      framing.Encoder
+	typ      byte
+	format   framing.Format
+	limit    int
+	maxFrame int
+	sent     int
+	bytes    int
+	err      error
+	emit     func([]byte)
+}
+
 // WriteFrames sends frames in as few batches as the limits allow (128 frames, 1 MiB
 // per batch), with one write to the TLS connection per ~256 KiB. Frames longer than
 // MaxFrame are not sent; they are counted in Stats.TxOversize. frames may be reused
 // as soon as WriteFrames returns. Nothing is allocated once the encode pool is warm.
-func (c *Conn) WriteFrames(frames [][]byte) error {
+func (c *Conn) WriteFrames(frames [][]byte) error { return c.WriteFramesGSO(frames, nil) }
+
+// WriteFramesGSO is WriteFrames for frames with offload metadata (metas[i] for
+// frames[i]; nil metas means every frame is ordinary). On a GSO session frames
+// travel with their metadata and a super-frame goes whole, as one frame. On a
+// session without GSO a super-frame is split into MTU segments and a partial
+// checksum is completed, in software, in a pooled scratch buffer: frames[i] is
+// never written (hub frames are shared between ports). Frames whose metadata
+// does not fit them are dropped and counted in Stats.TxBadMeta.
+func (c *Conn) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
+	if metas != nil && len(metas) != len(frames) {
+		return fmt.Errorf("WriteFramesGSO: %d metadata entries for %d frames", len(metas), len(frames))
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	w := &c.w
+	w.typ, w.format, w.limit, w.maxFrame = msgFrames, framing.Plain, MaxBatchBody, c.cfg.MaxFrame
+	if c.cfg.GSO && hasMeta(metas) {
+		w.typ, w.format, w.limit = msgFramesGSO, framing.Meta, gsoBatchBody
+	}
 	bp := encodePool.Get().(*[]byte)
-	b := (*bp)[:0]
-	var sent, bytes, dropped int
-	var err error
-	for i := 0; i < len(frames) && err == nil; {
-		start := len(b)
-		b = append(b, 0, 0, 0, 0, 0) // header and frame count, filled below
-		count, body := 0, 1
-		for ; i < len(frames) && count < MaxBatchFrames; i++ {
-			f := frames[i]
-			if len(f) > c.cfg.MaxFrame {
-				dropped++
+	w.b = w.enc.Begin((*bp)[:0], w.typ, w.format, nil, w.limit)
+	w.sent, w.bytes, w.err = 0, 0, nil
+	var scratch *[]byte
+	var oversize, badMeta, super, segmented uint64
+	for i := 0; i < len(frames) && w.err == nil; i++ {
+		f := frames[i]
+		var m gso.Meta
+		if metas != nil {
+			m = framing.Canonical(metas[i])
+		}
+		switch {
+		case m.IsZero() || (m.Flags == gso.DataValid && m.Type == gso.TypeNone):
+			if len(f) > w.maxFrame {
+				oversize++
 				continue
 			}
-			if body+2+len(f) > MaxBatchBody {
-				break
+			c.addFrame(f, m)
+		case !framing.ValidMeta(m, len(f)):
+			badMeta++
+		case w.format == framing.Meta:
+			if m.Segmented() && (len(f) > MaxSuperFrame || int(m.Size) > w.maxFrame) ||
+				!m.Segmented() && len(f) > w.maxFrame {
+				oversize++
+				continue
 			}
-			b = append(b, byte(len(f)>>8), byte(len(f)))
-			b = append(b, f...)
-			count++
-			body += 2 + len(f)
-			bytes += len(f)
-		}
-		if count == 0 {
-			b = b[:start]
-			continue
-		}
-		putHeader(b[start:], msgFrames, body)
-		b[start+headerLen] = byte(count)
-		sent += count
-		if len(b) >= flushAt {
-			err = c.write(b)
-			b = b[:0]
+			if m.Segmented() {
+				super++
+			}
+			c.addFrame(f, m)
+		default:
+			if scratch == nil {
+				scratch = scratchPool.Get().(*[]byte)
+			}
+			if !gso.Split(m, f, *scratch, w.emit) {
+				badMeta++
+				continue
+			}
+			segmented++
 		}
 	}
+	b := w.enc.End(w.b)
+	err := w.err
 	if err == nil && len(b) > 0 {
 		err = c.write(b)
 	}
@@ -74,15 +130,70 @@ func (c *Conn) WriteFrames(frames [][]byte) error {
 		*bp = b[:0]
 		encodePool.Put(bp)
 	}
-	if dropped > 0 {
-		c.txOversize.Add(uint64(dropped))
+	w.b = nil
+	if scratch != nil {
+		scratchPool.Put(scratch)
+	}
+	if oversize > 0 {
+		c.txOversize.Add(oversize)
+	}
+	if badMeta > 0 {
+		c.txBadMeta.Add(badMeta)
+	}
+	if segmented > 0 {
+		c.txSegmented.Add(segmented)
 	}
 	if err != nil {
 		return err
 	}
-	c.txFrames.Add(uint64(sent))
-	c.txBytes.Add(uint64(bytes))
+	// Segments over MaxFrame were counted as oversize by addSegment.
+	c.txFrames.Add(uint64(w.sent))
+	c.txBytes.Add(uint64(w.bytes))
+	if super > 0 {
+		c.txSuper.Add(super)
+	}
 	return nil
+}
+
+func hasMeta(metas []gso.Meta) bool {
+	for _, m := range metas {
+		if !m.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// addFrame appends f to the open batch, ending it (and writing the buffer once
+// it holds flushAt bytes) when f does not fit. The caller holds wmu.
+func (c *Conn) addFrame(f []byte, m gso.Meta) {
+	w := &c.w
+	if w.err != nil {
+		return
+	}
+	if !w.enc.Fits(len(f), m) {
+		w.b = w.enc.End(w.b)
+		if len(w.b) >= flushAt {
+			if w.err = c.write(w.b); w.err != nil {
+				return
+			}
+			w.b = w.b[:0]
+		}
+		w.b = w.enc.Begin(w.b, w.typ, w.format, nil, w.limit)
+	}
+	w.b = w.enc.Add(w.b, f, m)
+	w.sent++
+	w.bytes += len(f)
+}
+
+// addSegment takes one segment (or checksum-completed frame) from gso.Split; the
+// slice is Split's scratch, so it is copied into the batch at once.
+func (c *Conn) addSegment(seg []byte) {
+	if len(seg) > c.w.maxFrame {
+		c.txOversize.Add(1)
+		return
+	}
+	c.addFrame(seg, gso.Meta{})
 }
 
 // write sends b; the caller holds wmu. A failed write ends the session.

@@ -32,6 +32,9 @@ type LoginRequest struct {
 	Relayed         bool
 	RelayEntry      string
 	RelayClientAddr string
+	// Capabilities the client offers (CapGSO, …). A relaying entry member
+	// forwards them unchanged: the session runs end to end with the owner.
+	Capabilities uint32
 }
 
 // String leaves the credentials out, so a request can be logged.
@@ -99,6 +102,9 @@ type LoginResult struct {
 	KeepaliveInterval time.Duration
 	DeadPeerTimeout   time.Duration
 	MaxFrame          int
+	// Capabilities is the subset of the request's Capabilities the server
+	// accepted; both sides then use them.
+	Capabilities uint32
 	// ServerMinVersion and ServerMaxVersion are sent with VersionUnsupported.
 	ServerMinVersion, ServerMaxVersion uint16
 }
@@ -114,7 +120,8 @@ func (r *LoginResult) Err() error {
 
 // ConnConfig is the session configuration both sides derive from an OK result.
 func (r *LoginResult) ConnConfig() Config {
-	return Config{KeepaliveInterval: r.KeepaliveInterval, DeadPeerTimeout: r.DeadPeerTimeout, MaxFrame: r.MaxFrame}
+	return Config{KeepaliveInterval: r.KeepaliveInterval, DeadPeerTimeout: r.DeadPeerTimeout, MaxFrame: r.MaxFrame,
+		GSO: r.Capabilities&CapGSO != 0}
 }
 
 func (r *LoginResult) invalidTimers() string {
@@ -180,6 +187,9 @@ func login(conn net.Conn, req *LoginRequest) (*LoginResult, error) {
 	}
 	if res.Code == OK && (res.Version < req.MinVersion || res.Version > req.Version) {
 		return nil, protoErr("server chose protocol version %d, outside the offered %d..%d", res.Version, req.MinVersion, req.Version)
+	}
+	if extra := res.Capabilities &^ req.Capabilities; extra != 0 {
+		return nil, protoErr("server accepted capabilities %#x the client did not offer", extra)
 	}
 	return res, nil
 }

@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/framing"
 )
 
 // ALPN is the TLS application protocol both sides must negotiate.
@@ -25,6 +27,15 @@ const ALPN = "hubfleet/1"
 const (
 	Version    uint16 = 1
 	MinVersion uint16 = 1
+)
+
+// Capabilities a client offers in its Login and the server accepts (a subset) in
+// its LoginResult. An old peer neither sends nor reads them, so a capability is
+// used only when both sides named it.
+const (
+	// CapGSO: frames may travel as FramesGSO batches with their segmentation
+	// offload metadata, including super-frames of up to MaxSuperFrame bytes.
+	CapGSO uint32 = 1
 )
 
 // Session kinds; a bridge session uses a bridge licence, a client session a client
@@ -59,6 +70,13 @@ const (
 	MaxBatchFrames = 128
 	// MaxBatchBody is the largest Frames message body in bytes.
 	MaxBatchBody = 1 << 20
+	// MaxSuperFrame is the longest super-frame (a frame with a GSO type) a
+	// session with CapGSO carries: a 64 KiB IP packet with Ethernet header and
+	// two VLAN tags. MaxFrame still bounds every other frame and a
+	// super-frame's segment size.
+	MaxSuperFrame = framing.MaxSuperFrame
+	// MaxGSOBatchBody is the largest FramesGSO message body in bytes.
+	MaxGSOBatchBody = framing.MaxMetaBatchBody
 	// maxControlBody bounds Keepalive, Shutdown, Close and unknown-extension bodies.
 	maxControlBody = 4096
 	// maxLoginBody bounds Login and LoginResult bodies.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hubfleet/hubfleet/pkg/framing"
 )
 
 // Message types. Types with the high bit set are optional extensions a receiver that
@@ -17,20 +19,18 @@ const (
 	msgKeepalive   byte = 0x11
 	msgShutdown    byte = 0x12
 	msgClose       byte = 0x13
-	msgExtension   byte = 0x80
+	// msgFramesGSO is a batch whose frames carry their gso.Meta (framing.Meta
+	// format); only sessions that negotiated CapGSO send or accept it.
+	msgFramesGSO byte = 0x14
+	msgExtension byte = 0x80
 )
 
 // headerLen: type (1 byte) and body length (uint24, big-endian).
-const headerLen = 4
+const headerLen = framing.HeaderLen
 
-func putHeader(b []byte, typ byte, n int) {
-	b[0] = typ
-	b[1], b[2], b[3] = byte(n>>16), byte(n>>8), byte(n)
-}
+func putHeader(b []byte, typ byte, n int) { framing.PutHeader(b, typ, n) }
 
-func parseHeader(b []byte) (typ byte, n int) {
-	return b[0], int(b[1])<<16 | int(b[2])<<8 | int(b[3])
-}
+func parseHeader(b []byte) (typ byte, n int) { return framing.ParseHeader(b) }
 
 // Login field tags (TLV: tag byte, uint16 length, value). Unknown tags are skipped so
 // later versions can add fields; never reuse a tag.
@@ -45,6 +45,9 @@ const (
 	tagRelayFlags      = 8
 	tagRelayEntry      = 9
 	tagRelayClientAddr = 10
+	// tagCapabilities (uint32) is in both the Login (what the client offers)
+	// and the LoginResult (the subset the server accepted).
+	tagCapabilities = 11
 )
 
 // LoginResult field tags.
@@ -146,6 +149,9 @@ func encodeLoginRequest(r *LoginRequest) []byte {
 	}
 	b = appendStr(b, tagRelayEntry, r.RelayEntry)
 	b = appendStr(b, tagRelayClientAddr, r.RelayClientAddr)
+	if r.Capabilities != 0 {
+		b = appendField(b, tagCapabilities, binary.BigEndian.AppendUint32(nil, r.Capabilities))
+	}
 	putHeader(b, msgLogin, len(b)-headerLen)
 	return b
 }
@@ -211,6 +217,10 @@ func decodeLoginRequest(body []byte) (*LoginRequest, error) {
 			r.RelayEntry, err = text(v, "relay entry member", maxName)
 		case tagRelayClientAddr:
 			r.RelayClientAddr, err = text(v, "relayed client address", maxName)
+		case tagCapabilities:
+			if v, err = fixed(v, "capabilities", 4); err == nil {
+				r.Capabilities = binary.BigEndian.Uint32(v)
+			}
 		}
 		return err
 	})
@@ -245,6 +255,9 @@ func encodeLoginResult(r *LoginResult) []byte {
 		b = appendField(b, tagKeepaliveMillis, binary.BigEndian.AppendUint32(nil, uint32(r.KeepaliveInterval.Milliseconds())))
 		b = appendField(b, tagDeadMillis, binary.BigEndian.AppendUint32(nil, uint32(r.DeadPeerTimeout.Milliseconds())))
 		b = appendU16(b, tagResultMaxFrame, uint16(r.MaxFrame))
+		if r.Capabilities != 0 {
+			b = appendField(b, tagCapabilities, binary.BigEndian.AppendUint32(nil, r.Capabilities))
+		}
 	}
 	if r.ServerMaxVersion != 0 {
 		b = appendU16(b, tagServerMinVersion, r.ServerMinVersion)
@@ -303,6 +316,10 @@ func decodeLoginResult(body []byte) (*LoginResult, error) {
 		case tagServerMaxVersion:
 			if v, err = fixed(v, "server max version", 2); err == nil {
 				r.ServerMaxVersion = binary.BigEndian.Uint16(v)
+			}
+		case tagCapabilities:
+			if v, err = fixed(v, "capabilities", 4); err == nil && r.Code == OK {
+				r.Capabilities = binary.BigEndian.Uint32(v)
 			}
 		}
 		return err
