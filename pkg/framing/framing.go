@@ -69,12 +69,9 @@ const (
 	MaxBatchFrames = 128
 	// MaxPlainFrame is the longest frame a Plain batch can carry.
 	MaxPlainFrame = 1<<16 - 1
-	// MaxSuperFrame is the longest frame this codec hands out of a Meta batch:
-	// an IP packet of 65535 bytes (an IPv6 payload of 65535 behind its
-	// 40-byte header, the worst case) with an Ethernet header and two VLAN
-	// tags, rounded up. It is below hub.FrameCap, so a super-frame fits one
-	// pooled hub frame.
-	MaxSuperFrame = 65536 + 64
+	// MaxSuperFrame is the longest frame this codec carries in a Meta batch
+	// (gso.MaxSuperFrame); it fits one pooled hub frame.
+	MaxSuperFrame = gso.MaxSuperFrame
 	// MaxMetaBatchBody bounds a Meta batch body: 63 super-frames, or 128
 	// frames of up to 32 KiB. Writers cut batches much earlier (a few hundred
 	// KiB) so their encode buffers stay poolable; the limit only stops a peer

@@ -1,6 +1,10 @@
 package hub
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/hubfleet/hubfleet/pkg/gso"
+)
 
 const (
 	ethHeader    = 14
@@ -50,7 +54,7 @@ func (p *Port) Forward(frames []*Frame) {
 			f.Release()
 			continue
 		}
-		if len(b) > maxFrame {
+		if len(b) > maxFrame && (len(b) > gso.MaxSuperFrame || !f.Meta.Segmented()) {
 			c.oversize++
 			f.Release()
 			continue

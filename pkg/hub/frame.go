@@ -3,12 +3,15 @@ package hub
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/hubfleet/hubfleet/pkg/gso"
 )
 
 const (
 	// FrameCap is the capacity of a frame from NewFrame: any frame the wire
-	// protocol's 16-bit length prefix can carry, plus room for a header that a
-	// reader may decode in place before the Ethernet bytes.
+	// protocol's 16-bit length prefix can carry, and any super-frame
+	// (gso.MaxSuperFrame), plus room for a header that a reader may decode in
+	// place before the Ethernet bytes.
 	FrameCap = 65535 + 257
 
 	// SmallFrameCap is the capacity of a frame from NewFrameSize(n) for
@@ -28,6 +31,12 @@ type Frame struct {
 	// B holds the frame bytes. It may be resliced or appended to; Release
 	// resets it to the pooled buffer.
 	B []byte
+	// Meta is the frame's segmentation offload metadata, set by whoever fills
+	// the frame (zero: an ordinary, complete frame); Release resets it. A
+	// flooded frame is shared by every port's queue, so a port that must
+	// segment it does so into its own buffer: B and Meta are never written
+	// once the frame is forwarded.
+	Meta gso.Meta
 
 	buf []byte // the pooled buffer; B normally aliases it
 	// refs is the number of references, and 1 while the frame sits in its
@@ -117,11 +126,15 @@ func (f *Frame) Release() {
 	}
 	f.pooled = true
 	f.B = f.buf[:0]
+	f.Meta = gso.Meta{}
 	if frameTracking.on.Load() {
 		frameTracking.live.Add(-1)
 	}
 	f.pool.Put(f)
 }
+
+// A super-frame must fit one pooled frame.
+var _ [FrameCap - gso.MaxSuperFrame]struct{}
 
 func releaseAll(frames []*Frame) {
 	for _, f := range frames {

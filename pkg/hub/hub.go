@@ -8,18 +8,27 @@ import (
 
 // Options configures a Hub. Zero fields take their defaults.
 type Options struct {
-	MACAgeing time.Duration    // default 600s
-	MaxMACs   int              // default 65536
-	QueueLen  int              // per-port egress queue, frames; default 1024
-	MaxFrame  int              // max Ethernet frame length incl. header; default 1518
-	Now       func() time.Time // injectable clock; default time.Now
+	MACAgeing time.Duration // default 600s
+	MaxMACs   int           // default 65536
+	QueueLen  int           // per-port egress queue, frames; default 1024
+	// QueueBytes bounds the buffer memory a port's egress queue pins (pooled
+	// capacity: 2 KiB per MTU frame, 64 KiB per super-frame); default 8 MiB,
+	// which QueueLen MTU frames never reach but 127 super-frames do.
+	QueueBytes int
+	// MaxFrame is the longest ordinary frame, Ethernet header included;
+	// default 1518. A super-frame (Frame.Meta with a GSO type) is bounded by
+	// gso.MaxSuperFrame instead: its segments are what MaxFrame is about,
+	// and the port that segments it checks them.
+	MaxFrame int
+	Now      func() time.Time // injectable clock; default time.Now
 }
 
 const (
-	DefaultMACAgeing = 600 * time.Second
-	DefaultMaxMACs   = 65536
-	DefaultQueueLen  = 1024
-	DefaultMaxFrame  = 1514 + 4
+	DefaultMACAgeing  = 600 * time.Second
+	DefaultMaxMACs    = 65536
+	DefaultQueueLen   = 1024
+	DefaultQueueBytes = 8 << 20
+	DefaultMaxFrame   = 1514 + 4
 )
 
 func (o *Options) setDefaults() {
@@ -31,6 +40,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = DefaultQueueLen
+	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = DefaultQueueBytes
 	}
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = DefaultMaxFrame

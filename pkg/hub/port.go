@@ -41,6 +41,7 @@ type Port struct {
 	ring    []*Frame
 	head    int
 	n       int
+	qbytes  int // pooled capacity of the queued frames, against QueueBytes
 	qclosed bool
 	notify  chan struct{} // one token: "the queue became non-empty"
 	done    chan struct{} // closed with the port
@@ -81,16 +82,27 @@ func (p *Port) push(frames []*Frame) {
 	}
 	wasEmpty := p.n == 0
 	free := len(p.ring) - p.n
-	k := min(free, len(frames))
+	k := 0
 	tail := p.head + p.n
-	for _, f := range frames[:k] {
+	budget := p.hub.opt.QueueBytes - p.qbytes
+	for _, f := range frames[:min(free, len(frames))] {
+		// The budget counts pinned buffer capacity, so a queue of
+		// super-frames cannot hold QueueLen × 64 KiB; an empty queue takes
+		// one frame whatever its size.
+		if c := cap(f.buf); c > budget && p.n+k > 0 {
+			break
+		} else {
+			budget -= c
+		}
 		if tail >= len(p.ring) {
 			tail -= len(p.ring)
 		}
 		p.ring[tail] = f
 		tail++
+		k++
 	}
 	p.n += k
+	p.qbytes = p.hub.opt.QueueBytes - budget
 	p.qmu.Unlock()
 	if dropped := frames[k:]; len(dropped) > 0 {
 		p.out.queueFull.Add(uint64(len(dropped)))
@@ -111,6 +123,7 @@ func (p *Port) TryDequeue(dst []*Frame) int {
 	k := min(p.n, len(dst))
 	for i := range k {
 		dst[i] = p.ring[p.head]
+		p.qbytes -= cap(dst[i].buf)
 		p.ring[p.head] = nil
 		p.head++
 		if p.head == len(p.ring) {
@@ -191,6 +204,7 @@ func (p *Port) closeQueue() {
 		p.head = (p.head + 1) % len(p.ring)
 		p.n--
 	}
+	p.qbytes = 0
 	p.qmu.Unlock()
 	releaseAll(queued)
 	close(p.done)
