@@ -267,6 +267,9 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 		Code: protocol.OK, Version: req.NegotiatedVersion(),
 		SessionID: se.id, Ticket: ticket, TicketExpiry: expiry,
 		KeepaliveInterval: st.keepalive, DeadPeerTimeout: st.dead, MaxFrame: mf,
+		// The session writer segments super-frames for clients without GSO,
+		// so offering it to every client that asks costs the others nothing.
+		Capabilities: req.Capabilities & protocol.CapGSO,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/license"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
@@ -28,10 +29,10 @@ type session struct {
 	remote string
 	id     [16]byte
 
-	// Reader state. in is filled by onFrame during one ReadFrames call and
+	// Reader state. in is filled by onFrame during one ReadFramesGSO call and
 	// forwarded as one batch; its capacity is one wire batch, so it never grows.
 	in      []*hub.Frame
-	onFrame func([]byte)
+	onFrame func([]byte, gso.Meta)
 
 	shutOnce sync.Once
 }
@@ -82,7 +83,7 @@ func (se *session) reader() error {
 	se.in = make([]*hub.Frame, 0, batchFrames)
 	se.onFrame = se.copyFrame // bound once: no closure per call
 	for {
-		_, err := se.conn.ReadFrames(se.onFrame)
+		_, err := se.conn.ReadFramesGSO(se.onFrame)
 		if len(se.in) > 0 {
 			se.port.Forward(se.in) // takes ownership of the frames
 			clear(se.in)
@@ -94,9 +95,13 @@ func (se *session) reader() error {
 	}
 }
 
-func (se *session) copyFrame(b []byte) {
+// copyFrame keeps a frame with its offload metadata: a super-frame from an
+// offload client crosses the hub whole, and each egress session decides whether
+// it can take it (WriteFramesGSO segments it for one that cannot).
+func (se *session) copyFrame(b []byte, m gso.Meta) {
 	f := hub.NewFrameSize(len(b))
 	f.SetLen(copy(f.Buf(), b))
+	f.Meta = m
 	se.in = append(se.in, f)
 }
 
@@ -105,6 +110,7 @@ func (se *session) copyFrame(b []byte) {
 type writeBatch struct {
 	frames [batchFrames]*hub.Frame
 	bufs   [batchFrames][]byte
+	metas  [batchFrames]gso.Meta
 }
 
 var writeBatches = sync.Pool{New: func() any { return new(writeBatch) }}
@@ -122,12 +128,12 @@ func (se *session) writer(ctx context.Context) {
 		wb.frames[0], first[0] = first[0], nil
 		n := 1 + se.port.TryDequeue(wb.frames[1:])
 		for i, f := range wb.frames[:n] {
-			wb.bufs[i] = f.B
+			wb.bufs[i], wb.metas[i] = f.B, f.Meta
 		}
-		err := se.conn.WriteFrames(wb.bufs[:n])
+		err := se.conn.WriteFramesGSO(wb.bufs[:n], wb.metas[:n])
 		for i, f := range wb.frames[:n] {
 			f.Release()
-			wb.frames[i], wb.bufs[i] = nil, nil
+			wb.frames[i], wb.bufs[i], wb.metas[i] = nil, nil, gso.Meta{}
 		}
 		writeBatches.Put(wb)
 		if err != nil {
