@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
@@ -22,17 +23,23 @@ func newCountingTAP() *countingTAP {
 	return &countingTAP{tokens: make(chan struct{}, 4096), frame: make([]byte, 1400), closed: make(chan struct{})}
 }
 
-func (c *countingTAP) Name() string { return "bench0" }
-func (c *countingTAP) MTU() int     { return 1500 }
-func (c *countingTAP) Read(b []byte) (int, error) {
+func (c *countingTAP) Name() string            { return "bench0" }
+func (c *countingTAP) MTU() int                { return 1500 }
+func (c *countingTAP) BatchSize() int          { return 1 }
+func (c *countingTAP) Offload() ethdev.Offload { return ethdev.Offload{} }
+func (c *countingTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case <-c.tokens:
-		return copy(b, c.frame), nil
+		sizes[0] = copy(bufs[0][offset:], c.frame)
+		return 1, nil
 	case <-c.closed:
 		return 0, io.EOF
 	}
 }
-func (c *countingTAP) Write(b []byte) (int, error) { c.written.Add(1); return len(b), nil }
+func (c *countingTAP) Write(bufs [][]byte, offset int) (int, error) {
+	c.written.Add(int64(len(bufs)))
+	return len(bufs), nil
+}
 func (c *countingTAP) Close() error {
 	select {
 	case <-c.closed:

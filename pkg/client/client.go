@@ -91,7 +91,9 @@ func clientTLS(opts Options) (*tls.Config, error) {
 
 // openTAP creates and configures the TAP device; on any failure it is removed.
 func openTAP(opts Options) (tap.Device, error) {
-	dev, err := tap.Open(opts.TAPName)
+	// Offloads stay off until the session carries each frame's metadata: a
+	// super-frame the wire cannot describe would be lost.
+	dev, err := tap.Open(opts.TAPName, tap.Options{Queues: tap.DefaultQueues()})
 	if err != nil {
 		return nil, &Error{Reason: ReasonTAP, Err: err}
 	}
@@ -139,6 +141,8 @@ type client struct {
 
 	toTAP       func([]byte) // c.writeTAP, bound once so the hot path does not allocate
 	tapWriteErr uint64
+	tapBuf      []byte   // a received frame behind a zero virtio_net_hdr, for dev.Write
+	tapBufs     [][]byte // tapBuf as Write's batch of one
 }
 
 func newClient(opts Options, dev tap.Device, tlsConf *tls.Config) *client {
@@ -163,6 +167,8 @@ func newClient(opts Options, dev tap.Device, tlsConf *tls.Config) *client {
 	c.maxWant = min(c.maxWant, protocol.MaxFrameLimit)
 	c.reader = tap.NewReader(dev, c.maxWant, queueLen)
 	c.toTAP = c.writeTAP
+	c.tapBuf = make([]byte, tap.Headroom+c.maxWant)
+	c.tapBufs = make([][]byte, 1)
 	return c
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/certs"
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
@@ -141,23 +142,28 @@ func newPipeTAP() *pipeTAP {
 	return &pipeTAP{in: make(chan []byte, 256), out: make(chan []byte, 256), closed: make(chan struct{})}
 }
 
-func (p *pipeTAP) Name() string { return "pipe0" }
-func (p *pipeTAP) MTU() int     { return 1500 }
-func (p *pipeTAP) Read(b []byte) (int, error) {
+func (p *pipeTAP) Name() string            { return "pipe0" }
+func (p *pipeTAP) MTU() int                { return 1500 }
+func (p *pipeTAP) BatchSize() int          { return 1 }
+func (p *pipeTAP) Offload() ethdev.Offload { return ethdev.Offload{} }
+func (p *pipeTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case f := <-p.in:
-		return copy(b, f), nil
+		sizes[0] = copy(bufs[0][offset:], f)
+		return 1, nil
 	case <-p.closed:
 		return 0, io.EOF
 	}
 }
-func (p *pipeTAP) Write(f []byte) (int, error) {
-	select {
-	case p.out <- append([]byte(nil), f...):
-	case <-p.closed:
-		return 0, io.ErrClosedPipe
+func (p *pipeTAP) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		select {
+		case p.out <- append([]byte(nil), b[offset:]...):
+		case <-p.closed:
+			return i, io.ErrClosedPipe
+		}
 	}
-	return len(f), nil
+	return len(bufs), nil
 }
 func (p *pipeTAP) Close() error { p.closeOnce.Do(func() { close(p.closed) }); return nil }
 

@@ -58,12 +58,18 @@ func (c *client) writeLoop(conn *protocol.Conn) error {
 	}
 }
 
-// writeTAP hands one received frame to the kernel. water has no batch write, so
-// this is one write(2) per frame. A failed write (the link set down by hand, a
-// frame the kernel rejects) drops the frame; a TAP that is gone also fails its
+// writeTAP hands one received frame to the kernel, one write(2). The device
+// takes a virtio_net_hdr before each frame; the wire carries none yet, so
+// the frame is copied behind a zero one. A frame the device cannot take is
+// dropped (and counted by the device); a TAP that is gone also fails its
 // reads, which ends the client through writeLoop.
 func (c *client) writeTAP(frame []byte) {
-	if _, err := c.dev.Write(frame); err != nil {
+	if len(frame) > len(c.tapBuf)-tap.Headroom {
+		c.tapWriteErr++
+		return
+	}
+	c.tapBufs[0] = c.tapBuf[:tap.Headroom+copy(c.tapBuf[tap.Headroom:], frame)]
+	if _, err := c.dev.Write(c.tapBufs, tap.Headroom); err != nil {
 		c.tapWriteErr++
 	}
 }

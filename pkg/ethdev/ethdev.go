@@ -122,3 +122,29 @@ var ErrClosed = errors.New("ethdev: device closed")
 
 // ErrOffset is returned by Read and Write for an offset below gso.VirtioLen.
 var ErrOffset = errors.New("ethdev: offset leaves no room for the virtio_net_hdr")
+
+// Segmenter is what a device's Write uses for a frame it cannot take whole:
+// gso.Split into a scratch buffer of the segmenter's own, with VirtioLen zero
+// bytes before each piece, so a device that reads a virtio_net_hdr writes
+// header and piece in one call. The buffer is allocated on first use: a
+// device that is never handed an offload frame holds none.
+type Segmenter struct{ buf []byte }
+
+// Split calls emit with each piece the frame with metadata m stands for, as a
+// device without offload must receive them, each as a zero virtio_net_hdr
+// followed by the piece. emit's slice is valid only during the call. Split
+// reports false, emitting nothing, for a frame gso.Split cannot handle.
+func (s *Segmenter) Split(m gso.Meta, frame []byte, emit func(hdrAndFrame []byte)) bool {
+	if s.buf == nil {
+		s.buf = make([]byte, gso.VirtioLen+MaxSuperFrame)
+	}
+	scratch := s.buf[gso.VirtioLen:]
+	return gso.Split(m, frame, scratch, func(p []byte) {
+		if len(p) == 0 || &p[0] != &scratch[0] {
+			// gso.Split passes a frame that needs nothing done as it is;
+			// the copy gives it the zero header in front.
+			p = scratch[:copy(scratch, p)]
+		}
+		emit(s.buf[:gso.VirtioLen+len(p)])
+	})
+}

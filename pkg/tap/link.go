@@ -1,22 +1,19 @@
 package tap
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"os/exec"
-	"strings"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// Link state and MTU are set with ioctls on an AF_INET socket: they are needed on
-// every start, cost one syscall, and must work in a distroless image that has no
-// iproute2. Addresses and bridges go through the `ip` command instead: they are
-// optional conveniences that need rtnetlink (IPv6 addresses, bridge ports), and
-// `ip` is what an administrator would run by hand, so its error text is familiar.
+// Link state and MTU are set with ioctls on an AF_INET socket: one syscall
+// each, no socket to rtnetlink. Addresses and bridges need rtnetlink (IPv6
+// addresses, bridge ports), which vishvananda/netlink speaks directly: the
+// member and client images are distroless, without iproute2 to run, and
+// typed replies leave no text to parse.
 
 func ifreqCall(name string, req uint, set func(*unix.Ifreq)) (*unix.Ifreq, error) {
 	ifr, err := unix.NewIfreq(name)
@@ -46,6 +43,14 @@ func LinkMTU(name string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
+func linkMTU(name string) int {
+	mtu, err := LinkMTU(name)
+	if err != nil {
+		return 0
+	}
+	return mtu
+}
+
 // SetMTU sets an interface's MTU (the IP payload of a frame, 68..65535 for IPv4).
 func SetMTU(name string, mtu int) error {
 	if mtu < 68 || mtu > 65535 {
@@ -72,7 +77,7 @@ func SetUp(name string) error {
 }
 
 func permHint(err error) string {
-	if err == unix.EPERM || err == unix.EACCES {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 		return ": run as root or grant CAP_NET_ADMIN"
 	}
 	return ""
@@ -85,43 +90,39 @@ func AddAddress(name, cidr string) error {
 	if _, err := netip.ParsePrefix(cidr); err != nil {
 		return fmt.Errorf("address %q is not in CIDR notation such as 172.31.0.1/24 or fd00::1/64: %w", cidr, err)
 	}
-	return ip("addr", "replace", cidr, "dev", name)
+	addr, err := netlink.ParseAddr(cidr)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", cidr, err)
+	}
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("adding %s to %s: %w", cidr, name, err)
+	}
+	if err := netlink.AddrReplace(l, addr); err != nil {
+		return fmt.Errorf("adding %s to %s: %w%s", cidr, name, err, permHint(err))
+	}
+	return nil
 }
 
-// IsBridge reports whether name is a Linux bridge. It asks rtnetlink (through
-// ip), not /sys, which shows the namespace /sys was mounted in rather than the
+// IsBridge reports whether name is a Linux bridge. It asks rtnetlink, not
+// /sys, which shows the namespace /sys was mounted in rather than the
 // caller's.
 func IsBridge(name string) bool {
-	l, err := showLink(name)
-	return err == nil && l.LinkInfo.Kind == "bridge"
+	l, err := netlink.LinkByName(name)
+	return err == nil && l.Type() == "bridge"
 }
 
 // Master is the bridge name is a port of, or "" if none.
 func Master(name string) string {
-	l, err := showLink(name)
+	l, err := netlink.LinkByName(name)
+	if err != nil || l.Attrs().MasterIndex == 0 {
+		return ""
+	}
+	m, err := netlink.LinkByIndex(l.Attrs().MasterIndex)
 	if err != nil {
 		return ""
 	}
-	return l.Master
-}
-
-type linkJSON struct {
-	Master   string `json:"master"`
-	LinkInfo struct {
-		Kind string `json:"info_kind"`
-	} `json:"linkinfo"`
-}
-
-func showLink(name string) (linkJSON, error) {
-	out, err := exec.Command("ip", "-j", "-d", "link", "show", "dev", name).Output()
-	if err != nil {
-		return linkJSON{}, err
-	}
-	var ls []linkJSON
-	if err := json.Unmarshal(out, &ls); err != nil || len(ls) != 1 {
-		return linkJSON{}, fmt.Errorf("unexpected output of ip -j link show %s: %s", name, out)
-	}
-	return ls[0], nil
+	return m.Attrs().Name
 }
 
 // AddToBridge makes dev a port of bridge and returns the bridge it joined. If
@@ -131,31 +132,40 @@ func showLink(name string) (linkJSON, error) {
 // moved to the new bridge: a host that reaches the network through that interface
 // should bridge it beforehand, or move its addresses to the bridge itself.
 func AddToBridge(dev, bridge string) (string, error) {
-	if _, err := net.InterfaceByName(bridge); err != nil {
+	link, err := netlink.LinkByName(bridge)
+	if err != nil {
 		return "", fmt.Errorf("interface %q to bridge with does not exist: give an existing Linux bridge or network interface (see `ip link`)", bridge)
 	}
-	br := bridge
-	if !IsBridge(bridge) {
-		br = BridgeNameFor(bridge)
-		if !IsBridge(br) {
-			if err := ip("link", "add", "name", br, "type", "bridge"); err != nil {
-				return "", err
+	port, err := netlink.LinkByName(dev)
+	if err != nil {
+		return "", fmt.Errorf("interface %q to add to bridge %s: %w", dev, bridge, err)
+	}
+	br := link
+	if link.Type() != "bridge" {
+		name := BridgeNameFor(bridge)
+		if br, err = netlink.LinkByName(name); err != nil || br.Type() != "bridge" {
+			nb := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}
+			if err := netlink.LinkAdd(nb); err != nil {
+				return "", fmt.Errorf("creating bridge %s for %s: %w%s", name, bridge, err, permHint(err))
+			}
+			if br, err = netlink.LinkByName(name); err != nil {
+				return "", fmt.Errorf("bridge %s: %w", name, err)
 			}
 		}
-		if err := ip("link", "set", "dev", bridge, "master", br); err != nil {
-			return "", err
+		if err := netlink.LinkSetMaster(link, br); err != nil {
+			return "", fmt.Errorf("adding %s to bridge %s: %w%s", bridge, name, err, permHint(err))
 		}
-		if err := ip("link", "set", "dev", bridge, "up"); err != nil {
-			return "", err
+		if err := netlink.LinkSetUp(link); err != nil {
+			return "", fmt.Errorf("bringing %s up: %w%s", bridge, err, permHint(err))
 		}
 	}
-	if err := ip("link", "set", "dev", dev, "master", br); err != nil {
-		return "", err
+	if err := netlink.LinkSetMaster(port, br); err != nil {
+		return "", fmt.Errorf("adding %s to bridge %s: %w%s", dev, br.Attrs().Name, err, permHint(err))
 	}
-	if err := ip("link", "set", "dev", br, "up"); err != nil {
-		return "", err
+	if err := netlink.LinkSetUp(br); err != nil {
+		return "", fmt.Errorf("bringing bridge %s up: %w%s", br.Attrs().Name, err, permHint(err))
 	}
-	return br, nil
+	return br.Attrs().Name, nil
 }
 
 // BridgeNameFor is the name of the bridge AddToBridge creates for a plain
@@ -166,17 +176,4 @@ func BridgeNameFor(iface string) string {
 		n = n[:15]
 	}
 	return n
-}
-
-func ip(args ...string) error {
-	cmd := exec.Command("ip", args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		if _, lookErr := exec.LookPath("ip"); lookErr != nil {
-			return fmt.Errorf("`ip %s` needs the ip command from iproute2, which is not installed: install iproute2, or configure the interface yourself and leave this option out", strings.Join(args, " "))
-		}
-		return fmt.Errorf("`ip %s` failed: %s (%w)", strings.Join(args, " "), strings.TrimSpace(out.String()), err)
-	}
-	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
 )
 
 // fakeDevice delivers the frames sent on in, one per Read, and fails Read with
@@ -20,18 +22,33 @@ func newFake() *fakeDevice {
 	return &fakeDevice{in: make(chan []byte, 4096), closed: make(chan struct{})}
 }
 
-func (f *fakeDevice) Name() string { return "fake0" }
-func (f *fakeDevice) MTU() int     { return 1500 }
-func (f *fakeDevice) Read(buf []byte) (int, error) {
+func (f *fakeDevice) Name() string            { return "fake0" }
+func (f *fakeDevice) MTU() int                { return 1500 }
+func (f *fakeDevice) BatchSize() int          { return 8 }
+func (f *fakeDevice) Offload() ethdev.Offload { return ethdev.Offload{} }
+
+// Read blocks for one frame, then takes what else is waiting, as a TAP's
+// Read does.
+func (f *fakeDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case fr := <-f.in:
-		return copy(buf, fr), nil
+		sizes[0] = copy(bufs[0][offset:], fr)
 	case <-f.closed:
 		return 0, io.EOF
 	}
+	n := 1
+	for ; n < len(bufs); n++ {
+		select {
+		case fr := <-f.in:
+			sizes[n] = copy(bufs[n][offset:], fr)
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
 }
-func (f *fakeDevice) Write(b []byte) (int, error) { return len(b), nil }
-func (f *fakeDevice) Close() error                { close(f.closed); return nil }
+func (f *fakeDevice) Write(bufs [][]byte, offset int) (int, error) { return len(bufs), nil }
+func (f *fakeDevice) Close() error                                 { close(f.closed); return nil }
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -127,16 +144,19 @@ type tokenDevice struct {
 	frame  []byte
 }
 
-func (d *tokenDevice) Name() string { return "bench0" }
-func (d *tokenDevice) MTU() int     { return 1500 }
-func (d *tokenDevice) Read(buf []byte) (int, error) {
+func (d *tokenDevice) Name() string            { return "bench0" }
+func (d *tokenDevice) MTU() int                { return 1500 }
+func (d *tokenDevice) BatchSize() int          { return 1 }
+func (d *tokenDevice) Offload() ethdev.Offload { return ethdev.Offload{} }
+func (d *tokenDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if _, ok := <-d.tokens; !ok {
 		return 0, io.EOF
 	}
-	return copy(buf, d.frame), nil
+	sizes[0] = copy(bufs[0][offset:], d.frame)
+	return 1, nil
 }
-func (d *tokenDevice) Write(b []byte) (int, error) { return len(b), nil }
-func (d *tokenDevice) Close() error                { close(d.tokens); return nil }
+func (d *tokenDevice) Write(bufs [][]byte, offset int) (int, error) { return len(bufs), nil }
+func (d *tokenDevice) Close() error                                 { close(d.tokens); return nil }
 
 // BenchmarkReaderBatch measures the TAP-to-session hand-off per frame, bursts of
 // 64 frames; allocs/op must stay 0.

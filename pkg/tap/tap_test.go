@@ -3,14 +3,17 @@ package tap
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
 )
 
 // inPrivateNetns runs fn on an OS thread moved into a new, empty network
@@ -42,13 +45,25 @@ func inPrivateNetns(t *testing.T, fn func()) {
 }
 
 func TestTAPCarriesFramesBothWaysWithMTUAndAddress(t *testing.T) {
+	for _, o := range []Options{{}, {Queues: 2, Offload: true}} {
+		t.Run(fmt.Sprintf("queues=%d,offload=%v", o.Queues, o.Offload), func(t *testing.T) { testCarriesFrames(t, o) })
+	}
+}
+
+func testCarriesFrames(t *testing.T, o Options) {
 	inPrivateNetns(t, func() {
-		dev, err := Open("hftest0")
+		dev, err := Open("hftest0", o)
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		defer dev.Close()
+		if want := o.Offload; dev.Offload().TSO4 != want || dev.Offload().VnetHdr != want {
+			t.Errorf("Offload() = %+v with Options.Offload %v", dev.Offload(), o.Offload)
+		}
+		if n := len(Queues(dev)); n != max(o.Queues, 1) {
+			t.Errorf("%d queues, want %d", n, max(o.Queues, 1))
+		}
 		if dev.Name() != "hftest0" {
 			t.Errorf("Name() = %q, want hftest0", dev.Name())
 		}
@@ -78,8 +93,7 @@ func TestTAPCarriesFramesBothWaysWithMTUAndAddress(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		buf := make([]byte, 1400+FrameOverhead)
-		arp := readUntil(t, dev, buf, func(f []byte) bool {
+		arp := readUntil(t, dev, func(f []byte) bool {
 			return len(f) >= 42 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && bytes.Equal(f[38:42], []byte{10, 199, 0, 2})
 		})
 		if arp == nil {
@@ -96,11 +110,11 @@ func TestTAPCarriesFramesBothWaysWithMTUAndAddress(t *testing.T) {
 		copy(reply[28:32], []byte{10, 199, 0, 2})
 		copy(reply[32:38], arp[22:28])
 		copy(reply[38:42], arp[28:32])
-		if _, err := dev.Write(reply); err != nil {
+		if err := writeFrame(dev, reply); err != nil {
 			t.Error(err)
 			return
 		}
-		readUntil(t, dev, buf, func(f []byte) bool {
+		readUntil(t, dev, func(f []byte) bool {
 			return len(f) > 14 && bytes.Equal(f[0:6], peerMAC) && binary.BigEndian.Uint16(f[12:]) == 0x0800 && bytes.HasSuffix(f, []byte("hello"))
 		})
 	})
@@ -108,35 +122,47 @@ func TestTAPCarriesFramesBothWaysWithMTUAndAddress(t *testing.T) {
 
 // readUntil reads frames until match accepts one. After 5 s it closes the
 // device, which ends a Read blocked on a TAP that never delivers, and fails.
-func readUntil(t *testing.T, dev Device, buf []byte, match func([]byte) bool) []byte {
+func readUntil(t *testing.T, dev Device, match func([]byte) bool) []byte {
 	t.Helper()
 	timer := time.AfterFunc(5*time.Second, func() { dev.Close() })
 	defer timer.Stop()
+	bufs := make([][]byte, dev.BatchSize())
+	for i := range bufs {
+		bufs[i] = make([]byte, Headroom+ethdev.MaxFrame(dev.MTU(), dev.Offload()))
+	}
+	sizes := make([]int, len(bufs))
 	for {
-		n, err := dev.Read(buf)
+		n, err := dev.Read(bufs, sizes, Headroom)
 		if err != nil {
 			t.Errorf("no matching frame on %s within 5s (read: %v)", dev.Name(), err)
 			return nil
 		}
-		if match(buf[:n]) {
-			return buf[:n]
+		for i := range n {
+			if f := bufs[i][Headroom : Headroom+sizes[i]]; match(f) {
+				return f
+			}
 		}
 	}
 }
 
+// writeFrame writes one ordinary frame (a zero virtio_net_hdr before it).
+func writeFrame(dev Device, f []byte) error {
+	b := make([]byte, Headroom+len(f))
+	copy(b[Headroom:], f)
+	_, err := dev.Write([][]byte{b}, Headroom)
+	return err
+}
+
 func TestAddToBridgeJoinsBridgeOrBridgesAPlainInterface(t *testing.T) {
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
 	inPrivateNetns(t, func() {
-		dev, err := Open("")
+		dev, err := Open("", Options{})
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		defer dev.Close()
 		// A plain interface: a bridge is created with it and the TAP as ports.
-		if err := ip("link", "add", "hfv0", "type", "veth", "peer", "name", "hfv1"); err != nil {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hfv0"}, PeerName: "hfv1"}); err != nil {
 			t.Error(err)
 			return
 		}
@@ -154,7 +180,7 @@ func TestAddToBridgeJoinsBridgeOrBridgesAPlainInterface(t *testing.T) {
 			}
 		}
 		// An existing bridge is joined as it is.
-		if err := ip("link", "add", "hfbrx", "type", "bridge"); err != nil {
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "hfbrx"}}); err != nil {
 			t.Error(err)
 			return
 		}
@@ -169,7 +195,7 @@ func TestAddToBridgeJoinsBridgeOrBridgesAPlainInterface(t *testing.T) {
 
 func TestOpenRejectsNamesTheKernelCannotHold(t *testing.T) {
 	for _, name := range []string{"a-name-longer-than-15", "has/slash", "has space"} {
-		if _, err := Open(name); err == nil {
+		if _, err := Open(name, Options{}); err == nil {
 			t.Errorf("Open(%q) succeeded", name)
 		}
 	}
