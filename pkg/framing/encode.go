@@ -38,17 +38,10 @@ func (e *Encoder) Count() int { return e.count }
 // the batch has room for another frame and the body limit is not passed (an
 // empty batch takes any frame its format can carry).
 func (e *Encoder) Fits(n int, m gso.Meta) bool {
-	if e.count >= MaxBatchFrames || n > e.format.maxLen() {
+	if e.count >= MaxBatchFrames || n > e.format.MaxFrameLen() {
 		return false
 	}
 	return e.count == 0 || e.body+e.format.FrameHeaderLen(m)+n <= e.limit
-}
-
-func (f Format) maxLen() int {
-	if f == Meta {
-		return MaxSuperFrame
-	}
-	return MaxPlainFrame
 }
 
 // Add appends one frame; the caller checked Fits. In a Plain batch m is

@@ -111,6 +111,15 @@ func (f Format) FrameHeaderLen(m gso.Meta) int {
 	return n
 }
 
+// MaxFrameLen is the longest frame format f can carry (a receiver may take
+// less: Limits).
+func (f Format) MaxFrameLen() int {
+	if f == Meta {
+		return MaxSuperFrame
+	}
+	return MaxPlainFrame
+}
+
 // Error is a malformed batch. The stream it came from cannot be trusted past it.
 type Error struct{ Msg string }
 

@@ -3,14 +3,18 @@ package mesh
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/framing"
+	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
 
@@ -23,6 +27,9 @@ type link struct {
 	m    *Mesh
 	peer string
 	conn *tls.Conn
+	// version is the link version both sides agreed on in the Hellos: 2
+	// carries frames with their offload metadata (FramesGSO), 1 does not.
+	version uint16
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -35,6 +42,11 @@ type link struct {
 
 	closeOnce sync.Once
 	err       error
+
+	// unsendable counts frames the pumps dropped because the peer's decoder
+	// would refuse them (metadata that does not fit the frame, a length no
+	// batch format carries); reported when the link ends.
+	unsendable atomic.Uint64
 
 	// Control messages (Attach, Detach) wait here for the link's control
 	// writer rather than being written by the caller, which holds m.mu: a
@@ -71,7 +83,8 @@ var encodePool = sync.Pool{New: func() any {
 // dialer is the member that should dial (its name sorts lower), answer.
 func (m *Mesh) acceptLink(tc *tls.Conn) {
 	_ = tc.SetDeadline(time.Now().Add(m.opt.DeadTimeout))
-	name, err := readHello(tc)
+	name, version, err := readHelloVersion(tc)
+	version = min(version, linkVersion)
 	if err == nil && name >= m.opt.Self {
 		err = fmt.Errorf("member %q dialled %q: the member whose name sorts lower dials", name, m.opt.Self)
 	}
@@ -86,7 +99,7 @@ func (m *Mesh) acceptLink(tc *tls.Conn) {
 		}
 	}
 	if err == nil {
-		_, err = tc.Write(appendHello(nil, m.opt.Self))
+		_, err = tc.Write(appendHelloVersion(nil, m.opt.Self, version))
 	}
 	if err != nil {
 		m.log.Info("mesh link refused", "remote", tc.RemoteAddr(), "err", err)
@@ -94,45 +107,72 @@ func (m *Mesh) acceptLink(tc *tls.Conn) {
 		return
 	}
 	_ = tc.SetDeadline(time.Time{})
-	err = m.runLink(tc, name)
+	err = m.runLink(tc, name, version)
 	m.log.Info("mesh link from peer ended", "peer", name, "err", err)
 }
 
-// dialLink dials name and runs the link until it fails.
+// dialLink dials name and runs the link until it fails. A version 1 member
+// closes the connection on a version 2 Hello without answering; dialLink then
+// dials again at once offering 1, so a rolling upgrade keeps every link up.
 func (m *Mesh) dialLink(ctx context.Context, name, addr string) error {
+	tc, version, err := m.dialHello(ctx, name, addr, linkVersion)
+	if errors.Is(err, errNoHello) {
+		tc, version, err = m.dialHello(ctx, name, addr, minLinkVersion)
+	}
+	if err != nil {
+		return err
+	}
+	return m.runLink(tc, name, version)
+}
+
+// errNoHello: the acceptor closed the connection instead of answering the
+// Hello, as a member that does not speak the offered version does.
+var errNoHello = errors.New("peer closed the link without answering the Hello")
+
+func (m *Mesh) dialHello(ctx context.Context, name, addr string, offer uint16) (*tls.Conn, uint16, error) {
 	tc, err := m.dialTLS(ctx, addr, ALPNLink)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	_ = tc.SetDeadline(time.Now().Add(m.opt.DeadTimeout))
-	if _, err := tc.Write(appendHello(nil, m.opt.Self)); err != nil {
+	if _, err := tc.Write(appendHelloVersion(nil, m.opt.Self, offer)); err != nil {
 		tc.NetConn().Close()
-		return err
+		return nil, 0, err
 	}
-	got, err := readHello(tc)
-	if err == nil && got != name {
+	got, version, err := readHelloVersion(tc)
+	switch {
+	case err == nil && got != name:
 		err = fmt.Errorf("dialled %s for member %q, but %q answered", addr, name, got)
+	case err == nil && version > offer:
+		err = fmt.Errorf("member %q answered link version %d to an offer of %d", got, version, offer)
+	case offer > minLinkVersion && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
+		err = fmt.Errorf("%w (version %d offered): %w", errNoHello, offer, err)
 	}
 	if err != nil {
 		tc.NetConn().Close()
-		return err
+		return nil, 0, err
 	}
 	_ = tc.SetDeadline(time.Time{})
-	return m.runLink(tc, name)
+	return tc, version, nil
 }
 
 func readHello(r io.Reader) (string, error) {
+	name, _, err := readHelloVersion(r)
+	return name, err
+}
+
+func readHelloVersion(r io.Reader) (string, uint16, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	typ, n := parseHeader(h[:])
 	if typ != msgHello || n > maxControl {
-		return "", fmt.Errorf("expected a mesh Hello, got message 0x%02x of %d bytes", typ, n)
+		return "", 0, fmt.Errorf("expected a mesh Hello, got message 0x%02x of %d bytes", typ, n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	return parseHello(body)
 }
@@ -142,10 +182,10 @@ func readHello(r io.Reader) (string, error) {
 // the link fails. Nothing here or in the control path writes to the network
 // under m.mu. On return every peer port of the link is closed, so the
 // hubs forget the MACs learned behind the peer.
-func (m *Mesh) runLink(tc *tls.Conn, peer string) error {
+func (m *Mesh) runLink(tc *tls.Conn, peer string, version uint16) error {
 	ctx, cancel := context.WithCancel(m.ctx)
 	l := &link{
-		m: m, peer: peer, conn: tc, ctx: ctx, cancel: cancel, epoch: time.Now(),
+		m: m, peer: peer, conn: tc, version: version, ctx: ctx, cancel: cancel, epoch: time.Now(),
 		remote: make(map[string]uint32), ports: make(map[uint32]*peerPort),
 		ctrlKick: make(chan struct{}, 1),
 	}
@@ -164,7 +204,7 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string) error {
 		l.localAttachLocked(name, lh)
 	}
 	m.mu.Unlock()
-	m.log.Info("mesh link up", "peer", peer, "remote", tc.RemoteAddr())
+	m.log.Info("mesh link up", "peer", peer, "remote", tc.RemoteAddr(), "version", version)
 
 	l.wg.Add(1)
 	go func() {
@@ -183,6 +223,9 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string) error {
 	}
 	m.mu.Unlock()
 	l.wg.Wait()
+	if n := l.unsendable.Load(); n > 0 {
+		m.log.Error("frames dropped by the mesh pumps: their length or offload metadata cannot be sent", "peer", peer, "frames", n)
+	}
 	return l.err
 }
 
@@ -306,44 +349,98 @@ func (l *link) write(b []byte) error {
 // to drain a large batch while the peer is alive.
 func (l *link) writeTimeout() time.Duration { return max(10*time.Second, l.m.opt.DeadTimeout) }
 
-// pump drains one shared hub's peer port into Frames messages, one message
-// and one write per batch of up to 128 frames.
+// pump drains one shared hub's peer port into batches, one write per ~256 KiB
+// of them. On a version 2 link frames go with their metadata, super-frames
+// whole; on a version 1 link a frame with metadata is finished in software
+// first (segments, or a completed checksum), since the peer cannot.
 func (l *link) pump(pp *peerPort) {
 	var frames [maxBatch]*hub.Frame
+	ps := pumpState{l: l, typ: msgFramesGSO, format: framing.Meta, limit: pumpBatchBody}
+	if l.version < 2 {
+		ps.typ, ps.format, ps.limit = msgFrames, framing.Plain, maxBody-4
+	}
+	binary.BigEndian.PutUint32(ps.prefix[:], pp.remoteID)
+	emit := ps.addSegment // bound once: gso.Split calls it per segment
 	for {
 		n, err := pp.port.Dequeue(l.ctx, frames[:])
 		if err != nil {
 			return // port closed (hub detached, link down) or link ended
 		}
 		bp := encodePool.Get().(*[]byte)
-		b := (*bp)[:0]
-		k := 0
-		for _, f := range frames[:n] {
-			if len(f.B) <= 0xffff { // the hub's MaxFrame is far below; never truncate
-				frames[k] = f
-				k++
-			} else {
-				f.Release()
+		ps.b, ps.err = ps.enc.Begin((*bp)[:0], ps.typ, ps.format, ps.prefix[:], ps.limit), nil
+		for i, f := range frames[:n] {
+			m := framing.Canonical(f.Meta)
+			switch {
+			case !framing.ValidMeta(m, len(f.B)) || len(f.B) > framing.MaxSuperFrame ||
+				len(f.B) > framing.MaxPlainFrame && !m.Segmented():
+				// The peer would refuse the batch and drop the link.
+				// Sessions validate metadata and hubs bound lengths on the
+				// way in, so only a local bug gets here.
+				l.unsendable.Add(1)
+			case ps.format == framing.Meta || m.IsZero() || m == (gso.Meta{Flags: gso.DataValid}):
+				ps.add(f.B, m)
+			default:
+				if ps.scratch == nil {
+					ps.scratch = make([]byte, gso.MaxSuperFrame)
+				}
+				if !gso.Split(m, f.B, ps.scratch, emit) {
+					l.unsendable.Add(1)
+				}
 			}
-		}
-		if k > 0 {
-			b = appendFrames(b, pp.remoteID, frames[:k])
-		}
-		for i := range k {
-			frames[i].Release()
+			f.Release()
 			frames[i] = nil
 		}
-		if k > 0 {
+		b := ps.enc.End(ps.b)
+		err = ps.err
+		if err == nil && len(b) > 0 {
 			err = l.write(b)
 		}
 		*bp = b[:0]
 		encodePool.Put(bp)
+		ps.b = nil
 		if err != nil {
 			l.close(err)
 			return
 		}
 	}
 }
+
+// pumpState is one pump's encoder; addSegment, bound once, reaches it without
+// a closure per frame.
+type pumpState struct {
+	l       *link
+	enc     framing.Encoder
+	b       []byte
+	err     error
+	typ     byte
+	format  framing.Format
+	limit   int
+	prefix  [4]byte
+	scratch []byte // for segmenting toward a version 1 peer; made on first use
+}
+
+func (ps *pumpState) add(f []byte, m gso.Meta) {
+	if ps.err != nil {
+		return
+	}
+	if len(f) > ps.format.MaxFrameLen() {
+		ps.l.unsendable.Add(1)
+		return
+	}
+	if !ps.enc.Fits(len(f), m) {
+		ps.b = ps.enc.End(ps.b)
+		if len(ps.b) >= pumpBatchBody {
+			if ps.err = ps.l.write(ps.b); ps.err != nil {
+				return
+			}
+			ps.b = ps.b[:0]
+		}
+		ps.b = ps.enc.Begin(ps.b, ps.typ, ps.format, ps.prefix[:], ps.limit)
+	}
+	ps.b = ps.enc.Add(ps.b, f, m)
+}
+
+func (ps *pumpState) addSegment(seg []byte) { ps.add(seg, gso.Meta{}) }
 
 // controlWriter sends queued control messages as they come and a Keepalive
 // whenever nothing was written for the interval.

@@ -9,18 +9,26 @@ import (
 	"os"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/framing"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
 
-// read is the link's reader loop. Frames are copied out of the read buffer
-// into pooled hub frames (the hub keeps them in queues past this call) and
-// handed to the hub's peer port a batch at a time.
+// read is the link's reader loop. A Frames body is read whole into the link's
+// body buffer and walked with the framing slice decoder; each frame is copied
+// into a pooled hub frame with its metadata (the hub keeps frames in queues
+// past this call) and handed to the hub's peer port a batch at a time.
 func (l *link) read() error {
 	br := bufio.NewReaderSize(l.conn, 64<<10)
 	dead := l.m.opt.DeadTimeout
 	var armedAt time.Time
 	batch := make([]*hub.Frame, 0, maxBatch)
-	var hdr [headerLen + 5]byte
+	var hdr [headerLen]byte
+	// body grows to the largest batch the peer sends and stays: a member has
+	// one link per peer, and pumps cut batches at pumpBatchBody.
+	var body []byte
+	// Hub ports check the length of ordinary frames against the hub's own
+	// limit; the decoder stops only what no sender may produce.
+	dec := framing.Decoder{Limits: framing.Limits{MaxFrame: framing.MaxPlainFrame, MaxSuper: framing.MaxSuperFrame}}
 	for {
 		// Re-arming the deadline only every eighth of the timeout keeps the
 		// cost off the per-message path; a silent peer is caught within
@@ -31,11 +39,19 @@ func (l *link) read() error {
 				return err
 			}
 		}
-		if _, err := io.ReadFull(br, hdr[:headerLen]); err != nil {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return l.readErr(err)
 		}
 		typ, n := parseHeader(hdr[:])
-		if typ != msgFrames {
+		format, limit := framing.Plain, maxBody
+		switch typ {
+		case msgFrames:
+		case msgFramesGSO:
+			if l.version < 2 {
+				return fmt.Errorf("peer %s sent FramesGSO on a version %d link", l.peer, l.version)
+			}
+			format, limit = framing.Meta, maxGSOBody
+		default:
 			if n > maxControl {
 				return fmt.Errorf("peer %s sent message 0x%02x of %d bytes, over the %d-byte limit", l.peer, typ, n, maxControl)
 			}
@@ -48,52 +64,39 @@ func (l *link) read() error {
 			}
 			continue
 		}
-		if n < 5+2 || n > maxBody {
+		if n < 5+2 || n > limit {
 			return fmt.Errorf("peer %s sent a Frames message of %d bytes", l.peer, n)
 		}
-		if _, err := io.ReadFull(br, hdr[headerLen:]); err != nil {
+		if cap(body) < n {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(br, body); err != nil {
 			return l.readErr(err)
 		}
-		id := binary.BigEndian.Uint32(hdr[headerLen:])
-		count := int(hdr[headerLen+4])
-		if count == 0 || count > maxBatch {
-			return fmt.Errorf("peer %s sent a batch of %d frames", l.peer, count)
-		}
+		id := binary.BigEndian.Uint32(body)
 		pp := (*l.byID.Load())[id] // nil: a hub detached meanwhile; drop its frames
-		left := n - 5
-		for range count {
-			if left < 2 {
-				releaseAll(batch)
-				return fmt.Errorf("peer %s sent a batch that ends inside a frame header", l.peer)
+		if err := dec.BeginBody(format, body[4:]); err != nil {
+			return fmt.Errorf("peer %s: %w", l.peer, err)
+		}
+		for dec.Left() > 0 {
+			fr, fi, err := dec.NextInBody()
+			if err == nil && fi.Verdict != framing.Deliver {
+				// Pumps send only what the decoder accepts, so this is a
+				// broken peer, not a frame to drop quietly.
+				err = fmt.Errorf("a %d-byte frame with metadata %+v its sender must not send", fi.Len, fi.Meta)
 			}
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			if err != nil {
 				releaseAll(batch)
-				return l.readErr(err)
-			}
-			size := int(binary.BigEndian.Uint16(hdr[:2]))
-			left -= 2 + size
-			if left < 0 {
-				releaseAll(batch)
-				return fmt.Errorf("peer %s sent a frame that overruns its batch", l.peer)
+				return fmt.Errorf("peer %s: %w", l.peer, err)
 			}
 			if pp == nil {
-				if _, err := br.Discard(size); err != nil {
-					return l.readErr(err)
-				}
 				continue
 			}
-			f := hub.NewFrameSize(size)
-			if _, err := io.ReadFull(br, f.Buf()[:size]); err != nil {
-				f.Release()
-				releaseAll(batch)
-				return l.readErr(err)
-			}
-			f.SetLen(size)
+			f := hub.NewFrameSize(len(fr))
+			f.SetLen(copy(f.Buf(), fr))
+			f.Meta = fi.Meta
 			batch = append(batch, f)
-		}
-		if left != 0 {
-			releaseAll(batch)
-			return fmt.Errorf("peer %s sent %d bytes after the last frame of a batch", l.peer, left)
 		}
 		if pp != nil {
 			pp.port.Forward(batch) // takes the references
