@@ -46,6 +46,10 @@ type MetricsOptions struct {
 	// Fenced reports whether the member stopped serving its dynamic hubs
 	// because it could not renew its Lease.
 	Fenced func() bool
+	// Ready, if set, decides /readyz: nil means ready, an error says why not
+	// (cluster mode: not listening yet, or fenced). Without it /readyz
+	// answers like /healthz.
+	Ready func() error
 }
 
 // collector is a prometheus.Collector over one Server.
@@ -170,7 +174,11 @@ func splitHubName(n string) (ns, name string) {
 }
 
 // MetricsHandler serves /metrics (the member's metrics, plus the Go runtime's
-// and the process's) and /healthz (200 while the process serves HTTP).
+// and the process's), /healthz (200 while the process serves HTTP) and
+// /readyz (200 while opts.Ready returns nil, else 503 and the reason). The
+// kubelet's readiness probe uses /readyz rather than a TCP connect: a frozen
+// process's kernel still completes TCP handshakes, but only a running
+// process answers HTTP.
 func MetricsHandler(srv *Server, opts MetricsOptions) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(srv, opts),
@@ -179,6 +187,15 @@ func MetricsHandler(srv *Server, opts MetricsOptions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if opts.Ready != nil {
+			if err := opts.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
