@@ -49,6 +49,10 @@ type TAP struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// closed is set before the fds close: a poller wait they end returns
+	// poll's unexported "use of closed file", which this turns into
+	// ethdev.ErrClosed.
+	closed atomic.Bool
 
 	rxSuper, txSplit, dropped atomic.Uint64
 }
@@ -213,6 +217,7 @@ func (t *TAP) Stats() Stats {
 // Close closes every queue, which removes the device, and ends blocked Reads.
 func (t *TAP) Close() error {
 	t.closeOnce.Do(func() {
+		t.closed.Store(true)
 		var errs []error
 		if t.ep != nil {
 			errs = append(errs, t.ep.Close())
@@ -254,7 +259,7 @@ func (t *TAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			var m int
 			var qerr error
 			if cerr := q.rc.Control(func(fd uintptr) { m, qerr = q.readFrames(int(fd), bufs[n:], sizes[n:], offset) }); cerr != nil {
-				rerr = closedErr(cerr)
+				rerr = t.closedErr(cerr)
 				return true
 			}
 			n += m
@@ -269,13 +274,13 @@ func (t *TAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return n, nil
 	}
 	if err != nil {
-		return 0, closedErr(err)
+		return 0, t.closedErr(err)
 	}
 	return 0, rerr
 }
 
-func closedErr(err error) error {
-	if errors.Is(err, os.ErrClosed) {
+func (t *TAP) closedErr(err error) error {
+	if t.closed.Load() || errors.Is(err, os.ErrClosed) {
 		return ethdev.ErrClosed
 	}
 	return err
@@ -303,7 +308,7 @@ func (q *Queue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return n, nil
 	}
 	if err != nil {
-		return 0, closedErr(err)
+		return 0, q.t.closedErr(err)
 	}
 	return 0, rerr
 }
@@ -399,7 +404,7 @@ func (q *Queue) write(p []byte) error {
 		}
 	})
 	if err != nil {
-		return closedErr(err)
+		return q.t.closedErr(err)
 	}
 	switch {
 	case werr == nil:
