@@ -3,10 +3,13 @@
 package cli
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -35,18 +38,33 @@ const (
 	ExitUsage = 2
 )
 
+// stdout and stderr are variables so tests can read what a command printed.
+var (
+	stdout io.Writer = os.Stdout
+	stderr io.Writer = os.Stderr
+)
+
 // Main runs the subcommand named by args[0].
 func Main(args []string) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(os.Stdout)
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) == 0 {
+			usage(stderr)
 			return ExitUsage
 		}
+		if len(args) > 1 && args[0] == "help" {
+			// `hubfleet help member` is `hubfleet member -h`.
+			if c, ok := commands[args[1]]; ok {
+				return c.Run([]string{"-h"})
+			}
+			fmt.Fprintf(stderr, "hubfleet: unknown command %q; run `hubfleet help` for the list\n", args[1])
+			return ExitUsage
+		}
+		usage(stdout)
 		return ExitOK
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "hubfleet: unknown command %q; run `hubfleet help` for the list\n", args[0])
+		fmt.Fprintf(stderr, "hubfleet: unknown command %q; run `hubfleet help` for the list\n", args[0])
 		return ExitUsage
 	}
 	return c.Run(args[1:])
@@ -64,5 +82,68 @@ func usage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%s\n", n, commands[n].Summary)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nRun `hubfleet <command> -h` for a command's flags.")
+	fmt.Fprintln(w, "\nRun `hubfleet <command> -h` for a command's usage, examples and flags.")
+}
+
+// Help is what `hubfleet <command> -h` prints above the flags.
+type Help struct {
+	Usage    string   // the synopsis after "Usage: ", such as "hubfleet member --config FILE"
+	About    string   // what the command does, a few lines
+	Examples []string // command lines, each optionally followed by "  # comment" lines
+}
+
+// newFlagSet returns the flag set of a command whose -h prints h, then the flags.
+func newFlagSet(name string, h Help) *flag.FlagSet {
+	fs := flag.NewFlagSet("hubfleet "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printHelp(fs, h) }
+	return fs
+}
+
+func printHelp(fs *flag.FlagSet, h Help) {
+	w := fs.Output()
+	fmt.Fprintf(w, "Usage: %s\n", h.Usage)
+	if h.About != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimRight(h.About, "\n"))
+	}
+	if len(h.Examples) > 0 {
+		fmt.Fprintln(w, "\nExamples:")
+		for _, e := range h.Examples {
+			for _, line := range strings.Split(e, "\n") {
+				fmt.Fprintf(w, "  %s\n", line)
+			}
+		}
+	}
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		fmt.Fprintln(w, "\nFlags:")
+		fs.PrintDefaults()
+	}
+}
+
+// parseFlags parses args into fs. A request for help prints the help to stdout
+// and ends the command with ExitOK: asking for help is not a mistake, and a
+// script or pager reads stdout. Any other parse error (already printed by the
+// flag package, with the help) ends it with ExitUsage.
+func parseFlags(fs *flag.FlagSet, args []string) (exit int, done bool) {
+	usageFn := fs.Usage
+	// The flag package prints the help on -h and after a bad flag; the help goes
+	// to stdout only when it was asked for, so hold it back until the outcome is known.
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usageFn
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		out := fs.Output()
+		fs.SetOutput(stdout)
+		fs.Usage()
+		fs.SetOutput(out)
+		return ExitOK, true
+	default:
+		fmt.Fprintf(fs.Output(), "Run `%s -h` for usage and examples.\n", fs.Name())
+		return ExitUsage, true
+	}
 }

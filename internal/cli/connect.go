@@ -41,7 +41,7 @@ type vpnFlags struct {
 
 func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	v := &vpnFlags{opts: client.Options{Kind: kind}}
-	fs := flag.NewFlagSet("hubfleet "+cmd, flag.ContinueOnError)
+	fs := newFlagSet(cmd, vpnHelp(cmd, kind))
 	o := &v.opts
 	fs.StringVar(&o.Server, "server", "", "cluster address `host:port` (the VPNCluster Service)")
 	fs.StringVar(&o.Hub, "hub", "", "VirtualHub to join")
@@ -58,16 +58,39 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	return fs, v
 }
 
+func vpnHelp(cmd string, kind client.Kind) Help {
+	if kind == client.KindBridge {
+		return Help{
+			Usage: "hubfleet bridge --server HOST:PORT --hub HUB --user USER --bridge BRIDGE (--ca-file FILE | --ca-fingerprint SHA256) [flags]",
+			About: "Joins a local Linux bridge (or a plain interface) to a Virtual Hub, so the\n" +
+				"hub and the LAN are one Ethernet segment. Uses a bridge licence. The password\n" +
+				"comes from --password-file or HUBFLEET_PASSWORD. Exit codes: docs/client.md.",
+			Examples: []string{
+				"sudo HUBFLEET_PASSWORD=... hubfleet bridge --server vpn.example.com:8443 --hub blue --user site-a \\\n    --ca-file ca.crt --bridge br0",
+				"sudo hubfleet bridge --server 10.0.0.5:8443 --hub blue --user site-a --password-file pw \\\n    --ca-fingerprint 3f:9a:... --bridge eth1   # creates hfbr-eth1",
+			},
+		}
+	}
+	return Help{
+		Usage: "hubfleet connect --server HOST:PORT --hub HUB --user USER (--ca-file FILE | --ca-fingerprint SHA256) [flags]",
+		About: "Joins this host to a Virtual Hub through a TAP device, reconnecting until\n" +
+			"interrupted (or, with --no-retry, exiting on the first failure). Uses a client\n" +
+			"licence. The password comes from --password-file or HUBFLEET_PASSWORD.\n" +
+			"Exit codes: docs/client.md.",
+		Examples: []string{
+			"sudo hubfleet connect --server vpn.example.com:8443 --hub blue --user alice \\\n    --password-file ~/.hubfleet-pw --ca-file ca.crt --address 172.31.0.10/24",
+			"sudo HUBFLEET_PASSWORD=... hubfleet connect --server 10.0.0.5:8443 --hub blue --user alice \\\n    --ca-fingerprint 3f:9a:... --no-retry   # a script: the exit code says why it failed",
+		},
+	}
+}
+
 func runVPN(cmd string, kind client.Kind, args []string) int {
 	fs, v := newVPNFlags(cmd, kind)
 	if kind == client.KindBridge {
 		fs.StringVar(&v.opts.Bridge, "bridge", "", "Linux bridge to join, or a plain interface to bridge with (a bridge hfbr-IFACE is created)")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: unexpected arguments %q; all settings are flags (-h lists them)\n", cmd, fs.Args())

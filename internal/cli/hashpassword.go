@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,18 +18,22 @@ func init() {
 }
 
 func runHashPassword(args []string) int {
-	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: hubfleet hash-password < password-file\n\n"+
-			"Reads a password (prompting twice, without echo, on a terminal; else the first\n"+
+	fs := newFlagSet("hash-password", Help{
+		Usage: "hubfleet hash-password < password-file",
+		About: fmt.Sprintf("Reads a password (prompting twice, without echo, on a terminal; else the first\n"+
 			"line of stdin) and prints its argon2id PHC string (m=%d KiB, t=%d, p=%d), the\n"+
-			"value of a user's key in a VirtualHub users Secret.\n", auth.DefaultParams.Memory, auth.DefaultParams.Time, auth.DefaultParams.Threads)
-	}
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+			"value of a user's key in a VirtualHub users Secret.", auth.DefaultParams.Memory, auth.DefaultParams.Time, auth.DefaultParams.Threads),
+		Examples: []string{
+			"hubfleet hash-password   # prompts for the password twice",
+			"printf %s \"$PW\" | hubfleet hash-password",
+			"kubectl create secret generic blue-users --from-literal=alice=\"$(hubfleet hash-password < alice.pw)\"",
+		},
+	})
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "hubfleet hash-password: takes no arguments: the password is read from stdin so it stays out of the shell history and process list")
+		fmt.Fprintln(stderr, "hubfleet hash-password: takes no arguments: the password is read from stdin so it stays out of the shell history and process list")
 		return ExitUsage
 	}
 	password, err := readNewPassword(os.Stdin, os.Stderr)

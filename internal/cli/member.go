@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -22,15 +21,26 @@ func init() {
 }
 
 func runMember(args []string) int {
-	fs := flag.NewFlagSet("member", flag.ContinueOnError)
+	fs := newFlagSet("member", Help{
+		Usage: "hubfleet member --config FILE [flags]\n       hubfleet member --cluster NAME [flags]",
+		About: "Runs a member server: it terminates VPN sessions (TLS, ALPN hubfleet/1) and\n" +
+			"switches frames between the sessions of each Virtual Hub. With --config it serves\n" +
+			"the hubs of a file (docs/member-config.md) and reloads the file when it changes;\n" +
+			"with --cluster it is a member pod of a VPNCluster, configured from Kubernetes.",
+		Examples: []string{
+			"hubfleet member --config member.yaml",
+			"hubfleet member --config /etc/hubfleet/member.yaml --log-json --metrics-bind-address 127.0.0.1:9090",
+			"hubfleet member --cluster vpn   # in a pod the operator created",
+		},
+	})
 	configPath := fs.String("config", "", "member configuration file, YAML or JSON (docs/member-config.md); reloaded when it changes")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long to wait for clients to be told to reconnect before closing hard")
 	clusterName := fs.String("cluster", "", "run as a member of this VPNCluster, configured from Kubernetes (docs/member-cluster.md) instead of --config")
 	metricsAddr := fs.String("metrics-bind-address", ":9090", "address of the Prometheus metrics (/metrics) and /healthz endpoint (docs/metrics.md); 0 disables it")
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	if (*configPath == "") == (*clusterName == "") || fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "hubfleet member: give the configuration file (hubfleet member --config member.yaml) or, in a pod, the cluster (--cluster NAME)")
@@ -68,7 +78,7 @@ func runMember(args []string) int {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "hubfleet member: cannot listen on %s: %v (is another process using the port? change listen in %s)\n", cfg.Listen, err, path)
+		fmt.Fprintf(os.Stderr, "hubfleet member: cannot listen on %s: %v: %s\n", cfg.Listen, err, listenFix(err, "listen in "+path))
 		return ExitError
 	}
 	stopMetrics, err := serveMetrics(*metricsAddr, srv, member.MetricsOptions{}, log)
@@ -119,7 +129,7 @@ func serveMetrics(addr string, srv *member.Server, opts member.MetricsOptions, l
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("cannot listen on %s for metrics: %w (is another process using the port? choose another with --metrics-bind-address, or 0 to serve no metrics)", addr, err)
+		return nil, fmt.Errorf("cannot listen on %s for metrics: %w: %s, or 0 to serve no metrics", addr, err, listenFix(err, "--metrics-bind-address"))
 	}
 	hs := &http.Server{Handler: member.MetricsHandler(srv, opts), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -129,4 +139,22 @@ func serveMetrics(addr string, srv *member.Server, opts member.MetricsOptions, l
 	}()
 	log.Info("serving metrics on " + ln.Addr().String() + "/metrics")
 	return func() { _ = hs.Close() }, nil
+}
+
+// listenFix says how to get past a net.Listen error; where names the setting
+// to change. Only a port in use suggests another process: an address that is
+// not this host's or a privileged port has other causes and other fixes.
+func listenFix(err error, where string) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return "another process is using the port: stop it, or change " + where
+	case errors.Is(err, syscall.EACCES):
+		return "ports below 1024 need root or CAP_NET_BIND_SERVICE: use a port from 1024 up in " + where
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "the address is not one of this host's: use one it has, or none (like :8443) for all, in " + where
+	}
+	if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
+		return "the host name does not resolve: use an IP address of this host, or none (like :8443) for all, in " + where
+	}
+	return "change " + where
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
@@ -20,7 +19,16 @@ func init() {
 }
 
 func runOperator(args []string) int {
-	fs := flag.NewFlagSet("operator", flag.ContinueOnError)
+	fs := newFlagSet("operator", Help{
+		Usage: "hubfleet operator --member-image IMAGE [flags]",
+		About: "Runs the operator: the controller manager that reconciles VPNClusters,\n" +
+			"VirtualHubs and ConnectionLicenses. It reaches Kubernetes through the pod's\n" +
+			"ServiceAccount, or KUBECONFIG outside a cluster.",
+		Examples: []string{
+			"hubfleet operator --member-image ghcr.io/hubfleet/hubfleet:v0.1.0 --leader-elect",
+			"HUBFLEET_MEMBER_IMAGE=hubfleet:dev KUBECONFIG=~/.kube/config hubfleet operator   # from a workstation",
+		},
+	})
 	metricsAddr := fs.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	probeAddr := fs.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader, so that several operator replicas can run with one active")
@@ -28,8 +36,8 @@ func runOperator(args []string) int {
 	memberImage := fs.String("member-image", os.Getenv("HUBFLEET_MEMBER_IMAGE"), "image of member pods when a VPNCluster sets no spec.image (env HUBFLEET_MEMBER_IMAGE)")
 	zopts := zap.Options{}
 	zopts.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
 	log := ctrl.Log.WithName("operator")
