@@ -9,10 +9,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	kjson "sigs.k8s.io/json"
@@ -121,13 +125,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("member config %s: %w", path, err)
 	}
 	var cfg Config
-	// Strict and case-sensitive, as Kubernetes decodes objects: a misspelt field
-	// ("certfile") must fail, not silently take a default.
-	strict, err := kjson.UnmarshalStrict(js, &cfg)
-	if err == nil {
-		err = errors.Join(strict...)
-	}
-	if err != nil {
+	if err := decodeConfig(js, &cfg); err != nil {
 		return nil, fmt.Errorf("member config %s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
@@ -165,6 +163,9 @@ func (c *Config) Validate() error {
 	}
 	var errs []error
 	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := checkListen(c.Listen); err != nil {
+		fail("listen %q: %v", c.Listen, err)
+	}
 	if c.CertFile == "" {
 		fail("certFile is empty: give the PEM serving certificate (tls.crt of the cluster's member Secret)")
 	}
@@ -180,41 +181,205 @@ func (c *Config) Validate() error {
 	if len(c.Name) > auth.MaxTicketName {
 		fail("name is %d bytes long: the limit is %d", len(c.Name), auth.MaxTicketName)
 	}
-	seen := map[string]bool{}
+	first := map[string]int{}
 	for i := range c.Hubs {
 		h := &c.Hubs[i]
-		where := fmt.Sprintf("hubs[%d]", i)
+		at := fmt.Sprintf("hubs[%d]", i)
+		// The hub's name follows the path: in a long list the index alone is
+		// hard to find, and the name is what the administrator knows the hub by.
+		of := ""
 		if h.Name != "" {
-			where = fmt.Sprintf("hubs[%d] (%q)", i, h.Name)
+			of = fmt.Sprintf(" (hub %q)", h.Name)
 		}
+		prev, dup := first[h.Name]
 		switch {
 		case h.Name == "":
-			fail("%s: name is empty: every hub needs the name clients log in to", where)
+			fail("%s.name is empty: every hub needs the name clients log in to", at)
 		case len(h.Name) > auth.MaxTicketName:
-			fail("%s: name is %d bytes long: the limit is %d", where, len(h.Name), auth.MaxTicketName)
-		case seen[h.Name]:
-			fail("%s: hub name listed twice: hub names must be unique", where)
+			fail("%s.name is %d bytes long: the limit is %d%s", at, len(h.Name), auth.MaxTicketName, of)
+		case dup:
+			fail("%s.name %q is listed twice (also hubs[%d]): hub names must be unique", at, h.Name, prev)
+		default:
+			first[h.Name] = i
 		}
-		seen[h.Name] = true
 		if h.Type != HubStatic && h.Type != HubDynamic {
-			fail("%s: type %q is not a hub type: use %q or %q", where, h.Type, HubStatic, HubDynamic)
+			fail("%s.type %q is not a hub type: use %q or %q%s", at, h.Type, HubStatic, HubDynamic, of)
 		}
 		if h.MaxSessions < 0 {
-			fail("%s: maxSessions %d is negative: use 0 for unlimited", where, h.MaxSessions)
+			fail("%s.maxSessions %d is negative: use 0 for unlimited%s", at, h.MaxSessions, of)
 		}
-		if h.MACAgeingSeconds < 0 || h.MaxMACs < 0 {
-			fail("%s: macAgeingSeconds and maxMACs must not be negative (0 means the default)", where)
+		if h.MACAgeingSeconds < 0 {
+			fail("%s.macAgeingSeconds %d is negative: use 0 for the default (600)%s", at, h.MACAgeingSeconds, of)
 		}
-		for user, phc := range h.Users {
+		if h.MaxMACs < 0 {
+			fail("%s.maxMACs %d is negative: use 0 for the default (65536)%s", at, h.MaxMACs, of)
+		}
+		for _, user := range slices.Sorted(maps.Keys(h.Users)) {
 			if user == "" || len(user) > auth.MaxTicketName {
-				fail("%s: user name %q must be 1..%d bytes", where, user, auth.MaxTicketName)
+				fail("%s.users: user name %q must be 1..%d bytes%s", at, user, auth.MaxTicketName, of)
 			}
-			if _, err := auth.ParseHash(phc); err != nil {
-				fail("%s: users[%q]: %v", where, user, err)
+			if _, err := auth.ParseHash(h.Users[user]); err != nil {
+				fail("%s.users[%q]: %v%s", at, user, err, of)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkListen checks a listen address as net.Listen("tcp", addr) will read it,
+// without binding: a reload must refuse what the next start would refuse.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not host:port (%v): write it like :8443 or 0.0.0.0:8443", err)
+	}
+	if n, err := strconv.ParseUint(port, 10, 64); err == nil {
+		if n > 65535 {
+			return fmt.Errorf("port %d is out of range: a TCP port is at most 65535; write it like :8443", n)
+		}
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q is neither a number nor a known service name: write it like :8443", port)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("host %q is not an IP address or host name: write it like 0.0.0.0:8443, [::]:8443 or :8443 for every address", host)
+	}
+	return nil
+}
+
+// decodeConfig decodes the JSON form of a config file strictly and
+// case-sensitively, as Kubernetes decodes objects: a misspelt field ("certfile")
+// must fail, not silently take a default. The decoder's own errors name neither
+// a list index nor the field a custom type (Duration) failed in, so on failure
+// each value is decoded again on its own to say which one is wrong.
+func decodeConfig(js []byte, cfg *Config) error {
+	strict, err := kjson.UnmarshalStrict(js, cfg)
+	if err != nil {
+		if located := locate(js, reflect.TypeFor[Config](), ""); located != nil {
+			return located
+		}
+		return err
+	}
+	errs := make([]error, len(strict))
+	for i, e := range strict {
+		errs[i] = explainStrict(e)
+	}
+	return errors.Join(errs...)
+}
+
+// locate returns an error for each value in raw, a JSON encoding of a t,
+// that does not decode, naming its path (hubs[2].maxSessions) and how to write it.
+func locate(raw []byte, t reflect.Type, path string) error {
+	if string(raw) == "null" {
+		return nil
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		if err := json.Unmarshal(raw, reflect.New(t).Interface()); err != nil {
+			return fmt.Errorf("%s: %w", path, err) // a custom type says how to write it itself
+		}
+		return nil
+	}
+	var errs []error
+	switch t.Kind() {
+	case reflect.Pointer:
+		return locate(raw, t.Elem(), path)
+	case reflect.Struct:
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(raw, &fields) != nil {
+			return wrongType(path, raw, "a mapping of fields", "key: value lines under it")
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if v, ok := fields[name]; ok && name != "" {
+				p := name
+				if path != "" {
+					p = path + "." + name
+				}
+				errs = append(errs, locate(v, f.Type, p))
+			}
+		}
+	case reflect.Slice:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return wrongType(path, raw, "a list", `"- " lines under it, or [] for none`)
+		}
+		for i, v := range items {
+			errs = append(errs, locate(v, t.Elem(), fmt.Sprintf("%s[%d]", path, i)))
+		}
+	case reflect.Map:
+		var entries map[string]json.RawMessage
+		if json.Unmarshal(raw, &entries) != nil {
+			return wrongType(path, raw, "a mapping", "key: value lines under it, or {} for none")
+		}
+		for _, k := range slices.Sorted(maps.Keys(entries)) {
+			errs = append(errs, locate(entries[k], t.Elem(), fmt.Sprintf("%s[%q]", path, k)))
+		}
+	default:
+		if json.Unmarshal(raw, reflect.New(t).Interface()) == nil {
+			return nil
+		}
+		switch t.Kind() {
+		case reflect.String:
+			return wrongType(path, raw, "text", `quotes around it, like "value"`)
+		case reflect.Bool:
+			return wrongType(path, raw, "true or false", "true or false")
+		default:
+			return wrongType(path, raw, "a whole number", "digits, like 10")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func wrongType(path string, raw []byte, want, how string) error {
+	v := string(raw)
+	if len(v) > 40 {
+		v = v[:37] + "..."
+	}
+	return fmt.Errorf("%s: %s is not %s: write %s", path, v, want, how)
+}
+
+// explainStrict adds the fix to an unknown-field error of the strict decoder
+// ("unknown field \"hubs[0].maxsessions\""): the field it was likely meant to be.
+func explainStrict(err error) error {
+	msg := err.Error()
+	_, quoted, ok := strings.Cut(msg, "unknown field ")
+	if !ok {
+		return err
+	}
+	path, uerr := strconv.Unquote(quoted)
+	if uerr != nil {
+		return err
+	}
+	last := path[strings.LastIndexAny(path, ".]")+1:]
+	for _, known := range configFieldNames() {
+		if strings.EqualFold(known, last) {
+			return fmt.Errorf("%s: did you mean %q? field names are case-sensitive", msg, known)
+		}
+	}
+	return fmt.Errorf("%s: remove it, or see docs/member-config.md for the fields a member config has", msg)
+}
+
+// configFieldNames lists the JSON names of every field of a Config, nested
+// ones included.
+func configFieldNames() []string {
+	var names []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := range t.NumField() {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
+				names = append(names, name)
+				walk(t.Field(i).Type)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+	return names
 }
 
 // material is what the files named by a Config hold.
