@@ -19,10 +19,11 @@ import (
 // tls.RequireAndVerifyClientCert on the result for links that must present one.
 func ServerTLSConfig(cert tls.Certificate, clientCAs *x509.CertPool) *tls.Config {
 	c := &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		Certificates:     []tls.Certificate{cert},
-		NextProtos:       []string{ALPN},
-		VerifyConnection: checkALPN,
+		MinVersion:         tls.VersionTLS13,
+		Certificates:       []tls.Certificate{cert},
+		NextProtos:         []string{ALPN},
+		GetConfigForClient: refuseWithoutALPN,
+		VerifyConnection:   checkALPN,
 	}
 	if clientCAs != nil {
 		c.ClientCAs = clientCAs
@@ -49,6 +50,30 @@ func SessionTicketKey(secret [32]byte) [32]byte {
 // one per server name: a client talks to one cluster, a member's mesh links to a
 // few dozen peers.
 const ClientSessionCacheSize = 64
+
+// noALPNAlert is a plaintext TLS record holding a fatal no_application_protocol
+// alert (RFC 8446 6.2, RFC 7301 3.2): content type 21, legacy version 3.3,
+// length 2, level fatal, description 120.
+var noALPNAlert = []byte{21, 3, 3, 0, 2, 2, 120}
+
+// refuseWithoutALPN refuses a ClientHello that offers no ALPN protocol with the
+// no_application_protocol alert. crypto/tls negotiates no protocol for such a
+// client and goes on; checkALPN would then refuse it with bad_certificate,
+// which sends whoever debugs the client (curl, openssl s_client, a
+// load-balancer health check) to look at certificates. crypto/tls cannot be
+// told which alert to send from a callback, so the alert is written here,
+// before any handshake record, and the handshake is then failed; the
+// internal_error alert crypto/tls adds after it arrives once the client has
+// already given up.
+func refuseWithoutALPN(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	if len(hello.SupportedProtos) > 0 {
+		return nil, nil // no match with ALPN is refused by crypto/tls with no_application_protocol
+	}
+	if hello.Conn != nil {
+		_, _ = hello.Conn.Write(noALPNAlert)
+	}
+	return nil, fmt.Errorf("client offered no ALPN protocol, want %q: it is not a hubfleet client (refused with no_application_protocol)", ALPN)
+}
 
 func checkALPN(cs tls.ConnectionState) error {
 	if cs.NegotiatedProtocol != ALPN {
