@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Throughput of the real client path: iperf3 TCP between two namespaces whose
+# TAPs belong to two `hubfleet connect` clients of one member (loopback, inside
+# a namespace of its own), against plain veth between two namespaces in the
+# same run. See hack/bench-tap/main.go.
+#
+#   hack/bench-tap.sh                    # this tree, 3 runs × 10 s, 1 and 4 streams
+#   BASELINE=HEAD~1 hack/bench-tap.sh    # also a binary built from another commit, alternately
+#   RUNS=1 TIME=5 hack/bench-tap.sh      # quicker
+#
+# When the client has --offload, a "legacy" variant runs both clients without
+# offloads (the software segmentation fallback), and a "mixed" one only the
+# receiver, so one run shows every path. Root; the iperf3 package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+cleanup() {
+  [[ -n ${wt:-} ]] && git worktree remove --force "$wt" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "bench-tap: building hubfleet from this tree" >&2
+CGO_ENABLED=0 go build -trimpath -o "$work/hubfleet" .
+variants="head=$work/hubfleet"
+if "$work/hubfleet" connect -h 2>&1 | grep -q -- '-offload'; then
+  variants+=";mixed=$work/hubfleet,,--offload=false;legacy=$work/hubfleet,--offload=false,--offload=false"
+fi
+if [[ -n ${BASELINE:-} ]]; then
+  wt="$work/baseline-src"
+  git worktree add --detach "$wt" "$BASELINE" >/dev/null 2>&1
+  echo "bench-tap: building hubfleet at $BASELINE ($(git -C "$wt" rev-parse --short HEAD))" >&2
+  (cd "$wt" && CGO_ENABLED=0 go build -trimpath -o "$work/hubfleet-base" .)
+  variants+=";base-$(git -C "$wt" rev-parse --short HEAD)=$work/hubfleet-base"
+fi
+go run ./hack/bench-tap -variants "$variants" -runs "${RUNS:-3}" -time "${TIME:-10}" -streams "${STREAMS:-1,4}"
