@@ -6,6 +6,7 @@
 #
 #   hack/bench-tap.sh                    # this tree, 3 runs × 10 s, 1 and 4 streams
 #   BASELINE=HEAD~1 hack/bench-tap.sh    # also a binary built from another commit, alternately
+#   BASELINE_BIN=/tmp/hf hack/bench-tap.sh   # a baseline binary built already
 #   RUNS=1 TIME=5 hack/bench-tap.sh      # quicker
 #
 # When the client has --offload, a "legacy" variant runs both clients without
@@ -32,5 +33,8 @@ if [[ -n ${BASELINE:-} ]]; then
   echo "bench-tap: building hubfleet at $BASELINE ($(git -C "$wt" rev-parse --short HEAD))" >&2
   (cd "$wt" && CGO_ENABLED=0 go build -trimpath -o "$work/hubfleet-base" .)
   variants+=";base-$(git -C "$wt" rev-parse --short HEAD)=$work/hubfleet-base"
+fi
+if [[ -n ${BASELINE_BIN:-} ]]; then
+  variants+=";base=$BASELINE_BIN"
 fi
 go run ./hack/bench-tap -variants "$variants" -runs "${RUNS:-3}" -time "${TIME:-10}" -streams "${STREAMS:-1,4}"
