@@ -126,7 +126,9 @@ type VirtualHubStatus struct {
 	// Dynamic hub, or "N members" for a Static hub.
 	// +optional
 	Placement string `json:"placement,omitempty"`
-	// sessions on the hub across the cluster.
+	// sessions on the hub across the cluster. Defaulted so that `kubectl get`
+	// shows 0 rather than an empty column while no client is connected.
+	// +kubebuilder:default=0
 	// +optional
 	Sessions int32 `json:"sessions,omitempty"`
 	// localBridge names the member that bridges the hub to its LAN interface.

@@ -232,10 +232,13 @@ type VPNClusterStatus struct {
 	// readyMembers counts members that are ready.
 	// +optional
 	ReadyMembers int32 `json:"readyMembers,omitempty"`
-	// sessions across the cluster.
+	// sessions across the cluster. Defaulted so that `kubectl get` shows 0
+	// rather than an empty column while no client is connected.
+	// +kubebuilder:default=0
 	// +optional
 	Sessions int32 `json:"sessions,omitempty"`
-	// hubs attached to the cluster.
+	// hubs attached to the cluster; defaulted like sessions.
+	// +kubebuilder:default=0
 	// +optional
 	Hubs int32 `json:"hubs,omitempty"`
 	// members, one entry per member pod, sorted by name.

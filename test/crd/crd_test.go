@@ -273,3 +273,64 @@ func TestPrinterColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestPrinterColumnsShowZeroSessions: a cluster or hub nobody is connected to
+// shows SESSIONS 0 in `kubectl get`, not an empty cell that reads as "unknown".
+// The operator's status writes leave zero counts out, so the schema defaults them.
+func TestPrinterColumnsShowZeroSessions(t *testing.T) {
+	c := obj(t, cluster+"  members: 1")
+	c.SetName("idle")
+	h := obj(t, hub+"  clusterRef: {name: idle}")
+	h.SetName("idle")
+	for _, o := range []*unstructured.Unstructured{c, h} {
+		if err := env.Client.Create(ctx(t), o); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Client.Delete(context.Background(), o) })
+	}
+	// Status as the operator writes it with no sessions: the counts left out.
+	c.Object["status"] = map[string]any{"ready": "1/1", "readyMembers": int64(1)}
+	h.Object["status"] = map[string]any{"placement": "idle-0", "assignedMember": "idle-0"}
+	for _, o := range []*unstructured.Unstructured{c, h} {
+		if err := env.Client.Status().Update(ctx(t), o); err != nil {
+			t.Fatalf("writing %s status: %v", o.GetKind(), err)
+		}
+	}
+	kubeconfig, err := env.Kubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range []string{"vpncluster/idle", "virtualhub/idle"} {
+		out, err := exec.Command(env.KubectlPath(), "--kubeconfig", kubeconfig, "-n", "default", "get", res).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl get %s: %v\n%s", res, err, out)
+		}
+		for col, want := range map[string]string{"SESSIONS": "0", "HUBS": "0"} {
+			if res == "virtualhub/idle" && col == "HUBS" {
+				continue
+			}
+			if got, ok := cell(string(out), col); !ok || got != want {
+				t.Errorf("kubectl get %s: %s column is %q, want %q\n%s", res, col, got, want, out)
+			}
+		}
+	}
+}
+
+// cell reads column col of the single row of a `kubectl get` table by the
+// column's position in the header, as a reader's eye does: an empty cell must
+// read as empty, not as the next column's value.
+func cell(table, col string) (string, bool) {
+	lines := strings.Split(strings.TrimRight(table, "\n"), "\n")
+	if len(lines) != 2 {
+		return "", false
+	}
+	start := strings.Index(lines[0], col)
+	if start < 0 || start >= len(lines[1]) {
+		return "", false
+	}
+	row := lines[1][start:]
+	if end := strings.IndexByte(row, ' '); end >= 0 {
+		row = row[:end]
+	}
+	return row, true
+}
