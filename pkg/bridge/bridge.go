@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
+	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
 
@@ -83,6 +85,7 @@ func (b *Bridge) Port() *hub.Port { return b.port }
 
 func (b *Bridge) fromLAN() error {
 	n := b.dev.BatchSize()
+	size := gso.VirtioLen + ethdev.MaxFrame(b.dev.MTU(), b.dev.Offload())
 	slots := make([]*hub.Frame, n)
 	bufs := make([][]byte, n)
 	sizes := make([]int, n)
@@ -97,19 +100,21 @@ func (b *Bridge) fromLAN() error {
 	for {
 		for i, f := range slots {
 			if f == nil {
-				f = hub.NewFrameSize(hub.SmallFrameCap)
+				f = hub.NewFrameSize(size)
 				slots[i] = f
 			}
 			bufs[i] = f.Buf()
 		}
-		k, err := b.dev.Read(bufs, sizes)
+		k, err := b.dev.Read(bufs, sizes, gso.VirtioLen)
 		if err != nil {
 			return err
 		}
 		out = out[:0]
 		for i := range k {
-			slots[i].SetLen(sizes[i])
-			out = append(out, slots[i])
+			f := slots[i]
+			f.Meta = gso.ParseVirtio(bufs[i])
+			f.B = bufs[i][gso.VirtioLen : gso.VirtioLen+sizes[i]]
+			out = append(out, f)
 			slots[i] = nil
 		}
 		b.port.Forward(out)
@@ -120,15 +125,36 @@ func (b *Bridge) toLAN() error {
 	n := b.dev.BatchSize()
 	dst := make([]*hub.Frame, n)
 	frames := make([][]byte, n)
+	metas := make([]gso.Meta, n)
+	mw, direct := b.dev.(MetaWriter)
+	var scratch [][]byte // frames behind a virtio_net_hdr, for a Device without WriteMeta
+	if !direct {
+		scratch = make([][]byte, n)
+	}
 	for {
 		k, err := b.port.Dequeue(context.Background(), dst)
 		if err != nil {
 			return err
 		}
-		for i := range k {
-			frames[i] = dst[i].B
+		if direct {
+			for i := range k {
+				frames[i], metas[i] = dst[i].B, dst[i].Meta
+			}
+			_, err = mw.WriteMeta(frames[:k], metas[:k])
+		} else {
+			// Hub frames are shared with other ports and have no
+			// guaranteed room before them: copy each behind its header.
+			for i := range k {
+				f := dst[i]
+				if cap(scratch[i]) < gso.VirtioLen+len(f.B) {
+					scratch[i] = make([]byte, gso.VirtioLen+len(f.B))
+				}
+				scratch[i] = scratch[i][:gso.VirtioLen+len(f.B)]
+				f.Meta.PutVirtio(scratch[i])
+				copy(scratch[i][gso.VirtioLen:], f.B)
+			}
+			_, err = b.dev.Write(scratch[:k], gso.VirtioLen)
 		}
-		_, err = b.dev.Write(frames[:k])
 		for i := range k {
 			dst[i].Release()
 			dst[i], frames[i] = nil, nil

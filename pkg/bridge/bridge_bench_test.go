@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
 
@@ -18,16 +19,18 @@ type benchDevice struct {
 	closed  chan struct{}
 }
 
-func (d *benchDevice) Name() string       { return "bench" }
-func (d *benchDevice) BatchSize() int     { return DefaultBatch }
-func (d *benchDevice) Stats() DeviceStats { return DeviceStats{} }
-func (d *benchDevice) Close() error       { return nil }
-func (d *benchDevice) Write(f [][]byte) (int, error) {
-	d.written.Add(int64(len(f)))
-	return len(f), nil
+func (d *benchDevice) Name() string            { return "bench" }
+func (d *benchDevice) MTU() int                { return 1500 }
+func (d *benchDevice) BatchSize() int          { return DefaultBatch }
+func (d *benchDevice) Offload() ethdev.Offload { return ethdev.Offload{} }
+func (d *benchDevice) Stats() DeviceStats      { return DeviceStats{} }
+func (d *benchDevice) Close() error            { return nil }
+func (d *benchDevice) Write(bufs [][]byte, offset int) (int, error) {
+	d.written.Add(int64(len(bufs)))
+	return len(bufs), nil
 }
 
-func (d *benchDevice) Read(bufs [][]byte, sizes []int) (int, error) {
+func (d *benchDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := int(min(int64(len(bufs)), d.left.Load()))
 	if n <= 0 {
 		close(d.drained)
@@ -36,7 +39,7 @@ func (d *benchDevice) Read(bufs [][]byte, sizes []int) (int, error) {
 	}
 	d.left.Add(-int64(n))
 	for i := range n {
-		sizes[i] = copy(bufs[i], d.frame)
+		sizes[i] = copy(bufs[i][offset:], d.frame)
 	}
 	return n, nil
 }

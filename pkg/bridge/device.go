@@ -1,24 +1,29 @@
 package bridge
 
-import "errors"
+import (
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
+	"github.com/hubfleet/hubfleet/pkg/gso"
+)
 
-// Device is a LAN interface the bridge exchanges Ethernet frames with.
+// Device is a LAN interface the bridge exchanges Ethernet frames with: an
+// ethdev.Device, the interface a client's TAP also implements, with counters.
+//
+// The Linux Device hands out only ordinary frames (its Offload() is zero):
+// it completes checksums and splits the super-frames the kernel gives a
+// packet socket, because a LAN takes nothing else, and it splits the
+// super-frames the hub hands it before they reach the LAN.
 type Device interface {
-	// Name is the interface's name.
-	Name() string
-	// BatchSize is the most frames one Read or Write moves.
-	BatchSize() int
-	// Read blocks until at least one frame arrived, then reads up to
-	// len(bufs) frames: frame i into bufs[i][:sizes[i]]. A frame longer than
-	// its buffer is dropped (and counted), never cut short.
-	Read(bufs [][]byte, sizes []int) (int, error)
-	// Write sends frames to the LAN and returns how many it sent; a frame
-	// the interface refuses (longer than its MTU) is dropped and counted.
-	Write(frames [][]byte) (int, error)
+	ethdev.Device
 	// Stats are the device's counters.
 	Stats() DeviceStats
-	// Close ends the device; a blocked Read returns ErrClosed.
-	Close() error
+}
+
+// MetaWriter is implemented by a Device that takes each frame's offload
+// metadata beside it rather than as a virtio_net_hdr in front, so the
+// bridge passes the hub's frames without copying them behind a header.
+type MetaWriter interface {
+	// WriteMeta sends frames[i] with metadata metas[i], as Write would.
+	WriteMeta(frames [][]byte, metas []gso.Meta) (int, error)
 }
 
 // DeviceStats counts what a Device did.
@@ -33,4 +38,4 @@ type DeviceStats struct {
 }
 
 // ErrClosed is returned by Read and Write after Close.
-var ErrClosed = errors.New("bridge: device closed")
+var ErrClosed = ethdev.ErrClosed

@@ -14,6 +14,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/bridge"
+	"github.com/hubfleet/hubfleet/pkg/ethdev"
 )
 
 // fakeLAN stands for LAN interfaces: it records which are open. The real
@@ -51,21 +52,23 @@ type fakeDevice struct {
 }
 
 func (d *fakeDevice) Name() string              { return d.name }
+func (d *fakeDevice) MTU() int                  { return 1500 }
 func (d *fakeDevice) BatchSize() int            { return 8 }
+func (d *fakeDevice) Offload() ethdev.Offload   { return ethdev.Offload{} }
 func (d *fakeDevice) Stats() bridge.DeviceStats { return bridge.DeviceStats{} }
-func (d *fakeDevice) Write(frames [][]byte) (int, error) {
-	for _, f := range frames {
+func (d *fakeDevice) Write(bufs [][]byte, offset int) (int, error) {
+	for _, f := range bufs {
 		select {
-		case d.out <- append([]byte(nil), f...):
+		case d.out <- append([]byte(nil), f[offset:]...):
 		default:
 		}
 	}
-	return len(frames), nil
+	return len(bufs), nil
 }
-func (d *fakeDevice) Read(bufs [][]byte, sizes []int) (int, error) {
+func (d *fakeDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case f := <-d.in:
-		sizes[0] = copy(bufs[0], f)
+		sizes[0] = copy(bufs[0][offset:], f)
 		return 1, nil
 	case <-d.closed:
 		return 0, bridge.ErrClosed
