@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -65,6 +66,11 @@ type Queue struct {
 	rc  syscall.RawConn
 	hl  int // the virtio_net_hdr before each frame: gso.VirtioLen with IFF_VNET_HDR, else 0
 	seg ethdev.Segmenter
+	// A TAP cuts a frame longer than the read to its length and says
+	// nothing, so each read(2) is a readv(2) with one byte past the caller's
+	// buffer: a frame that reaches it did not fit.
+	iov  [2]unix.Iovec
+	over [1]byte
 }
 
 // Open creates a TAP device named name ("" lets the kernel pick tapN), not
@@ -316,9 +322,13 @@ func (q *Queue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // readFrames reads until the queue is empty (EAGAIN) or bufs are full.
 func (q *Queue) readFrames(fd int, bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
+	defer func() { q.iov[0].Base = nil }() // pin no caller buffer
 	for n < len(bufs) {
 		b := bufs[n][offset-q.hl:]
-		r, err := unix.Read(fd, b)
+		if len(b) == 0 {
+			return n, fmt.Errorf("reading TAP %s: no room after offset %d", q.t.name, offset)
+		}
+		r, err := q.readv(fd, b)
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EAGAIN):
@@ -334,8 +344,6 @@ func (q *Queue) readFrames(fd int, bufs [][]byte, sizes []int, offset int) (int,
 		default:
 			return n, fmt.Errorf("reading TAP %s: %w", q.t.name, err)
 		}
-		// A frame longer than the buffer is cut short by the copy, but read
-		// returns its whole length.
 		if r > len(b) || r < q.hl {
 			q.t.dropped.Add(1)
 			continue
@@ -350,6 +358,18 @@ func (q *Queue) readFrames(fd int, bufs [][]byte, sizes []int, offset int) (int,
 		n++
 	}
 	return n, nil
+}
+
+func (q *Queue) readv(fd int, b []byte) (int, error) {
+	q.iov[0].Base = &b[0]
+	q.iov[0].SetLen(len(b))
+	q.iov[1].Base = &q.over[0]
+	q.iov[1].SetLen(1)
+	r, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&q.iov[0])), 2)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }
 
 // Write writes each frame with one write(2) (a TAP takes one frame per

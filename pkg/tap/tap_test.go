@@ -200,3 +200,75 @@ func TestOpenRejectsNamesTheKernelCannotHold(t *testing.T) {
 		}
 	}
 }
+
+// A frame longer than the buffer Read is given is dropped and counted, never
+// returned cut short, and the next frame that fits comes through.
+func TestReadDropsFrameLongerThanBuffer(t *testing.T) {
+	for _, o := range []Options{{}, {Offload: true}} {
+		inPrivateNetns(t, func() {
+			dev, err := Open("hftest1", o)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer dev.Close()
+			peer := net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
+			for _, err := range []error{SetMTU(dev.Name(), 9000), SetUp(dev.Name()), AddAddress(dev.Name(), "10.199.1.1/24")} {
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			// A permanent neighbour: the datagrams leave at once, with no ARP.
+			l, err := netlink.LinkByName(dev.Name())
+			if err == nil {
+				err = netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, State: netlink.NUD_PERMANENT, IP: net.IPv4(10, 199, 1, 2), HardwareAddr: peer})
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			udp, err := net.Dial("udp4", "10.199.1.2:9")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer udp.Close()
+			if _, err := udp.Write(make([]byte, 4000)); err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := udp.Write([]byte("fits")); err != nil {
+				t.Error(err)
+				return
+			}
+			const room = 2048
+			timer := time.AfterFunc(5*time.Second, func() { dev.Close() })
+			defer timer.Stop()
+			bufs := [][]byte{make([]byte, Headroom+room)}
+			sizes := make([]int, 1)
+			for {
+				n, err := dev.Read(bufs, sizes, Headroom)
+				if err != nil {
+					t.Errorf("%+v: the short datagram never came (read: %v)", o, err)
+					return
+				}
+				if n != 1 || sizes[0] > room {
+					t.Errorf("%+v: Read returned %d frames, the first of %d bytes in a %d-byte buffer", o, n, sizes[0], room)
+					return
+				}
+				f := bufs[0][Headroom : Headroom+sizes[0]]
+				if bytes.HasSuffix(f, make([]byte, 64)) && len(f) == room {
+					t.Errorf("%+v: the 4000-byte datagram came back cut to the buffer", o)
+					return
+				}
+				if bytes.Equal(f[:6], peer) && bytes.HasSuffix(f, []byte("fits")) {
+					break
+				}
+			}
+			if st := StatsOf(dev); st.Dropped == 0 {
+				t.Errorf("%+v: stats %+v: the long frame was not counted as dropped", o, st)
+			}
+		})
+	}
+}
