@@ -1,0 +1,168 @@
+//go:build linux
+
+package bridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/hubfleet/hubfleet/pkg/gso"
+)
+
+// inPrivateNetns runs fn on an OS thread moved into a new, empty network
+// namespace; the thread is never returned to the scheduler, so the namespace
+// and everything in it disappear with the goroutine.
+func inPrivateNetns(t *testing.T, fn func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a network namespace and packet sockets")
+	}
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare(CLONE_NEWNET): %v", err)
+			return
+		}
+		fn()
+	}()
+	if p := <-done; p != nil {
+		panic(p)
+	}
+}
+
+// superFrame is a TCP/IPv4 super-frame as a sender with segmentation
+// offload hands it over: payload n bytes, the TCP checksum field holding
+// only the pseudo-header sum.
+func superFrame(n int) ([]byte, gso.Meta) {
+	f := make([]byte, 14+20+20+n)
+	copy(f[0:6], []byte{2, 0, 0, 0, 0, 0xb})
+	copy(f[6:12], []byte{2, 0, 0, 0, 0, 0xa})
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(min(40+n, 0xffff)))
+	ip[8], ip[9] = 64, 6
+	copy(ip[12:20], []byte{198, 18, 5, 1, 198, 18, 5, 2})
+	binary.BigEndian.PutUint16(ip[10:], ^gso.CsumFold(gso.CsumAdd(0, ip)))
+	tcp := f[34:]
+	binary.BigEndian.PutUint16(tcp[0:], 40000)
+	binary.BigEndian.PutUint16(tcp[2:], 5001)
+	binary.BigEndian.PutUint32(tcp[4:], 1)
+	tcp[12], tcp[13] = 5<<4, 0x18
+	for i := range n {
+		tcp[20+i] = byte(i*7 + i>>8)
+	}
+	ps := gso.CsumAdd(0, ip[12:20]) + 6 + uint64(len(tcp))
+	binary.BigEndian.PutUint16(tcp[16:], gso.CsumFold(ps))
+	return f, gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4, HdrLen: 54, Size: 1448, CsumStart: 34, CsumOffset: 16}
+}
+
+// A super-frame the hub hands the LAN bridge (from a client with offloads)
+// reaches the LAN as MTU-sized segments with correct checksums, all of its
+// payload in order; an ordinary frame passes as it is.
+func TestPacketDeviceSplitsSuperFramesForTheLAN(t *testing.T) {
+	inPrivateNetns(t, func() {
+		v := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "hfl0"}, PeerName: "hfl1"}
+		if err := netlink.LinkAdd(v); err != nil {
+			t.Error(err)
+			return
+		}
+		for _, n := range []string{"hfl0", "hfl1"} {
+			l, err := netlink.LinkByName(n)
+			if err == nil {
+				err = netlink.LinkSetUp(l)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		// The LAN side: a packet socket on the veth's other end.
+		peer, err := netlink.LinkByName("hfl1")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: peer.Attrs().Index}); err != nil {
+			t.Error(err)
+			return
+		}
+		tv := unix.NsecToTimeval(int64(5 * time.Second))
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+
+		dev, err := Open("hfl0", 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		if dev.Offload().Any() || dev.MTU() != 1500 {
+			t.Errorf("Offload %+v MTU %d, want none and 1500", dev.Offload(), dev.MTU())
+		}
+		super, meta := superFrame(60000)
+		plain, _ := superFrame(100)
+		plainMeta := gso.Meta{}
+		gso.FinishChecksum(plain, 34, 16)
+		bufs := make([][]byte, 2)
+		for i, c := range []struct {
+			f []byte
+			m gso.Meta
+		}{{super, meta}, {plain, plainMeta}} {
+			bufs[i] = make([]byte, gso.VirtioLen+len(c.f))
+			c.m.PutVirtio(bufs[i])
+			copy(bufs[i][gso.VirtioLen:], c.f)
+		}
+		if n, err := dev.Write(bufs, gso.VirtioLen); err != nil || n != 2 {
+			t.Errorf("Write = %d, %v", n, err)
+			return
+		}
+		wantSegs := (60000 + 1447) / 1448
+		var payload []byte
+		buf := make([]byte, 65536)
+		for i := 0; i < wantSegs+1; i++ {
+			n, err := unix.Read(fd, buf)
+			if err != nil {
+				t.Errorf("segment %d of %d never reached the LAN: %v", i+1, wantSegs, err)
+				return
+			}
+			f := buf[:n]
+			if n > 1514 {
+				t.Errorf("a %d-byte frame reached a LAN with MTU 1500", n)
+				return
+			}
+			if c := gso.CsumFold(gso.CsumAdd(0, f[14:34])); c != 0xffff {
+				t.Errorf("segment %d: IPv4 header checksum wrong", i)
+			}
+			tcp := f[34:]
+			if c := gso.CsumFold(gso.CsumAdd(gso.CsumAdd(0, f[26:34])+6+uint64(len(tcp)), tcp)); c != 0xffff {
+				t.Errorf("segment %d: TCP checksum wrong", i)
+			}
+			if i < wantSegs {
+				payload = append(payload, tcp[20:]...)
+			} else if !bytes.Equal(f, plain) {
+				t.Error("the ordinary frame after the super-frame changed on the way")
+			}
+		}
+		if !bytes.Equal(payload, super[54:]) {
+			t.Errorf("the LAN got %d bytes of payload, not the super-frame's %d in order", len(payload), len(super)-54)
+		}
+		if st := dev.Stats(); st.Segmented != 1 || st.TxFrames != uint64(wantSegs+1) {
+			t.Errorf("stats %+v, want 1 segmented and %d sent", st, wantSegs+1)
+		}
+	})
+}
