@@ -321,15 +321,11 @@ func (s *Server) authenticate(ctx context.Context, st *settings, hs *hubState, r
 	return refusal(protocol.BadCredentials, "no password or ticket: member %s does not accept client-certificate logins; log in with a password", st.name)
 }
 
-// verifyPassword runs argon2id within the verification semaphore.
+// verifyPassword runs argon2id on the process's verification pool, which is
+// smaller than GOMAXPROCS so a wrong-password storm leaves forwarding a core,
+// and which returns the storm's memory when it ends (auth.Verifier).
 func (s *Server) verifyPassword(ctx context.Context, phc, password string) (bool, error) {
-	select {
-	case s.verifySem <- struct{}{}:
-	case <-ctx.Done():
-		return false, ctx.Err()
-	}
-	defer func() { <-s.verifySem }()
-	return auth.VerifyPassword(phc, password)
+	return auth.VerifyPasswordContext(ctx, phc, password)
 }
 
 // dummyHash is a valid hash of a password nobody knows, with the default cost.
