@@ -1,0 +1,194 @@
+package mesh
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/framing"
+	"github.com/hubfleet/hubfleet/pkg/gso"
+	"github.com/hubfleet/hubfleet/pkg/hub"
+)
+
+// superFrame is a broadcast TCP/IPv4 super-frame with payload n, as an
+// offloading TAP hands it out, and its metadata.
+func superFrame(src [6]byte, n int, mss uint16) ([]byte, gso.Meta) {
+	f := make([]byte, 14+20+20+n)
+	copy(f, broadcast[:])
+	copy(f[6:], src[:])
+	binary.BigEndian.PutUint16(f[12:], 0x0800)
+	ip := f[14:]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:], uint16(40+n))
+	ip[8], ip[9] = 64, 6
+	copy(ip[12:20], []byte{198, 18, 0, 1, 198, 18, 0, 2})
+	binary.BigEndian.PutUint16(ip[10:], ^gso.CsumFold(gso.CsumAdd(0, ip[:20])))
+	tcp := ip[20:]
+	tcp[12], tcp[13] = 5<<4, 0x10
+	for i := range n {
+		tcp[20+i] = byte(i * 7)
+	}
+	binary.BigEndian.PutUint16(tcp[16:], gso.CsumFold(gso.CsumAdd(0, ip[12:20])+6+uint64(20+n)))
+	return f, gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4, HdrLen: 54, Size: mss, CsumStart: 34, CsumOffset: 16}
+}
+
+func sendSuper(s *session, b []byte, m gso.Meta) {
+	f := hub.NewFrameSize(len(b))
+	f.SetLen(copy(f.Buf(), b))
+	f.Meta = m
+	s.p.Forward([]*hub.Frame{f})
+}
+
+// Between two members that both speak link version 2, a super-frame crosses
+// the static-hub fabric whole, with its metadata.
+func TestSuperFrameCrossesTheFabricWhole(t *testing.T) {
+	ca := newTestCA(t)
+	m0 := newMember(t, "m0", "127.0.0.1:0", ca.conf, 1, "office")
+	m1 := newMember(t, "m1", "127.0.0.1:0", ca.conf, 2, "office")
+	connect(m0.node, m1.node)
+	waitShared(t, m0.node, "office", "m1")
+	waitShared(t, m1.node, "office", "m0")
+
+	b, meta := superFrame(m0.sessions["office"].src, 60000, 1448)
+	sendSuper(m0.sessions["office"], b, meta)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got [1]*hub.Frame
+	if _, err := m1.sessions["office"].p.Dequeue(ctx, got[:]); err != nil {
+		t.Fatal(err)
+	}
+	defer got[0].Release()
+	if !bytes.Equal(got[0].B, b) || got[0].Meta != meta {
+		t.Fatalf("m1 got %d bytes with %+v, want the %d-byte super-frame with %+v", len(got[0].B), got[0].Meta, len(b), meta)
+	}
+	if s := m1.peerPort(t, "office", "m0"); s.FramesIn != 1 || s.BytesIn != uint64(len(b)) || s.Drops.Oversize != 0 {
+		t.Fatalf("m1's port from m0: %+v", s)
+	}
+}
+
+// oldPeer stands in for a member that speaks only link version 1: like that
+// code, it closes a connection whose Hello states another version without
+// answering, and otherwise answers, attaches hub "office" and hands every
+// Frames message it reads to frames.
+func oldPeer(t *testing.T, ca *testCA, versions chan<- uint16, frames chan<- []byte) string {
+	t.Helper()
+	ln, err := newLoopbackListener()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				tc := tls.Server(c, ca.conf)
+				_, v, err := readHelloVersion(tc)
+				if err != nil {
+					return
+				}
+				versions <- v
+				if v != 1 {
+					return
+				}
+				tc.Write(appendHelloVersion(nil, "m9", 1))
+				tc.Write(appendAttach(nil, 1, "office"))
+				var h [headerLen]byte
+				for {
+					if _, err := io.ReadFull(tc, h[:]); err != nil {
+						return
+					}
+					typ, n := parseHeader(h[:])
+					body := make([]byte, n)
+					if _, err := io.ReadFull(tc, body); err != nil {
+						return
+					}
+					if typ == msgFramesGSO {
+						t.Errorf("a version 1 peer was sent FramesGSO")
+						return
+					}
+					if typ != msgFrames {
+						continue
+					}
+					var d framing.Decoder
+					d.Limits = framing.Limits{MaxFrame: framing.MaxPlainFrame}
+					if err := d.BeginBody(framing.Plain, body[4:]); err != nil {
+						t.Errorf("version 1 peer: %v", err)
+						return
+					}
+					for d.Left() > 0 {
+						f, _, err := d.NextInBody()
+						if err != nil {
+							t.Errorf("version 1 peer: %v", err)
+							return
+						}
+						frames <- bytes.Clone(f)
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A member that speaks version 2 still links to one that speaks only 1: its
+// version 2 Hello goes unanswered, it dials again offering 1, and the
+// super-frames it sends over that link are segmented first.
+func TestVersion1PeerGetsSegments(t *testing.T) {
+	ca := newTestCA(t)
+	versions, frames := make(chan uint16, 8), make(chan []byte, 256)
+	addr := oldPeer(t, ca, versions, frames)
+	m0 := newMember(t, "m0", "127.0.0.1:0", ca.conf, 1, "office")
+	m0.m.SetPeers(map[string]string{"m9": addr})
+	waitShared(t, m0.node, "office", "m9")
+	if v1, v2 := <-versions, <-versions; v1 != 2 || v2 != 1 {
+		t.Fatalf("Hellos offered versions %d then %d, want 2 then 1", v1, v2)
+	}
+
+	b, meta := superFrame(m0.sessions["office"].src, 10000, 1448)
+	sendSuper(m0.sessions["office"], b, meta)
+	var payload []byte
+	for len(payload) < 10000 {
+		select {
+		case f := <-frames:
+			if len(f) > 54+1448 {
+				t.Fatalf("a %d-byte frame reached the version 1 peer", len(f))
+			}
+			if gso.CsumFold(gso.CsumAdd(gso.CsumAdd(0, f[26:34])+6+uint64(len(f)-34), f[34:])) != 0xffff {
+				t.Fatal("segment with a wrong TCP checksum")
+			}
+			payload = append(payload, f[54:]...)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d payload bytes arrived", len(payload))
+		}
+	}
+	if !bytes.Equal(payload, b[54:]) {
+		t.Fatal("the segments' payloads do not add up to the super-frame's")
+	}
+}
+
+// A version 1 dialler is answered with version 1 by a member that speaks 2.
+func TestVersion1DiallerAnsweredWithVersion1(t *testing.T) {
+	ca := newTestCA(t)
+	n1 := startNode(t, "m1", "127.0.0.1:0", ca.conf)
+	n1.m.SetPeers(map[string]string{"m0": "127.0.0.1:1"})
+	for _, offer := range []uint16{1, 2, 3} {
+		c, err := tls.Dial("tcp", n1.addr, clientConfig(ca.conf, ALPNLink))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(appendHelloVersion(nil, "m0", offer))
+		name, v, err := readHelloVersion(c)
+		c.Close()
+		if want := min(offer, linkVersion); err != nil || name != "m1" || v != want {
+			t.Fatalf("offer %d: answer %q version %d, %v; want m1 version %d", offer, name, v, err, want)
+		}
+	}
+}
