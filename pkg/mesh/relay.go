@@ -81,7 +81,13 @@ func (m *Mesh) DialRelay(ctx context.Context, peer string, req protocol.LoginReq
 	if !ok {
 		return nil, nil, fmt.Errorf("relay to %q: not a known peer of %q", peer, m.opt.Self)
 	}
-	tc, err := m.dialTLS(ctx, addr, ALPNRelay)
+	// Connect and handshake are bounded as a client's are
+	// (protocol.HandshakeTimeout): a frozen owner's kernel still accepts
+	// the connection, and the client waiting behind this dial should be told
+	// to retry within its own dead-peer timeout, not the login timeout.
+	hctx, cancel := context.WithTimeout(ctx, protocol.HandshakeTimeout)
+	tc, err := m.dialTLS(hctx, addr, ALPNRelay)
+	cancel()
 	if err != nil {
 		return nil, nil, fmt.Errorf("relay to %s: %w", peer, err)
 	}

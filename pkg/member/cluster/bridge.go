@@ -184,14 +184,14 @@ func containsHub(hubs []*vpnv1alpha1.VirtualHub, name string) bool {
 func (m *Member) bridgeFenced() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lastRenew.IsZero() || time.Since(m.lastRenew) >= m.id.LeaseDuration-m.bridgeMargin()
+	return m.lastRenew.IsZero() || m.resync || time.Since(m.lastRenew) >= m.id.LeaseDuration-m.bridgeMargin()
 }
 
 // untilBridgeFence is how long until bridgeFenced turns true.
 func (m *Member) untilBridgeFence() time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.lastRenew.IsZero() {
+	if m.lastRenew.IsZero() || m.resync {
 		return 0
 	}
 	return m.id.LeaseDuration - m.bridgeMargin() - time.Since(m.lastRenew)

@@ -58,7 +58,7 @@ func (m *Member) renewLoop(ctx context.Context) {
 			m.mu.Lock()
 			// The fence counts from when the renewal was sent, not answered:
 			// renewTime carries that instant, and the operator counts from it.
-			m.lastRenew = start
+			m.renewedLocked(start)
 			m.mu.Unlock()
 			select {
 			case m.renewed <- struct{}{}:

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/fields"
@@ -67,17 +68,31 @@ type Member struct {
 	rest   *rest.Config
 	base   member.Config
 
-	kick    chan struct{} // an informer saw a change
-	renewed chan struct{} // a Lease renewal succeeded
+	kick     chan struct{} // an informer saw a change
+	renewed  chan struct{} // a Lease renewal succeeded
+	fenceNow chan struct{} // an accepted connection waits for the fence (fence.go)
+	wide     bool          // hubs are read cluster-wide (hubNamespaces All/Selector)
+	serving  atomic.Bool   // listening; cleared when Run begins to stop
 
-	mu         sync.Mutex
-	lastRenew  time.Time // monotonic; zero before the first renewal
-	fenced     bool
-	applied    *member.Config
-	problems   string
-	peers      map[string]string // mesh peers: member name -> address
-	clusterUID types.UID         // the VPNCluster's, owner of the Lease
-	routes     routeTable        // where logins go (route.go)
+	mu        sync.Mutex
+	lastRenew time.Time // monotonic; zero before the first renewal
+	fenced    bool      // as last applied
+	// The resync after an expiry (fence.go): dynamic hubs stay fenced while
+	// resync is set; epoch counts expiries, backRenewals the renewals since
+	// the last one, fresh is the API read the cache must catch up with.
+	resync        bool
+	epoch         uint64
+	backRenewals  int
+	fresh         *freshRead
+	lagging       string                    // last logged reason the cache is behind
+	servesDynamic bool                      // the applied configuration has dynamic hubs
+	relays        map[*activeRelay]struct{} // sessions relayed from here (relay.go)
+	recomputed    chan struct{}             // closed (and replaced) after each recompute
+	applied       *member.Config
+	problems      string
+	peers         map[string]string // mesh peers: member name -> address
+	clusterUID    types.UID         // the VPNCluster's, owner of the Lease
+	routes        routeTable        // where logins go (route.go)
 	// attached are the static hubs' switches attached to the mesh, touched
 	// only by recompute (one goroutine).
 	attached map[string]*hub.Hub
@@ -124,6 +139,8 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m := &Member{
 		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, base: base, peer: peer,
 		kick: make(chan struct{}, 1), renewed: make(chan struct{}, 1), fenced: true,
+		fenceNow: make(chan struct{}, 1), recomputed: make(chan struct{}), resync: true,
+		relays:   map[*activeRelay]struct{}{},
 		attached: map[string]*hub.Hub{},
 		mesh:     mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log}),
 	}
@@ -158,18 +175,22 @@ func loadPeerTLS(id *Identity, peer *peerCert) (*tls.Config, error) {
 // route answers member.Options.Route: a dynamic hub assigned to another
 // member that is a mesh peer, or for a static hub the member with the best
 // point when this one is full, out of licences or clearly busier
-// (routeTable.staticTarget). A fenced member relays nothing: it cannot renew
-// its Lease, so its view of the placement may be stale, and a client that
-// retries reaches a member that knows better.
+// (routeTable.staticTarget). A member whose Lease expired relays nothing: its
+// view of the placement may be stale, and a client that retries reaches a
+// member that knows better; until it has re-read the placement (fence.go) it
+// relays no dynamic hub.
 func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
 	own := m.srv.Licences()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.fenced {
+	if m.expiredLocked() {
 		return "", false
 	}
 	if owner, dynamic := m.routes.dynamic[req.Hub]; dynamic {
-		if owner == m.id.Name {
+		// While resyncing after an expiry the dynamic placement is not
+		// trusted either; static instances are on every member, and the
+		// target only accepts a hub it serves, so those still route.
+		if owner == m.id.Name || m.fencedNowLocked() {
 			return "", false
 		}
 		_, peer := m.peers[owner]
@@ -179,26 +200,6 @@ func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
 		return to, true
 	}
 	return "", false
-}
-
-// relay answers member.Options.Relay with the mesh: mesh.Relay, except that a
-// failure to reach the owner is marked so the member answers the client.
-func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginRequest, c net.Conn) error {
-	if req.RelayClientAddr == "" {
-		req.RelayClientAddr = c.RemoteAddr().String()
-	}
-	owner, res, err := m.mesh.DialRelay(ctx, peer, req)
-	if res == nil {
-		return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
-	}
-	if werr := protocol.WriteResult(c, res); werr != nil || err != nil {
-		if owner != nil {
-			owner.Close()
-		}
-		return errors.Join(err, werr)
-	}
-	defer owner.Close()
-	return mesh.Splice(c, owner, res.DeadPeerTimeout)
 }
 
 // known answers member.Options.Known from the last route table: the hub
@@ -251,7 +252,8 @@ func (m *Member) Run(ctx context.Context) error {
 	m.mu.Lock()
 	m.clusterUID = vc.UID
 	m.mu.Unlock()
-	wide := vc.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromAll || vc.Spec.HubNamespaces.From == vpnv1alpha1.NamespacesFromSelector
+	wide := isWide(vc)
+	m.wide = wide
 	c, err := m.newCache(wide)
 	if err != nil {
 		return err
@@ -297,6 +299,8 @@ func (m *Member) Run(ctx context.Context) error {
 			return fmt.Errorf("cannot listen on :%s (mesh): %w", MeshPort, err)
 		}
 	}
+	// Held connections wait for the fence to be applied (fence.go).
+	ln, mln = gateListener{Listener: ln, m: m}, gateListener{Listener: mln, m: m}
 	meshDone := make(chan struct{})
 	go func() {
 		defer close(meshDone)
@@ -307,8 +311,10 @@ func (m *Member) Run(ctx context.Context) error {
 	served := make(chan error, 1)
 	go func() { served <- m.srv.Serve(ln) }()
 	m.log.Info("listening on "+ln.Addr().String(), "mesh", mln.Addr().String())
+	m.serving.Store(true)
 
 	err = m.loop(ctx, c, secrets, served)
+	m.serving.Store(false)
 	m.stopBridges() // local bridges first: their sockets close before anything else (bridge.go)
 	// The mesh first: its links end (static hubs' peer ports close before
 	// their switches do) and no relay arrives any more. Relayed sessions
@@ -347,8 +353,11 @@ func (m *Member) loop(ctx context.Context, c crcache.Cache, secrets *secretInfor
 			pending = false
 			m.recompute(ctx, c, secrets)
 		case <-m.renewed:
+			m.resyncStep(ctx)
 			m.recompute(ctx, c, secrets)
 			fence.Reset(m.untilFence())
+		case <-m.fenceNow:
+			m.recompute(ctx, c, secrets)
 		case <-fence.C:
 			m.recompute(ctx, c, secrets)
 			fence.Reset(m.untilFence())
@@ -374,12 +383,12 @@ func (m *Member) untilFence() time.Duration {
 // recompute builds the configuration from the informers and applies it if it
 // differs from the one applied last.
 func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secretInformers) {
-	m.mu.Lock()
-	fenced := m.lastRenew.IsZero() || time.Since(m.lastRenew) >= m.id.LeaseDuration
-	wasFenced := m.fenced
-	m.fenced = fenced
-	m.mu.Unlock()
-
+	defer func() {
+		m.mu.Lock()
+		close(m.recomputed)
+		m.recomputed = make(chan struct{})
+		m.mu.Unlock()
+	}()
 	var hubs vpnv1alpha1.VirtualHubList
 	var lics vpnv1alpha1.ConnectionLicenseList
 	if err := c.List(ctx, &hubs); err != nil {
@@ -390,10 +399,16 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 		m.log.Error("listing ConnectionLicenses from the cache", "err", err)
 		return
 	}
-	in := inputs{fenced: fenced, secret: secrets.get}
+	in := inputs{secret: secrets.get}
 	for i := range hubs.Items {
 		in.hubs = append(in.hubs, &hubs.Items[i])
 	}
+	fenced := m.fenceState(in.hubs)
+	in.fenced = fenced
+	m.mu.Lock()
+	wasFenced := m.fenced
+	m.fenced = fenced
+	m.mu.Unlock()
 	for i := range lics.Items {
 		in.licences = append(in.licences, &lics.Items[i])
 	}
@@ -416,6 +431,7 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.routes = routes
+	m.endMovedRelaysLocked()
 	if p := strings.Join(r.problems, "; "); p != m.problems {
 		m.problems = p
 		if p != "" {
@@ -439,6 +455,10 @@ func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secret
 		return
 	}
 	m.applied = r.cfg
+	m.servesDynamic = false
+	for _, h := range r.cfg.Hubs {
+		m.servesDynamic = m.servesDynamic || h.Type != member.HubStatic
+	}
 	m.log.Info("configuration applied", "hubs", len(r.cfg.Hubs), "fenced", fenced, "licences", licString(r.cfg.Licences))
 }
 

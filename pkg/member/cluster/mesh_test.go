@@ -255,6 +255,18 @@ func setClusterMembers(t *testing.T, vc *vpnv1alpha1.VPNCluster, members []vpnv1
 // behind a leaseBlocker that can cut its Lease renewals.
 func meshPair(t *testing.T, ns string) (m0, m1 *runner, blockers map[string]*leaseBlocker) {
 	t.Helper()
+	blockers = map[string]*leaseBlocker{"vpn-member-0": {}, "vpn-member-1": {}}
+	m0, m1 = meshPairWith(t, ns, func(name string, rt http.RoundTripper) http.RoundTripper {
+		b := blockers[name]
+		b.next = rt
+		return b
+	})
+	return m0, m1, blockers
+}
+
+// meshPairWith is meshPair with each member's API transport wrapped by wrap.
+func meshPairWith(t *testing.T, ns string, wrap func(member string, rt http.RoundTripper) http.RoundTripper) (m0, m1 *runner) {
+	t.Helper()
 	peerDir := t.TempDir()
 	writePeerPKI(t, peerDir)
 	lns := map[string]*meshSetup{}
@@ -273,15 +285,13 @@ func meshPair(t *testing.T, ns string) (m0, m1 *runner, blockers map[string]*lea
 			return addrs[member]
 		}
 	}
-	blockers = map[string]*leaseBlocker{}
 	rcs := map[string]*rest.Config{}
 	for _, name := range []string{"vpn-member-0", "vpn-member-1"} {
-		b := &leaseBlocker{}
 		rc := rest.CopyConfig(env.Config)
-		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { b.next = rt; return b }
-		blockers[name], rcs[name] = b, rc
+		rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return wrap(name, rt) }
+		rcs[name] = rc
 	}
 	m0 = startMemberWith(t, ns, "vpn-member-0", rcs["vpn-member-0"], *lns["vpn-member-0"])
 	m1 = startMemberWith(t, ns, "vpn-member-1", rcs["vpn-member-1"], *lns["vpn-member-1"])
-	return m0, m1, blockers
+	return m0, m1
 }

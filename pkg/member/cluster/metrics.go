@@ -1,9 +1,14 @@
 package cluster
 
-import "github.com/hubfleet/hubfleet/pkg/member"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/hubfleet/hubfleet/pkg/member"
+)
 
 // MetricsOptions are the cluster-mode parts of the member's metrics
-// (member.MetricsHandler): live mesh links and the fencing state.
+// (member.MetricsHandler): live mesh links, the fencing state and readiness.
 func (m *Member) MetricsOptions() member.MetricsOptions {
 	return member.MetricsOptions{
 		MeshLinks: func() int { return len(m.mesh.Peers()) },
@@ -12,5 +17,30 @@ func (m *Member) MetricsOptions() member.MetricsOptions {
 			defer m.mu.Unlock()
 			return m.fenced
 		},
+		Ready: m.Ready,
 	}
+}
+
+// Ready is the member's readiness (/readyz, the pod's readiness probe): it
+// listens, and serves the current placement — not fenced, and not waiting
+// to re-read the placement after its Lease expired. A member that cannot
+// renew its Lease leaves the Service's endpoints, so reconnecting clients go
+// to members that can, and the operator counts it failed as soon as the
+// kubelet reports it, which for a frozen process (the probe times out) comes
+// before the Lease expires.
+func (m *Member) Ready() error {
+	if !m.serving.Load() {
+		return errors.New("not listening yet (waiting for the informers to sync)")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.lastRenew.IsZero():
+		return errors.New("fenced: the member Lease has not been renewed yet")
+	case m.expiredLocked():
+		return fmt.Errorf("fenced: the member Lease was not renewed within %v", m.id.LeaseDuration)
+	case m.resync || m.fenced:
+		return errors.New("fenced: re-reading the placement after the member Lease expired")
+	}
+	return nil
 }

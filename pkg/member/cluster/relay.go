@@ -1,0 +1,129 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+
+	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/mesh"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// Relayed sessions at the entry member. A relay is plumbing: the session
+// lives on the owner, and only the owner can end it cleanly (Shutdown). But
+// an owner that is frozen or cut off cannot, and one that missed the move of
+// its hub (its watch stalled) would not: its clients would stay attached to
+// a copy of the hub nobody else uses. So the entry ends a relay itself as
+// soon as its own view says the session's route is gone — the hub moved, the
+// owner left the mesh peers or is no longer a ready instance — and the
+// client, whose connection closes, logs in again at once and is routed to
+// the new owner. A silent owner is also caught by the splice's idle timeout
+// (the session's dead-peer timeout).
+
+// activeRelay is one spliced session, closed by endMovedRelaysLocked.
+type activeRelay struct {
+	hub, peer string
+	close     func()
+}
+
+// relay answers member.Options.Relay with the mesh: mesh.Relay, except that
+// a failure to reach the owner is marked so the member answers the client,
+// the dial is abandoned when the hub's route changes meanwhile (the client's
+// retry then lands where the hub is now, possibly here), and the session is
+// ended when the route changes later.
+func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginRequest, c net.Conn) error {
+	if req.RelayClientAddr == "" {
+		req.RelayClientAddr = c.RemoteAddr().String()
+	}
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go m.cancelOnReroute(dctx, cancel, req.Hub, peer)
+	owner, res, err := m.mesh.DialRelay(dctx, peer, req)
+	if cause := context.Cause(dctx); res == nil && errors.Is(cause, errRerouted) {
+		err = cause
+	}
+	cancel(nil)
+	if res == nil {
+		return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
+	}
+	if werr := protocol.WriteResult(c, res); werr != nil || err != nil {
+		if owner != nil {
+			owner.Close()
+		}
+		return errors.Join(err, werr)
+	}
+	defer owner.Close()
+	ar := &activeRelay{hub: req.Hub, peer: peer, close: func() { c.Close(); owner.Close() }}
+	m.mu.Lock()
+	m.relays[ar] = struct{}{}
+	if !m.routeHoldsLocked(ar) { // moved while the login was answered
+		ar.close()
+	}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.relays, ar)
+		m.mu.Unlock()
+	}()
+	return mesh.Splice(c, owner, res.DeadPeerTimeout)
+}
+
+// errRerouted is the cause of a relay dial abandoned because the hub's route
+// changed while it was in progress.
+var errRerouted = errors.New("the hub's route changed while its owner was being dialled")
+
+// cancelOnReroute cancels a relay dial when a recompute finds the route to
+// peer for hub gone, until ctx ends.
+func (m *Member) cancelOnReroute(ctx context.Context, cancel context.CancelCauseFunc, hub, peer string) {
+	ar := &activeRelay{hub: hub, peer: peer}
+	for {
+		m.mu.Lock()
+		next := m.recomputed
+		holds := m.routeHoldsLocked(ar)
+		m.mu.Unlock()
+		if !holds {
+			cancel(fmt.Errorf("%w (hub %s, was at %s)", errRerouted, hub, peer))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-next:
+		}
+	}
+}
+
+// routeHoldsLocked reports whether the route table still sends ar's hub to
+// ar's peer: the peer is a mesh peer and, for a dynamic hub, still its
+// assigned member, for a static hub still a ready instance. m.mu must be held.
+func (m *Member) routeHoldsLocked(ar *activeRelay) bool {
+	if _, ok := m.peers[ar.peer]; !ok {
+		return false
+	}
+	if owner, dynamic := m.routes.dynamic[ar.hub]; dynamic {
+		return owner == ar.peer
+	}
+	in, static := m.routes.static[ar.hub]
+	if !static {
+		return false // deleted, or no longer assigned anywhere
+	}
+	if ms, ok := m.routes.members[ar.peer]; ok && !ms.Ready {
+		return false
+	}
+	return slices.Contains(in, ar.peer)
+}
+
+// endMovedRelaysLocked ends the relays whose route is gone; recompute calls
+// it after installing a new route table. m.mu must be held.
+func (m *Member) endMovedRelaysLocked() {
+	for ar := range m.relays {
+		if !m.routeHoldsLocked(ar) {
+			m.log.Info("ending a relayed session: its hub's route changed", "hub", ar.hub, "owner", ar.peer)
+			ar.close()
+			delete(m.relays, ar)
+		}
+	}
+}
