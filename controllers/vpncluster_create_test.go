@@ -37,6 +37,12 @@ func TestClusterCreatesMembersServicesPDBSecrets(t *testing.T) {
 	if !slices.Equal(c.Args, []string{"member", "--cluster", "vpn"}) || c.Image != "hubfleet:test" {
 		t.Errorf("member container args %q image %q", c.Args, c.Image)
 	}
+	// Readiness is the member's own answer (fenced = not ready), not a TCP
+	// connect a frozen process passes.
+	if p := c.ReadinessProbe; p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/readyz" || p.HTTPGet.Port.StrVal != "metrics" ||
+		p.PeriodSeconds != 1 || p.FailureThreshold != 2 || p.TimeoutSeconds != 1 {
+		t.Errorf("member readiness probe %+v, want HTTP GET /readyz on metrics every 1 s, 2 failures, 1 s timeout", p)
+	}
 	if pod.ServiceAccountName != "vpn-member" || pod.SecurityContext == nil || !*pod.SecurityContext.RunAsNonRoot {
 		t.Errorf("member pod must run non-root as vpn-member: %+v", pod.SecurityContext)
 	}

@@ -21,6 +21,8 @@ import (
 const (
 	portVPN           = 8443
 	portMesh          = 8444
+	portMetrics       = 9090
+	pathReady         = "/readyz" // member.MetricsHandler, on portMetrics
 	mountTLS          = "/etc/hubfleet/tls"
 	mountPeer         = "/etc/hubfleet/peer"
 	mountTicket       = "/etc/hubfleet/ticket"
@@ -216,12 +218,25 @@ func (r *VPNClusterReconciler) statefulSet(cl *vpnv1alpha1.VPNCluster) *appsv1.S
 			{Name: "vpn", ContainerPort: portVPN, Protocol: corev1.ProtocolTCP},
 			{Name: "mesh", ContainerPort: portMesh, Protocol: corev1.ProtocolTCP},
 			// `hubfleet member` serves Prometheus metrics here (docs/metrics.md).
-			{Name: "metrics", ContainerPort: 9090, Protocol: corev1.ProtocolTCP},
+			{Name: "metrics", ContainerPort: portMetrics, Protocol: corev1.ProtocolTCP},
 		},
 		Resources: cl.Spec.PodTemplate.Resources,
+		// Ready means "serves the current placement": an HTTP answer from
+		// the process itself, which is not ready while fenced (its Lease
+		// could not be renewed, or it is re-reading the placement after an
+		// expiry). A TCP check passed for a frozen process, whose kernel
+		// still accepts connections. Every second, not ready after two
+		// misses: a frozen or fenced member leaves the Service's endpoints
+		// (and the operator counts it failed) 2–3 s after it stops, no later
+		// than its 3 s Lease expires; one missed probe (a GC pause, a busy
+		// node) does not flip it, because a flip moves its dynamic hubs.
+		// One local HTTP GET per second per member costs the node nothing
+		// and the API server nothing (the kubelet writes only on a change).
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("vpn")}},
-			PeriodSeconds: 2, FailureThreshold: 2,
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: pathReady, Port: intstr.FromString("metrics"),
+			}},
+			PeriodSeconds: 1, FailureThreshold: 2, TimeoutSeconds: 1, SuccessThreshold: 1,
 		},
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: "tls", MountPath: mountTLS, ReadOnly: true},
