@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hubfleet/hubfleet/internal/testutil"
 	"github.com/hubfleet/hubfleet/pkg/ethdev"
 	"github.com/hubfleet/hubfleet/pkg/gso"
@@ -35,6 +37,7 @@ type tapPair struct {
 	reader   *Reader
 	// Counted by the A → B direction.
 	superFrames, maxFrame, frames atomic.Int64
+	udpSuper                      atomic.Int64
 	wg                            sync.WaitGroup
 }
 
@@ -114,6 +117,9 @@ func (p *tapPair) aToB() {
 			p.frames.Add(1)
 			if batch.Meta[i].Type&^gso.TypeECN == gso.TypeTCPv4 && len(f) > 1514 {
 				p.superFrames.Add(1)
+			}
+			if batch.Meta[i].Type == gso.TypeUDPL4 {
+				p.udpSuper.Add(1)
 			}
 			if int64(len(f)) > p.maxFrame.Load() {
 				p.maxFrame.Store(int64(len(f)))
@@ -241,6 +247,77 @@ func TestSuperFramesSplitForTAPWithoutOffload(t *testing.T) {
 	}
 	if p.b.Offload().Any() {
 		t.Fatalf("B reports offloads %+v without Options.Offload", p.b.Offload())
+	}
+}
+
+// UDP segmentation offload (Linux 6.2 or later): a datagram burst sent with
+// UDP_SEGMENT leaves A as one UDP super-frame, and B's socket receives every
+// datagram intact, whether B takes the super-frame whole or its Write splits it.
+func TestUDPSuperFrames(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ob   Options
+	}{{"whole", Options{Offload: true}}, {"split", Options{}}} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newTAPPair(t, Options{Offload: true}, c.ob)
+			if !p.a.Offload().USO {
+				t.Skip("this kernel refuses TUN_F_USO4|USO6 (before 6.2)")
+			}
+			var rx, tx *net.UDPConn
+			if err := testutil.InNetns(p.nsB, func() (err error) {
+				rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(pairB)})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer rx.Close()
+			_ = rx.SetReadBuffer(4 << 20)
+			if err := testutil.InNetns(p.nsA, func() (err error) {
+				tx, err = net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Close()
+			const seg, segs = 1400, 30
+			rc, err := tx.SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, seg) }); err != nil || serr != nil {
+				t.Fatalf("UDP_SEGMENT: %v %v", err, serr)
+			}
+			burst := make([]byte, seg*segs)
+			got := make([]byte, 2*seg)
+			for round := range 10 {
+				for i := range burst {
+					burst[i] = byte(i/seg + round*segs)
+				}
+				// The first burst may wait in A's stack for the neighbour's
+				// ARP answer, which the forwarder carries: no datagram is lost.
+				if _, err := tx.Write(burst); err != nil {
+					t.Fatal(err)
+				}
+				_ = rx.SetReadDeadline(time.Now().Add(10 * time.Second))
+				for i := range segs {
+					n, err := rx.Read(got)
+					if err != nil {
+						t.Fatalf("round %d: datagram %d of %d: %v", round, i+1, segs, err)
+					}
+					if n != seg || got[0] != byte(i+round*segs) || got[n-1] != got[0] {
+						t.Fatalf("round %d: datagram %d is %d bytes starting %d, want %d bytes of %d", round, i, n, got[0], seg, byte(i+round*segs))
+					}
+				}
+			}
+			t.Logf("A→B: %d UDP super-frames; B %+v", p.udpSuper.Load(), StatsOf(p.b))
+			if p.udpSuper.Load() == 0 {
+				t.Error("A handed out no UDP super-frame")
+			}
+			if split := StatsOf(p.b).TxSplit; (split == 0) == !c.ob.Offload {
+				t.Errorf("B split %d frames with offload %v", split, c.ob.Offload)
+			}
+		})
 	}
 }
 
