@@ -96,8 +96,11 @@ type ServiceSpec struct {
 // FailoverSpec tunes failure detection and reassignment.
 type FailoverSpec struct {
 	// leaseDurationSeconds: a member that has not renewed its Lease for this long is
-	// declared failed, and stops serving its dynamic hubs itself (fencing).
-	// +kubebuilder:default=6
+	// declared failed, and stops serving its dynamic hubs itself (fencing). Members
+	// renew every third of it (one API write per member per second at the default
+	// 3, i.e. 100 writes/s for 100 members); a frozen or cut-off member's hubs move
+	// after at most this long.
+	// +kubebuilder:default=3
 	// +kubebuilder:validation:Minimum=2
 	// +kubebuilder:validation:Maximum=300
 	// +optional
