@@ -6,12 +6,14 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"io"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/framing"
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
 // superFrame is a broadcast TCP/IPv4 super-frame with payload n, as an
@@ -190,5 +192,65 @@ func TestVersion1DiallerAnsweredWithVersion1(t *testing.T) {
 		if want := min(offer, linkVersion); err != nil || name != "m1" || v != want {
 			t.Fatalf("offer %d: answer %q version %d, %v; want m1 version %d", offer, name, v, err, want)
 		}
+	}
+}
+
+// A relayed session is negotiated between client and owner: the entry
+// forwards the Login's capabilities and the owner's answer unchanged, and a
+// super-frame then crosses entry and owner whole, both ways.
+func TestRelayedSessionNegotiatesGSOEndToEnd(t *testing.T) {
+	ca := newTestCA(t)
+	n0 := startNode(t, "m0", "127.0.0.1:0", ca.conf)
+	n1 := startNode(t, "m1", "127.0.0.1:0", ca.conf)
+	connect(n0, n1)
+	seen := make(chan protocol.LoginRequest, 1)
+	n1.m.OnRelayedSession(func(req *protocol.LoginRequest, conn net.Conn) {
+		seen <- *req
+		res := &protocol.LoginResult{Code: protocol.OK, Capabilities: req.Capabilities & protocol.CapGSO}
+		if err := protocol.WriteResult(conn, res); err != nil {
+			conn.Close()
+			return
+		}
+		pc := protocol.NewConn(conn, res.ConnConfig())
+		defer pc.Close()
+		var frames [][]byte
+		var metas []gso.Meta
+		for {
+			frames, metas = frames[:0], metas[:0]
+			_, err := pc.ReadFramesGSO(func(f []byte, m gso.Meta) {
+				frames, metas = append(frames, bytes.Clone(f)), append(metas, m)
+			})
+			if err != nil || pc.WriteFramesGSO(frames, metas) != nil {
+				return
+			}
+		}
+	})
+	e := startEntry(t, ca, n0.m, "m1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pc, res, err := protocol.Dial(ctx, e.addr, e.clients,
+		protocol.LoginRequest{Hub: "echo", Kind: protocol.KindClient, Capabilities: protocol.CapGSO})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if req := <-seen; req.Capabilities != protocol.CapGSO || !req.Relayed {
+		t.Fatalf("owner saw %+v, want the client's CapGSO on a relayed login", req)
+	}
+	if res.Capabilities != protocol.CapGSO || !pc.Config().GSO {
+		t.Fatalf("client got capabilities %#x through the entry, want CapGSO", res.Capabilities)
+	}
+	b, meta := superFrame(mac(1), 50000, 1448)
+	if err := pc.WriteFramesGSO([][]byte{b}, []gso.Meta{meta}); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	var gotMeta gso.Meta
+	if _, err := pc.ReadFramesGSO(func(f []byte, m gso.Meta) { got, gotMeta = bytes.Clone(f), m }); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, b) || gotMeta != meta {
+		t.Fatalf("echo through the relay: %d bytes with %+v, want the %d-byte super-frame with %+v", len(got), gotMeta, len(b), meta)
 	}
 }
