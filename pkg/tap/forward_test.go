@@ -154,10 +154,10 @@ func (p *tapPair) bToA() {
 	}
 }
 
-// listen accepts one connection on B and hashes what it receives.
-func (p *tapPair) listen() (addr string, got <-chan [32]byte, count <-chan int64) {
+// listen accepts one connection on B's address ip and hashes what it receives.
+func (p *tapPair) listen(ip string) (addr string, got <-chan [32]byte, count <-chan int64) {
 	var ln net.Listener
-	if err := testutil.InNetns(p.nsB, func() (err error) { ln, err = net.Listen("tcp4", pairB+":0"); return err }); err != nil {
+	if err := testutil.InNetns(p.nsB, func() (err error) { ln, err = net.Listen("tcp4", ip+":0"); return err }); err != nil {
 		p.t.Fatal(err)
 	}
 	p.t.Cleanup(func() { ln.Close() })
@@ -187,11 +187,11 @@ func (p *tapPair) dial(addr string) net.Conn {
 	return c
 }
 
-// transfer sends size pseudo-random bytes from A to B and checks that B
-// received exactly them.
-func (p *tapPair) transfer(size int) {
+// transfer sends size pseudo-random bytes from A to B's address ip and
+// checks that B received exactly them.
+func (p *tapPair) transfer(size int, ip string) {
 	p.t.Helper()
-	addr, sum, count := p.listen()
+	addr, sum, count := p.listen(ip)
 	c := p.dial(addr)
 	_ = c.SetWriteDeadline(time.Now().Add(2 * time.Minute))
 	rng := mrand.NewChaCha8([32]byte{1, 2, 3})
@@ -220,7 +220,7 @@ func (p *tapPair) transfer(size int) {
 // Reader's goroutine per queue, B by the TAP's Read across its queues.
 func TestSuperFramesCrossTwoOffloadTAPs(t *testing.T) {
 	p := newTAPPair(t, Options{Queues: 2, Offload: true}, Options{Queues: 2, Offload: true})
-	p.transfer(64 << 20)
+	p.transfer(64<<20, pairB)
 	st := StatsOf(p.b)
 	t.Logf("A→B: %d frames, %d TCPv4 super-frames, longest %d bytes; A %+v; B %+v", p.frames.Load(), p.superFrames.Load(), p.maxFrame.Load(), StatsOf(p.a), st)
 	if p.superFrames.Load() == 0 || p.maxFrame.Load() <= 1514 {
@@ -236,7 +236,7 @@ func TestSuperFramesCrossTwoOffloadTAPs(t *testing.T) {
 // stream still arrives intact.
 func TestSuperFramesSplitForTAPWithoutOffload(t *testing.T) {
 	p := newTAPPair(t, Options{Offload: true}, Options{})
-	p.transfer(64 << 20)
+	p.transfer(64<<20, pairB)
 	st := StatsOf(p.b)
 	t.Logf("A→B: %d frames, %d TCPv4 super-frames, longest %d bytes; A %+v; B %+v", p.frames.Load(), p.superFrames.Load(), p.maxFrame.Load(), StatsOf(p.a), st)
 	if p.superFrames.Load() == 0 {
@@ -365,7 +365,7 @@ func BenchmarkTAPForward(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			p := newTAPPair(b, c.oa, c.ob)
-			addr, _, count := p.listen()
+			addr, _, count := p.listen(pairB)
 			conn := p.dial(addr)
 			buf := make([]byte, 1<<20)
 			rand.Read(buf)
