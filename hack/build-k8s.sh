@@ -92,8 +92,8 @@ for b in "${missing[@]}"; do
   esac
   start=$(date +%s)
   echo "build-k8s: building $b ($pkg) ... (cold builds take minutes; this prints when done)" >&2
-  (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bindir/$b.tmp" "$pkg")
-  mv "$bindir/$b.tmp" "$bindir/$b"
+  (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bindir/$b.tmp.$$" "$pkg")
+  mv "$bindir/$b.tmp.$$" "$bindir/$b" # per-process name: two builds at once (CI and a test) must not take each other's file
   echo "build-k8s: built $b in $(( $(date +%s) - start ))s" >&2
 done
 echo "$bindir"
