@@ -24,8 +24,11 @@ type PingStream struct {
 	cond *sync.Cond
 	// replies are the arrival times of the replies so far, in order.
 	replies []time.Time
-	done    bool
-	lines   []string
+	// dups counts duplicate replies (ping's "(DUP!)"): one echo request
+	// answered twice, i.e. frames delivered by two copies of a hub.
+	dups  int
+	done  bool
+	lines []string
 }
 
 var replyLine = regexp.MustCompile(`^\[(\d+)\.(\d+)\] \d+ bytes from `)
@@ -55,6 +58,9 @@ func (c *Client) StartPingStream(t testing.TB, dst string, interval time.Duratio
 		for sc.Scan() {
 			line := sc.Text()
 			p.mu.Lock()
+			if strings.Contains(line, "(DUP!)") {
+				p.dups++
+			}
 			if m := replyLine.FindStringSubmatch(line); m != nil {
 				sec, _ := strconv.ParseInt(m[1], 10, 64)
 				frac := m[2]
@@ -123,6 +129,13 @@ func (p *PingStream) Replies() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.replies)
+}
+
+// Dups is how many duplicate replies arrived so far.
+func (p *PingStream) Dups() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dups
 }
 
 // Stop ends the ping.
