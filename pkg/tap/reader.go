@@ -26,6 +26,10 @@ const smallCap = 2048
 // up to 64 small ones).
 const postedBytes = 256 << 10
 
+// QueueBytes bounds the buffer bytes a Reader's queue pins, beside its frame
+// count: 1024 queued super-frames would otherwise hold 64 MiB.
+const QueueBytes = 8 << 20
+
 // ErrStopped is what ReadBatch returns when its stop channel closes first.
 var ErrStopped = errors.New("tap: batch read stopped")
 
@@ -41,9 +45,9 @@ var ErrStopped = errors.New("tap: batch read stopped")
 // queue holds 64 KiB only for frames that need it, and both classes live in
 // sync.Pools the garbage collector empties when the client is idle.
 //
-// When the queue is full (no session, or a session slower than the TAP) the
-// newest frame is dropped and counted, as a switch port would; TCP inside the
-// tunnel backs off on its own.
+// When the queue is full (no session, or a session slower than the TAP: its
+// frame count or QueueBytes of buffers) the newest frame is dropped and
+// counted, as a switch port would; TCP inside the tunnel backs off on its own.
 type Reader struct {
 	size  int // buffer room per frame after Headroom
 	small sync.Pool
@@ -55,6 +59,7 @@ type Reader struct {
 
 	dropped atomic.Uint64
 	frames  atomic.Uint64
+	pinned  atomic.Int64 // buffer bytes in the queue
 }
 
 type queued struct {
@@ -149,18 +154,33 @@ func (r *Reader) loop(dev Device) {
 			} else {
 				slots[i] = nil
 			}
-			select {
-			case r.queue <- queued{bp: bp, n: n, meta: meta}:
-				r.frames.Add(1)
-			default:
-				r.dropped.Add(1)
-				if slots[i] == nil {
-					slots[i] = bp // repost it
-				} else {
-					r.put(bp)
-				}
+			if r.enqueue(queued{bp: bp, n: n, meta: meta}) {
+				continue
+			}
+			r.dropped.Add(1)
+			if slots[i] == nil {
+				slots[i] = bp // repost it
+			} else {
+				r.put(bp)
 			}
 		}
+	}
+}
+
+// enqueue queues q unless the queue is full in frames or in pinned bytes.
+func (r *Reader) enqueue(q queued) bool {
+	c := int64(cap(*q.bp))
+	if r.pinned.Add(c) > QueueBytes {
+		r.pinned.Add(-c)
+		return false
+	}
+	select {
+	case r.queue <- q:
+		r.frames.Add(1)
+		return true
+	default:
+		r.pinned.Add(-c)
+		return false
 	}
 }
 
@@ -226,6 +246,7 @@ func (r *Reader) ReadBatch(stop <-chan struct{}, b *Batch) error {
 }
 
 func (b *Batch) add(q queued) {
+	b.r.pinned.Add(-int64(cap(*q.bp)))
 	b.bufs = append(b.bufs, q.bp)
 	b.Frames = append(b.Frames, (*q.bp)[Headroom:Headroom+q.n])
 	b.Meta = append(b.Meta, q.meta)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/ethdev"
+	"github.com/hubfleet/hubfleet/pkg/gso"
 )
 
 // fakeDevice delivers the frames sent on in, one per Read, and fails Read with
@@ -181,4 +182,66 @@ func BenchmarkReaderBatch(b *testing.B) {
 		i += burst
 	}
 	batch.Release()
+}
+
+// offloadFake hands out the frames sent on in with their metadata, as a TAP
+// with offloads does.
+type offloadFake struct {
+	fakeDevice
+	metas chan gso.Meta
+}
+
+func (f *offloadFake) Offload() ethdev.Offload {
+	return ethdev.Offload{VnetHdr: true, Csum: true, TSO4: true, TSO6: true}
+}
+
+func (f *offloadFake) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	select {
+	case fr := <-f.in:
+		(<-f.metas).PutVirtio(bufs[0][offset-gso.VirtioLen:])
+		sizes[0] = copy(bufs[0][offset:], fr)
+		return 1, nil
+	case <-f.closed:
+		return 0, io.EOF
+	}
+}
+
+// Super-frames get 64 KiB buffers, and the queue holds at most QueueBytes of
+// them whatever its frame count; an ordinary frame read into a 64 KiB buffer
+// moves to a small one, so it pins 2 KiB in the queue. Metadata comes with
+// each frame, and WithHeader puts it back in front.
+func TestReaderSizeClassesAndByteBound(t *testing.T) {
+	dev := &offloadFake{fakeDevice: *newFake(), metas: make(chan gso.Meta, 4096)}
+	r := NewReader(dev, 1600, 1024)
+	defer dev.Close()
+	super := gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4, Size: 1448, CsumStart: 34, CsumOffset: 16}
+	dev.metas <- gso.Meta{}
+	dev.in <- frame(0)
+	waitFor(t, "the small frame queued", func() bool { q, _ := r.Stats(); return q == 1 })
+	const supers = 200
+	for range supers {
+		dev.metas <- super
+		dev.in <- make([]byte, 60000)
+	}
+	waitFor(t, "every super-frame read", func() bool { q, d := r.Stats(); return q+d == 1+supers })
+	large := Headroom + ethdev.MaxSuperFrame
+	wantQueued := (QueueBytes - smallCap) / large
+	if q, d := r.Stats(); int(q) != 1+wantQueued || int(d) != supers-wantQueued {
+		t.Fatalf("queued %d dropped %d, want %d and %d: the queue must stop at %d bytes of buffers", q, d, 1+wantQueued, supers-wantQueued, QueueBytes)
+	}
+	var b Batch
+	if err := r.ReadBatch(nil, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b.Frames[0], frame(0)) || !b.Meta[0].IsZero() || cap(b.WithHeader(0)) != smallCap {
+		t.Fatalf("the ordinary frame came back as %q, meta %+v, in a %d-byte buffer; want it in a %d-byte one", b.Frames[0], b.Meta[0], cap(b.WithHeader(0)), smallCap)
+	}
+	if len(b.Frames[1]) != 60000 || b.Meta[1] != super || gso.ParseVirtio(b.WithHeader(1)) != super || len(b.WithHeader(1)) != Headroom+60000 {
+		t.Fatalf("super-frame: %d bytes, meta %+v, header %+v", len(b.Frames[1]), b.Meta[1], gso.ParseVirtio(b.WithHeader(1)))
+	}
+	b.Release()
+	// Taken from the queue, the buffers no longer count against it.
+	dev.metas <- super
+	dev.in <- make([]byte, 60000)
+	waitFor(t, "a super-frame queued after the drain", func() bool { q, _ := r.Stats(); return int(q) == 2+wantQueued })
 }
