@@ -22,11 +22,20 @@
 // port — but one MAC on two VLANs is two entries, so it can live behind two
 // ports.
 //
+// A Frame may carry segmentation offload metadata (Frame.Meta): a super-frame
+// of up to gso.MaxSuperFrame bytes from an offloading client, switched on its
+// outer Ethernet header like any frame and segmented, if at all, by the egress
+// port that cannot take it — into its own buffer, since a flooded frame is
+// shared by every queue it sits in.
+//
 // Frames are dropped and counted when shorter than 14 bytes (18 with a tag:
-// runt), longer than Options.MaxFrame (oversize), with a multicast or zero
+// runt), longer than Options.MaxFrame (oversize; for a super-frame, longer
+// than gso.MaxSuperFrame), with a multicast or zero
 // source MAC (invalid_source, as the Linux bridge does: such a source cannot
 // be learned and no NIC sends it), or when the destination's egress queue is
-// full (queue_full, tail drop: the queued, older frames are kept).
+// full (queue_full, tail drop: the queued, older frames are kept). A queue is
+// full at QueueLen frames or at QueueBytes of pinned buffer capacity, whichever
+// comes first, so queued super-frames cannot pin QueueLen × 64 KiB.
 //
 // When the table holds MaxMACs entries, a new source MAC is not learned and
 // its frame is counted as mac_table_full, but the frame is still forwarded:
