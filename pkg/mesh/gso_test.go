@@ -67,7 +67,12 @@ func TestSuperFrameCrossesTheFabricWhole(t *testing.T) {
 	if !bytes.Equal(got[0].B, b) || got[0].Meta != meta {
 		t.Fatalf("m1 got %d bytes with %+v, want the %d-byte super-frame with %+v", len(got[0].B), got[0].Meta, len(b), meta)
 	}
-	if s := m1.peerPort(t, "office", "m0"); s.FramesIn != 1 || s.BytesIn != uint64(len(b)) || s.Drops.Oversize != 0 {
+	// Forward publishes a port's ingress counters after queueing the batch,
+	// so the frame can be dequeued a moment before they show.
+	waitFor(t, "m1 counting the super-frame from m0", func() bool {
+		return m1.peerPort(t, "office", "m0").FramesIn == 1
+	})
+	if s := m1.peerPort(t, "office", "m0"); s.BytesIn != uint64(len(b)) || s.Drops.Oversize != 0 {
 		t.Fatalf("m1's port from m0: %+v", s)
 	}
 }
