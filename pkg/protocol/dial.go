@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 )
 
 // HandshakeTimeout bounds the TCP connect and the TLS handshake of Dial
@@ -23,33 +24,34 @@ const HandshakeTimeout = DefaultDeadPeerTimeout
 // HandshakeTimeout: it is silent, not refusing, and a retry elsewhere may work.
 var ErrNoAnswer = errors.New("member did not answer")
 
+// handshakeAttempts is how many connections Dial opens, one every
+// HandshakeTimeout/handshakeAttempts while none has completed its handshake.
+// Behind a Service (a NodePort, a load balancer) each connection may reach a
+// different member, so a second one made while the first waits on a frozen
+// member usually completes in milliseconds on a live one; the first handshake
+// to complete wins and the others are closed. Against one member it costs
+// two idle connections at most.
+const handshakeAttempts = 3
+
 // Dial connects to a member at addr (host:port), completes the TLS handshake and
 // logs in. On OK it returns the session; on a refusal it returns the result and its
 // *LoginError (for Redirect, result.RedirectAddr says where to go). If
-// tlsConf.ServerName is empty the host part of addr is used. Connect and
-// handshake together take at most HandshakeTimeout (less if ctx ends sooner).
+// tlsConf.ServerName is empty the host part of addr is used. Connecting and
+// the handshake take at most HandshakeTimeout (less if ctx ends sooner),
+// across up to handshakeAttempts staggered connections.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, req LoginRequest) (*Conn, *LoginResult, error) {
 	if tlsConf == nil {
 		return nil, nil, fmt.Errorf("dialing %s: no TLS configuration: build one with ClientTLSConfig", addr)
 	}
-	hctx, cancel := context.WithTimeoutCause(ctx, HandshakeTimeout, ErrNoAnswer)
-	defer cancel()
-	var d net.Dialer
-	raw, err := d.DialContext(hctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to %s: %w", addr, noAnswer(hctx, ctx, err))
-	}
-	TuneTCP(raw)
 	if tlsConf.ServerName == "" {
 		if host, _, err := net.SplitHostPort(addr); err == nil {
 			tlsConf = tlsConf.Clone()
 			tlsConf.ServerName = host
 		}
 	}
-	tc := tls.Client(raw, tlsConf)
-	if err := tc.HandshakeContext(hctx); err != nil {
-		raw.Close()
-		return nil, nil, fmt.Errorf("TLS handshake with %s: %w", addr, noAnswer(hctx, ctx, err))
+	tc, err := firstHandshake(ctx, addr, tlsConf)
+	if err != nil {
+		return nil, nil, err
 	}
 	res, err := Login(ctx, tc, req)
 	if err != nil {
@@ -59,12 +61,80 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, req LoginReques
 	return NewConn(tc, res.ConnConfig()), res, nil
 }
 
+// firstHandshake returns the first connection to addr whose TLS handshake
+// completes. A new attempt starts every HandshakeTimeout/handshakeAttempts
+// while none has; an attempt that fails outright (refused, a certificate
+// the client does not trust) ends Dial with its error once no other attempt
+// is pending, as a single connection would.
+func firstHandshake(ctx context.Context, addr string, conf *tls.Config) (*tls.Conn, error) {
+	hctx, cancel := context.WithTimeoutCause(ctx, HandshakeTimeout, ErrNoAnswer)
+	defer cancel()
+	type result struct {
+		tc  *tls.Conn
+		err error
+	}
+	results := make(chan result, handshakeAttempts)
+	launch := func() {
+		go func() {
+			tc, err := handshakeOnce(hctx, addr, conf)
+			results <- result{tc, err}
+		}()
+	}
+	stagger := time.NewTicker(HandshakeTimeout / handshakeAttempts)
+	defer stagger.Stop()
+	launch()
+	started, pending := 1, 1
+	var firstErr error
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				cancel() // the others give up at once
+				go func(n int) {
+					for range n {
+						if o := <-results; o.tc != nil {
+							o.tc.Close()
+						}
+					}
+				}(pending)
+				return r.tc, nil
+			}
+			if firstErr == nil || errors.Is(firstErr, context.DeadlineExceeded) {
+				firstErr = r.err
+			}
+		case <-stagger.C:
+			if started < handshakeAttempts && hctx.Err() == nil {
+				launch()
+				started++
+				pending++
+			}
+		}
+	}
+	return nil, noAnswer(hctx, ctx, firstErr)
+}
+
+func handshakeOnce(ctx context.Context, addr string, conf *tls.Config) (*tls.Conn, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	TuneTCP(raw)
+	tc := tls.Client(raw, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
 // noAnswer names the cause when Dial's own bound, not the caller's context,
 // cut the attempt short, so the log says the member was silent rather than
 // a bare "context deadline exceeded".
 func noAnswer(hctx, ctx context.Context, err error) error {
 	if ctx.Err() == nil && errors.Is(context.Cause(hctx), ErrNoAnswer) {
-		return fmt.Errorf("%w within %v: %w", ErrNoAnswer, HandshakeTimeout, err)
+		return fmt.Errorf("%w within %v (%d connections): %w", ErrNoAnswer, HandshakeTimeout, handshakeAttempts, err)
 	}
 	return err
 }

@@ -3,7 +3,9 @@ package protocol
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,6 +23,7 @@ func TestDialGivesUpOnSilentMember(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { ln.Close() })
+			var accepted atomic.Int32
 			if accept {
 				go func() {
 					var held []net.Conn
@@ -34,6 +37,7 @@ func TestDialGivesUpOnSilentMember(t *testing.T) {
 						if err != nil {
 							return
 						}
+						accepted.Add(1)
 						held = append(held, c)
 					}
 				}()
@@ -51,6 +55,11 @@ func TestDialGivesUpOnSilentMember(t *testing.T) {
 			}
 			if took < HandshakeTimeout-100*time.Millisecond || took > HandshakeTimeout+2*time.Second {
 				t.Fatalf("Dial gave up after %v; want about HandshakeTimeout (%v)", took, HandshakeTimeout)
+			}
+			if accept {
+				if n := accepted.Load(); n != handshakeAttempts {
+					t.Errorf("Dial made %d connections, want %d staggered ones", n, handshakeAttempts)
+				}
 			}
 			t.Logf("gave up after %v: %v", took.Round(time.Millisecond), err)
 		})
@@ -75,4 +84,62 @@ func TestDialCallerDeadlineIsNotNoAnswer(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("Dial ignored the caller's 200ms deadline: %v", took)
 	}
+}
+
+// Behind a Service each connection may reach another member: the first lands
+// on a frozen one (accepted, never answered), the next on a live one. Dial
+// must not wait out the first: its second, staggered connection logs in.
+func TestDialStaggersPastSilentMember(t *testing.T) {
+	p := newPKI(t)
+	sessions := make(chan *Conn, 1)
+	live := startServer(t, ServerTLSConfig(p.server, nil), answer(func(*LoginRequest) *LoginResult {
+		return &LoginResult{Code: OK}
+	}, sessions))
+	// The "Service": the first connection goes to a frozen member, the others
+	// are forwarded to the live one.
+	lb, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lb.Close() })
+	go func() {
+		var frozen net.Conn
+		defer func() {
+			if frozen != nil {
+				frozen.Close()
+			}
+		}()
+		for n := 0; ; n++ {
+			c, err := lb.Accept()
+			if err != nil {
+				return
+			}
+			if n == 0 {
+				frozen = c
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", live.addr)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c); up.Close() }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	start := time.Now()
+	conn, _, err := Dial(context.Background(), lb.Addr().String(), clientConf(t, p), okLogin)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("Dial through a Service with one frozen member: %v", err)
+	}
+	conn.Close()
+	(<-sessions).Close()
+	if want := HandshakeTimeout / handshakeAttempts; took < want-50*time.Millisecond || took > want+time.Second {
+		t.Fatalf("logged in after %v; want about one stagger (%v)", took, want)
+	}
+	t.Logf("logged in on the second connection after %v", took.Round(time.Millisecond))
 }
