@@ -23,7 +23,7 @@ type waterDevice struct {
 
 func openWater(name string) (Device, error) {
 	cfg := water.Config{DeviceType: water.TAP}
-	cfg.Name = name
+	setWaterName(&cfg, name)
 	ifce, err := water.New(cfg)
 	if err != nil {
 		return nil, err
