@@ -56,7 +56,10 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 		return errors.Join(err, werr)
 	}
 	defer owner.Close()
-	ar := &activeRelay{hub: req.Hub, peer: peer, close: func() { c.Close(); owner.Close() }}
+	// Closing a TLS connection sends close_notify with a 5 s write deadline;
+	// to a client that stopped reading that blocks, and it is called under
+	// m.mu, so it runs on its own goroutine.
+	ar := &activeRelay{hub: req.Hub, peer: peer, close: func() { go func() { c.Close(); owner.Close() }() }}
 	m.mu.Lock()
 	m.relays[ar] = struct{}{}
 	if !m.routeHoldsLocked(ar) { // moved while the login was answered
