@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
@@ -91,9 +92,10 @@ func clientTLS(opts Options) (*tls.Config, error) {
 
 // openTAP creates and configures the TAP device; on any failure it is removed.
 func openTAP(opts Options) (tap.Device, error) {
-	// Offloads stay off until the session carries each frame's metadata: a
-	// super-frame the wire cannot describe would be lost.
-	dev, err := tap.Open(opts.TAPName, tap.Options{Queues: tap.DefaultQueues()})
+	// With offloads the kernel hands the client 64 KiB super-frames, which the
+	// session carries whole when the member accepts CapGSO and splits in
+	// software when it does not (protocol.Conn.WriteFramesGSO).
+	dev, err := tap.Open(opts.TAPName, tap.Options{Queues: tap.DefaultQueues(), Offload: !opts.NoOffload})
 	if err != nil {
 		return nil, &Error{Reason: ReasonTAP, Err: err}
 	}
@@ -139,9 +141,9 @@ type client struct {
 	ticket       []byte
 	ticketExpiry time.Time
 
-	toTAP       func([]byte) // c.writeTAP, bound once so the hot path does not allocate
+	toTAP       func([]byte, gso.Meta) // c.writeTAP, bound once so the hot path does not allocate
 	tapWriteErr uint64
-	tapBuf      []byte   // a received frame behind a zero virtio_net_hdr, for dev.Write
+	tapBuf      []byte   // a received frame behind its virtio_net_hdr, for dev.Write
 	tapBufs     [][]byte // tapBuf as Write's batch of one
 }
 
@@ -167,10 +169,18 @@ func newClient(opts Options, dev tap.Device, tlsConf *tls.Config) *client {
 	c.maxWant = min(c.maxWant, protocol.MaxFrameLimit)
 	c.reader = tap.NewReader(dev, c.maxWant, queueLen)
 	c.toTAP = c.writeTAP
-	c.tapBuf = make([]byte, tap.Headroom+c.maxWant)
+	room := c.maxWant
+	if c.offersGSO() {
+		room = protocol.MaxSuperFrame
+	}
+	c.tapBuf = make([]byte, tap.Headroom+room)
 	c.tapBufs = make([][]byte, 1)
 	return c
 }
+
+// offersGSO: the TAP hands out super-frames, so the session asks the member
+// to carry them whole (and to send super-frames back).
+func (c *client) offersGSO() bool { return c.dev.Offload().Any() }
 
 func (c *client) say(format string, args ...any) {
 	fmt.Fprintf(c.status, format+"\n", args...)
@@ -262,6 +272,9 @@ func (c *client) dial(ctx context.Context, addr string) (*protocol.Conn, *protoc
 	req := protocol.LoginRequest{
 		Hub: c.opts.Hub, User: c.opts.User, Kind: uint8(c.opts.Kind),
 		ClientName: c.opts.ClientName, MaxFrame: c.maxWant,
+	}
+	if c.offersGSO() {
+		req.Capabilities = protocol.CapGSO
 	}
 	withTicket := len(c.ticket) > 0 && time.Now().Before(c.ticketExpiry)
 	if withTicket {

@@ -73,6 +73,12 @@ type Options struct {
 	// Run closes it when it returns.
 	Device tap.Device
 
+	// NoOffload opens the TAP without segmentation offload: the kernel then
+	// hands the client MTU-sized frames, and the session does not offer the
+	// member super-frames (CapGSO). For kernels or setups where offloads
+	// misbehave, and to measure the fallback; offloads are on by default.
+	NoOffload bool
+
 	// NoRetry makes Run return the first failure instead of retrying, for
 	// scripts that want an exit code rather than a client that waits.
 	NoRetry bool

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
@@ -27,7 +28,7 @@ func (c *client) session(ctx context.Context, conn *protocol.Conn) error {
 	go func() { werr <- c.writeLoop(conn) }()
 	var err error
 	for err == nil {
-		_, err = conn.ReadFrames(c.toTAP)
+		_, err = conn.ReadFramesGSO(c.toTAP)
 	}
 	conn.Close()
 	// A TAP failure seen by the writer is the real cause; the reader then only
@@ -52,22 +53,27 @@ func (c *client) writeLoop(conn *protocol.Conn) error {
 			conn.Close()
 			return &Error{Reason: ReasonTAP, Err: fmt.Errorf("TAP device %s failed: %w", c.dev.Name(), err)}
 		}
-		if err := conn.WriteFrames(b.Frames); err != nil {
+		if err := conn.WriteFramesGSO(b.Frames, b.Meta); err != nil {
 			return nil // the reader sees the same failure and reports it
 		}
 	}
 }
 
-// writeTAP hands one received frame to the kernel, one write(2). The device
-// takes a virtio_net_hdr before each frame; the wire carries none yet, so
-// the frame is copied behind a zero one. A frame the device cannot take is
-// dropped (and counted by the device); a TAP that is gone also fails its
-// reads, which ends the client through writeLoop.
-func (c *client) writeTAP(frame []byte) {
+// writeTAP hands one received frame to the kernel, one write(2): a
+// super-frame from an offload peer goes whole, so one write stands for up to
+// 44 MTU-sized frames. The device takes a virtio_net_hdr right before each
+// frame, and the frame sits in the session's read buffer behind wire
+// headers, so it is copied behind its header (a 64 KiB copy is a few µs, far
+// less than the segmentation it saves). A frame the device cannot take whole
+// is split by the device; one it refuses is dropped (and counted by the
+// device); a TAP that is gone also fails its reads, which ends the client
+// through writeLoop.
+func (c *client) writeTAP(frame []byte, m gso.Meta) {
 	if len(frame) > len(c.tapBuf)-tap.Headroom {
 		c.tapWriteErr++
 		return
 	}
+	m.PutVirtio(c.tapBuf[:tap.Headroom])
 	c.tapBufs[0] = c.tapBuf[:tap.Headroom+copy(c.tapBuf[tap.Headroom:], frame)]
 	if _, err := c.dev.Write(c.tapBufs, tap.Headroom); err != nil {
 		c.tapWriteErr++
