@@ -15,9 +15,10 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
-// maxFrame is the largest frame a session may negotiate: a 1500-byte MTU frame
-// with two VLAN tags and headroom (protocol.DefaultMaxFrame). It keeps every
-// frame in the hub's 2 KiB buffer pool.
+// maxFrame is the largest ordinary frame a session may negotiate: a 1500-byte
+// MTU frame with two VLAN tags and headroom (protocol.DefaultMaxFrame). It keeps
+// every ordinary frame in the hub's 2 KiB buffer pool; super-frames from CapGSO
+// sessions take 64 KiB buffers and are bounded by protocol.MaxSuperFrame.
 const maxFrame = protocol.DefaultMaxFrame
 
 // handle runs one accepted connection: TLS, login, then the session (or a

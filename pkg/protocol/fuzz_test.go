@@ -13,6 +13,7 @@ import (
 func FuzzReadLogin(f *testing.F) {
 	f.Add(encodeLoginRequest(&LoginRequest{Version: 1, MinVersion: 1, Hub: "default/vpn", User: "alice", Password: "pw", Kind: KindClient}))
 	f.Add([]byte{msgLogin, 0, 0, 4, 0, 9, 0, 9})
+	f.Add(encodeLoginRequest(&LoginRequest{Version: 1, MinVersion: 1, Hub: "h", Kind: KindBridge, Capabilities: CapGSO | 1<<31}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := ReadLogin(&fakeConn{Reader: bytes.NewReader(data)})
 		if le, ok := errors.AsType[*LoginError](err); ok {
@@ -41,6 +42,8 @@ func FuzzReadLoginResult(f *testing.F) {
 	f.Add(encodeLoginResult(&LoginResult{Code: OK, Version: 1, SessionID: [16]byte{1}, Ticket: []byte("t"),
 		TicketExpiry: time.UnixMilli(1e12), KeepaliveInterval: time.Second, DeadPeerTimeout: 3 * time.Second, MaxFrame: 1600}))
 	f.Add(encodeLoginResult(&LoginResult{Code: Redirect, Message: "go there", RedirectAddr: "10.0.0.1:443"}))
+	f.Add(encodeLoginResult(&LoginResult{Code: OK, Version: 1, KeepaliveInterval: time.Second, DeadPeerTimeout: 3 * time.Second,
+		MaxFrame: 1600, Capabilities: CapGSO}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		body, err := readMessage(bytes.NewReader(data), msgLoginResult, maxLoginBody)
 		if err != nil {
