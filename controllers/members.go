@@ -133,6 +133,9 @@ func computeMembers(cl *vpnv1alpha1.VPNCluster, pods map[string]*corev1.Pod, lea
 		default:
 			v.State = vpnv1alpha1.MemberStarting
 			switch {
+			case v.Pod == nil:
+				// Never up and no pod: it was not created, not deleted.
+				v.Message = "starting: pod not created yet"
 			case problem != "":
 				v.Message = "starting: " + problem
 			case v.Lease == nil:
@@ -160,6 +163,18 @@ func podProblem(p *corev1.Pod) string {
 		return "pod exited"
 	}
 	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			// The scheduler's message says what is short (cpu, memory, a
+			// node selector, a taint); "not Ready" alone sends the reader to the member.
+			return "pod cannot be scheduled" + suffix(c.Reason) + detail(c.Message)
+		}
+	}
+	for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
+			return "container " + cs.Name + " waiting" + suffix(w.Reason) + detail(w.Message)
+		}
+	}
+	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			if c.Status == corev1.ConditionTrue {
 				return ""
@@ -168,6 +183,14 @@ func podProblem(p *corev1.Pod) string {
 		}
 	}
 	return "pod not Ready yet"
+}
+
+// detail appends a Kubernetes message, if any, to a problem.
+func detail(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
 }
 
 func suffix(reason string) string {

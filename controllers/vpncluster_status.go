@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -45,6 +46,9 @@ func (r *VPNClusterReconciler) setStatus(cl *vpnv1alpha1.VPNCluster, ms *memberS
 		weight = placement.DefaultWeight
 	}
 	maxSessions := int(cl.Spec.MaxSessionsPerMember)
+
+	r.explainNotCreated(cl, ms)
+	why := startingDetail(ms)
 
 	st := &cl.Status
 	st.Members = st.Members[:0:0]
@@ -91,10 +95,10 @@ func (r *VPNClusterReconciler) setStatus(cl *vpnv1alpha1.VPNCluster, ms *memberS
 	if st.ReadyMembers > 0 {
 		set(vpnv1alpha1.ConditionAvailable, metav1.ConditionTrue, ReasonMembersReady, fmt.Sprintf("%d of %d members ready", st.ReadyMembers, cl.Spec.Members))
 	} else {
-		set(vpnv1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonNoMemberReady, fmt.Sprintf("none of %d members is ready: hubs cannot be served", cl.Spec.Members))
+		set(vpnv1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonNoMemberReady, fmt.Sprintf("none of %d members is ready: hubs cannot be served%s", cl.Spec.Members, detail(why)))
 	}
 	if len(starting) > 0 {
-		set(vpnv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonMembersStarting, fmt.Sprintf("waiting for %d members to become ready: %s", len(starting), list(starting)))
+		set(vpnv1alpha1.ConditionProgressing, metav1.ConditionTrue, ReasonMembersStarting, fmt.Sprintf("waiting for %d members to become ready: %s", len(starting), cmp.Or(why, list(starting))))
 	} else {
 		set(vpnv1alpha1.ConditionProgressing, metav1.ConditionFalse, ReasonStable, "no member is starting")
 	}
