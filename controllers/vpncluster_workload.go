@@ -15,17 +15,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
-// Member container ports and mount points: the contract with `hubfleet member`.
+// Member container ports and mount points: the contract with `hubfleet
+// member`, shared with it through pkg/memberpod.
 const (
-	portVPN           = 8443
-	portMesh          = 8444
-	portMetrics       = 9090
-	pathReady         = "/readyz" // member.MetricsHandler, on portMetrics
-	mountTLS          = "/etc/hubfleet/tls"
-	mountPeer         = "/etc/hubfleet/peer"
-	mountTicket       = "/etc/hubfleet/ticket"
+	portVPN           = memberpod.PortVPN
+	portMesh          = memberpod.PortMesh
+	portMetrics       = memberpod.PortMetrics
+	pathReady         = memberpod.ReadyPath
+	mountTLS          = memberpod.MountTLS
+	mountPeer         = memberpod.MountPeer
+	mountTicket       = memberpod.MountTicket
 	memberUID   int64 = 65532
 )
 
@@ -202,23 +204,23 @@ func (r *VPNClusterReconciler) statefulSet(cl *vpnv1alpha1.VPNCluster) *appsv1.S
 		Image: image,
 		Args:  []string{"member", "--cluster", cl.Name},
 		Env: []corev1.EnvVar{
-			fieldEnv("POD_NAME", "metadata.name"),
-			fieldEnv("POD_NAMESPACE", "metadata.namespace"),
-			fieldEnv("POD_IP", "status.podIP"),
+			fieldEnv(memberpod.EnvPodName, "metadata.name"),
+			fieldEnv(memberpod.EnvPodNamespace, "metadata.namespace"),
+			fieldEnv(memberpod.EnvPodIP, "status.podIP"),
 			// The member renews its Lease every third of this; the operator
 			// declares it failed after it.
-			{Name: "HUBFLEET_LEASE_DURATION_SECONDS", Value: strconv.Itoa(int(leaseDuration(cl)))},
-			{Name: "HUBFLEET_TLS_DIR", Value: mountTLS},
-			{Name: "HUBFLEET_PEER_DIR", Value: mountPeer},
-			{Name: "HUBFLEET_PEER_NAME", Value: peerName(cl)},
-			{Name: "HUBFLEET_TICKET_KEY", Value: mountTicket + "/ticket.key"},
-			{Name: "HUBFLEET_MEMBERS_SERVICE", Value: headlessName(cl)},
+			{Name: memberpod.EnvLeaseDuration, Value: strconv.Itoa(int(leaseDuration(cl)))},
+			{Name: memberpod.EnvTLSDir, Value: mountTLS},
+			{Name: memberpod.EnvPeerDir, Value: mountPeer},
+			{Name: memberpod.EnvPeerName, Value: peerName(cl)},
+			{Name: memberpod.EnvTicketKey, Value: mountTicket + "/" + memberpod.TicketKeyFile},
+			{Name: memberpod.EnvMembers, Value: headlessName(cl)},
 		},
 		Ports: []corev1.ContainerPort{
-			{Name: "vpn", ContainerPort: portVPN, Protocol: corev1.ProtocolTCP},
-			{Name: "mesh", ContainerPort: portMesh, Protocol: corev1.ProtocolTCP},
+			{Name: memberpod.PortNameVPN, ContainerPort: portVPN, Protocol: corev1.ProtocolTCP},
+			{Name: memberpod.PortNameMesh, ContainerPort: portMesh, Protocol: corev1.ProtocolTCP},
 			// `hubfleet member` serves Prometheus metrics here (docs/metrics.md).
-			{Name: "metrics", ContainerPort: portMetrics, Protocol: corev1.ProtocolTCP},
+			{Name: memberpod.PortNameMetrics, ContainerPort: portMetrics, Protocol: corev1.ProtocolTCP},
 		},
 		Resources: cl.Spec.PodTemplate.Resources,
 		// Ready means "serves the current placement": an HTTP answer from
@@ -234,7 +236,7 @@ func (r *VPNClusterReconciler) statefulSet(cl *vpnv1alpha1.VPNCluster) *appsv1.S
 		// and the API server nothing (the kubelet writes only on a change).
 		ReadinessProbe: &corev1.Probe{
 			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-				Path: pathReady, Port: intstr.FromString("metrics"),
+				Path: pathReady, Port: intstr.FromString(memberpod.PortNameMetrics),
 			}},
 			PeriodSeconds: 1, FailureThreshold: 2, TimeoutSeconds: 1, SuccessThreshold: 1,
 		},

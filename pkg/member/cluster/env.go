@@ -12,19 +12,21 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // Environment variables the operator sets on every member pod
-// (controllers/vpncluster_workload.go, docs/design-operator.md "Member pod").
+// (pkg/memberpod, the contract both sides import).
 const (
-	EnvPodName       = "POD_NAME"
-	EnvPodNamespace  = "POD_NAMESPACE"
-	EnvPodIP         = "POD_IP"
-	EnvLeaseDuration = "HUBFLEET_LEASE_DURATION_SECONDS"
-	EnvTLSDir        = "HUBFLEET_TLS_DIR"
-	EnvTicketKey     = "HUBFLEET_TICKET_KEY"
-	EnvPeerDir       = "HUBFLEET_PEER_DIR"
-	EnvPeerName      = "HUBFLEET_PEER_NAME"
+	EnvPodName       = memberpod.EnvPodName
+	EnvPodNamespace  = memberpod.EnvPodNamespace
+	EnvPodIP         = memberpod.EnvPodIP
+	EnvLeaseDuration = memberpod.EnvLeaseDuration
+	EnvTLSDir        = memberpod.EnvTLSDir
+	EnvTicketKey     = memberpod.EnvTicketKey
+	EnvPeerDir       = memberpod.EnvPeerDir
+	EnvPeerName      = memberpod.EnvPeerName
 )
 
 // Identity is who the member is and where its files are.

@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // A member started outside its StatefulSet must say which variable is missing
@@ -21,5 +24,13 @@ func TestIdentityFromEnvNamesMissingVariables(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
+	}
+}
+
+// The member listens where the operator's pod template points its Service,
+// mesh peers and readiness probe (pkg/memberpod).
+func TestPortsMatchThePodContract(t *testing.T) {
+	if Listen != ":"+strconv.Itoa(memberpod.PortVPN) || MeshPort != strconv.Itoa(memberpod.PortMesh) {
+		t.Fatalf("member listens on %s and mesh %s; the pod template has vpn %d and mesh %d", Listen, MeshPort, memberpod.PortVPN, memberpod.PortMesh)
 	}
 }

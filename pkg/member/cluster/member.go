@@ -31,11 +31,11 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
-// Listen is the member's VPN port (the StatefulSet's container port `vpn`).
+// Listen is the member's VPN port (memberpod.PortVPN, container port `vpn`).
 const Listen = ":8443"
 
-// MeshPort is the member mesh's port (container port `mesh`): static-hub links
-// and relayed sessions between members.
+// MeshPort is the member mesh's port (memberpod.PortMesh, container port
+// `mesh`): static-hub links and relayed sessions between members.
 const MeshPort = "8444"
 
 // Options are the parts of a cluster member that are not its identity.

@@ -1,0 +1,48 @@
+// Package memberpod is the contract between the operator, which builds the
+// member pods (controllers/vpncluster_workload.go), and `hubfleet member
+// --cluster`, which runs in them (pkg/member/cluster): environment variable
+// names, ports, mount paths and the readiness endpoint. Both sides import
+// these names so a change on one side cannot silently break the other; the
+// Lease's name, labels and load annotation are pkg/memberlease's.
+package memberpod
+
+// Environment variables the operator sets on every member container.
+const (
+	EnvPodName       = "POD_NAME"      // downward API metadata.name: the member's name
+	EnvPodNamespace  = "POD_NAMESPACE" // downward API metadata.namespace
+	EnvPodIP         = "POD_IP"        // downward API status.podIP
+	EnvLeaseDuration = "HUBFLEET_LEASE_DURATION_SECONDS"
+	EnvTLSDir        = "HUBFLEET_TLS_DIR"    // tls.crt, tls.key, ca.crt
+	EnvTicketKey     = "HUBFLEET_TICKET_KEY" // the resumption-ticket key file
+	EnvPeerDir       = "HUBFLEET_PEER_DIR"   // the mesh certificate: tls.crt, tls.key, ca.crt
+	EnvPeerName      = "HUBFLEET_PEER_NAME"  // the name in the mesh certificate
+	EnvMembers       = "HUBFLEET_MEMBERS_SERVICE"
+)
+
+// Container ports, by number and by the name the pod template gives them.
+const (
+	PortVPN         = 8443 // client sessions (TLS, ALPN hubfleet/1)
+	PortMesh        = 8444 // member mesh: static-hub links and relayed sessions
+	PortMetrics     = 9090 // /metrics, /healthz, /readyz (`--metrics-bind-address`'s default)
+	PortNameVPN     = "vpn"
+	PortNameMesh    = "mesh"
+	PortNameMetrics = "metrics"
+)
+
+// ReadyPath is the readiness endpoint on PortMetrics: 200 while the member
+// serves the current placement, 503 with the reason while it does not
+// (fenced, resyncing after its Lease expired, not listening yet).
+const ReadyPath = "/readyz"
+
+// Mount paths of the member's Secret volumes, and the ticket key's file name.
+const (
+	MountTLS      = "/etc/hubfleet/tls"
+	MountPeer     = "/etc/hubfleet/peer"
+	MountTicket   = "/etc/hubfleet/ticket"
+	TicketKeyFile = "ticket.key"
+)
+
+// DefaultLeaseDurationSeconds is the VPNCluster's default
+// spec.failover.leaseDurationSeconds (its +kubebuilder:default marker says
+// the same): how long a silent member keeps its dynamic hubs.
+const DefaultLeaseDurationSeconds = 3
