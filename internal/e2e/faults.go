@@ -118,9 +118,9 @@ func CutNetwork(t testing.TB, p Pod) (restore func()) {
 }
 
 // OwnerSampler scrapes every member's own metrics (podIP:9090, the pods of
-// the test's cluster) every interval and records the most members that
-// served one hub at the same instant: a dynamic hub served by two members
-// at once is a split brain. A member that does not answer within the
+// the test's cluster) every interval and records the most members that held
+// sessions of one hub at the same instant: for a dynamic hub, more than one
+// is a split brain. A member that does not answer within the
 // interval (frozen, cut off) counts as serving nothing at that instant: it
 // cannot forward frames either.
 type OwnerSampler struct {
@@ -181,8 +181,10 @@ func (c *Cluster) SampleOwners(t testing.TB, hub string, interval time.Duration)
 	return s
 }
 
-// serves reports whether the member at ip exports a session series for the
-// hub (pkg/member's collector has one per hub it serves).
+// serves reports whether the member at ip holds client sessions of the hub
+// (pkg/member's collector exports the count for every hub it serves): two
+// members with sessions of one dynamic hub at once is the split brain the
+// issue saw ("both members held a session of the same dynamic hub").
 func serves(ctx context.Context, hc *http.Client, ip, want string) bool {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, "9090")+"/metrics", nil)
 	if err != nil {
@@ -196,8 +198,11 @@ func serves(ctx context.Context, hc *http.Client, ip, want string) bool {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "hubfleet_server_sessions{") && strings.Contains(sc.Text(), want) {
-			return true
+		line := sc.Text()
+		if strings.HasPrefix(line, "hubfleet_server_sessions{") && strings.Contains(line, want) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			return err == nil && v > 0
 		}
 	}
 	return false
