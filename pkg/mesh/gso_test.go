@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,5 +258,92 @@ func TestRelayedSessionNegotiatesGSOEndToEnd(t *testing.T) {
 	}
 	if !bytes.Equal(got, b) || gotMeta != meta {
 		t.Fatalf("echo through the relay: %d bytes with %+v, want the %d-byte super-frame with %+v", len(got), gotMeta, len(b), meta)
+	}
+}
+
+// BenchmarkLinkSuperFrames is the static-hub link (session on m0's hub -> pump
+// -> TLS -> reader -> session on m1's hub) carrying one TCP stream, one op per
+// 64 KiB IP packet's worth: as 46 MTU frames ("mtu") or as one super-frame
+// with its metadata ("gso"). Gbit/s counts the MTU frames' bytes in both.
+func BenchmarkLinkSuperFrames(b *testing.B) {
+	for _, mode := range []string{"mtu", "gso"} {
+		b.Run(mode, func(b *testing.B) {
+			ca := newTestCA(b)
+			n0 := startNode(b, "m0", "127.0.0.1:0", ca.conf)
+			n1 := startNode(b, "m1", "127.0.0.1:0", ca.conf)
+			connect(n0, n1)
+			s0, s1, srcMAC, _ := linkSetup(b, n0, n1)
+			super, meta := superFrame(srcMAC, 65535-40, 1448)
+			var segs [][]byte
+			gso.Split(meta, super, make([]byte, gso.MaxSuperFrame), func(s []byte) { segs = append(segs, bytes.Clone(s)) })
+			segBytes := 0
+			for _, s := range segs {
+				segBytes += len(s)
+			}
+			perOp := 1
+			if mode == "mtu" {
+				perOp = len(segs)
+			}
+			// Ops in flight: under the hub queues' 1024 frames and 8 MiB.
+			const window = 16
+			var got atomic.Int64
+			progress := make(chan struct{}, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			go func() {
+				var frames [maxBatch]*hub.Frame
+				var n int64
+				for n < int64(b.N*perOp) {
+					k, err := s1.Dequeue(ctx, frames[:])
+					if err != nil {
+						return
+					}
+					releaseAll(frames[:k])
+					n += int64(k)
+					got.Store(n / int64(perOp))
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
+				}
+			}()
+			batch := make([]*hub.Frame, 0, len(segs))
+			b.SetBytes(int64(segBytes))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent++ {
+				for int64(sent)-got.Load() >= window {
+					select {
+					case <-progress:
+					case <-ctx.Done():
+						b.Fatalf("link delivered %d of %d ops", got.Load(), sent)
+					}
+				}
+				if mode == "mtu" {
+					for _, s := range segs {
+						f := hub.NewFrameSize(len(s))
+						f.SetLen(copy(f.Buf(), s))
+						batch = append(batch, f)
+					}
+				} else {
+					f := hub.NewFrameSize(len(super))
+					f.SetLen(copy(f.Buf(), super))
+					f.Meta = meta
+					batch = append(batch, f)
+				}
+				s0.Forward(batch)
+				clear(batch)
+				batch = batch[:0]
+			}
+			for got.Load() < int64(b.N) {
+				select {
+				case <-progress:
+				case <-ctx.Done():
+					b.Fatalf("link delivered %d of %d ops", got.Load(), b.N)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*segBytes*8)/b.Elapsed().Seconds()/1e9, "Gbit/s")
+		})
 	}
 }
