@@ -57,6 +57,9 @@ func runMember(args []string) int {
 		handler = slog.NewJSONHandler(os.Stderr, hopts)
 	}
 	log := slog.New(handler)
+	if soft := setMemoryLimitFromCgroup(os.Getenv, os.ReadFile); soft > 0 {
+		log.Info("soft memory limit set from the container's memory limit", "bytes", soft)
+	}
 	if *clusterName != "" {
 		return runMemberCluster(*clusterName, log, *grace, *metricsAddr)
 	}
