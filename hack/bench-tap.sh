@@ -8,6 +8,7 @@
 #   BASELINE=HEAD~1 hack/bench-tap.sh    # also a binary built from another commit, alternately
 #   BASELINE_BIN=/tmp/hf hack/bench-tap.sh   # a baseline binary built already
 #   RUNS=1 TIME=5 hack/bench-tap.sh      # quicker
+#   PERF_DIR=/tmp/prof hack/bench-tap.sh # perf record member and clients (apt-get install linux-perf)
 #
 # When the client has --offload, a "legacy" variant runs both clients without
 # offloads (the software segmentation fallback), and a "mixed" one only the
@@ -37,4 +38,4 @@ fi
 if [[ -n ${BASELINE_BIN:-} ]]; then
   variants+=";base=$BASELINE_BIN"
 fi
-go run ./hack/bench-tap -variants "$variants" -runs "${RUNS:-3}" -time "${TIME:-10}" -streams "${STREAMS:-1,4}"
+go run ./hack/bench-tap -variants "$variants" -runs "${RUNS:-3}" -time "${TIME:-10}" -streams "${STREAMS:-1,4}" ${PERF_DIR:+-perf "$PERF_DIR"}

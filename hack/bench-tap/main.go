@@ -83,6 +83,7 @@ func run() {
 		secs     = flag.Int("time", 10, "seconds per iperf3 run")
 		streams  = flag.String("streams", "1,4", "parallel TCP streams, comma-separated")
 		keep     = flag.Bool("keep", false, "keep the work directory (logs of member and clients)")
+		profile  = flag.String("perf", "", "directory: record `perf record -g` of member and clients during each variant's first 1-stream run (perf.<variant>.<process>.data)")
 	)
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -150,7 +151,14 @@ func run() {
 				v.rtt = append(v.rtt, p.ping())
 			}
 			for _, n := range streamCounts {
+				var stopPerf func()
+				if *profile != "" && r == 0 && n == streamCounts[0] && !v.isVeth {
+					stopPerf = p.perf(*profile)
+				}
 				s := p.iperf(n, *secs)
+				if stopPerf != nil {
+					stopPerf()
+				}
 				fmt.Fprintf(os.Stderr, "bench-tap: run %d %-10s %d stream(s): %.2f Gbit/s, %.1f CPU s/GB\n", r+1, v.Name, n, s.gbps, s.cpuPerGB())
 				v.results[n] = append(v.results[n], s)
 			}
@@ -424,6 +432,30 @@ func (p *path) iperf(streams, secs int) sample {
 		gbps:   res.End.SumReceived.BitsPerSecond / 1e9,
 		bytes:  res.End.SumReceived.Bytes,
 		cpuSec: p.cpu() - cpu0,
+	}
+}
+
+// perf starts `perf record` on the member and each client and returns what
+// stops them.
+func (p *path) perf(dir string) (stop func()) {
+	check(os.MkdirAll(dir, 0o755))
+	var recs []*exec.Cmd
+	for i, pid := range p.hfPIDs {
+		role := "member"
+		if i > 0 {
+			role = fmt.Sprintf("client%d", i-1)
+		}
+		out := filepath.Join(dir, fmt.Sprintf("perf.%s.%s.data", p.v.Name, role))
+		c := exec.Command("perf", "record", "-F", "499", "-g", "-o", out, "-p", strconv.Itoa(pid))
+		c.Stdout, c.Stderr = nil, nil
+		check(c.Start())
+		recs = append(recs, c)
+	}
+	return func() {
+		for _, c := range recs {
+			_ = c.Process.Signal(syscall.SIGINT)
+			_ = c.Wait()
+		}
 	}
 }
 
