@@ -42,7 +42,7 @@ type session struct {
 func (se *session) run() {
 	start := time.Now()
 	log := se.srv.log.With("hub", se.hs.name, "user", se.user, "remote", se.remote, "kind", se.kind.String())
-	log.Info("session started")
+	log.Info("session started", "gso", se.conn.Config().GSO)
 	ctx, cancel := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
 	go func() {
@@ -61,7 +61,10 @@ func (se *session) run() {
 	se.srv.gate.Release(se.kind)
 	st := se.conn.Stats()
 	log.Info("session ended", "reason", endReason(err), "duration", time.Since(start).Round(time.Millisecond),
-		"rx_frames", st.RxFrames, "tx_frames", st.TxFrames)
+		"rx_frames", st.RxFrames, "tx_frames", st.TxFrames,
+		// Whether offload pays: super-frames that crossed whole, and those
+		// this member had to segment for a client without GSO.
+		"rx_super", st.RxSuper, "tx_super", st.TxSuper, "tx_segmented", st.TxSegmented)
 }
 
 func endReason(err error) string {

@@ -50,6 +50,9 @@ func (r LoginRequest) String() string {
 	if r.Relayed {
 		s += fmt.Sprintf(" relayed-from=%q client-addr=%q", r.RelayEntry, r.RelayClientAddr)
 	}
+	if r.Capabilities != 0 {
+		s += fmt.Sprintf(" capabilities=%#x", r.Capabilities)
+	}
 	return s
 }
 
