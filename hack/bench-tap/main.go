@@ -54,6 +54,17 @@ type sample struct {
 	gbps   float64
 	bytes  int64
 	cpuSec float64 // member + both clients
+	ctxsw  float64 // context switches of member + clients, voluntary and not
+}
+
+// ctxPerMB is the context switches per MB moved, per process (the mean of
+// member and clients): each is a thread handing a core back, the cost that
+// goroutine hand-offs add on a 2-core machine.
+func (s sample) ctxPerMB() float64 {
+	if s.bytes == 0 {
+		return 0
+	}
+	return s.ctxsw / 3 / (float64(s.bytes) / 1e6)
 }
 
 // benchFailure is what fail panics with: main recovers it after the deferred
@@ -167,8 +178,8 @@ func run() {
 	}
 
 	fmt.Printf("\nmachine: %d cores, load before %s, after %s, %s\n\n", numCPU(), load0, loadavg(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Println("| path | streams | Gbit/s (median of runs) | runs | × veth | CPU s per GB (member + clients) | ping RTT ms |")
-	fmt.Println("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+	fmt.Println("| path | streams | Gbit/s (median of runs) | runs | × veth | CPU s per GB (member + clients) | context switches per MB per process | ping RTT ms |")
+	fmt.Println("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
 	veth := map[int]float64{}
 	for _, n := range streamCounts {
 		veth[n] = median(vs[0].results[n], func(s sample) float64 { return s.gbps })
@@ -181,15 +192,16 @@ func run() {
 			for _, s := range ss {
 				all = append(all, fmt.Sprintf("%.2f", s.gbps))
 			}
-			cpu := "—"
+			cpu, cs := "—", "—"
 			if !v.isVeth {
 				cpu = fmt.Sprintf("%.2f", median(ss, sample.cpuPerGB))
+				cs = fmt.Sprintf("%.1f", median(ss, sample.ctxPerMB))
 			}
 			rtt := "—"
 			if len(v.rtt) > 0 && v.rtt[0] > 0 {
 				rtt = fmt.Sprintf("%.3f", v.rtt[0])
 			}
-			fmt.Printf("| %s | %d | %.2f | %s | %.2f | %s | %s |\n", v.Name, n, g, strings.Join(all, ", "), g/veth[n], cpu, rtt)
+			fmt.Printf("| %s | %d | %.2f | %s | %.2f | %s | %s | %s |\n", v.Name, n, g, strings.Join(all, ", "), g/veth[n], cpu, cs, rtt)
 		}
 	}
 }
@@ -411,7 +423,7 @@ type iperfJSON struct {
 }
 
 func (p *path) iperf(streams, secs int) sample {
-	cpu0 := p.cpu()
+	cpu0, cs0 := p.cpu(), p.ctxSwitches()
 	var res iperfJSON
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -432,6 +444,7 @@ func (p *path) iperf(streams, secs int) sample {
 		gbps:   res.End.SumReceived.BitsPerSecond / 1e9,
 		bytes:  res.End.SumReceived.Bytes,
 		cpuSec: p.cpu() - cpu0,
+		ctxsw:  p.ctxSwitches() - cs0,
 	}
 }
 
@@ -457,6 +470,27 @@ func (p *path) perf(dir string) (stop func()) {
 			_ = c.Wait()
 		}
 	}
+}
+
+// ctxSwitches is the context switches of the member's and clients' threads.
+func (p *path) ctxSwitches() float64 {
+	var total float64
+	for _, pid := range p.hfPIDs {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+					n, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+					total += n
+				}
+			}
+		}
+	}
+	return total
 }
 
 // cpu is the CPU seconds the member and both clients used so far.
