@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // HubType is fixed when a hub is created, as in SoftEther.
@@ -49,6 +50,123 @@ type VirtualHubSpec struct {
 	// localBridge joins a Static hub to a LAN interface on exactly one member at a time.
 	// +optional
 	LocalBridge *LocalBridgeSpec `json:"localBridge,omitempty"`
+
+	// accessList filters the frames each session sends into the hub, on whichever
+	// member serves the session. Rules are tried in order and the first rule whose
+	// every match holds decides (pass or drop); a frame no rule matches gets
+	// accessListDefault, which is Pass. A rule with no match at all matches every
+	// frame, so a last rule {name: rest, action: Drop} makes the list an allow-list.
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:XValidation:rule="self.all(r, self.filter(s, s.name == r.name).size() == 1)",message="accessList rule names must be unique: each name identifies its rule in drop metrics and Events"
+	// +listType=atomic
+	// +optional
+	AccessList []AccessRule `json:"accessList,omitempty"`
+
+	// accessListDefault is the action for a frame no accessList rule matches: Pass
+	// (the default) or Drop.
+	// +optional
+	AccessListDefault AccessAction `json:"accessListDefault,omitempty"`
+}
+
+// AccessAction decides what happens to a frame an access rule matches.
+// +kubebuilder:validation:Enum=Pass;Drop
+type AccessAction string
+
+const (
+	// AccessPass lets the frame into the hub.
+	AccessPass AccessAction = "Pass"
+	// AccessDrop discards the frame and counts it against the rule.
+	AccessDrop AccessAction = "Drop"
+)
+
+// AccessRule is one access-list rule: an action and the matches that must all hold
+// for it to apply. An omitted match matches anything. Matches on IP fields
+// (CIDRs, protocol, ports) never match a frame that is not IP, or whose headers are
+// cut short.
+// +kubebuilder:validation:XValidation:rule="!(has(self.srcPorts) || has(self.dstPorts)) || (has(self.protocol) && string(self.protocol) in ['tcp', 'udp', '6', '17'])",message="srcPorts and dstPorts need protocol tcp or udp: only TCP and UDP have ports"
+// +kubebuilder:validation:XValidation:rule="!has(self.srcCIDR) || !has(self.dstCIDR) || !isCIDR(self.srcCIDR) || !isCIDR(self.dstCIDR) || cidr(self.srcCIDR).ip().family() == cidr(self.dstCIDR).ip().family()",message="srcCIDR and dstCIDR must both be IPv4 or both be IPv6: a packet has addresses of one family; write two rules to cover both"
+type AccessRule struct {
+	// name identifies the rule in drop metrics and Events; unique in the list.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9]([-_.a-zA-Z0-9]*[a-zA-Z0-9])?$')",message="access rule name must be 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+	Name string `json:"name"`
+
+	// action: Pass or Drop.
+	Action AccessAction `json:"action"`
+
+	// srcMAC matches the source MAC address: "02:00:00:00:00:01", an address and
+	// mask "02:00:00:00:00:00/ff:ff:ff:00:00:00" (the bits set in the mask must
+	// equal), or the word broadcast or multicast (multicast includes broadcast).
+	// +kubebuilder:validation:MaxLength=35
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(broadcast|multicast|[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}(/[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5})?)$')",message="srcMAC must be a MAC address like 02:00:5e:00:00:01, an address and mask like 02:00:5e:00:00:00/ff:ff:ff:00:00:00, broadcast or multicast"
+	// +optional
+	SrcMAC string `json:"srcMAC,omitempty"`
+
+	// dstMAC matches the destination MAC address, written as srcMAC.
+	// +kubebuilder:validation:MaxLength=35
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(broadcast|multicast|[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}(/[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5})?)$')",message="dstMAC must be a MAC address like 02:00:5e:00:00:01, an address and mask like 02:00:5e:00:00:00/ff:ff:ff:00:00:00, broadcast or multicast"
+	// +optional
+	DstMAC string `json:"dstMAC,omitempty"`
+
+	// etherType matches the EtherType after any 802.1Q tag: ipv4, ipv6, arp, a
+	// number such as 34958 or a hex string such as "0x88cc".
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=6
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1536 && self <= 65535) : self.matches('^(ipv4|ipv6|arp|0[xX](0?[6-9a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{3}))$')",message="etherType must be ipv4, ipv6, arp, or a number from 1536 (0x0600) to 65535 (0xffff)"
+	// +optional
+	EtherType *intstr.IntOrString `json:"etherType,omitempty"`
+
+	// vlan matches the 802.1Q VLAN ID; 0 matches untagged (and priority-tagged) frames.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4094
+	// +optional
+	VLAN *int32 `json:"vlan,omitempty"`
+
+	// srcCIDR matches the IPv4 or IPv6 source address against a prefix such as
+	// 10.1.0.0/16 or fd00::/8; a frame of the other family does not match.
+	// +kubebuilder:validation:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked()",message="srcCIDR must be an IPv4 or IPv6 prefix such as 10.1.0.0/16 or fd00::/8, with no address bits set after the prefix length"
+	// +optional
+	SrcCIDR string `json:"srcCIDR,omitempty"`
+
+	// dstCIDR matches the destination address, written as srcCIDR.
+	// +kubebuilder:validation:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self) == cidr(self).masked()",message="dstCIDR must be an IPv4 or IPv6 prefix such as 10.1.0.0/16 or fd00::/8, with no address bits set after the prefix length"
+	// +optional
+	DstCIDR string `json:"dstCIDR,omitempty"`
+
+	// protocol matches the IP protocol (IPv6: the header after any extension
+	// headers): tcp, udp, icmp, icmpv6 or a number from 0 to 255.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=6
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 0 && self <= 255) : self in ['tcp', 'udp', 'icmp', 'icmpv6']",message="protocol must be tcp, udp, icmp, icmpv6 or a number from 0 to 255"
+	// +optional
+	Protocol *intstr.IntOrString `json:"protocol,omitempty"`
+
+	// srcPorts matches the TCP or UDP source port: one port (443) or an inclusive
+	// range ("1000-2000"). Needs protocol tcp or udp.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=11
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 0 && self <= 65535) : (self.matches('^[0-9]{1,5}(-[0-9]{1,5})?$') && self.split('-').all(p, int(p) <= 65535) && int(self.split('-')[0]) <= int(self.split('-')[self.split('-').size() - 1]))",message="srcPorts must be a port from 0 to 65535 or a range like 1000-2000 whose first port is not above its last"
+	// +optional
+	SrcPorts *intstr.IntOrString `json:"srcPorts,omitempty"`
+
+	// dstPorts matches the TCP or UDP destination port, written as srcPorts.
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=11
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 0 && self <= 65535) : (self.matches('^[0-9]{1,5}(-[0-9]{1,5})?$') && self.split('-').all(p, int(p) <= 65535) && int(self.split('-')[0]) <= int(self.split('-')[self.split('-').size() - 1]))",message="dstPorts must be a port from 0 to 65535 or a range like 1000-2000 whose first port is not above its last"
+	// +optional
+	DstPorts *intstr.IntOrString `json:"dstPorts,omitempty"`
+
+	// users limits the rule to sessions logged in as one of these users; omitted,
+	// the rule applies to every session.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=253
+	// +listType=set
+	// +optional
+	Users []string `json:"users,omitempty"`
 }
 
 // UsersSpec names the Secret holding a hub's users.
