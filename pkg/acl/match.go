@@ -1,0 +1,322 @@
+package acl
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// Matcher decides for one session's frames. It is read-only after ForUser built it
+// (the counters it bumps belong to the Program), so any number of sessions may
+// share it and call Match concurrently.
+type Matcher struct {
+	prog *Program
+	def  Action
+	pos  []position // by bit position, in rule order
+
+	all set
+	// fieldless rules test nothing, so they match even a frame too short to hold
+	// an Ethernet header.
+	fieldless set
+	// typed rules test the EtherType, the VLAN or an IP field: a frame whose VLAN
+	// tag is cut short cannot match them.
+	typed     set
+	needL3    set // test a CIDR, the protocol or a port
+	needProto set // test the protocol (every port rule does)
+	needL4    set // test a port
+	hasMAC    set
+	drop      set
+
+	useEther, useVLAN, useSrc, useDst, useProto, useSport, useDport bool
+
+	ether, vlan, src4, dst4, sport, dport table
+	src6, dst6                            table128
+	proto                                 *[256]set
+}
+
+type position struct {
+	rule                   int
+	srcV, srcM, dstV, dstM uint64
+}
+
+const (
+	ethLen    = 14
+	tagLen    = 4
+	tpid8021Q = 0x8100
+)
+
+func mac48(b []byte) uint64 {
+	_ = b[5]
+	return uint64(binary.BigEndian.Uint32(b))<<16 | uint64(binary.BigEndian.Uint16(b[4:]))
+}
+
+func mac48a(a [6]byte) uint64 { return mac48(a[:]) }
+
+func newMatcher(p *Program, idx []int) *Matcher {
+	m := &Matcher{prog: p, def: p.def, pos: make([]position, len(idx))}
+	var (
+		etherS, vlanS, src4S, dst4S, sportS, dportS       []span
+		src6S, dst6S                                      []span128
+		etherR, vlanR, srcR, dstR, protoR, sportR, dportR set
+		protoOf                                           [256]set
+	)
+	for b, ri := range idx {
+		r := &p.rules[ri]
+		m.all.add(b)
+		ps := &m.pos[b]
+		ps.rule = ri
+		if r.Action == Drop {
+			m.drop.add(b)
+		}
+		if r.SrcMAC.Mask != ([6]byte{}) || r.DstMAC.Mask != ([6]byte{}) {
+			m.hasMAC.add(b)
+			ps.srcM, ps.dstM = mac48a(r.SrcMAC.Mask), mac48a(r.DstMAC.Mask)
+			ps.srcV, ps.dstV = mac48a(r.SrcMAC.Addr)&ps.srcM, mac48a(r.DstMAC.Addr)&ps.dstM
+		}
+		if r.EtherType != 0 {
+			etherR.add(b)
+			etherS = append(etherS, span{uint64(r.EtherType), uint64(r.EtherType), b})
+		}
+		if r.VLAN != nil {
+			vlanR.add(b)
+			vlanS = append(vlanS, span{uint64(*r.VLAN), uint64(*r.VLAN), b})
+		}
+		if r.SrcCIDR.IsValid() {
+			srcR.add(b)
+			src4S, src6S = prefixSpan(r, true, b, src4S, src6S)
+		}
+		if r.DstCIDR.IsValid() {
+			dstR.add(b)
+			dst4S, dst6S = prefixSpan(r, false, b, dst4S, dst6S)
+		}
+		if r.Protocol != nil {
+			protoR.add(b)
+			protoOf[*r.Protocol].add(b)
+		}
+		if r.SrcPorts != nil {
+			sportR.add(b)
+			sportS = append(sportS, span{uint64(r.SrcPorts.Lo), uint64(r.SrcPorts.Hi), b})
+		}
+		if r.DstPorts != nil {
+			dportR.add(b)
+			dportS = append(dportS, span{uint64(r.DstPorts.Lo), uint64(r.DstPorts.Hi), b})
+		}
+	}
+	wild := func(tested set) set {
+		w := m.all
+		w.andNot(&tested)
+		return w
+	}
+	for _, s := range []*set{&srcR, &dstR, &protoR, &sportR, &dportR} {
+		for w := range m.needL3 {
+			m.needL3[w] |= s[w]
+		}
+	}
+	m.needProto = protoR
+	m.needL4 = sportR
+	for w := range m.needL4 {
+		m.needL4[w] |= dportR[w]
+		m.typed[w] = etherR[w] | vlanR[w] | m.needL3[w]
+	}
+	m.fieldless = wild(m.typed)
+	m.fieldless.andNot(&m.hasMAC)
+
+	m.useEther, m.ether = !etherR.empty(), buildTable(etherS, wild(etherR))
+	m.useVLAN, m.vlan = !vlanR.empty(), buildTable(vlanS, wild(vlanR))
+	m.useSrc = !srcR.empty()
+	m.src4, m.src6 = buildTable(src4S, wild(srcR)), buildTable128(src6S, wild(srcR))
+	m.useDst = !dstR.empty()
+	m.dst4, m.dst6 = buildTable(dst4S, wild(dstR)), buildTable128(dst6S, wild(dstR))
+	m.useSport, m.sport = !sportR.empty(), buildTable(sportS, wild(sportR))
+	m.useDport, m.dport = !dportR.empty(), buildTable(dportS, wild(dportR))
+	if m.useProto = !protoR.empty(); m.useProto {
+		m.proto = new([256]set)
+		pw := wild(protoR)
+		for v := range m.proto {
+			m.proto[v] = protoOf[v]
+			for w := range pw {
+				m.proto[v][w] |= pw[w]
+			}
+		}
+	}
+	return m
+}
+
+// prefixSpan adds the rule's source (src) or destination prefix as a range of
+// addresses to the table of its family.
+func prefixSpan(r *Rule, src bool, b int, s4 []span, s6 []span128) ([]span, []span128) {
+	pfx := r.DstCIDR
+	if src {
+		pfx = r.SrcCIDR
+	}
+	a := pfx.Addr().As16()
+	if pfx.Addr().Is4() {
+		lo := uint64(binary.BigEndian.Uint32(a[12:]))
+		host := uint64(1)<<(32-pfx.Bits()) - 1
+		return append(s4, span{lo, lo | host, b}), s6
+	}
+	lo := u128{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:])}
+	hi := lo
+	if n := pfx.Bits(); n < 64 {
+		hi.hi |= 1<<(64-n) - 1
+		hi.lo = ^uint64(0)
+	} else if n < 128 {
+		hi.lo |= 1<<(128-n) - 1
+	}
+	return s4, append(s6, span128{lo, hi, b})
+}
+
+// Match decides one frame a session sent: drop reports whether to discard it, and
+// rule is the index (in the list given to Compile) of the rule that decided, or -1
+// for the default action. A drop is counted against that rule. Headers are parsed
+// once and only as deep as the rules still in the running need; a frame cut short
+// or malformed at some layer matches only rules that test nothing at that layer or
+// below. A super-frame (GSO) is matched on its headers like any frame. A nil
+// Matcher passes everything.
+func (m *Matcher) Match(frame []byte) (drop bool, rule int) {
+	if m == nil {
+		return false, -1
+	}
+	cand := m.all
+	var dst, src uint64
+	if len(frame) < ethLen {
+		cand.and(&m.fieldless)
+	} else {
+		dst, src = mac48(frame), mac48(frame[6:])
+		et := uint64(binary.BigEndian.Uint16(frame[12:]))
+		off, vid, ok := ethLen, uint64(0), true
+		if et == tpid8021Q {
+			if len(frame) < ethLen+tagLen {
+				ok = false
+				cand.andNot(&m.typed)
+			} else {
+				vid = uint64(binary.BigEndian.Uint16(frame[14:]) & 0x0fff)
+				et = uint64(binary.BigEndian.Uint16(frame[16:]))
+				off += tagLen
+			}
+		}
+		if ok {
+			if m.useEther {
+				cand.and(m.ether.lookup(et))
+			}
+			if m.useVLAN {
+				cand.and(m.vlan.lookup(vid))
+			}
+			if cand.meets(&m.needL3) {
+				m.matchIP(frame, off, et, &cand)
+			}
+		}
+	}
+	for w := range cand {
+		for c := cand[w]; c != 0; c &= c - 1 {
+			b := w<<6 | bits.TrailingZeros64(c)
+			p := &m.pos[b]
+			bit := uint64(1) << (uint(b) & 63)
+			if m.hasMAC[w]&bit != 0 && (src&p.srcM != p.srcV || dst&p.dstM != p.dstV) {
+				continue
+			}
+			if m.drop[w]&bit != 0 {
+				m.prog.drops[p.rule].n.Add(1)
+				return true, p.rule
+			}
+			return false, p.rule
+		}
+	}
+	if m.def == Drop {
+		m.prog.drops[len(m.prog.rules)].n.Add(1)
+		return true, -1
+	}
+	return false, -1
+}
+
+// matchIP narrows cand by the IP header at frame[off:] (EtherType et) and, if rules
+// with ports are still in the running, by the TCP or UDP ports.
+func (m *Matcher) matchIP(f []byte, off int, et uint64, cand *set) {
+	proto, l4 := -1, -1
+	switch et {
+	case uint64(EtherTypeIPv4):
+		if len(f) < off+20 || f[off]>>4 != 4 || f[off]&0x0f < 5 {
+			cand.andNot(&m.needL3)
+			return
+		}
+		if m.useSrc {
+			cand.and(m.src4.lookup(uint64(binary.BigEndian.Uint32(f[off+12:]))))
+		}
+		if m.useDst {
+			cand.and(m.dst4.lookup(uint64(binary.BigEndian.Uint32(f[off+16:]))))
+		}
+		proto = int(f[off+9])
+		// A fragment other than the first carries no transport header.
+		if binary.BigEndian.Uint16(f[off+6:])&0x1fff == 0 {
+			l4 = off + int(f[off]&0x0f)*4
+		}
+	case uint64(EtherTypeIPv6):
+		if len(f) < off+40 || f[off]>>4 != 6 {
+			cand.andNot(&m.needL3)
+			return
+		}
+		if m.useSrc {
+			cand.and(m.src6.lookup(u128{binary.BigEndian.Uint64(f[off+8:]), binary.BigEndian.Uint64(f[off+16:])}))
+		}
+		if m.useDst {
+			cand.and(m.dst6.lookup(u128{binary.BigEndian.Uint64(f[off+24:]), binary.BigEndian.Uint64(f[off+32:])}))
+		}
+		proto, l4 = ipv6Upper(f, off)
+	default:
+		cand.andNot(&m.needL3)
+		return
+	}
+	if proto < 0 {
+		cand.andNot(&m.needProto)
+		return
+	}
+	if m.useProto {
+		cand.and(&m.proto[proto])
+	}
+	if !cand.meets(&m.needL4) {
+		return
+	}
+	if l4 < 0 || (proto != int(ProtoTCP) && proto != int(ProtoUDP)) || len(f) < l4+4 {
+		cand.andNot(&m.needL4)
+		return
+	}
+	if m.useSport {
+		cand.and(m.sport.lookup(uint64(binary.BigEndian.Uint16(f[l4:]))))
+	}
+	if m.useDport {
+		cand.and(m.dport.lookup(uint64(binary.BigEndian.Uint16(f[l4+2:]))))
+	}
+}
+
+// ipv6Upper walks the extension headers after the IPv6 header at f[off:] and
+// returns the upper-layer protocol and its offset; the offset is -1 for a
+// non-first fragment, and both are -1 when the chain is cut short or longer than
+// any sane packet's (8 headers).
+func ipv6Upper(f []byte, off int) (proto, l4 int) {
+	nh, p, first := int(f[off+6]), off+40, true
+	for range 8 {
+		switch nh {
+		case 0, 43, 60: // hop-by-hop, routing, destination options
+			if len(f) < p+2 {
+				return -1, -1
+			}
+			nh, p = int(f[p]), p+(int(f[p+1])+1)*8
+		case 51: // authentication header: its length counts 4-octet units
+			if len(f) < p+2 {
+				return -1, -1
+			}
+			nh, p = int(f[p]), p+(int(f[p+1])+2)*4
+		case 44: // fragment
+			if len(f) < p+8 {
+				return -1, -1
+			}
+			first = first && binary.BigEndian.Uint16(f[p+2:])&0xfff8 == 0
+			nh, p = int(f[p]), p+8
+		default:
+			if !first {
+				return nh, -1
+			}
+			return nh, p
+		}
+	}
+	return -1, -1
+}
