@@ -119,10 +119,10 @@ func reference(m *Matcher, f []byte) (bool, int) {
 		return false, -1
 	}
 	h := parseRef(f)
-	for _, ps := range m.pos {
-		r := &m.prog.rules[ps.rule]
+	for _, ri := range m.rule {
+		r := &m.prog.rules[ri]
 		if refMatch(r, &h) {
-			return r.Action == Drop, ps.rule
+			return r.Action == Drop, ri
 		}
 	}
 	return m.def == Drop, -1

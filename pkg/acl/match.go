@@ -11,7 +11,9 @@ import (
 type Matcher struct {
 	prog *Program
 	def  Action
-	pos  []position // by bit position, in rule order
+	// rule maps a bit position to the rule's index in the Program: the positions
+	// are the rules that apply to this matcher's user, in order.
+	rule []int
 
 	all set
 	// fieldless rules test nothing, so they match even a frame too short to hold
@@ -23,19 +25,16 @@ type Matcher struct {
 	needL3    set // test a CIDR, the protocol or a port
 	needProto set // test the protocol (every port rule does)
 	needL4    set // test a port
-	hasMAC    set
 	drop      set
 
+	useSrcMAC, useDstMAC                                            bool
 	useEther, useVLAN, useSrc, useDst, useProto, useSport, useDport bool
+
+	srcMAC, dstMAC macTable
 
 	ether, vlan, src4, dst4, sport, dport table
 	src6, dst6                            table128
 	proto                                 *[256]set
-}
-
-type position struct {
-	rule                   int
-	srcV, srcM, dstV, dstM uint64
 }
 
 const (
@@ -52,25 +51,28 @@ func mac48(b []byte) uint64 {
 func mac48a(a [6]byte) uint64 { return mac48(a[:]) }
 
 func newMatcher(p *Program, idx []int) *Matcher {
-	m := &Matcher{prog: p, def: p.def, pos: make([]position, len(idx))}
+	m := &Matcher{prog: p, def: p.def, rule: idx}
 	var (
 		etherS, vlanS, src4S, dst4S, sportS, dportS       []span
 		src6S, dst6S                                      []span128
+		srcMACS, dstMACS                                  []macSpan
+		srcMACR, dstMACR                                  set
 		etherR, vlanR, srcR, dstR, protoR, sportR, dportR set
 		protoOf                                           [256]set
 	)
 	for b, ri := range idx {
 		r := &p.rules[ri]
 		m.all.add(b)
-		ps := &m.pos[b]
-		ps.rule = ri
 		if r.Action == Drop {
 			m.drop.add(b)
 		}
-		if r.SrcMAC.Mask != ([6]byte{}) || r.DstMAC.Mask != ([6]byte{}) {
-			m.hasMAC.add(b)
-			ps.srcM, ps.dstM = mac48a(r.SrcMAC.Mask), mac48a(r.DstMAC.Mask)
-			ps.srcV, ps.dstV = mac48a(r.SrcMAC.Addr)&ps.srcM, mac48a(r.DstMAC.Addr)&ps.dstM
+		if k := mac48a(r.SrcMAC.Mask); k != 0 {
+			srcMACR.add(b)
+			srcMACS = append(srcMACS, macSpan{k, mac48a(r.SrcMAC.Addr) & k, b})
+		}
+		if k := mac48a(r.DstMAC.Mask); k != 0 {
+			dstMACR.add(b)
+			dstMACS = append(dstMACS, macSpan{k, mac48a(r.DstMAC.Addr) & k, b})
 		}
 		if r.EtherType != 0 {
 			etherR.add(b)
@@ -118,7 +120,11 @@ func newMatcher(p *Program, idx []int) *Matcher {
 		m.typed[w] = etherR[w] | vlanR[w] | m.needL3[w]
 	}
 	m.fieldless = wild(m.typed)
-	m.fieldless.andNot(&m.hasMAC)
+	m.fieldless.andNot(&srcMACR)
+	m.fieldless.andNot(&dstMACR)
+
+	m.useSrcMAC, m.srcMAC = !srcMACR.empty(), buildMACTable(srcMACS, wild(srcMACR))
+	m.useDstMAC, m.dstMAC = !dstMACR.empty(), buildMACTable(dstMACS, wild(dstMACR))
 
 	m.useEther, m.ether = !etherR.empty(), buildTable(etherS, wild(etherR))
 	m.useVLAN, m.vlan = !vlanR.empty(), buildTable(vlanS, wild(vlanR))
@@ -177,11 +183,15 @@ func (m *Matcher) Match(frame []byte) (drop bool, rule int) {
 		return false, -1
 	}
 	cand := m.all
-	var dst, src uint64
 	if len(frame) < ethLen {
 		cand.and(&m.fieldless)
 	} else {
-		dst, src = mac48(frame), mac48(frame[6:])
+		if m.useDstMAC {
+			m.dstMAC.narrow(mac48(frame), &cand)
+		}
+		if m.useSrcMAC {
+			m.srcMAC.narrow(mac48(frame[6:]), &cand)
+		}
 		et := uint64(binary.BigEndian.Uint16(frame[12:]))
 		off, vid, ok := ethLen, uint64(0), true
 		if et == tpid8021Q {
@@ -206,20 +216,17 @@ func (m *Matcher) Match(frame []byte) (drop bool, rule int) {
 			}
 		}
 	}
-	for w := range cand {
-		for c := cand[w]; c != 0; c &= c - 1 {
-			b := w<<6 | bits.TrailingZeros64(c)
-			p := &m.pos[b]
-			bit := uint64(1) << (uint(b) & 63)
-			if m.hasMAC[w]&bit != 0 && (src&p.srcM != p.srcV || dst&p.dstM != p.dstV) {
-				continue
-			}
-			if m.drop[w]&bit != 0 {
-				m.prog.drops[p.rule].n.Add(1)
-				return true, p.rule
-			}
-			return false, p.rule
+	for w, c := range cand {
+		if c == 0 {
+			continue
 		}
+		b := bits.TrailingZeros64(c)
+		rule = m.rule[w<<6|b]
+		if m.drop[w]&(1<<uint(b)) != 0 {
+			m.prog.drops[rule].n.Add(1)
+			return true, rule
+		}
+		return false, rule
 	}
 	if m.def == Drop {
 		m.prog.drops[len(m.prog.rules)].n.Add(1)

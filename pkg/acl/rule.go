@@ -13,8 +13,9 @@
 // as a bitmap of rule positions. A frame costs one binary search per tested field
 // and an AND of bitmaps; the lowest bit left is the first rule that matches. So 100
 // rules cost about as much as 10: the cost grows with the number of distinct
-// boundaries (log2), not with the number of rules. MAC masks are arbitrary, not
-// intervals, so they are compared only for the rules still standing at the end.
+// boundaries (log2), not with the number of rules. MAC masks are arbitrary bits,
+// not intervals, so MAC rules are grouped by mask and each group is searched for
+// the masked address: a list uses few distinct masks.
 //
 // The package is pure logic; api.go converts the VirtualHub API type.
 package acl

@@ -150,3 +150,68 @@ func (t *table128) lookup(k u128) *set {
 	}
 	return &t.sets[lo]
 }
+
+// macTable maps a MAC address to the rules whose masked address it matches. Masks
+// are arbitrary bits, not prefixes, so they do not cut the address space into
+// intervals; but a list uses few distinct masks (exact, an OUI, the group bit), so
+// rules are grouped by mask and each group is a sorted list of masked addresses.
+type macTable struct {
+	wild   set
+	groups []macGroup
+}
+
+type macGroup struct {
+	mask uint64
+	vals []uint64 // sorted, distinct
+	sets []set    // sets[i]: rules of this mask whose address is vals[i]
+}
+
+type macSpan struct {
+	mask, val uint64
+	bit       int
+}
+
+func buildMACTable(spans []macSpan, wild set) macTable {
+	t := macTable{wild: wild}
+	for _, s := range spans {
+		gi := slices.IndexFunc(t.groups, func(g macGroup) bool { return g.mask == s.mask })
+		if gi < 0 {
+			t.groups = append(t.groups, macGroup{mask: s.mask})
+			gi = len(t.groups) - 1
+		}
+		g := &t.groups[gi]
+		i, found := slices.BinarySearch(g.vals, s.val)
+		if !found {
+			g.vals = slices.Insert(g.vals, i, s.val)
+			g.sets = slices.Insert(g.sets, i, set{})
+		}
+		g.sets[i].add(s.bit)
+	}
+	return t
+}
+
+// narrow removes from cand the rules that test this address and do not match it.
+func (t *macTable) narrow(a uint64, cand *set) {
+	m := t.wild
+	for gi := range t.groups {
+		g := &t.groups[gi]
+		k := a & g.mask
+		lo, hi := 0, len(g.vals)
+		for lo < hi {
+			mid := int(uint(lo+hi) >> 1)
+			if g.vals[mid] < k {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		if lo < len(g.vals) && g.vals[lo] == k {
+			s := &g.sets[lo]
+			m[0] |= s[0]
+			m[1] |= s[1]
+			m[2] |= s[2]
+			m[3] |= s[3]
+		}
+	}
+	cand.and(&m)
+}
