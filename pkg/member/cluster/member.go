@@ -38,6 +38,20 @@ const Listen = ":8443"
 // `mesh`): static-hub links and relayed sessions between members.
 const MeshPort = "8444"
 
+// The sessions' keepalive and dead-peer timeout in cluster mode (sent to
+// clients in the LoginResult). A frozen or cut-off member is noticed by its
+// clients only through this silence, and their reconnect is what resumes
+// traffic once the hub has moved (2–3 s after the fault: readiness probe or
+// Lease), so a client should give up on the member no later than that: 2 s
+// rather than the file-mode 3 s. Keepalives every 500 ms leave a quiet
+// session four of them per window, so a delayed one (a busy node, a GC
+// pause) does not end a healthy session; the cost is one small record per
+// idle session per 500 ms each way.
+const (
+	SessionKeepalive   = 500 * time.Millisecond
+	SessionDeadTimeout = 2 * time.Second
+)
+
 // Options are the parts of a cluster member that are not its identity.
 type Options struct {
 	Logger *slog.Logger
@@ -116,6 +130,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	base := member.Config{
 		Listen: Listen, CertFile: id.CertFile, KeyFile: id.KeyFile, CAFile: id.CAFile,
 		TicketKeyFile: id.TicketKeyFile, Name: id.Name,
+		KeepaliveInterval: member.Duration(SessionKeepalive), DeadTimeout: member.Duration(SessionDeadTimeout),
 	}
 	if opts.Listener != nil {
 		base.Listen = opts.Listener.Addr().String()
