@@ -1,12 +1,21 @@
 package crd
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/internal/testenv"
+	"github.com/hubfleet/hubfleet/pkg/acl"
 )
 
 const aclHub = hub + "  clusterRef: {name: c}\n  accessList:\n"
@@ -26,8 +35,48 @@ func TestAccessListAccepted(t *testing.T) {
   - {name: rest, action: Drop}
   accessListDefault: Drop
 `
-	if err := env.Client.Create(ctx(t), obj(t, doc), client.DryRunAll); err != nil {
+	acceptedAndCompiled(t, obj(t, doc))
+}
+
+// acceptedAndCompiled: what the API server accepts, the members' compiler accepts
+// too, so a valid object never leaves a hub without its access list.
+func acceptedAndCompiled(t *testing.T, u *unstructured.Unstructured) {
+	t.Helper()
+	if err := env.Client.Create(ctx(t), u, client.DryRunAll); err != nil {
 		t.Fatalf("refused: %v", err)
+	}
+	var vh v1alpha1.VirtualHub
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &vh); err != nil {
+		t.Fatal(err)
+	}
+	p, err := acl.CompileSpec(&vh.Spec)
+	if err != nil {
+		t.Fatalf("accepted by the API server but not compiled: %v", err)
+	}
+	if p.Len() != len(vh.Spec.AccessList) {
+		t.Fatalf("compiled %d rules of %d", p.Len(), len(vh.Spec.AccessList))
+	}
+}
+
+// TestAccessListDocsExamples: the examples in docs/access-lists.md are accepted
+// and compile.
+func TestAccessListDocsExamples(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "access-lists.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(data), -1)
+	if len(blocks) < 2 {
+		t.Fatalf("found %d yaml examples, want 2", len(blocks))
+	}
+	for i, b := range blocks {
+		doc := b[1]
+		if !strings.Contains(doc, "kind: VirtualHub") {
+			doc = hub + "  clusterRef: {name: c}\n" + doc
+		}
+		u := obj(t, doc)
+		u.SetNamespace("default")
+		t.Run(strconv.Itoa(i), func(t *testing.T) { acceptedAndCompiled(t, u) })
 	}
 }
 
@@ -85,4 +134,3 @@ func TestAccessListAtMost256(t *testing.T) {
 		t.Fatalf("257 rules: got %v, want a refusal saying at most 256", err)
 	}
 }
-
