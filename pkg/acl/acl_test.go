@@ -276,6 +276,9 @@ func TestParsers(t *testing.T) {
 	if m, err := ParseMAC("02:00:5e:ab:cd:ef/ff:ff:ff:00:00:00"); err != nil || m.Addr != [6]byte{2, 0, 0x5e, 0, 0, 0} {
 		t.Errorf("masked MAC: %v %v", m, err)
 	}
+	if m, err := ParseMAC("02-00:5e-00:00-01"); err != nil || m.Addr != [6]byte{2, 0, 0x5e, 0, 0, 1} {
+		t.Errorf("mixed separators, as the CRD admits: %v %v", m, err)
+	}
 	for _, bad := range []string{"02:00:5e:00:01", "00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01", "02:00:5e:00:00:01/ff", "x"} {
 		if _, err := ParseMAC(bad); err == nil {
 			t.Errorf("ParseMAC(%q) accepted", bad)

@@ -91,7 +91,7 @@ func check(r *Rule) error {
 		if c.p == (netip.Prefix{}) {
 			continue
 		}
-		if !c.p.IsValid() || c.p.Addr().Is4In6() || c.p.Addr().Zone() != "" {
+		if !c.p.IsValid() {
 			return fmt.Errorf("%s %v is not an IPv4 or IPv6 prefix; write one such as 10.1.0.0/16 or fd00::/8", c.field, c.p)
 		}
 		if m := c.p.Masked(); m != c.p {

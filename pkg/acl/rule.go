@@ -146,7 +146,8 @@ func ParseMAC(s string) (MACMatch, error) {
 
 func parseMAC48(s string) ([6]byte, error) {
 	var out [6]byte
-	hw, err := net.ParseMAC(s)
+	// The CRD admits ':' and '-' in any mix; net.ParseMAC wants one of them.
+	hw, err := net.ParseMAC(strings.ReplaceAll(s, "-", ":"))
 	if err != nil {
 		return out, errors.New("not a MAC address")
 	}

@@ -32,6 +32,7 @@ func TestAccessListAccepted(t *testing.T) {
   - {name: web, action: Pass, srcCIDR: 10.1.0.0/16, dstCIDR: 10.2.0.0/24, protocol: tcp, dstPorts: 443}
   - {name: hi, action: Pass, srcCIDR: "fd00::/8", protocol: 17, srcPorts: "1000-2000", dstPorts: "53"}
   - {name: ping6, action: Pass, protocol: icmpv6, users: [alice, bob]}
+  - {name: dashes, action: Drop, srcMAC: "02-00:5e-00:00-01", etherType: "0X88CC", dstPorts: "00080", protocol: udp}
   - {name: rest, action: Drop}
   accessListDefault: Drop
 `
@@ -86,6 +87,7 @@ func TestAccessListRefused(t *testing.T) {
 	cases := []struct{ name, rules, want string }{
 		{"bad cidr", "  - {name: a, action: Drop, srcCIDR: 10.1.0.0/33}", "srcCIDR must be an IPv4 or IPv6 prefix"},
 		{"host bits", "  - {name: a, action: Drop, dstCIDR: 10.1.0.5/16}", "no address bits set after the prefix length"},
+		{"IPv4-mapped", "  - {name: a, action: Drop, dstCIDR: '::ffff:10.0.0.0/104'}", "dstCIDR must be an IPv4 or IPv6 prefix"},
 		{"mixed families", "  - {name: a, action: Drop, srcCIDR: 10.0.0.0/8, dstCIDR: 'fd00::/8'}", "must both be IPv4 or both be IPv6"},
 		{"ports without protocol", "  - {name: a, action: Drop, dstPorts: 80}", "srcPorts and dstPorts need protocol tcp or udp"},
 		{"ports with icmp", "  - {name: a, action: Drop, protocol: icmp, srcPorts: 80}", "srcPorts and dstPorts need protocol tcp or udp"},
