@@ -183,6 +183,18 @@ func TestDropCounters(t *testing.T) {
 	if got := [3]uint64{p.Dropped(0), p.Dropped(1), p.Dropped(-1)}; got != [3]uint64{0, 6, 1} {
 		t.Errorf("drops web, ssh, default = %v, want [0 6 1]", got)
 	}
+	// A caller counting a batch's run of drops itself.
+	if drop, rule := a.Decide(tcp4("1.1.1.1", "2.2.2.2", 1, 22)); !drop || rule != 1 {
+		t.Fatalf("Decide: drop=%v rule=%d", drop, rule)
+	}
+	if p.Dropped(1) != 6 {
+		t.Error("Decide must not count")
+	}
+	a.AddDrops(1, 10)
+	a.AddDrops(-1, 2)
+	if p.Dropped(1) != 16 || p.Dropped(-1) != 3 {
+		t.Errorf("after AddDrops: ssh %d (want 16), default %d (want 3)", p.Dropped(1), p.Dropped(-1))
+	}
 	if p.Name(1) != "ssh" || p.Name(-1) != "" || p.Len() != 2 || p.Default() != Drop {
 		t.Error("program accessors")
 	}

@@ -179,6 +179,27 @@ func prefixSpan(r *Rule, src bool, b int, s4 []span, s6 []span128) ([]span, []sp
 // below. A super-frame (GSO) is matched on its headers like any frame. A nil
 // Matcher passes everything.
 func (m *Matcher) Match(frame []byte) (drop bool, rule int) {
+	drop, rule = m.Decide(frame)
+	if drop {
+		m.AddDrops(rule, 1)
+	}
+	return drop, rule
+}
+
+// AddDrops counts n frames dropped by rule (-1: the default), for callers that
+// use Decide and count a batch's drops themselves.
+func (m *Matcher) AddDrops(rule int, n uint64) {
+	if rule < 0 {
+		rule = len(m.prog.rules)
+	}
+	m.prog.drops[rule].n.Add(n)
+}
+
+// Decide is Match without counting. Every session dropping by one rule bumps the
+// same counter; under a flood from many sessions on many cores that cache line
+// bounces between them, so a caller that handles frames in batches can count a
+// run of drops by the same rule itself and publish it once with AddDrops.
+func (m *Matcher) Decide(frame []byte) (drop bool, rule int) {
 	if m == nil {
 		return false, -1
 	}
@@ -221,18 +242,9 @@ func (m *Matcher) Match(frame []byte) (drop bool, rule int) {
 			continue
 		}
 		b := bits.TrailingZeros64(c)
-		rule = m.rule[w<<6|b]
-		if m.drop[w]&(1<<uint(b)) != 0 {
-			m.prog.drops[rule].n.Add(1)
-			return true, rule
-		}
-		return false, rule
+		return m.drop[w]&(1<<uint(b)) != 0, m.rule[w<<6|b]
 	}
-	if m.def == Drop {
-		m.prog.drops[len(m.prog.rules)].n.Add(1)
-		return true, -1
-	}
-	return false, -1
+	return m.def == Drop, -1
 }
 
 // matchIP narrows cand by the IP header at frame[off:] (EtherType et) and, if rules
