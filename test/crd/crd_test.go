@@ -184,7 +184,7 @@ func TestDefaults(t *testing.T) {
 		}
 	}
 	fo := spec["failover"].(map[string]any)
-	if fo["leaseDurationSeconds"] != int64(6) || fo["maxUnavailable"] != "50%" {
+	if fo["leaseDurationSeconds"] != int64(3) || fo["maxUnavailable"] != "50%" {
 		t.Errorf("failover defaults: %v", fo)
 	}
 	if ns := spec["hubNamespaces"].(map[string]any); ns["from"] != "Same" {
