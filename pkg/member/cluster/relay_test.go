@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -191,4 +193,66 @@ func TestRelayToSilentOwner(t *testing.T) {
 		t.Fatal("login during the move never answered")
 	}
 	m0.mustLogin(t, dyn, "alice")
+}
+
+// TestPartitionBetweenMembersOnly: both members reach the API server but not
+// each other (an asymmetric partition). Ownership is decided by the API
+// server alone, so nothing moves: the owner keeps serving its clients, the
+// other member never takes the hub, and a login there is refused with
+// Internal (retried by the client) within the relay's dial bound instead
+// of hanging or being served by a second copy.
+func TestPartitionBetweenMembersOnly(t *testing.T) {
+	ns := fixture(t)
+	twoMembersWithIPs(t, ns)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
+	peerDir := t.TempDir()
+	writePeerPKI(t, peerDir)
+	silent := silentPeer(t)
+	var cut atomic.Bool
+	ln0, ln1 := loopbackListener(t), loopbackListener(t)
+	addrs := map[string]string{"vpn-member-0": ln0.Addr().String(), "vpn-member-1": ln1.Addr().String()}
+	peerAddr := func(member, _ string) string {
+		if cut.Load() {
+			return silent
+		}
+		return addrs[member]
+	}
+	m0 := startMemberWith(t, ns, "vpn-member-0", env.Config, meshSetup{peerDir: peerDir, ln: ln0, peerAddr: peerAddr})
+	m1 := startMemberWith(t, ns, "vpn-member-1", env.Config, meshSetup{peerDir: peerDir, ln: ln1, peerAddr: peerAddr})
+	dyn := ns + "/dyn"
+	owner := m1.frameLogin(t, dyn, "bob", "dyn-b@m1")
+	m0.frameLogin(t, dyn, "alice", "dyn-a@m0 (relayed)").conn.Close()
+
+	// Partition: from now on each member dials the other at an address that
+	// never answers; a status write makes both recompute their peers.
+	cut.Store(true)
+	twoMembersWithIPs(t, ns)
+	eventually(t, 15*time.Second, "a login at m0 refused Internal within the dial bound", func() error {
+		start := time.Now()
+		s, err := m0.login(dyn, "alice")
+		if err == nil {
+			s.conn.Close()
+			return errors.New("admitted")
+		}
+		if le, ok := errors.AsType[*protocol.LoginError](err); !ok || le.Code != protocol.Internal {
+			return err
+		}
+		if d := time.Since(start); d > protocol.HandshakeTimeout+1500*time.Millisecond {
+			t.Fatalf("refused after %v: the relay dial is not bounded", d)
+		}
+		return nil
+	})
+	if slices.Contains(m0.m.State().Hubs, dyn) {
+		t.Fatal("m0 serves the hub placed on m1: two copies under a partition")
+	}
+	select {
+	case err := <-owner.end:
+		t.Fatalf("the owner's own session ended under a partition between members: %v", err)
+	default:
+	}
+	m1.mustLogin(t, dyn, "alice")
+	if n := hubClients(m1.m.Server().Stats().Hubs, dyn); n < 1 {
+		t.Fatalf("m1 runs %d sessions of %s", n, dyn)
+	}
 }
