@@ -332,11 +332,7 @@ func (c *client) permanent(err error, lost time.Time) *Error {
 // describe is the short cause shown on the status line.
 func describe(err error) string {
 	if le, ok := errors.AsType[*protocol.LoginError](err); ok {
-		s := le.Code.String()
-		if le.Message != "" {
-			s += ": " + le.Message
-		}
-		return s
+		return le.Reason()
 	}
 	if se, ok := errors.AsType[*protocol.ShutdownError](err); ok {
 		if se.Reason == "" {

@@ -14,6 +14,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/framing"
@@ -138,10 +139,7 @@ type LoginError struct {
 }
 
 func (e *LoginError) Error() string {
-	s := "login refused: " + e.Code.String()
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
+	s := "login refused: " + e.Reason()
 	if e.RedirectAddr != "" {
 		s += " (log in at " + e.RedirectAddr + ")"
 	}
@@ -176,6 +174,21 @@ func (e *ProtocolError) Unwrap() error { return ErrProtocol }
 
 func protoErr(format string, args ...any) error {
 	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Reason is the refusal's code and message, for a person: "licence exhausted:
+// no client connection licence free on member-0 …". A member's message may
+// begin with the code's own words already (members do, so their logs read
+// alone); they are then said once, not twice.
+func (e *LoginError) Reason() string {
+	code := e.Code.String()
+	switch {
+	case e.Message == "":
+		return code
+	case strings.HasPrefix(e.Message, code):
+		return e.Message
+	}
+	return code + ": " + e.Message
 }
 
 // ShutdownError is the server's request that the client reconnect now, to another
