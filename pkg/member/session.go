@@ -73,6 +73,10 @@ func endReason(err error) string {
 		return "closed"
 	case errors.Is(err, protocol.ErrPeerClosed):
 		return "client closed the session"
+	case errors.Is(err, protocol.ErrShutdown):
+		// Shutdown goes from a member to its clients only: a client that sends
+		// it breaks the protocol, it is not the member shutting anything down.
+		return "protocol violation by the client: it sent Shutdown, which only a member may send"
 	case errors.Is(err, protocol.ErrPeerDead):
 		return "client silent past the dead timeout: " + err.Error()
 	}

@@ -1,0 +1,18 @@
+package member
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// A session that ends because the client sent Shutdown (a server-to-client
+// message) is logged as the client's protocol violation, not as "server shut
+// the session down" (#16 item 5).
+func TestEndReasonClientShutdownIsAViolation(t *testing.T) {
+	got := endReason(&protocol.ShutdownError{Reason: "bye"})
+	if !strings.Contains(got, "protocol violation by the client") || strings.Contains(got, "server shut") {
+		t.Fatalf("endReason = %q", got)
+	}
+}
