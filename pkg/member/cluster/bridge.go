@@ -67,17 +67,11 @@ type localBridge struct {
 	done   chan struct{}
 }
 
-// bridgeRegistry holds each Member's bridges, so member.go needs no more
-// than its two hooks (recompute and the end of Run).
-var bridgeRegistry sync.Map // *Member -> *memberBridges
-
-func (m *Member) localBridges() *memberBridges {
-	if v, ok := bridgeRegistry.Load(m); ok {
-		return v.(*memberBridges)
-	}
-	v, _ := bridgeRegistry.LoadOrStore(m, &memberBridges{seen: map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}, activation: map[string]string{}})
-	return v.(*memberBridges)
+func newMemberBridges() *memberBridges {
+	return &memberBridges{seen: map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}, activation: map[string]string{}}
 }
+
+func (m *Member) localBridges() *memberBridges { return m.bridges }
 
 // syncBridges starts and stops local bridges to match hubs; recompute calls
 // it after applying the configuration (a new hub's switch exists only then).
@@ -277,7 +271,6 @@ func (m *Member) stopBridges() {
 		delete(b.active, name)
 	}
 	b.mu.Unlock()
-	bridgeRegistry.Delete(m)
 }
 
 // Bridging lists the hubs this member bridges now (for tests and status).

@@ -110,6 +110,7 @@ type Member struct {
 	// attached are the static hubs' switches attached to the mesh, touched
 	// only by recompute (one goroutine).
 	attached map[string]*hub.Hub
+	bridges  *memberBridges // local bridges (bridge.go), with their own lock
 }
 
 // New builds the member server (serving no hub yet) and the API clients.
@@ -156,6 +157,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		kick: make(chan struct{}, 1), renewed: make(chan struct{}, 1), fenced: true,
 		fenceNow: make(chan struct{}, 1), recomputed: make(chan struct{}), resync: true,
 		relays:   map[*activeRelay]struct{}{},
+		bridges:  newMemberBridges(),
 		attached: map[string]*hub.Hub{},
 		mesh:     mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log}),
 	}
