@@ -13,6 +13,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // Names of the objects the operator creates for a cluster. They are derived
@@ -128,7 +129,7 @@ func leaseDuration(c *vpnv1alpha1.VPNCluster) int32 {
 	if d := c.Spec.Failover.LeaseDurationSeconds; d > 0 {
 		return d
 	}
-	return 6
+	return memberpod.DefaultLeaseDurationSeconds
 }
 
 // admission decides whether a cluster accepts objects from namespace ns

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -67,10 +66,6 @@ type Server struct {
 	gate     *license.Gate
 	tlsConf  *tls.Config
 
-	// verifySem bounds concurrent argon2id verifications so a login storm leaves
-	// cores for forwarding.
-	verifySem chan struct{}
-
 	// For the metrics (metrics.go): one atomic add per login or relay.
 	logins   loginCounters
 	relaying atomic.Int64 // sessions relayed to their hub's owner now
@@ -104,7 +99,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		relayTo:   opts.Relay,
 		known:     opts.Known,
 		gate:      license.NewGate(license.Unlimited, license.Unlimited),
-		verifySem: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		hubs:      map[string]*hubState{},
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
