@@ -113,15 +113,17 @@ func TestJumboFramesSplitIntoBatchesUnderTheBodyLimit(t *testing.T) {
 }
 
 func TestKeepaliveHoldsAnIdleSessionPastTheDeadTimeout(t *testing.T) {
-	client, member := sessionPair(t, LoginResult{Code: OK, KeepaliveInterval: 50 * time.Millisecond, DeadPeerTimeout: 150 * time.Millisecond})
+	// A dead timeout six keepalives long: a loaded machine that delays a
+	// keepalive goroutine by 100 ms (seen with 50/150 ms) must not end the session.
+	client, member := sessionPair(t, LoginResult{Code: OK, KeepaliveInterval: 100 * time.Millisecond, DeadPeerTimeout: 600 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go client.RunKeepalive(ctx)
 	go member.RunKeepalive(ctx)
 	fromClient, fromMember := reader(member), reader(client)
-	// Ten keepalives each way is 500 ms of idleness, over three dead timeouts.
-	waitFor(t, 10*time.Second, "ten keepalives each way", func() bool {
-		return member.Stats().RxKeepalives >= 10 && client.Stats().RxKeepalives >= 10
+	// Twenty keepalives each way is 2 s of idleness, over three dead timeouts.
+	waitFor(t, 20*time.Second, "twenty keepalives each way", func() bool {
+		return member.Stats().RxKeepalives >= 20 && client.Stats().RxKeepalives >= 20
 	})
 	if err := client.WriteFrames([][]byte{[]byte("still here")}); err != nil {
 		t.Fatal(err)
