@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command hubfleet is the single binary of hubfleet: the operator, the member server,
 // the VPN client and bridge, and small tools. See `hubfleet help`.
 package main

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package controllers holds hubfleet's reconcilers: one per kind (VPNCluster,
 // VirtualHub, ConnectionLicense), one file per concern.
 //
@@ -42,9 +45,8 @@ type Options struct {
 	// PlacementWorkers is how many VirtualHub status writes run at once after
 	// a placement (default 64): one member failure moves ~100 hubs, and each
 	// write is bound by API-server latency, not by our CPU, so ~100 writes in
-	// flight at once finish in about two round trips. Measured with
-	// hack/bench-operator.sh: p99 of a 100-hub failover 2.7 s with 16
-	// workers, 1.3 s with 64 (docs/benchmarks-operator.md).
+	// flight at once finish in about two round trips. hack/bench-operator.sh
+	// compares worker counts; the figures are in docs/benchmarks-operator.md.
 	PlacementWorkers int
 }
 

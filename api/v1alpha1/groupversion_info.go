@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package v1alpha1 contains the hubfleet API: VPNCluster, VirtualHub and ConnectionLicense.
 //
 // +kubebuilder:object:generate=true

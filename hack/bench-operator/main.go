@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command bench-operator measures the hubfleet operator against a real
 // kube-apiserver (the envtest control plane): 100 members, 10,000 dynamic
 // VirtualHubs.

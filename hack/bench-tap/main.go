@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command bench-tap measures the data plane on the path users use: a member
 // listening on loopback inside a network namespace that holds only `lo`, two
 // `hubfleet connect` clients in that namespace whose TAP devices are moved into

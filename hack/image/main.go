@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command image builds a container image tarball from one static binary, without a
 // Docker daemon: no engine runs on the machines this project is developed and tested
 // on, and `ctr images import` only needs a tarball.

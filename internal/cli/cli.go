@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package cli dispatches hubfleet's subcommands. Each subcommand lives in its own file
 // and registers itself in init, so adding one never touches a shared switch.
 package cli

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package e2e is the shared framework of the end-to-end tests (test/e2e and its
 // subpackages): it runs them against the real local Kubernetes of
 // hack/local-cluster.sh with the operator and members as pods from the image built

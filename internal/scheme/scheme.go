@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package scheme builds the runtime.Scheme every hubfleet component uses: the
 // built-in Kubernetes kinds plus hubfleet's.
 package scheme

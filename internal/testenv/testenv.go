@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package testenv starts a real kube-apiserver and etcd (envtest) with hubfleet's CRDs
 // installed, for integration tests. The binaries are built from source by
 // hack/build-k8s.sh; `make test` points KUBEBUILDER_ASSETS at them.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package acl compiles a Virtual Hub's access list into a matcher that decides, per
 // Ethernet frame a session sends into the hub, whether the frame passes or is
 // dropped.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package auth holds hubfleet's credential primitives: argon2id password hashes for
 // the users Secret of a VirtualHub, and HMAC resumption tickets that let a client
 // reconnect to any member of a cluster without a password hash being recomputed.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package bridge is the LAN side of a member's local bridge: it joins one
 // static hub instance to a host (or secondary pod) network interface, so the
 // hub's Layer-2 segment and the LAN become one.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package certs issues the certificates of a hubfleet cluster with nothing but
 // crypto/x509: a cluster CA, the serving certificate clients verify, and the
 // peer certificate members use for the member-to-member mTLS mesh.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package client is the VPN client and bridge: it joins a local TAP device to a
 // hub of a hubfleet cluster over the wire protocol (pkg/protocol) and keeps it
 // joined. Run dials and logs in, pumps frames both ways with one goroutine pair

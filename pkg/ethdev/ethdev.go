@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package ethdev is the one batched interface to an Ethernet device the kernel
 // exchanges frames with: a client's or bridge session's TAP (pkg/tap) and a
 // member's LAN bridge (pkg/bridge). It is shaped like wireguard-go's

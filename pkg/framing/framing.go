@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package framing is the one codec for the length-prefixed messages and frame
 // batches that client sessions (pkg/protocol) and member links (pkg/mesh) put
 // on their TLS streams: the 4-byte message header, the batch encoder and the

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package gso is segmentation offload in software: the metadata a Linux TAP or
 // packet socket puts before an offloaded frame (struct virtio_net_hdr), checksum
 // completion, and the split of a TCP or UDP super-frame into MTU-sized

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package hub implements the Virtual Hub: one learning Ethernet switch per
 // hub instance. Hubs share nothing, so no frame ever passes between them.
 //

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package member is the member server: it accepts VPN sessions over TLS, logs them
 // in (password or resumption ticket, hub capacity, connection licences) and
 // attaches each to its Virtual Hub, with one reader and one writer goroutine per

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package memberlease is the contract between a member pod and the operator
 // about the member's coordination.k8s.io Lease: its name, its labels, and the
 // load report it carries.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package memberpod is the contract between the operator, which builds the
 // member pods (controllers/vpncluster_workload.go), and `hubfleet member
 // --cluster`, which runs in them (pkg/member/cluster): environment variable

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package placement decides where VirtualHubs run: which member holds each
 // dynamic hub, which members hold an instance of each static hub, and which
 // member takes a new session. It is pure logic with no Kubernetes client: the

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package protocol is hubfleet's wire protocol: TLS 1.3 with ALPN "hubfleet/1", a
 // versioned login exchange, then batches of length-prefixed Ethernet frames with
 // keepalives in both directions. docs/protocol.md is the byte-level specification.

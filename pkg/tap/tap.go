@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package tap is the Ethernet side of a VPN client or bridge session: a TAP
 // device the kernel hands frames to, as an ethdev.Device (a batch of frames
 // per call, each with a virtio_net_hdr in front).

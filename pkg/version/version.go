@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package version holds the build's version, stamped with -ldflags -X at build time.
 package version
 

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package chart tests the Helm chart as an installer would use it: it lints, renders
 // with default and non-default values, its output is accepted by a real
 // kube-apiserver (server-side dry-run), and it grants the operator exactly the RBAC

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package crd tests the CustomResourceDefinitions as a user meets them: served by a
 // real kube-apiserver, with samples accepted and mistakes refused with messages that
 // say what is wrong and how to fix it.

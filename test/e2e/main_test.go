@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package e2e is the end-to-end suite of the local Kubernetes (issue #6): the
 // operator and a member cluster as pods from the image built from this checkout,
 // clients in network namespaces, failover measured end to end. It runs only with

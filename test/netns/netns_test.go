@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package netns is the end-to-end test of the data plane on one machine: a real
 // `hubfleet member` and `hubfleet connect` clients, each in its own network
 // namespace, carrying pings between TAP devices through the hub. It needs root,

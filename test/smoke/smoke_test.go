@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package smoke is the smoke test of the local cluster (hack/local-cluster.sh): from
 // a clean machine the cluster comes up, a pod from a locally built image becomes
 // Ready, a Service reaches it, deleting the pod lets its StatefulSet recreate it, a

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command pause is the sandbox ("pause") container of the local cluster: it holds a
 // pod's namespaces open and does nothing else until it is told to stop. Kubernetes'
 // own pause image is not reachable from these machines, so we build this one.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command testserver is the workload of the local cluster's smoke test: a tiny HTTP
 // server that answers with its host name (the pod name), so the test can tell which
 // pod a Service sent it to, and that stops cleanly on SIGTERM.

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Command pki writes the certificates, keys and kubeconfigs of the local cluster
 // (hack/local-cluster/cluster.sh): one throwaway CA, the API server's serving
 // certificate, one client certificate per component and user, the kubelet's serving

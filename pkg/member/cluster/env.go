@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package cluster runs a member server in cluster mode: its identity comes from
 // the environment the operator gives the member pod, its hubs, users and
 // licence allocation from Kubernetes objects read through informers, and it

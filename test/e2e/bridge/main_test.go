@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package bridge is the end-to-end test of a static hub's local bridge on the
 // local Kubernetes (issue #8): a LAN made by the test, the hub bridged to it
 // by one member at a time, the bridging member killed again and again, the

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 // Package helm is the end-to-end test of the Helm chart on the local Kubernetes
 // (issue #7's acceptance): install brings the operator up, a sample cluster's
 // members become Ready and carry traffic, upgrade rolls the operator, uninstall
