@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package hub
 
 import (
@@ -43,6 +46,12 @@ func (p *Port) Forward(frames []*Frame) {
 	}
 	t := h.table.Load()
 	maxFrame := h.opt.MaxFrame
+	// Loaded once per batch: with no access list the per-frame cost is one
+	// nil check.
+	var filter Filter
+	if ref := p.filter.Load(); ref != nil {
+		filter = ref.f
+	}
 	var c batchCounters
 
 	for _, f := range frames {
@@ -73,6 +82,15 @@ func (p *Port) Forward(frames []*Frame) {
 			c.invalidSrc++
 			f.Release()
 			continue
+		}
+		// Before learning: a dropped frame must not teach the table where
+		// its source is.
+		if filter != nil {
+			if drop, _ := filter.Match(b); drop {
+				c.accessList++
+				f.Release()
+				continue
+			}
 		}
 
 		// Learn. The common case, a known MAC on its own port, reads only;

@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package hub
 
 import (
@@ -32,9 +35,10 @@ type Port struct {
 	_      [64]byte
 
 	// Ingress side, owned by the Forward goroutine.
-	pend []pending
-	run  []*Frame
-	in   ingressCounters
+	filter atomic.Pointer[filterRef] // the session's access list; nil: none
+	pend   []pending
+	run    []*Frame
+	in     ingressCounters
 
 	// Egress side: a bounded ring written by any port's Forward.
 	qmu     sync.Mutex
@@ -56,6 +60,26 @@ func newPort(h *Hub, kind PortKind, label string) *Port {
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+}
+
+// Filter is an access list at a port's ingress: Match reports whether a frame
+// is dropped (and counts the drop against the rule that decided). It is an
+// interface so the switch needs no knowledge of rules (pkg/acl implements it).
+type Filter interface {
+	Match(frame []byte) (drop bool, rule int)
+}
+
+type filterRef struct{ f Filter }
+
+// SetFilter installs the access list applied to frames this port sends into
+// the hub, replacing any earlier one; nil removes it. It may be called while
+// the port forwards: the next batch uses the new filter.
+func (p *Port) SetFilter(f Filter) {
+	if f == nil {
+		p.filter.Store(nil)
+		return
+	}
+	p.filter.Store(&filterRef{f})
 }
 
 // Kind returns the port's kind.

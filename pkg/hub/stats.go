@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package hub
 
 import (
@@ -14,6 +17,9 @@ type Drops struct {
 	// MACTableFull counts frames whose new source MAC was not learned because
 	// the table was at MaxMACs. Those frames were still forwarded.
 	MACTableFull uint64 `json:"mac_table_full"`
+	// AccessList counts frames the sending port's access list dropped
+	// (Port.SetFilter); the filter counts them per rule too.
+	AccessList uint64 `json:"access_list"`
 }
 
 func (d *Drops) add(o Drops) {
@@ -22,6 +28,7 @@ func (d *Drops) add(o Drops) {
 	d.InvalidSource += o.InvalidSource
 	d.QueueFull += o.QueueFull
 	d.MACTableFull += o.MACTableFull
+	d.AccessList += o.AccessList
 }
 
 // Stats is a snapshot of a hub's counters, including those of ports since
@@ -80,6 +87,7 @@ func (c *counterSnapshot) add(o counterSnapshot) {
 type ingressCounters struct {
 	frames, bytes, flooded, filtered      atomic.Uint64
 	runt, oversize, invalidSrc, tableFull atomic.Uint64
+	accessList                            atomic.Uint64
 	_                                     [64]byte
 }
 
@@ -92,6 +100,7 @@ type egressCounters struct {
 type batchCounters struct {
 	frames, bytes, flooded, filtered      uint64
 	runt, oversize, invalidSrc, tableFull uint64
+	accessList                            uint64
 }
 
 func (c *ingressCounters) publish(b *batchCounters) {
@@ -103,6 +112,7 @@ func (c *ingressCounters) publish(b *batchCounters) {
 	addNonZero(&c.oversize, b.oversize)
 	addNonZero(&c.invalidSrc, b.invalidSrc)
 	addNonZero(&c.tableFull, b.tableFull)
+	addNonZero(&c.accessList, b.accessList)
 }
 
 func addNonZero(c *atomic.Uint64, n uint64) {
@@ -124,6 +134,7 @@ func (p *Port) snapshot() counterSnapshot {
 			Oversize:      p.in.oversize.Load(),
 			InvalidSource: p.in.invalidSrc.Load(),
 			MACTableFull:  p.in.tableFull.Load(),
+			AccessList:    p.in.accessList.Load(),
 			QueueFull:     p.out.queueFull.Load(),
 		},
 	}

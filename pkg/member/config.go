@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package member
 
 import (
@@ -22,6 +25,8 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/acl"
 	"github.com/hubfleet/hubfleet/pkg/auth"
 )
 
@@ -64,6 +69,17 @@ type HubConfig struct {
 	Users            map[string]string `json:"users"`
 	MACAgeingSeconds int               `json:"macAgeingSeconds,omitempty"` // default 600
 	MaxMACs          int               `json:"maxMACs,omitempty"`          // default 65536
+	// AccessList and AccessListDefault filter the frames each session sends
+	// into the hub, with the rules and meaning of VirtualHub.spec.accessList
+	// (docs/access-lists.md); cluster mode copies them from the VirtualHub.
+	AccessList        []v1alpha1.AccessRule `json:"accessList,omitempty"`
+	AccessListDefault v1alpha1.AccessAction `json:"accessListDefault,omitempty"`
+}
+
+// accessList compiles the hub's access list (a Program that filters nothing
+// when the hub has none).
+func (h *HubConfig) accessList() (*acl.Program, error) {
+	return acl.CompileSpec(&v1alpha1.VirtualHubSpec{AccessList: h.AccessList, AccessListDefault: h.AccessListDefault})
 }
 
 // Hub types. On one member they behave alike; the operator places them differently.
@@ -213,6 +229,9 @@ func (c *Config) Validate() error {
 		}
 		if h.MaxMACs < 0 {
 			fail("%s.maxMACs %d is negative: use 0 for the default (65536)%s", at, h.MaxMACs, of)
+		}
+		if _, err := h.accessList(); err != nil {
+			fail("%s.accessList: %v%s", at, err, of)
 		}
 		for _, user := range slices.Sorted(maps.Keys(h.Users)) {
 			if user == "" || len(user) > auth.MaxTicketName {

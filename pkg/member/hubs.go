@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package member
 
 import (
@@ -7,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/acl"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/license"
 )
@@ -18,7 +22,8 @@ type hubState struct {
 	sw   *hub.Hub
 
 	mu       sync.Mutex
-	cfg      *HubConfig // replaced by Apply; read under mu at login
+	cfg      *HubConfig   // replaced by Apply; read under mu at login
+	acl      *acl.Program // cfg's access list, compiled; read under mu
 	sessions map[*session]struct{}
 	count    [2]int // sessions admitted (reserved or running) per license.Kind
 	removed  bool
@@ -26,7 +31,11 @@ type hubState struct {
 }
 
 func newHubState(c *HubConfig, now func() time.Time) *hubState {
+	// Validate compiled the list already; a failure here cannot happen, and
+	// would leave the hub without a filter only for a config Validate refused.
+	prog, _ := c.accessList()
 	return &hubState{
+		acl:  prog,
 		name: c.Name,
 		sw: hub.New(c.Name, hub.Options{
 			MACAgeing: time.Duration(c.MACAgeingSeconds) * time.Second,
@@ -43,9 +52,16 @@ func newHubState(c *HubConfig, now func() time.Time) *hubState {
 
 // update installs a new configuration for later logins.
 func (hs *hubState) update(c *HubConfig, log *slog.Logger) {
+	prog, _ := c.accessList() // validated with the config
 	hs.mu.Lock()
 	old := hs.cfg
 	hs.cfg = c
+	hs.acl = prog
+	// Sessions already running get the new list at once: a rule added to stop
+	// a session's traffic must not wait for it to reconnect.
+	for se := range hs.sessions {
+		se.port.SetFilter(filterFor(prog, se.user))
+	}
 	hs.mu.Unlock()
 	if old.MACAgeingSeconds != c.MACAgeingSeconds || old.MaxMACs != c.MaxMACs {
 		// The switch's table parameters are fixed when it is built; rebuilding it
@@ -106,7 +122,17 @@ func (hs *hubState) attach(se *session) bool {
 		kind = hub.PortBridge
 	}
 	se.port = hs.sw.Attach(kind, se.label)
+	se.port.SetFilter(filterFor(hs.acl, se.user))
 	return true
+}
+
+// filterFor is the session's access list as the switch takes it: nil (no
+// per-frame cost) when no rule can drop the user's frames.
+func filterFor(p *acl.Program, user string) hub.Filter {
+	if m := p.ForUser(user); m != nil {
+		return m
+	}
+	return nil
 }
 
 // register lists a session whose client heard OK, so remove and forceClose reach
@@ -119,6 +145,9 @@ func (hs *hubState) register(se *session) (string, bool) {
 		return hs.reason, false
 	}
 	hs.sessions[se] = struct{}{}
+	// The list may have changed since attach; update only reaches registered
+	// sessions, so the latest is applied here, under the same lock.
+	se.port.SetFilter(filterFor(hs.acl, se.user))
 	return "", true
 }
 

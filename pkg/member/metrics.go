@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package member
 
 import (
@@ -77,7 +80,7 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 		frames:    d("hub_frames_total", "Frames the hub's switch received (in) from and handed (out) to its ports: sessions, bridges and mesh peers. A flooded frame counts once per port it is handed to.", append(hub, "direction")...),
 		bytes:     d("hub_bytes_total", "Bytes of hubfleet_server_hub_frames_total.", append(hub, "direction")...),
 		flooded:   d("hub_flooded_frames_total", "Broadcast, multicast and unknown-unicast frames the hub flooded.", hub...),
-		drops:     d("hub_drops_total", "Frames the hub did not deliver, by reason: queue_full (a port's egress queue was full), oversize, runt, invalid_source; mac_table_full counts frames whose source MAC was not learned (they were still forwarded).", append(hub, "reason")...),
+		drops:     d("hub_drops_total", "Frames the hub did not deliver, by reason: queue_full (a port's egress queue was full), oversize, runt, invalid_source, access_list (the session's access list dropped it); mac_table_full counts frames whose source MAC was not learned (they were still forwarded).", append(hub, "reason")...),
 		licInUse:  d("licence_in_use", "Connection licences held by this member's sessions, by kind.", "kind"),
 		licAlloc:  d("licence_allocation", "Connections of each kind this member may admit (its share of the cluster's licences); absent while unlimited.", "kind"),
 		logins:    d("logins_total", "Logins decided by this member, by result (ok or the refusal code). A relayed login is counted by the member that owns the hub.", "result"),
@@ -128,6 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.drops, sw.Drops.Oversize, ns, name, "oversize")
 		counter(c.drops, sw.Drops.Runt, ns, name, "runt")
 		counter(c.drops, sw.Drops.InvalidSource, ns, name, "invalid_source")
+		counter(c.drops, sw.Drops.AccessList, ns, name, "access_list")
 	}
 	for t, n := range types {
 		gauge(c.hubs, float64(n), t)

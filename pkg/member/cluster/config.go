@@ -1,3 +1,6 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
 package cluster
 
 import (
@@ -7,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/acl"
 	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/member"
 )
@@ -100,6 +104,14 @@ func desired(id *Identity, base member.Config, in inputs) result {
 		}
 		if t := h.Spec.MACTable; t != nil {
 			hc.MACAgeingSeconds, hc.MaxMACs = max(0, int(t.AgeingSeconds)), max(0, int(t.MaxEntries))
+		}
+		hc.AccessList, hc.AccessListDefault = h.Spec.AccessList, h.Spec.AccessListDefault
+		if _, err := acl.CompileSpec(&h.Spec); err != nil {
+			// Fail closed: serving the hub without the filter its owner asked for
+			// would pass what the list drops. Only an object written past the
+			// CRD's validation can get here.
+			r.problems = append(r.problems, fmt.Sprintf("hub %s: accessList: %v: the hub is not served until it is fixed", name, err))
+			continue
 		}
 		if h.Spec.Users != nil && h.Spec.Users.SecretName != "" {
 			s, synced := in.secret(h.Namespace, h.Spec.Users.SecretName)
