@@ -59,8 +59,7 @@ type VirtualHubSpec struct {
 	// every match holds decides (pass or drop); a frame no rule matches gets
 	// accessListDefault, which is Pass. A rule with no match at all matches every
 	// frame, so a last rule {name: rest, action: Drop} makes the list an allow-list.
-	// Not yet enforced: members of this version validate and compile the list but
-	// do not filter with it (docs/access-lists.md).
+	// A list that changes applies to running sessions at once (docs/access-lists.md).
 	// +kubebuilder:validation:MaxItems=256
 	// +kubebuilder:validation:XValidation:rule="self.all(r, self.filter(s, s.name == r.name).size() == 1)",message="accessList rule names must be unique: each name identifies its rule in drop metrics and Events"
 	// +listType=atomic
