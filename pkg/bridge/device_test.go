@@ -7,7 +7,6 @@ package bridge
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"runtime"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/hubfleet/hubfleet/internal/testutil"
 	"github.com/hubfleet/hubfleet/pkg/gso"
 )
 
@@ -43,30 +43,9 @@ func inPrivateNetns(t *testing.T, fn func()) {
 }
 
 // superFrame is a TCP/IPv4 super-frame as a sender with segmentation
-// offload hands it over: payload n bytes, the TCP checksum field holding
-// only the pseudo-header sum.
+// offload hands it over, cut into 1448-byte segments (testutil.TCPSuperFrame).
 func superFrame(n int) ([]byte, gso.Meta) {
-	f := make([]byte, 14+20+20+n)
-	copy(f[0:6], []byte{2, 0, 0, 0, 0, 0xb})
-	copy(f[6:12], []byte{2, 0, 0, 0, 0, 0xa})
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:34]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(min(40+n, 0xffff)))
-	ip[8], ip[9] = 64, 6
-	copy(ip[12:20], []byte{198, 18, 5, 1, 198, 18, 5, 2})
-	binary.BigEndian.PutUint16(ip[10:], ^gso.CsumFold(gso.CsumAdd(0, ip)))
-	tcp := f[34:]
-	binary.BigEndian.PutUint16(tcp[0:], 40000)
-	binary.BigEndian.PutUint16(tcp[2:], 5001)
-	binary.BigEndian.PutUint32(tcp[4:], 1)
-	tcp[12], tcp[13] = 5<<4, 0x18
-	for i := range n {
-		tcp[20+i] = byte(i*7 + i>>8)
-	}
-	ps := gso.CsumAdd(0, ip[12:20]) + 6 + uint64(len(tcp))
-	binary.BigEndian.PutUint16(tcp[16:], gso.CsumFold(ps))
-	return f, gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4, HdrLen: 54, Size: 1448, CsumStart: 34, CsumOffset: 16}
+	return testutil.TCPSuperFrame([6]byte{2, 0, 0, 0, 0, 0xb}, [6]byte{2, 0, 0, 0, 0, 0xa}, false, false, n, 1448)
 }
 
 // A super-frame the hub hands the LAN bridge (from a client with offloads)

@@ -11,34 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hubfleet/hubfleet/internal/testutil"
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
 // superFrame is a TCP/IPv4 super-frame from src to dst as an offloading TAP
-// hands it out: payload n bytes, the TCP checksum field holding the
-// pseudo-header sum, and the metadata to cut it into mss-byte segments.
+// hands it out, cut into mss-byte segments (testutil.TCPSuperFrame).
 func superFrame(dst, src [6]byte, n int, mss uint16) ([]byte, gso.Meta) {
-	f := make([]byte, 14+20+20+n)
-	copy(f, dst[:])
-	copy(f[6:], src[:])
-	binary.BigEndian.PutUint16(f[12:], 0x0800)
-	ip := f[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(40+n))
-	binary.BigEndian.PutUint16(ip[4:], 7)
-	ip[8], ip[9] = 64, 6
-	copy(ip[12:20], []byte{198, 18, 0, 1, 198, 18, 0, 2})
-	binary.BigEndian.PutUint16(ip[10:], ^gso.CsumFold(gso.CsumAdd(0, ip[:20])))
-	tcp := ip[20:]
-	binary.BigEndian.PutUint16(tcp, 40000)
-	binary.BigEndian.PutUint16(tcp[2:], 5201)
-	tcp[12], tcp[13] = 5<<4, 0x10
-	for i := range n {
-		tcp[20+i] = byte(i * 13)
-	}
-	binary.BigEndian.PutUint16(tcp[16:], gso.CsumFold(gso.CsumAdd(0, ip[12:20])+6+uint64(20+n)))
-	return f, gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4, HdrLen: 54, Size: mss, CsumStart: 34, CsumOffset: 16}
+	return testutil.TCPSuperFrame(dst, src, false, false, n, mss)
 }
 
 type offloadClient struct {
