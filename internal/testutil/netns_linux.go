@@ -53,6 +53,29 @@ func InNetns(ns string, fn func() error) error {
 	return <-errc
 }
 
+// InPrivateNetns runs fn on an OS thread moved into a new, empty network
+// namespace, so a test's interfaces, addresses and packets never touch the
+// host's network. The thread is never returned to the scheduler: it exits with
+// the goroutine and the namespace disappears with it. Commands fn runs (ip)
+// are forked from that thread and so act in the same namespace. A panic in fn
+// is re-raised in the caller's goroutine.
+func InPrivateNetns(t testing.TB, fn func()) {
+	t.Helper()
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			t.Errorf("unshare(CLONE_NEWNET): %v", err)
+			return
+		}
+		fn()
+	}()
+	if p := <-done; p != nil {
+		panic(p)
+	}
+}
+
 // IP runs the ip(8) command and fails the test if it fails.
 func IP(t testing.TB, args ...string) {
 	t.Helper()

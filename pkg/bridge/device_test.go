@@ -8,7 +8,6 @@ package bridge
 import (
 	"bytes"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -19,27 +18,12 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/gso"
 )
 
-// inPrivateNetns runs fn on an OS thread moved into a new, empty network
-// namespace; the thread is never returned to the scheduler, so the namespace
-// and everything in it disappear with the goroutine.
 func inPrivateNetns(t *testing.T, fn func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace and packet sockets")
 	}
-	done := make(chan any)
-	go func() {
-		defer func() { done <- recover() }()
-		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare(CLONE_NEWNET): %v", err)
-			return
-		}
-		fn()
-	}()
-	if p := <-done; p != nil {
-		panic(p)
-	}
+	testutil.InPrivateNetns(t, fn)
 }
 
 // superFrame is a TCP/IPv4 super-frame as a sender with segmentation

@@ -11,21 +11,15 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
+	"github.com/hubfleet/hubfleet/internal/testutil"
 	"github.com/hubfleet/hubfleet/pkg/ethdev"
 )
 
-// inPrivateNetns runs fn on an OS thread moved into a new, empty network
-// namespace, so the test's interfaces, addresses and packets never touch the
-// host's network. The thread is never returned to the scheduler: it exits with
-// the goroutine and the namespace disappears with it. Commands run from fn (ip)
-// are forked from that thread and so act in the same namespace.
 func inPrivateNetns(t *testing.T, fn func()) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -34,19 +28,7 @@ func inPrivateNetns(t *testing.T, fn func()) {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		t.Skip("needs /dev/net/tun (modprobe tun, or --device /dev/net/tun in a container)")
 	}
-	done := make(chan any)
-	go func() {
-		defer func() { done <- recover() }()
-		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			t.Errorf("unshare(CLONE_NEWNET): %v", err)
-			return
-		}
-		fn()
-	}()
-	if p := <-done; p != nil {
-		panic(p)
-	}
+	testutil.InPrivateNetns(t, fn)
 }
 
 func TestTAPCarriesFramesBothWaysWithMTUAndAddress(t *testing.T) {
