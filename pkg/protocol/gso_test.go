@@ -20,31 +20,13 @@ import (
 // grant(req) and returns both ends with the server's view of the request.
 func gsoPair(t testing.TB, offer uint32, grant func(*LoginRequest) uint32) (client, member *Conn, seen *LoginRequest) {
 	t.Helper()
-	p := newPKI(t)
-	sessions := make(chan *Conn, 1)
-	reqs := make(chan *LoginRequest, 1)
-	s := startServer(t, ServerTLSConfig(p.server, nil), answer(func(req *LoginRequest) *LoginResult {
-		reqs <- req
-		return &LoginResult{Code: OK, Capabilities: grant(req)}
-	}, sessions))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	req := okLogin
 	req.Capabilities = offer
-	client, _, err := Dial(ctx, s.addr, clientConf(t, p), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case member = <-sessions:
-	case <-ctx.Done():
-		t.Fatal("member side of the session never started")
-	}
-	t.Cleanup(func() {
-		client.Close()
-		member.Close()
+	client, member = loginPair(t, req, func(req *LoginRequest) *LoginResult {
+		seen = req
+		return &LoginResult{Code: OK, Capabilities: grant(req)}
 	})
-	return client, member, <-reqs
+	return client, member, seen
 }
 
 // newServer accepts what a client offers, as pkg/member does; oldServer

@@ -162,15 +162,22 @@ var okLogin = LoginRequest{Hub: "default/vpn", User: "alice", Password: "pw", Ki
 // sessionPair logs a client in to a loopback member and returns both ends.
 func sessionPair(t testing.TB, res LoginResult) (client, member *Conn) {
 	t.Helper()
-	p := newPKI(t)
-	sessions := make(chan *Conn, 1)
-	s := startServer(t, ServerTLSConfig(p.server, nil), answer(func(*LoginRequest) *LoginResult {
+	return loginPair(t, okLogin, func(*LoginRequest) *LoginResult {
 		r := res
 		return &r
-	}, sessions))
+	})
+}
+
+// loginPair logs req in to a loopback server whose answer decides the result,
+// and returns both ends of the session.
+func loginPair(t testing.TB, req LoginRequest, answerFn func(*LoginRequest) *LoginResult) (client, member *Conn) {
+	t.Helper()
+	p := newPKI(t)
+	sessions := make(chan *Conn, 1)
+	s := startServer(t, ServerTLSConfig(p.server, nil), answer(answerFn, sessions))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, _, err := Dial(ctx, s.addr, clientConf(t, p), okLogin)
+	client, _, err := Dial(ctx, s.addr, clientConf(t, p), req)
 	if err != nil {
 		t.Fatal(err)
 	}
