@@ -73,25 +73,9 @@ type trial struct {
 // the member is back and Ready, so every trial starts from a whole cluster.
 func failoverTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e.Watch, how string) trial {
 	t.Helper()
-	owner := hubWatch.Last()
-	if owner == "" {
-		t.Fatal("hub lab has no assigned member")
-	}
-	pod := c.MemberPod(t, owner)
-	podWatch := e2e.StartWatch(t, c.Namespace, "pod/"+owner, `{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}`)
-	defer podWatch.Stop()
-	// A client whose sessions keep ending within healthySession (10 s) backs
-	// off (docs/client.md); failover is measured for clients in a healthy
-	// session, as they are in service, so a trial starts once both sessions
-	// are older than that.
-	e2e.Eventually(t, 30*time.Second, "both clients in a session older than 10s", func() (bool, error) {
-		return a.SessionAge() > healthySession && b.SessionAge() > healthySession, nil
-	})
-	ping := a.StartPingStream(t, b.Address, 50*time.Millisecond)
-	defer ping.Stop()
-	if _, err := ping.FirstReplyAfter(time.Now(), 10*time.Second); err != nil {
-		t.Fatalf("A does not reach B before the kill: %v\n%s", err, a.Output())
-	}
+	tr := startTrial(t, c, a, b, hubWatch)
+	defer tr.stop()
+	owner, pod := tr.owner, tr.pod
 
 	t0 := time.Now()
 	switch how {
@@ -102,21 +86,7 @@ func failoverTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e
 	default:
 		t.Fatalf("unknown trial %q", how)
 	}
-	// Replies already in flight at the kill arrive just after it; resumption is
-	// the first reply after an outage of more than four ping intervals.
-	replied, err := ping.FirstReplyAfterGap(t0, 200*time.Millisecond, 30*time.Second)
-	if err != nil {
-		t.Fatalf("pings from A to B did not resume after the %s of %s: %v\nA:\n%s\nB:\n%s", how, owner, err, a.Output(), b.Output())
-	}
-	r := trial{from: owner, resume: replied.Sub(t0)}
-	mv := hubWatch.WaitFor(t, t0, 30*time.Second, "hub lab moved off "+owner, func(v string) bool { return v != "" && v != owner })
-	r.to, r.moved = mv.Value, mv.At.Sub(t0)
-	if nr, ok := podWatch.FirstAfter(t0, func(v string) bool {
-		f := strings.Fields(v)
-		return len(f) != 2 || f[0] != pod.Metadata.UID || f[1] != "True"
-	}); ok {
-		r.notReady = nr.At.Sub(t0)
-	}
+	r := tr.measure(t, t0, 30*time.Second, "the "+how, nil)
 	b.PingUntil(t, 10*time.Second, a.Address)
 
 	// Back to a whole cluster: the member restarted (or recreated) and Ready,
@@ -137,6 +107,73 @@ func failoverTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e
 		}
 		return ready == c.Members, fmt.Errorf("%d of %d members Ready: %+v", ready, c.Members, st.Members)
 	})
+	return r
+}
+
+// trialRun is what a failover or fault trial starts from: the member holding
+// hub lab, a watch on its pod, and a ping stream from A to B that already
+// gets replies.
+type trialRun struct {
+	a, b     *e2e.Client
+	hubWatch *e2e.Watch
+	owner    string
+	pod      e2e.Pod
+	podWatch *e2e.Watch
+	ping     *e2e.PingStream
+}
+
+func startTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e.Watch) *trialRun {
+	t.Helper()
+	tr := &trialRun{a: a, b: b, hubWatch: hubWatch, owner: hubWatch.Last()}
+	if tr.owner == "" {
+		t.Fatal("hub lab has no assigned member")
+	}
+	tr.pod = c.MemberPod(t, tr.owner)
+	tr.podWatch = e2e.StartWatch(t, c.Namespace, "pod/"+tr.owner, `{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}`)
+	// A client whose sessions keep ending within healthySession (10 s) backs
+	// off (docs/client.md); failover is measured for clients in a healthy
+	// session, as they are in service, so a trial starts once both sessions
+	// are older than that.
+	e2e.Eventually(t, 30*time.Second, "both clients in a session older than 10s", func() (bool, error) {
+		return a.SessionAge() > healthySession && b.SessionAge() > healthySession, nil
+	})
+	tr.ping = a.StartPingStream(t, b.Address, 50*time.Millisecond)
+	if _, err := tr.ping.FirstReplyAfter(time.Now(), 10*time.Second); err != nil {
+		tr.stop()
+		t.Fatalf("A does not reach B before the fault: %v\n%s", err, a.Output())
+	}
+	return tr
+}
+
+func (tr *trialRun) stop() {
+	if tr.ping != nil {
+		tr.ping.Stop()
+	}
+	tr.podWatch.Stop()
+}
+
+// measure times, from t0, when A's pings to B were answered again (the first
+// reply after an outage of more than four ping intervals: replies in flight
+// at t0 arrive just after it), when the hub moved off the owner and when its
+// pod was seen not Ready. onFail runs before a failure is reported.
+func (tr *trialRun) measure(t *testing.T, t0 time.Time, within time.Duration, what string, onFail func()) trial {
+	t.Helper()
+	replied, err := tr.ping.FirstReplyAfterGap(t0, 200*time.Millisecond, within)
+	if err != nil {
+		if onFail != nil {
+			onFail()
+		}
+		t.Fatalf("pings from A to B did not resume after %s of %s: %v\nA:\n%s\nB:\n%s", what, tr.owner, err, tr.a.Output(), tr.b.Output())
+	}
+	r := trial{from: tr.owner, resume: replied.Sub(t0)}
+	mv := tr.hubWatch.WaitFor(t, t0, within, "hub lab moved off "+tr.owner, func(v string) bool { return v != "" && v != tr.owner })
+	r.to, r.moved = mv.Value, mv.At.Sub(t0)
+	if nr, ok := tr.podWatch.FirstAfter(t0, func(v string) bool {
+		f := strings.Fields(v)
+		return len(f) != 2 || f[0] != tr.pod.Metadata.UID || f[1] != "True"
+	}); ok {
+		r.notReady = nr.At.Sub(t0)
+	}
 	return r
 }
 

@@ -6,7 +6,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,21 +78,9 @@ func TestMemberFrozenOrCutOff(t *testing.T) {
 // on a duplicated reply or a moment with two owners.
 func faultTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e.Watch, how string, faultFor time.Duration) trial {
 	t.Helper()
-	owner := hubWatch.Last()
-	if owner == "" {
-		t.Fatal("hub lab has no assigned member")
-	}
-	pod := c.MemberPod(t, owner)
-	podWatch := e2e.StartWatch(t, c.Namespace, "pod/"+owner, `{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status} {.metadata.deletionTimestamp}`)
-	defer podWatch.Stop()
-	e2e.Eventually(t, 30*time.Second, "both clients in a session older than 10s", func() (bool, error) {
-		return a.SessionAge() > healthySession && b.SessionAge() > healthySession, nil
-	})
-	ping := a.StartPingStream(t, b.Address, 50*time.Millisecond)
-	defer ping.Stop()
-	if _, err := ping.FirstReplyAfter(time.Now(), 10*time.Second); err != nil {
-		t.Fatalf("A does not reach B before the fault: %v\n%s", err, a.Output())
-	}
+	tr := startTrial(t, c, a, b, hubWatch)
+	defer tr.stop()
+	owner, pod, ping := tr.owner, tr.pod, tr.ping
 	owners := c.SampleOwners(t, "lab", 100*time.Millisecond)
 	defer owners.Stop()
 
@@ -107,20 +94,7 @@ func faultTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e.Wa
 	default:
 		t.Fatalf("unknown fault %q", how)
 	}
-	replied, err := ping.FirstReplyAfterGap(t0, 200*time.Millisecond, faultFor+30*time.Second)
-	if err != nil {
-		end()
-		t.Fatalf("pings from A to B did not resume after %s (%s): %v\nA:\n%s\nB:\n%s", how, owner, err, a.Output(), b.Output())
-	}
-	r := trial{from: owner, resume: replied.Sub(t0)}
-	mv := hubWatch.WaitFor(t, t0, faultFor+30*time.Second, "hub lab moved off "+owner, func(v string) bool { return v != "" && v != owner })
-	r.to, r.moved = mv.Value, mv.At.Sub(t0)
-	if nr, ok := podWatch.FirstAfter(t0, func(v string) bool {
-		f := strings.Fields(v)
-		return len(f) != 2 || f[0] != pod.Metadata.UID || f[1] != "True"
-	}); ok {
-		r.notReady = nr.At.Sub(t0)
-	}
+	r := tr.measure(t, t0, faultFor+30*time.Second, how, end)
 
 	// The fault lasts its full length whatever happened meanwhile: the point
 	// is what the member does when it comes back to a cluster that moved on.
