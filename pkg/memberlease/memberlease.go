@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -144,3 +145,50 @@ func Expiry(renew time.Time, duration time.Duration) time.Time { return renew.Ad
 // RenewInterval is how often a member renews: a third of the duration, so
 // two renewals can be lost before the Lease expires.
 func RenewInterval(duration time.Duration) time.Duration { return duration / 3 }
+
+// A Lease is claimed when a peer (or the operator) has judged its member dead
+// and is about to move the member's dynamic hubs: the claimer updates the
+// Lease with the resourceVersion it judged, setting holderIdentity to
+// ClaimPrefix+claimer and the Claim annotation. The API server's optimistic
+// concurrency orders the claim against the member's own renewal (an update of
+// the same object), so either the member renewed first and the claim fails,
+// or the claim wins and the member's next renewal fails, after which it
+// fences itself exactly as after an expiry (docs/design-operator.md,
+// "Failover without the operator").
+const (
+	ClaimPrefix     = "fenced-by:"
+	AnnotationClaim = "vpn.hubfleet.io/claim"
+)
+
+// Claim is why and by whom a member's Lease was claimed.
+type Claim struct {
+	By     string `json:"by"`
+	Reason string `json:"reason"`
+	// Message is the evidence, for the person reading the hub's conditions.
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
+}
+
+// EncodeClaim renders c for AnnotationClaim.
+func EncodeClaim(c Claim) string {
+	b, err := json.Marshal(c)
+	if err != nil { // cannot happen: strings and a time
+		panic(err)
+	}
+	return string(b)
+}
+
+// Claimed reports whether a Lease of member (holderIdentity holder,
+// annotations ann) has been claimed, and the claim. A Lease held by another
+// name without a readable annotation still counts as claimed: only the member
+// itself writes its own name there.
+func Claimed(member string, holder *string, ann map[string]string) (Claim, bool) {
+	if holder == nil || *holder == member || *holder == "" {
+		return Claim{}, false
+	}
+	var c Claim
+	if err := json.Unmarshal([]byte(ann[AnnotationClaim]), &c); err != nil || c.By == "" {
+		c = Claim{By: strings.TrimPrefix(*holder, ClaimPrefix), Reason: "LeaseClaimed", Message: "Lease held by " + *holder}
+	}
+	return c, true
+}

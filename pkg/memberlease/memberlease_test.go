@@ -60,3 +60,26 @@ func TestNamesAndTiming(t *testing.T) {
 		t.Error("renewal must be a third of the duration")
 	}
 }
+
+func TestClaimed(t *testing.T) {
+	name := "vpn-member-0"
+	self, other := name, ClaimPrefix+"vpn-member-1"
+	claim := Claim{By: "vpn-member-1", Reason: "MemberDead", Message: "mesh link reset and connection refused"}
+	for _, tc := range []struct {
+		what   string
+		holder *string
+		ann    map[string]string
+		want   bool
+		by     string
+	}{
+		{"no holder", nil, nil, false, ""},
+		{"held by the member", &self, nil, false, ""},
+		{"claimed with the annotation", &other, map[string]string{AnnotationClaim: EncodeClaim(claim)}, true, "vpn-member-1"},
+		{"held by another name, no annotation", &other, nil, true, "vpn-member-1"},
+	} {
+		c, ok := Claimed(name, tc.holder, tc.ann)
+		if ok != tc.want || c.By != tc.by {
+			t.Errorf("%s: Claimed = %+v, %v; want claimed %v by %q", tc.what, c, ok, tc.want, tc.by)
+		}
+	}
+}

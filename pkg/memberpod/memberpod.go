@@ -9,6 +9,12 @@
 // Lease's name, labels and load annotation are pkg/memberlease's.
 package memberpod
 
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
 // Environment variables the operator sets on every member container.
 const (
 	EnvPodName       = "POD_NAME"      // downward API metadata.name: the member's name
@@ -49,3 +55,24 @@ const (
 // spec.failover.leaseDurationSeconds (its +kubebuilder:default marker says
 // the same): how long a silent member keeps its dynamic hubs.
 const DefaultLeaseDurationSeconds = 3
+
+// MemberName is the name of member i of cluster: the StatefulSet's pod name,
+// which is also the member's Lease name.
+func MemberName(cluster string, i int) string { return fmt.Sprintf("%s-member-%d", cluster, i) }
+
+// MaxUnavailable resolves a VPNCluster's spec.failover.maxUnavailable (nil:
+// 50 %) against its member count: a percentage rounds up, and the result is at
+// least 1 so a single failure in a small cluster still moves hubs. The
+// operator and the members (which move a dead peer's hubs when the operator
+// is absent) hold off by the same figure.
+func MaxUnavailable(v *intstr.IntOrString, members int) int {
+	if v == nil {
+		d := intstr.FromString("50%")
+		v = &d
+	}
+	n, err := intstr.GetScaledValueFromIntOrPercent(v, members, true)
+	if err != nil {
+		n = 1
+	}
+	return max(n, 1)
+}

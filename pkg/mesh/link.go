@@ -216,6 +216,7 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string, version uint16) error {
 	}()
 	err := l.read()
 	l.close(err)
+	m.linkEnded(peer)
 
 	m.mu.Lock()
 	if m.links[peer] == l {

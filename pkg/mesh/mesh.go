@@ -36,6 +36,10 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the jittered, doubling redial delay.
 	// Defaults 100ms and 5s.
 	MinBackoff, MaxBackoff time.Duration
+	// OnLinkDown, if set, is called (on its own goroutine) when a link to
+	// peer ends while the mesh is open: with a refused reconnect it is the
+	// fastest evidence that the peer's process is gone.
+	OnLinkDown func(peer string)
 }
 
 // Mesh is one member's side of the member mesh: a link to every peer,
@@ -220,6 +224,16 @@ func (m *Mesh) dialLoop(ctx context.Context, name, addr string) {
 		case <-t.C:
 		}
 		backoff = min(2*backoff, m.opt.MaxBackoff)
+	}
+}
+
+// linkEnded tells OnLinkDown that the link to peer ended.
+func (m *Mesh) linkEnded(peer string) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if !closed && m.opt.OnLinkDown != nil {
+		go m.opt.OnLinkDown(peer)
 	}
 }
 
