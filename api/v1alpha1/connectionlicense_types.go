@@ -109,5 +109,5 @@ type ConnectionLicenseList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ConnectionLicense{}, &ConnectionLicenseList{})
+	register(&ConnectionLicense{}, &ConnectionLicenseList{})
 }

@@ -295,5 +295,5 @@ type VirtualHubList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&VirtualHub{}, &VirtualHubList{})
+	register(&VirtualHub{}, &VirtualHubList{})
 }

@@ -295,5 +295,5 @@ type VPNClusterList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&VPNCluster{}, &VPNClusterList{})
+	register(&VPNCluster{}, &VPNClusterList{})
 }

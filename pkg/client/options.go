@@ -154,10 +154,6 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-func fail(r Reason, format string, args ...any) *Error {
-	return &Error{Reason: r, Err: fmt.Errorf(format, args...)}
-}
-
 // tlsVerifyError marks a failure of our own certificate checks, so it can be
 // told from a network error during the handshake (which is retried).
 type tlsVerifyError struct{ err error }

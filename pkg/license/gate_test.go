@@ -109,7 +109,8 @@ func TestGate(t *testing.T) {
 	}
 
 	// Kinds are independent.
-	if !g.TryAcquire(Bridge) || !g.TryAcquire(Bridge) || g.TryAcquire(Bridge) {
+	first, second, third := g.TryAcquire(Bridge), g.TryAcquire(Bridge), g.TryAcquire(Bridge)
+	if !first || !second || third {
 		t.Error("bridge allocation 2 not honoured")
 	}
 	if c, b := g.InUse(); c != 1 || b != 2 {

@@ -1,6 +1,12 @@
 // Copyright 2026 The hubfleet authors.
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 
+// Package mesh connects the members of one cluster over mutual TLS on the mesh
+// port: one long-lived link per member pair carries the frames of every static
+// hub both members have attached, and a session whose hub lives on another
+// member is relayed to that member over a connection of its own. It knows
+// pkg/hub and pkg/protocol and nothing of Kubernetes; docs/mesh.md describes
+// the trust model and the wire format.
 package mesh
 
 import (
