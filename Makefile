@@ -12,6 +12,10 @@ LDFLAGS := -s -w -X github.com/hubfleet/hubfleet/pkg/version.Version=$(VERSION) 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+# staticcheck 2026.2.2; it has to understand the Go version in go.mod, so move
+# it forward together with the go line.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(LOCALBIN)/staticcheck-$(STATICCHECK_VERSION)
 
 # Seconds each fuzz target runs in `make test`.
 FUZZTIME ?= 3s
@@ -26,6 +30,12 @@ $(CONTROLLER_GEN):
 	@echo "installing controller-gen $(CONTROLLER_TOOLS_VERSION) from the Go module proxy"
 	GOBIN=$(LOCALBIN)/.tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/.tmp/controller-gen $(CONTROLLER_GEN) && rmdir $(LOCALBIN)/.tmp
+
+$(STATICCHECK):
+	@mkdir -p $(LOCALBIN)
+	@echo "installing staticcheck $(STATICCHECK_VERSION) from the Go module proxy"
+	GOBIN=$(LOCALBIN)/.tmp-staticcheck go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(LOCALBIN)/.tmp-staticcheck/staticcheck $(STATICCHECK) && rmdir $(LOCALBIN)/.tmp-staticcheck
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
@@ -53,6 +63,19 @@ vet: ## go vet, and gofmt must have nothing to change.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	go vet ./...
 
+# staticcheck exits 1 both for findings and for code it cannot load, so the
+# findings (lines ending in their check, e.g. "(SA1019)") are counted apart
+# from anything else it printed.
+.PHONY: staticcheck
+staticcheck: $(STATICCHECK) ## staticcheck at a pinned version, checks from staticcheck.conf; lists every finding.
+	@if out=$$($(STATICCHECK) ./... 2>&1); then echo "staticcheck $(STATICCHECK_VERSION): no findings"; exit 0; fi; \
+	n=$$(grep -cE '\([A-Z]+[0-9]+\)$$' <<<"$$out" || true); \
+	if [ "$$n" = 0 ]; then echo "staticcheck $(STATICCHECK_VERSION) failed:"; echo "$$out"; exit 1; fi; \
+	echo "staticcheck $(STATICCHECK_VERSION): $$n finding(s); fix each, or put '//lint:ignore CHECK reason' on the line above with a real reason."; \
+	echo "Why a check fires: $(STATICCHECK) -explain CHECK"; \
+	echo "$$out" | sed 's/^/  /'; \
+	exit 1
+
 .PHONY: build
 build: ## Build bin/hubfleet (static).
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/hubfleet .
@@ -71,7 +94,7 @@ envtest-assets: ## Build (once, cached) kube-apiserver, etcd and kubectl from so
 	@hack/build-k8s.sh kube-apiserver etcd kubectl >/dev/null
 
 .PHONY: test
-test: verify-generated vet envtest-assets ## Unit, envtest integration and short fuzz tests.
+test: verify-generated vet staticcheck envtest-assets ## Unit, envtest integration and short fuzz tests.
 	KUBEBUILDER_ASSETS="$$(hack/build-k8s.sh kube-apiserver etcd kubectl 2>/dev/null | tail -1)" \
 	  go test -count=1 ./... 2>&1 | tee /tmp/hubfleet-test.log
 	FUZZTIME=$(FUZZTIME) hack/fuzz.sh
