@@ -124,9 +124,19 @@ func computeMembers(cl *vpnv1alpha1.VPNCluster, pods map[string]*corev1.Pod, lea
 			}
 		}
 		problem := podProblem(v.Pod)
+		var claim memberlease.Claim
+		claimed := false
+		if v.Lease != nil {
+			// A claimed Lease is a death certificate written by a peer (or by
+			// this operator): the member is fenced whatever renewTime says.
+			claim, claimed = memberlease.Claimed(name, v.Lease.Spec.HolderIdentity, v.Lease.Annotations)
+		}
 
 		switch {
-		case v.Lease != nil && !expired && problem == "":
+		case claimed && wasUp:
+			v.State, v.FailReason = vpnv1alpha1.MemberFailed, claim.Reason
+			v.Message = fmt.Sprintf("Lease claimed by %s: %s", claim.By, claim.Message)
+		case v.Lease != nil && !expired && !claimed && problem == "":
 			v.State = vpnv1alpha1.MemberReady
 		case expired && wasUp:
 			v.State, v.FailReason = vpnv1alpha1.MemberFailed, ReasonLeaseExpired

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
@@ -24,7 +23,7 @@ import (
 // them without a lookup.
 func stsName(c *vpnv1alpha1.VPNCluster) string { return c.Name + "-member" }
 func memberName(c *vpnv1alpha1.VPNCluster, i int) string {
-	return fmt.Sprintf("%s-member-%d", c.Name, i)
+	return memberpod.MemberName(c.Name, i)
 }
 func headlessName(c *vpnv1alpha1.VPNCluster) string        { return c.Name + "-members" }
 func clientServiceName(c *vpnv1alpha1.VPNCluster) string   { return c.Name }
@@ -112,20 +111,9 @@ func clusterKeyOf(ref vpnv1alpha1.ClusterReference, ns string) types.NamespacedN
 	return types.NamespacedName{Namespace: ns, Name: ref.Name}
 }
 
-// maxUnavailable resolves spec.failover.maxUnavailable against the member
-// count: a percentage rounds up, and the result is at least 1 so a single
-// failure in a small cluster still moves hubs.
+// maxUnavailable: memberpod.MaxUnavailable, shared with the members.
 func maxUnavailable(c *vpnv1alpha1.VPNCluster) int {
-	v := c.Spec.Failover.MaxUnavailable
-	if v == nil {
-		d := intstr.FromString("50%")
-		v = &d
-	}
-	n, err := intstr.GetScaledValueFromIntOrPercent(v, int(c.Spec.Members), true)
-	if err != nil {
-		n = 1
-	}
-	return max(n, 1)
+	return memberpod.MaxUnavailable(c.Spec.Failover.MaxUnavailable, int(c.Spec.Members))
 }
 
 func leaseDuration(c *vpnv1alpha1.VPNCluster) int32 {

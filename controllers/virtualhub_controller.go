@@ -120,6 +120,8 @@ func (r *VirtualHubReconciler) quietBulkPlacements(ups []hubUpdate) int {
 type liveHub struct {
 	obj    *vpnv1alpha1.VirtualHub
 	status vpnv1alpha1.VirtualHubStatus
+	// rv is the resourceVersion status was read (or written) at.
+	rv string
 }
 
 func (r *VirtualHubReconciler) current(key types.NamespacedName, items []vpnv1alpha1.VirtualHub) []liveHub {
@@ -133,12 +135,12 @@ func (r *VirtualHubReconciler) current(key types.NamespacedName, items []vpnv1al
 			continue
 		}
 		seen[h.UID] = true
-		lh := liveHub{obj: h, status: h.Status}
+		lh := liveHub{obj: h, status: h.Status, rv: h.ResourceVersion}
 		if w, ok := r.written[h.UID]; ok {
 			if w.rv == h.ResourceVersion {
 				delete(r.written, h.UID) // the cache caught up
 			} else {
-				lh.status = w.status
+				lh.status, lh.rv = w.status, w.rv
 			}
 		}
 		out = append(out, lh)
@@ -218,7 +220,16 @@ func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedNa
 	base.Status = u.hub.status
 	obj := base.DeepCopy()
 	obj.Status = u.desired
-	if err := r.Client.Status().Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+	patch := client.MergeFrom(base)
+	if from := u.hub.status.AssignedMember; from != "" && from != u.desired.AssignedMember {
+		// A move is written only over the status it was decided on: members
+		// move a dead peer's hubs themselves when they see it first
+		// (pkg/member/cluster/failover.go), and a stale cache must not
+		// move such a hub a second time. A conflict requeues the hub.
+		base.ResourceVersion = u.hub.rv
+		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	}
+	if err := r.Client.Status().Patch(ctx, obj, patch); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	r.mu.Lock()

@@ -27,7 +27,11 @@ import (
 // hashes through informers (no operator round trip on login); put clusters in
 // namespaces of their own. Leases: create cannot be limited by name (the
 // name is not known at authorisation time), but get and update are limited to
-// the member names, so a member cannot renew another's Lease beyond create.
+// the member names. A member may update a peer's Lease and patch hub statuses
+// because it moves a dead peer's dynamic hubs itself when the operator is
+// absent (docs/design-operator.md, "Failover without the operator"): a
+// compromised member could misroute its cluster's hubs, never read or change
+// their specs or another cluster's objects.
 //
 // With hubNamespaces All or Selector, members read VirtualHubs and
 // ConnectionLicenses cluster-wide (a ClusterRole and ClusterRoleBinding named
@@ -52,6 +56,11 @@ func (r *VPNClusterReconciler) reconcileMemberRBAC(ctx context.Context, cl *vpnv
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: read},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "update"}, ResourceNames: members},
+		// Failover without the operator: members watch each other's Leases,
+		// claim a dead peer's (update, by name above) and move its dynamic
+		// hubs by writing their status — status only, never specs.
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{vpnv1alpha1.GroupVersion.Group}, Resources: []string{"virtualhubs/status"}, Verbs: []string{"patch"}},
 	}}
 	if err := ensureLogged(ctx, r, cl, role, &rbacv1.Role{}, role.Rules, func(live *rbacv1.Role) { live.Rules = role.Rules }); err != nil {
 		return err
@@ -71,6 +80,7 @@ func (r *VPNClusterReconciler) reconcileMemberRBAC(ctx context.Context, cl *vpnv
 	crs := []*rbacv1.ClusterRole{
 		{ObjectMeta: r.clusterMeta(cl, name), Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{vpnv1alpha1.GroupVersion.Group}, Resources: []string{"virtualhubs", "connectionlicenses"}, Verbs: read},
+			{APIGroups: []string{vpnv1alpha1.GroupVersion.Group}, Resources: []string{"virtualhubs/status"}, Verbs: []string{"patch"}},
 		}},
 		{ObjectMeta: r.clusterMeta(cl, secretsRole), Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: read},

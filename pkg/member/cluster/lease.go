@@ -103,13 +103,47 @@ func (m *Member) renewOnce(ctx context.Context, cur *coordinationv1.Lease, start
 		case err != nil:
 			return nil, fmt.Errorf("reading Lease %s/%s: %w", m.id.Namespace, name, err)
 		}
+		m.checkClaim(got)
 		cur = got
 	}
 	updated, err := leases.Update(ctx, m.leaseFor(cur.DeepCopy(), start), metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// Someone else wrote our Lease: a peer (or the operator) claiming it
+		// because it judged us dead. Find out at once rather than at the next
+		// renewal, fence, and take the Lease back.
+		got, gerr := leases.Get(ctx, name, metav1.GetOptions{})
+		if gerr != nil {
+			return nil, fmt.Errorf("reading Lease %s/%s after a conflict: %w", m.id.Namespace, name, gerr)
+		}
+		m.checkClaim(got)
+		updated, err = leases.Update(ctx, m.leaseFor(got.DeepCopy(), start), metav1.UpdateOptions{})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("renewing Lease %s/%s: %w", m.id.Namespace, name, err)
 	}
 	return updated, nil
+}
+
+// checkClaim fences the member at once when its Lease was claimed: the
+// claimer is moving its dynamic hubs, so it must treat the claim exactly like
+// an expiry (fence, then re-read the placement before serving them again),
+// even if its own clock says it renewed in time.
+func (m *Member) checkClaim(l *coordinationv1.Lease) {
+	c, ok := memberlease.Claimed(m.id.Name, l.Spec.HolderIdentity, l.Annotations)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	was := m.lastRenew
+	m.lastRenew = time.Time{}
+	m.mu.Unlock()
+	if !was.IsZero() {
+		m.log.Warn("member Lease claimed by a peer that judged this member dead: dynamic hubs fenced until the placement is re-read", "by", c.By, "reason", c.Reason, "evidence", c.Message)
+	}
+	select {
+	case m.fenceNow <- struct{}{}:
+	default:
+	}
 }
 
 // leaseFor sets identity, duration, renew time, labels and load on l.
@@ -129,6 +163,7 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 	secs := int32(m.id.LeaseDuration / time.Second)
 	now := metav1.NewMicroTime(start)
 	l.Spec.HolderIdentity = &holder
+	delete(l.Annotations, memberlease.AnnotationClaim) // taken back: the claim is history
 	l.Spec.LeaseDurationSeconds = &secs
 	l.Spec.RenewTime = &now
 	return l

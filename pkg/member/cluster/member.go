@@ -18,7 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -30,6 +32,7 @@ import (
 	"github.com/hubfleet/hubfleet/internal/scheme"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
 	"github.com/hubfleet/hubfleet/pkg/mesh"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
@@ -81,7 +84,7 @@ type Member struct {
 	mesh   *mesh.Mesh
 	peer   *peerCert // the mesh certificate, reloaded on renewal (certs.go)
 	cs     kubernetes.Interface
-	reader client.Reader // uncached, for the VPNCluster read at start
+	reader client.Client // uncached: the VPNCluster read at start, resyncs, moves (failover.go)
 	rest   *rest.Config
 	base   member.Config
 
@@ -114,6 +117,7 @@ type Member struct {
 	// only by recompute (one goroutine).
 	attached map[string]*hub.Hub
 	bridges  *memberBridges // local bridges (bridge.go), with their own lock
+	failover *failover      // moving a dead peer's hubs (failover.go)
 }
 
 // New builds the member server (serving no hub yet) and the API clients.
@@ -162,8 +166,9 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		relays:   map[*activeRelay]struct{}{},
 		bridges:  newMemberBridges(),
 		attached: map[string]*hub.Hub{},
-		mesh:     mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log}),
 	}
+	m.failover = newFailover(m)
+	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown})
 	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known})
 	if err != nil {
 		return nil, err
@@ -297,6 +302,11 @@ func (m *Member) Run(ctx context.Context) error {
 			},
 		})
 	}
+	// Peers' Leases feed failover.go only, on its own timer: a renewal
+	// (one per member per second) must not recompute the configuration.
+	if _, err := c.GetInformer(cctx, &coordinationv1.Lease{}); err != nil {
+		return err
+	}
 	go func() { _ = c.Start(cctx) }()
 	if !c.WaitForCacheSync(ctx) {
 		return fmt.Errorf("reading VirtualHubs and ConnectionLicenses: %w", ctx.Err())
@@ -305,6 +315,7 @@ func (m *Member) Run(ctx context.Context) error {
 
 	go m.renewLoop(ctx)
 	go m.watchFiles(ctx)
+	go m.failover.run(ctx, c)
 	m.recompute(ctx, c, secrets) // serve the known placement before accepting
 	ln := m.opts.Listener
 	if ln == nil {
@@ -596,6 +607,10 @@ func (m *Member) newCache(wide bool) (crcache.Cache, error) {
 			&vpnv1alpha1.VPNCluster{}: {
 				Namespaces: own,
 				Field:      fields.OneTermEqualSelector("metadata.name", m.id.Cluster),
+			},
+			&coordinationv1.Lease{}: {
+				Namespaces: own,
+				Label:      labels.SelectorFromSet(memberlease.Labels(m.id.Cluster)),
 			},
 		},
 		// Only the kinds above are read; an accidental read of another kind

@@ -181,14 +181,16 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 	}
 
 	// The owner fenced: it drops the dynamic hub, so the relayed session gets
-	// the owner's Shutdown through the relay, and a new login at m0 is relayed
-	// and refused by m1, which no longer accepts relayed sessions for it.
+	// the owner's Shutdown through the relay; with no operator running, m0
+	// sees m1's Lease expire, claims it and takes the hub (failover.go).
 	blockers["vpn-member-1"].on.Store(true)
 	a.shutDown(t, 15*time.Second)
-	notServedAt(t, m0, dyn, "vpn-member-1")
+	waitMoved(t, ns, "dyn", "vpn-member-0", 15*time.Second)
+	m0.frameLogin(t, dyn, "alice", "dyn@m0")
 
-	// The entry fenced, the owner back: m0 relays nothing (its placement
-	// view may be stale) and refuses itself, while m1 serves the hub again.
+	// The entry fenced, the other back: m0 relays nothing (its placement
+	// view may be stale) and refuses itself, and m1, its Lease taken back,
+	// takes the hub from m0 the same way.
 	blockers["vpn-member-0"].on.Store(true)
 	blockers["vpn-member-1"].on.Store(false)
 	eventually(t, 15*time.Second, "m0 fenced", func() error {
@@ -197,8 +199,9 @@ func TestMeshRoutingAndStaticFabric(t *testing.T) {
 		}
 		return nil
 	})
-	m1.frameLogin(t, dyn, "bob", "dyn@m1-again")
 	notServedAt(t, m0, dyn, "vpn-member-0")
+	waitMoved(t, ns, "dyn", "vpn-member-1", 15*time.Second)
+	m1.frameLogin(t, dyn, "bob", "dyn@m1-again")
 }
 
 // shutDown waits for c's session to end with a protocol Shutdown.

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +130,7 @@ type runner struct {
 	m      *Member
 	addr   string
 	client *tls.Config
+	stop   func() // ends Run (its listeners close, as when the process dies); idempotent
 }
 
 // startMember runs member name of cluster "vpn" in ns with rc (env.Config,
@@ -209,17 +211,21 @@ func startMemberWith(t *testing.T, ns, name string, rc *rest.Config, ms meshSetu
 	ctx, cancel := context.WithCancel(bg())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	ct, err := protocol.ClientTLSConfig(protocol.ClientTLSOptions{CAPool: pool})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &runner{m: m, addr: ln.Addr().String(), client: ct}
+	return &runner{m: m, addr: ln.Addr().String(), client: ct, stop: stop}
 }
 
 func writePKI(t *testing.T, dir string) *x509.CertPool {

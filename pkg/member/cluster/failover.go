@@ -1,0 +1,435 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
+package cluster
+
+// Failover without the operator (docs/design-operator.md): every member
+// watches its peers' Leases and mesh links, and when a peer that holds dynamic
+// hubs is judged dead, one surviving member claims the dead peer's Lease and
+// moves its hubs by writing their status, exactly as the operator would. The
+// operator stays the place of creation-time placement, licences and
+// conditions; this only keeps a member's death from waiting for an operator
+// pod to be rescheduled and elected.
+//
+// Who acts: the live members sorted by name; the first acts at once, the k-th
+// only k renewal intervals later if nothing has happened by then (the first
+// may be partitioned from the API server). Exactly one move wins because the
+// claim is an update of the dead peer's Lease at the resourceVersion that
+// was judged (a renewal in between makes it fail), and each hub's status is
+// patched at the resourceVersion its move was decided on.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
+	"github.com/hubfleet/hubfleet/pkg/placement"
+)
+
+// Reasons a member gives for the moves it makes (lastReassignment.reason and
+// the claim on the dead peer's Lease).
+const (
+	// ReasonMemberDead: the peer's mesh link reset and its mesh port refused
+	// a connection, so nothing listens there any more — no Lease wait.
+	ReasonMemberDead   = "MemberDead"
+	ReasonLeaseExpired = "LeaseExpired"
+)
+
+const (
+	// probeTimeout bounds the connection attempt that tells a dead process
+	// (refused at once by its node's kernel) from a silent one (no answer:
+	// judged by its Lease instead).
+	probeTimeout = 500 * time.Millisecond
+	// certTTL is how long a death certificate stands. After that the Lease
+	// decides; a certificate is only ever a shortcut to the same verdict.
+	certTTL = 10 * time.Second
+)
+
+// failover is the member's half of failover without the operator.
+type failover struct {
+	m    *Member
+	kick chan struct{}
+
+	mu   sync.Mutex
+	dead map[string]deathCert // peers whose process is gone (mesh evidence)
+	held string               // last hold logged, so it is logged once
+}
+
+type deathCert struct {
+	at  time.Time
+	msg string
+}
+
+func newFailover(m *Member) *failover {
+	return &failover{m: m, kick: make(chan struct{}, 1), dead: map[string]deathCert{}}
+}
+
+func (f *failover) poke() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// linkDown is the mesh's OnLinkDown: probe the peer's mesh port; a refused
+// connection means its process is gone (the pod's network namespace is still
+// there and its kernel answers, but nothing listens), which is enough to act
+// on without waiting for its Lease to expire.
+func (f *failover) linkDown(peer string) {
+	f.m.mu.Lock()
+	addr, ok := f.m.peers[peer]
+	f.m.mu.Unlock()
+	if !ok {
+		return
+	}
+	d := net.Dialer{Timeout: probeTimeout}
+	c, err := d.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+		return
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return // silent: frozen or cut off, the Lease decides
+	}
+	f.mu.Lock()
+	f.dead[peer] = deathCert{at: time.Now(), msg: fmt.Sprintf("its mesh link ended and %s refused a connection (process gone)", addr)}
+	f.mu.Unlock()
+	f.m.log.Warn("peer member's process is gone", "peer", peer, "addr", addr)
+	f.poke()
+}
+
+// run evaluates the peers whenever a death certificate arrives and when the
+// next Lease could expire, until ctx ends.
+func (f *failover) run(ctx context.Context, c crcache.Cache) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		t.Reset(f.step(ctx, c))
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// peerState is one member as this member judges it.
+type peerState struct {
+	name   string
+	live   bool // Lease current and held by the member itself
+	failed bool
+	reason string
+	msg    string
+	since  time.Time // when the failure became evident
+	claim  *memberlease.Claim
+	lease  *coordinationv1.Lease
+	load   memberlease.Load
+}
+
+// judgeInputs is everything judgePeers reads: pure, so it is tested alone.
+type judgeInputs struct {
+	self     string
+	names    []string // the cluster's members, by index
+	leases   map[string]*coordinationv1.Lease
+	dead     map[string]deathCert
+	duration time.Duration
+	now      time.Time
+}
+
+// judgePeers classifies every member and returns when the next verdict can
+// change (the earliest expiry of a live peer's Lease; zero if none).
+func judgePeers(in judgeInputs) ([]peerState, time.Time) {
+	var next time.Time
+	out := make([]peerState, 0, len(in.names))
+	for _, name := range in.names {
+		p := peerState{name: name, lease: in.leases[memberlease.LeaseName(name)]}
+		if name == in.self {
+			p.live = true
+			out = append(out, p)
+			continue
+		}
+		if p.lease == nil || p.lease.Spec.RenewTime == nil {
+			out = append(out, p) // never started: neither live nor failed
+			continue
+		}
+		if l, err := memberlease.Decode(p.lease.Annotations[memberlease.AnnotationLoad]); err == nil {
+			p.load = l
+		}
+		renew := p.lease.Spec.RenewTime.Time
+		expiry := memberlease.Expiry(renew, in.duration)
+		cert, certified := in.dead[name]
+		if c, ok := memberlease.Claimed(name, p.lease.Spec.HolderIdentity, p.lease.Annotations); ok {
+			p.failed, p.claim, p.reason, p.msg, p.since = true, &c, c.Reason, c.Message, c.Time
+		} else if !in.now.Before(expiry) {
+			p.failed, p.reason, p.since = true, ReasonLeaseExpired, expiry
+			p.msg = fmt.Sprintf("Lease not renewed since %s", renew.UTC().Format(time.RFC3339))
+		} else if certified && in.now.Sub(cert.at) < certTTL {
+			p.failed, p.reason, p.msg, p.since = true, ReasonMemberDead, cert.msg, cert.at
+		} else {
+			p.live = true
+			if next.IsZero() || expiry.Before(next) {
+				next = expiry
+			}
+		}
+		out = append(out, p)
+	}
+	return out, next
+}
+
+// step judges the peers, acts on those that are this member's to act on,
+// and returns how long to wait before looking again.
+func (f *failover) step(ctx context.Context, c crcache.Cache) time.Duration {
+	m := f.m
+	interval := m.renewInterval()
+	m.mu.Lock()
+	fenced := m.fencedNowLocked()
+	m.mu.Unlock()
+	if fenced {
+		// A member that cannot vouch for its own view acts on nothing.
+		return interval
+	}
+	var vc vpnv1alpha1.VPNCluster
+	if err := c.Get(ctx, types.NamespacedName{Namespace: m.id.Namespace, Name: m.id.Cluster}, &vc); err != nil {
+		return interval
+	}
+	var leases coordinationv1.LeaseList
+	if err := c.List(ctx, &leases, client.InNamespace(m.id.Namespace), client.MatchingLabels(memberlease.Labels(m.id.Cluster))); err != nil {
+		m.log.Error("listing member Leases from the cache", "err", err)
+		return interval
+	}
+	now := time.Now()
+	in := judgeInputs{self: m.id.Name, leases: map[string]*coordinationv1.Lease{}, duration: m.id.LeaseDuration, now: now}
+	for i := range vc.Spec.Members {
+		in.names = append(in.names, memberpod.MemberName(m.id.Cluster, int(i)))
+	}
+	for i := range leases.Items {
+		in.leases[leases.Items[i].Name] = &leases.Items[i]
+	}
+	f.mu.Lock()
+	for name, cert := range f.dead {
+		if now.Sub(cert.at) >= certTTL {
+			delete(f.dead, name)
+		}
+	}
+	in.dead = f.dead
+	peers, next := judgePeers(in)
+	f.mu.Unlock()
+
+	wait := time.Hour
+	if !next.IsZero() {
+		// A little after the expiry, so it has certainly passed when we look.
+		wait = max(next.Sub(now), 0) + 20*time.Millisecond
+	}
+	failed := map[string]*peerState{}
+	var live []string
+	for i := range peers {
+		switch p := &peers[i]; {
+		case p.failed:
+			failed[p.name] = p
+		case p.live:
+			live = append(live, p.name)
+		}
+	}
+	if len(failed) == 0 {
+		return wait
+	}
+	var hubs vpnv1alpha1.VirtualHubList
+	if err := c.List(ctx, &hubs); err != nil {
+		m.log.Error("listing VirtualHubs from the cache", "err", err)
+		return interval
+	}
+	slices.Sort(live)
+	rank := slices.Index(live, m.id.Name)
+	for name, p := range failed {
+		if !holdsDynamic(&m.id, hubs.Items, name) {
+			continue
+		}
+		// The first live member acts at once; the others only if the hubs
+		// are still there later (the first may be cut off from the API).
+		delay := time.Duration(rank) * interval
+		if p.claim != nil && p.claim.By != m.id.Name {
+			delay += 2 * interval // the claimer is moving them
+		}
+		if due := p.since.Add(delay); now.Before(due) {
+			wait = min(wait, due.Sub(now))
+			continue
+		}
+		if p.claim == nil {
+			if err := f.claim(ctx, p, now); err != nil {
+				m.log.Info("not claiming the failed peer's Lease", "peer", name, "err", err)
+				wait = min(wait, 200*time.Millisecond) // the cache shows the winner soon
+				continue
+			}
+		}
+		if err := f.move(ctx, &vc, peers, hubs.Items, name, now); err != nil {
+			m.log.Warn("moving a failed peer's dynamic hubs", "peer", name, "err", err)
+			wait = min(wait, 200*time.Millisecond)
+		}
+	}
+	return max(wait, 10*time.Millisecond)
+}
+
+// holdsDynamic reports whether member holds a dynamic hub of this cluster.
+func holdsDynamic(id *Identity, hubs []vpnv1alpha1.VirtualHub, member string) bool {
+	for i := range hubs {
+		h := &hubs[i]
+		if h.Spec.Type != vpnv1alpha1.HubStatic && h.Status.AssignedMember == member &&
+			id.ours(h.Spec.ClusterRef, h.Namespace) && h.DeletionTimestamp == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// claim writes this member's claim on p's Lease at the resourceVersion p was
+// judged on: a renewal since then makes it fail with a conflict.
+func (f *failover) claim(ctx context.Context, p *peerState, now time.Time) error {
+	m := f.m
+	l := p.lease.DeepCopy()
+	holder := memberlease.ClaimPrefix + m.id.Name
+	c := memberlease.Claim{By: m.id.Name, Reason: p.reason, Message: p.msg, Time: now}
+	l.Spec.HolderIdentity = &holder
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[memberlease.AnnotationClaim] = memberlease.EncodeClaim(c)
+	cctx, cancel := context.WithTimeout(ctx, m.renewInterval())
+	defer cancel()
+	if _, err := m.cs.CoordinationV1().Leases(l.Namespace).Update(cctx, l, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsConflict(err) {
+			return fmt.Errorf("its Lease changed since it was judged (renewed, or claimed by another member): %w", err)
+		}
+		return err
+	}
+	m.log.Warn("claimed a failed peer's Lease: moving its dynamic hubs", "peer", p.name, "reason", p.reason, "evidence", p.msg)
+	p.claim = &c
+	return nil
+}
+
+// move places the dynamic hubs held by from with the operator's placement
+// rule (pkg/placement) on this member's snapshot and writes each move.
+func (f *failover) move(ctx context.Context, vc *vpnv1alpha1.VPNCluster, peers []peerState, hubs []vpnv1alpha1.VirtualHub, from string, now time.Time) error {
+	m := f.m
+	snap := placement.Snapshot{MaxUnavailable: memberpod.MaxUnavailable(vc.Spec.Failover.MaxUnavailable, int(vc.Spec.Members))}
+	perHub := map[string]int{}
+	var fromPeer *peerState
+	for i := range peers {
+		p := &peers[i]
+		c, b := p.load.Totals()
+		for k, h := range p.load.Sessions {
+			perHub[k] += int(h.Total())
+		}
+		switch {
+		case p.name == from:
+			fromPeer = p
+			snap.Failed = append(snap.Failed, p.name)
+		case p.failed:
+			snap.Failed = append(snap.Failed, p.name)
+		case p.live:
+			if p.name == m.id.Name {
+				st := LoadOf(m.srv.Stats())
+				c, b = st.Totals()
+			}
+			snap.Members = append(snap.Members, placement.Member{
+				Name: p.name, Ready: true, Weight: int(vc.Spec.Weight),
+				Sessions: int(c + b), MaxSessions: int(vc.Spec.MaxSessionsPerMember),
+			})
+		}
+	}
+	byKey := map[string]*vpnv1alpha1.VirtualHub{}
+	for i := range hubs {
+		h := &hubs[i]
+		if h.Spec.Type == vpnv1alpha1.HubStatic || !m.id.ours(h.Spec.ClusterRef, h.Namespace) || h.DeletionTimestamp != nil || h.Status.AssignedMember == "" {
+			continue
+		}
+		key := HubName(h)
+		byKey[key] = h
+		snap.Hubs = append(snap.Hubs, placement.Hub{Key: key, Type: placement.Dynamic, Assigned: h.Status.AssignedMember, Sessions: perHub[key]})
+	}
+	d := placement.Place(snap)
+	if d.Held {
+		f.mu.Lock()
+		if f.held != d.HeldReason {
+			f.held = d.HeldReason
+			m.log.Warn("not moving a failed peer's hubs: too many members failed at once", "peer", from, "hold", d.HeldReason)
+		}
+		f.mu.Unlock()
+	}
+	var errs []error
+	moved := 0
+	for _, mv := range d.Moves {
+		h := byKey[mv.Hub]
+		if mv.From != from || h == nil {
+			continue
+		}
+		if err := f.writeMove(ctx, h, fromPeer, mv.To, now); err != nil {
+			errs = append(errs, fmt.Errorf("hub %s: %w", mv.Hub, err))
+			continue
+		}
+		moved++
+	}
+	if moved > 0 {
+		m.log.Warn("moved a failed peer's dynamic hubs", "peer", from, "hubs", moved, "reason", fromPeer.reason)
+	}
+	for _, key := range d.Unplaced {
+		if h := byKey[key]; h != nil && h.Status.AssignedMember == from {
+			m.log.Warn("a failed peer's dynamic hub has no member to go to", "hub", key, "peer", from)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// writeMove patches h's status to show it on member to, over the status
+// (resourceVersion) the move was decided on, so neither a second member nor
+// the operator with an older view can move it twice.
+func (f *failover) writeMove(ctx context.Context, h *vpnv1alpha1.VirtualHub, from *peerState, to string, now time.Time) error {
+	m := f.m
+	base := h.DeepCopy()
+	obj := base.DeepCopy()
+	obj.Status = movedStatus(h, from.name, to, from.reason, from.msg, m.id.Name, now)
+	cctx, cancel := context.WithTimeout(ctx, m.renewInterval())
+	defer cancel()
+	err := m.reader.Status().Patch(cctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	if apierrors.IsConflict(err) {
+		return fmt.Errorf("its status changed since the move was decided (another member or the operator moved it): %w", err)
+	}
+	return client.IgnoreNotFound(err)
+}
+
+// movedStatus is h's status once moved from one member to another by this
+// member; the conditions read as the operator writes them, naming who moved
+// it and why. The operator recomputes the rest (sessions, Events) when it
+// next reconciles.
+func movedStatus(h *vpnv1alpha1.VirtualHub, from, to, reason, evidence, by string, now time.Time) vpnv1alpha1.VirtualHubStatus {
+	st := *h.Status.DeepCopy()
+	st.AssignedMember, st.Placement = to, to
+	st.Instances = []vpnv1alpha1.HubInstance{{Member: to, Ready: true}}
+	st.LastReassignment = &vpnv1alpha1.Reassignment{From: from, To: to, Reason: reason, Time: metav1.NewTime(now)}
+	gen := h.Generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: vpnv1alpha1.ConditionScheduled, Status: metav1.ConditionTrue, Reason: "Placed", ObservedGeneration: gen,
+		Message: fmt.Sprintf("assigned to member %s (moved from %s by member %s: %s)", to, from, by, evidence),
+	})
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: vpnv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "MemberReady", ObservedGeneration: gen,
+		Message: "member " + to + " is ready",
+	})
+	return st
+}
