@@ -259,3 +259,22 @@ func GetPodCount(t testing.TB, ns, selector string) int {
 	out := Kubectl(t, "get", "pods", "-n", ns, "-l", selector, "-o", "name")
 	return len(strings.Fields(out))
 }
+
+// OperatorPod is the operator's running pod (the Deployment has one replica).
+func OperatorPod(t testing.TB) Pod {
+	t.Helper()
+	var list struct {
+		Items []Pod `json:"items"`
+	}
+	GetJSON(t, &list, "pods", "-n", OperatorNamespace, "-l", "app.kubernetes.io/component=operator")
+	var live []Pod
+	for _, p := range list.Items {
+		if p.Metadata.DeletionTimestamp == nil {
+			live = append(live, p)
+		}
+	}
+	if len(live) != 1 {
+		t.Fatalf("want one operator pod, found %d", len(live))
+	}
+	return live[0]
+}

@@ -62,6 +62,70 @@ func TestDynamicHubFailover(t *testing.T) {
 	t.Logf("client A's status lines:\n%s", a.Output())
 }
 
+// TestFailoverWithOperatorDown: the operator's container and the container of
+// the member holding the dynamic hub are killed at the same moment, again and
+// again. Nothing may wait for a new operator (its restart and leader election
+// take 15 s or more): the surviving members see the owner's death on the mesh,
+// claim its Lease and move the hub themselves (docs/design-operator.md,
+// "Failover without the operator"), and pings resume within the bound of the
+// operator-alive case.
+func TestFailoverWithOperatorDown(t *testing.T) {
+	e2e.DeployOperator(t)
+	c := e2e.CreateCluster(t, e2e.ClusterSpec{
+		Hubs:  []e2e.HubSpec{{Name: "lab"}},
+		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
+	})
+	a, b, _ := pingingPair(t, c, "lab")
+	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
+	var resume, moved []time.Duration
+	for i := range envInt(t, "HUBFLEET_E2E_OPERATOR_KILLS", 5) {
+		tr := startTrial(t, c, a, b, hubWatch)
+		op := e2e.OperatorPod(t)
+		owners := c.SampleOwners(t, "lab", 100*time.Millisecond)
+		t0 := time.Now()
+		e2e.KillContainer(t, op)
+		e2e.KillContainer(t, tr.pod)
+		r := tr.measure(t, t0, 30*time.Second, "the operator's and the owner's containers killed", nil)
+		tr.stop()
+		t.Logf("trial %d (operator + %s killed): hub moved to %s +%.2fs, ping resumed +%.2fs", i+1, r.from, r.to, r.moved.Seconds(), r.resume.Seconds())
+		resume, moved = append(resume, r.resume), append(moved, r.moved)
+		b.PingUntil(t, 10*time.Second, a.Address)
+
+		// Back to a whole cluster with an elected operator before the next trial.
+		e2e.WaitPod(t, c.Namespace, tr.owner, 90*time.Second, "back and Ready", func(p e2e.Pod) bool {
+			return p.Restarts() > tr.pod.Restarts() && p.Ready()
+		})
+		e2e.WaitPod(t, e2e.OperatorNamespace, op.Metadata.Name, 90*time.Second, "operator back and Ready", func(p e2e.Pod) bool {
+			return p.Restarts() > op.Restarts() && p.Ready()
+		})
+		e2e.Eventually(t, 90*time.Second, "all members Ready in the VPNCluster status (the operator leads again)", func() (bool, error) {
+			st := c.Status(t)
+			ready := 0
+			for _, m := range st.Members {
+				if m.Ready && m.State == "Ready" {
+					ready++
+				}
+			}
+			return ready == c.Members, fmt.Errorf("%d of %d members Ready: %+v", ready, c.Members, st.Members)
+		})
+		owners.Stop()
+		if mx, at, who, _ := owners.Max(); mx > 1 {
+			t.Fatalf("%d members served hub lab at once (%v) at %s", mx, who, at.Format("15:04:05.000"))
+		}
+		if d := tr.ping.Dups(); d > 0 {
+			t.Fatalf("%d duplicated ping replies (DUP!): two copies of hub lab forwarded frames", d)
+		}
+	}
+	e2e.Record(t, "operator and owner killed together → ping resumes: %s", e2e.Summary(resume))
+	e2e.Record(t, "operator and owner killed together → hub reassigned (status.assignedMember): %s", e2e.Summary(moved))
+	if p99 := e2e.Percentile(resume, 99); p99 > failoverTarget {
+		t.Logf("TARGET MISSED: p99 %.2fs > %v", p99.Seconds(), failoverTarget)
+	}
+	if a.Exited() || b.Exited() {
+		t.Fatalf("a client exited; clients must ride out failovers:\n%s\n%s", a.Output(), b.Output())
+	}
+}
+
 type trial struct {
 	from, to                string
 	notReady, moved, resume time.Duration
