@@ -111,6 +111,8 @@ type LoginResult struct {
 	// Capabilities is the subset of the request's Capabilities the server
 	// accepted; both sides then use them.
 	Capabilities uint32
+	// UDP is set with CapUDP: where and how to send datagrams (udpcap.go).
+	UDP *UDPParams
 	// ServerMinVersion and ServerMaxVersion are sent with VersionUnsupported.
 	ServerMinVersion, ServerMaxVersion uint16
 }

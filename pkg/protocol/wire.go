@@ -261,6 +261,7 @@ func encodeLoginResult(r *LoginResult) []byte {
 		if r.Capabilities != 0 {
 			b = appendField(b, tagCapabilities, binary.BigEndian.AppendUint32(nil, r.Capabilities))
 		}
+		b = appendUDPParams(b, r)
 	}
 	if r.ServerMaxVersion != 0 {
 		b = appendU16(b, tagServerMinVersion, r.ServerMinVersion)
@@ -324,9 +325,14 @@ func decodeLoginResult(body []byte) (*LoginResult, error) {
 			if v, err = fixed(v, "capabilities", 4); err == nil && r.Code == OK {
 				r.Capabilities = binary.BigEndian.Uint32(v)
 			}
+		case tagUDP:
+			err = decodeUDPParams(r, v)
 		}
 		return err
 	})
+	if err == nil {
+		err = checkUDP(r)
+	}
 	if err != nil {
 		return nil, protoErr("bad login result: %v", err)
 	}
