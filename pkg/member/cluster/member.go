@@ -64,7 +64,8 @@ type Options struct {
 	// Listener replaces listening on Listen (tests use 127.0.0.1:0).
 	Listener net.Listener
 	// Debounce is how long a burst of object changes is gathered before the
-	// configuration is recomputed; default 100ms.
+	// configuration is recomputed (a change after a quiet period of this
+	// long is applied at once); default 100ms.
 	Debounce time.Duration
 	// ShutdownTimeout bounds telling clients to reconnect when Run ends; default 10s.
 	ShutdownTimeout time.Duration
@@ -360,7 +361,8 @@ func (m *Member) Run(ctx context.Context) error {
 	return err
 }
 
-// loop recomputes the configuration after a debounced burst of changes, at
+// loop recomputes the configuration on a change (at once after a quiet
+// period, else after a debounced burst of changes), at
 // once when the fencing state flips, and after each renewal (which can lift
 // the fence).
 func (m *Member) loop(ctx context.Context, c crcache.Cache, secrets *secretInformers, served chan error) error {
@@ -369,6 +371,7 @@ func (m *Member) loop(ctx context.Context, c crcache.Cache, secrets *secretInfor
 	fence := time.NewTimer(m.untilFence())
 	defer fence.Stop()
 	pending := false
+	var last time.Time // the last recompute a kick caused
 	for {
 		select {
 		case <-ctx.Done():
@@ -376,12 +379,21 @@ func (m *Member) loop(ctx context.Context, c crcache.Cache, secrets *secretInfor
 		case err := <-served:
 			return fmt.Errorf("member stopped serving: %w", err)
 		case <-m.kick:
-			if !pending {
+			// Leading edge: the first change after a quiet period (a hub
+			// moved here in a failover) is applied at once; a burst that
+			// follows is gathered for Debounce.
+			switch {
+			case pending:
+			case time.Since(last) >= m.opts.Debounce:
+				last = time.Now()
+				m.recompute(ctx, c, secrets)
+			default:
 				pending = true
 				debounce.Reset(m.opts.Debounce)
 			}
 		case <-debounce.C:
 			pending = false
+			last = time.Now()
 			m.recompute(ctx, c, secrets)
 		case <-m.renewed:
 			m.resyncStep(ctx)
