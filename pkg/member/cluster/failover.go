@@ -96,16 +96,20 @@ func (f *failover) linkDown(peer string) {
 	addr, ok := f.m.peers[peer]
 	f.m.mu.Unlock()
 	if !ok {
+		f.m.log.Info("mesh link to a peer ended; not a known peer, no probe", "peer", peer)
 		return
 	}
 	d := net.Dialer{Timeout: probeTimeout}
 	c, err := d.Dial("tcp", addr)
 	if err == nil {
 		c.Close()
+		f.m.log.Info("mesh link to a peer ended; its mesh port still accepts (alive)", "peer", peer, "addr", addr)
 		return
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return // silent: frozen or cut off, the Lease decides
+		// Silent: frozen or cut off, the Lease decides.
+		f.m.log.Info("mesh link to a peer ended; its mesh port does not answer", "peer", peer, "addr", addr, "err", err)
+		return
 	}
 	f.mu.Lock()
 	f.dead[peer] = deathCert{at: time.Now(), msg: fmt.Sprintf("its mesh link ended and %s refused a connection (process gone)", addr)}
