@@ -70,6 +70,64 @@ type VirtualHubSpec struct {
 	// (the default) or Drop.
 	// +optional
 	AccessListDefault AccessAction `json:"accessListDefault,omitempty"`
+
+	// dhcp runs a DHCP server inside the hub, so clients connecting without an
+	// --address get one (docs/user-guide.md, "Addresses from the hub"). Served with
+	// the hub by the member holding a Dynamic hub; on a Static hub members do not
+	// serve it yet (each instance would lease on its own) and say so in their log.
+	// +optional
+	DHCP *DHCPSpec `json:"dhcp,omitempty"`
+}
+
+// DHCPSpec is a hub's DHCP server: it leases IPv4 addresses of a range to the
+// hub's clients. The server is a station on the hub's segment with the range's
+// first address (rangeStart); it leases rangeStart+1 to rangeEnd, ARP-probing
+// each address before offering it so an address some host already uses (a
+// client's --address, a device behind a bridge) is never handed out.
+// +kubebuilder:validation:XValidation:rule="!(isCIDR(self.prefix) && cidr(self.prefix).ip().family() == 4 && isIP(self.rangeStart) && ip(self.rangeStart).family() == 4 && isIP(self.rangeEnd) && ip(self.rangeEnd).family() == 4) || (cidr(self.prefix).containsIP(self.rangeStart) && cidr(self.prefix).containsIP(self.rangeEnd))",message="rangeStart and rangeEnd must be inside prefix: widen the prefix or move the range into it"
+// +kubebuilder:validation:XValidation:rule="!(isIP(self.rangeStart) && ip(self.rangeStart).family() == 4 && isIP(self.rangeEnd) && ip(self.rangeEnd).family() == 4) || (int(self.rangeStart.split('.')[0]) * 16777216 + int(self.rangeStart.split('.')[1]) * 65536 + int(self.rangeStart.split('.')[2]) * 256 + int(self.rangeStart.split('.')[3])) < (int(self.rangeEnd.split('.')[0]) * 16777216 + int(self.rangeEnd.split('.')[1]) * 65536 + int(self.rangeEnd.split('.')[2]) * 256 + int(self.rangeEnd.split('.')[3]))",message="rangeStart must be below rangeEnd: the server answers from rangeStart and leases the addresses after it, so the range needs at least two addresses"
+// +kubebuilder:validation:XValidation:rule="!(isCIDR(self.prefix) && cidr(self.prefix).ip().family() == 4 && isIP(self.rangeStart) && ip(self.rangeStart).family() == 4 && isIP(self.rangeEnd) && ip(self.rangeEnd).family() == 4 && cidr(self.prefix).containsIP(self.rangeStart) && cidr(self.prefix).containsIP(self.rangeEnd)) || ((int(self.rangeStart.split('.')[0]) * 16777216 + int(self.rangeStart.split('.')[1]) * 65536 + int(self.rangeStart.split('.')[2]) * 256 + int(self.rangeStart.split('.')[3])) % [4294967296, 2147483648, 1073741824, 536870912, 268435456, 134217728, 67108864, 33554432, 16777216, 8388608, 4194304, 2097152, 1048576, 524288, 262144, 131072, 65536, 32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1][cidr(self.prefix).prefixLength()] != 0 && ((int(self.rangeEnd.split('.')[0]) * 16777216 + int(self.rangeEnd.split('.')[1]) * 65536 + int(self.rangeEnd.split('.')[2]) * 256 + int(self.rangeEnd.split('.')[3])) + 1) % [4294967296, 2147483648, 1073741824, 536870912, 268435456, 134217728, 67108864, 33554432, 16777216, 8388608, 4194304, 2097152, 1048576, 524288, 262144, 131072, 65536, 32768, 16384, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1][cidr(self.prefix).prefixLength()] != 0)",message="the range must not include the prefix's network address (its first) or broadcast address (its last): start above the one and end below the other"
+// +kubebuilder:validation:XValidation:rule="!has(self.router) || !(isCIDR(self.prefix) && cidr(self.prefix).ip().family() == 4 && isIP(self.router) && ip(self.router).family() == 4) || cidr(self.prefix).containsIP(self.router)",message="router must be inside prefix: clients reach their router on the hub's segment"
+// +kubebuilder:validation:XValidation:rule="!has(self.router) || !(isIP(self.router) && ip(self.router).family() == 4 && isIP(self.rangeStart) && ip(self.rangeStart).family() == 4 && isIP(self.rangeEnd) && ip(self.rangeEnd).family() == 4) || (int(self.router.split('.')[0]) * 16777216 + int(self.router.split('.')[1]) * 65536 + int(self.router.split('.')[2]) * 256 + int(self.router.split('.')[3])) < (int(self.rangeStart.split('.')[0]) * 16777216 + int(self.rangeStart.split('.')[1]) * 65536 + int(self.rangeStart.split('.')[2]) * 256 + int(self.rangeStart.split('.')[3])) || (int(self.router.split('.')[0]) * 16777216 + int(self.router.split('.')[1]) * 65536 + int(self.router.split('.')[2]) * 256 + int(self.router.split('.')[3])) > (int(self.rangeEnd.split('.')[0]) * 16777216 + int(self.rangeEnd.split('.')[1]) * 65536 + int(self.rangeEnd.split('.')[2]) * 256 + int(self.rangeEnd.split('.')[3]))",message="router must be outside the range rangeStart-rangeEnd: a router has a fixed address that the server must not lease; move the router or the range"
+type DHCPSpec struct {
+	// prefix is the hub's IPv4 network, such as 10.8.0.0/24: clients get its
+	// mask, and the range, the router and the server lie inside it.
+	// +kubebuilder:validation:MaxLength=18
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self).ip().family() == 4 && cidr(self) == cidr(self).masked() && cidr(self).prefixLength() <= 30",message="prefix must be an IPv4 prefix such as 10.8.0.0/24, with no address bits set after the length, and /30 or shorter to leave room for the server and a client"
+	Prefix string `json:"prefix"`
+
+	// rangeStart is the server's own address; the addresses after it, up to
+	// rangeEnd, are leased.
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="rangeStart must be an IPv4 address like 10.8.0.10"
+	RangeStart string `json:"rangeStart"`
+
+	// rangeEnd is the last address leased.
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="rangeEnd must be an IPv4 address like 10.8.0.10"
+	RangeEnd string `json:"rangeEnd"`
+
+	// router is the default gateway given to clients (option 3); omitted, clients
+	// get no default route. Inside prefix and outside the range.
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="router must be an IPv4 address like 10.8.0.10"
+	// +optional
+	Router string `json:"router,omitempty"`
+
+	// dnsServers are given to clients (option 6), in order.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="self.all(a, isIP(a) && ip(a).family() == 4)",message="dnsServers must be IPv4 addresses like 10.8.0.1"
+	// +listType=atomic
+	// +optional
+	DNSServers []string `json:"dnsServers,omitempty"`
+
+	// leaseSeconds is how long a lease lasts; clients renew at half of it.
+	// +kubebuilder:default=3600
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=2592000
+	// +optional
+	LeaseSeconds int32 `json:"leaseSeconds,omitempty"`
 }
 
 // AccessAction decides what happens to a frame an access rule matches.

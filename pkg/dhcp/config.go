@@ -26,7 +26,7 @@ type Settings struct {
 // Defaults.
 const (
 	DefaultLease        = time.Hour
-	MinLease            = time.Minute
+	MinLease            = 10 * time.Second
 	DefaultProbeTimeout = 250 * time.Millisecond
 )
 
@@ -97,7 +97,7 @@ func (s Settings) Config() (*Config, error) {
 			fail("rangeStart %s is not below rangeEnd %s: the server answers from rangeStart, so the range needs at least two addresses", c.Start, c.End)
 		}
 		if net, bcast := c.Prefix.Addr(), lastOf(c.Prefix); c.Prefix.IsValid() && (c.Start == net || c.End == bcast) {
-			fail("the range %s-%s includes the network (%s) or broadcast (%s) address of %s: start above the one and end below the other", c.Start, c.End, net, bcast, c.Prefix)
+			fail("rangeStart/rangeEnd %s-%s include the network (%s) or broadcast (%s) address of %s: start above the one and end below the other", c.Start, c.End, net, bcast, c.Prefix)
 		}
 	}
 	if s.Router != "" {

@@ -138,7 +138,7 @@ func TestSettingsErrorsNameTheField(t *testing.T) {
 		{func(s *Settings) { s.Router = "10.8.0.50" }, "router 10.8.0.50 is inside the range"},
 		{func(s *Settings) { s.Router = "10.7.0.1" }, "router 10.7.0.1 is outside prefix"},
 		{func(s *Settings) { s.DNSServers = []string{"1.1.1.1", "x"} }, "dnsServers[1] \"x\""},
-		{func(s *Settings) { s.LeaseSeconds = 10 }, "leaseSeconds 10 is under 60"},
+		{func(s *Settings) { s.LeaseSeconds = 5 }, "leaseSeconds 5 is under 10"},
 	} {
 		s := ok
 		tc.mod(&s)

@@ -45,6 +45,10 @@ type Config struct {
 	// TicketKeyFile holds the cluster's resumption-ticket key: 32 raw bytes or 64 hex
 	// digits. Empty means a random key, so tickets only resume on this process.
 	TicketKeyFile string `json:"ticketKeyFile,omitempty"`
+	// UDPListen is the UDP data channel's address (docs/member-config.md):
+	// empty means the listen address (the same port number, UDP), "off" no
+	// UDP channel (every session stays on TLS).
+	UDPListen string `json:"udpListen,omitempty"`
 	// Name is the member's name in logs and refusal messages; default the hostname.
 	Name              string      `json:"name,omitempty"`
 	KeepaliveInterval Duration    `json:"keepaliveInterval,omitempty"` // default 1s
@@ -74,6 +78,10 @@ type HubConfig struct {
 	// (docs/access-lists.md); cluster mode copies them from the VirtualHub.
 	AccessList        []v1alpha1.AccessRule `json:"accessList,omitempty"`
 	AccessListDefault v1alpha1.AccessAction `json:"accessListDefault,omitempty"`
+	// DHCP runs a DHCP server on the hub, with the fields and meaning of
+	// VirtualHub.spec.dhcp (docs/member-config.md); cluster mode copies it
+	// from the VirtualHub of a Dynamic hub.
+	DHCP *v1alpha1.DHCPSpec `json:"dhcp,omitempty"`
 }
 
 // accessList compiles the hub's access list (a Program that filters nothing
@@ -182,6 +190,11 @@ func (c *Config) Validate() error {
 	if err := checkListen(c.Listen); err != nil {
 		fail("listen %q: %v", c.Listen, err)
 	}
+	if c.UDPListen != "" && c.UDPListen != UDPOff {
+		if err := checkListen(c.UDPListen); err != nil {
+			fail("udpListen %q: %v (or \"off\")", c.UDPListen, err)
+		}
+	}
 	if c.CertFile == "" {
 		fail("certFile is empty: give the PEM serving certificate (tls.crt of the cluster's member Secret)")
 	}
@@ -232,6 +245,13 @@ func (c *Config) Validate() error {
 		}
 		if _, err := h.accessList(); err != nil {
 			fail("%s.accessList: %v%s", at, err, of)
+		}
+		if _, err := h.dhcpConfig(); err != nil {
+			// Each of the pool's errors names its field; the path goes in front
+			// of every one, so a list of mistakes reads as a list.
+			for _, e := range unjoin(err) {
+				fail("%s.dhcp.%v%s", at, e, of)
+			}
 		}
 		for _, user := range slices.Sorted(maps.Keys(h.Users)) {
 			if user == "" || len(user) > auth.MaxTicketName {

@@ -6,6 +6,7 @@ package member
 import (
 	"errors"
 	"log/slog"
+	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -27,14 +28,16 @@ type hubState struct {
 	sessions map[*session]struct{}
 	count    [2]int // sessions admitted (reserved or running) per license.Kind
 	removed  bool
-	reason   string // why it was removed, for sessions that arrive after
+	reason   string    // why it was removed, for sessions that arrive after
+	dhcp     *dhcpPort // the hub's DHCP server; nil without cfg.DHCP
+	now      func() time.Time
 }
 
-func newHubState(c *HubConfig, now func() time.Time) *hubState {
+func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState {
 	// Validate compiled the list already; a failure here cannot happen, and
 	// would leave the hub without a filter only for a config Validate refused.
 	prog, _ := c.accessList()
-	return &hubState{
+	hs := &hubState{
 		acl:  prog,
 		name: c.Name,
 		sw: hub.New(c.Name, hub.Options{
@@ -47,7 +50,37 @@ func newHubState(c *HubConfig, now func() time.Time) *hubState {
 		}),
 		cfg:      c,
 		sessions: map[*session]struct{}{},
+		now:      now,
 	}
+	hs.setDHCP(c, log)
+	return hs
+}
+
+// setDHCP starts, restarts or stops the hub's DHCP server to match c. A
+// changed pool gets a new server with an empty table: the clients' renewals
+// teach it their leases, as after a move (pkg/dhcp).
+func (hs *hubState) setDHCP(c *HubConfig, log *slog.Logger) {
+	hs.mu.Lock()
+	old := hs.dhcp
+	if old != nil && reflect.DeepEqual(old.spec, c.DHCP) {
+		hs.mu.Unlock()
+		return
+	}
+	hs.dhcp = nil
+	hs.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	dc, _ := c.dhcpConfig() // validated with the config
+	if dc == nil {
+		return
+	}
+	d := startDHCP(hs.sw, dc, hs.now, log)
+	d.spec = c.DHCP
+	hs.mu.Lock()
+	hs.dhcp = d
+	hs.mu.Unlock()
+	log.Info("dhcp server started", "hub", c.Name, "server", dc.ServerIP(), "range_end", dc.End, "prefix", dc.Prefix)
 }
 
 // update installs a new configuration for later logins.
@@ -63,6 +96,7 @@ func (hs *hubState) update(c *HubConfig, log *slog.Logger) {
 		se.port.SetFilter(filterFor(prog, se.user))
 	}
 	hs.mu.Unlock()
+	hs.setDHCP(c, log)
 	if old.MACAgeingSeconds != c.MACAgeingSeconds || old.MaxMACs != c.MaxMACs {
 		// The switch's table parameters are fixed when it is built; rebuilding it
 		// would drop every session of the hub, which a tuning change is not worth.
@@ -176,6 +210,13 @@ func (hs *hubState) remove(reason string) int {
 		wg.Go(func() { se.shutdown(reason) })
 	}
 	wg.Wait()
+	hs.mu.Lock()
+	d := hs.dhcp
+	hs.dhcp = nil
+	hs.mu.Unlock()
+	if d != nil {
+		d.stop()
+	}
 	hs.sw.Close()
 	return len(sessions)
 }

@@ -62,6 +62,7 @@ type collector struct {
 
 	info, sessions, hubs, macs, frames, bytes, flooded, drops *prometheus.Desc
 	licInUse, licAlloc, logins, relayed, meshLinks, fenced    *prometheus.Desc
+	dhcpPool, dhcpInUse, dhcpQuarantined, dhcpMessages        *prometheus.Desc
 }
 
 // NewCollector returns a prometheus.Collector exporting srv's sessions, hubs,
@@ -87,12 +88,17 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 		relayed:   d("relayed_sessions", "Sessions this member accepted as entry and relays over the member mesh to the member that holds their hub."),
 		meshLinks: d("mesh_links", "Live member-mesh links to other members."),
 		fenced:    d("fenced", "1 while the member does not serve its dynamic hubs because it could not renew its Lease in time."),
+		// Only hubs whose DHCP server runs on this member have these series.
+		dhcpPool:        d("dhcp_pool_addresses", "Addresses the hub's DHCP server leases (rangeStart+1 to rangeEnd).", hub...),
+		dhcpInUse:       d("dhcp_leases", "Bound, unexpired leases of the hub's DHCP server.", hub...),
+		dhcpQuarantined: d("dhcp_quarantined_addresses", "Pool addresses not handed out because a host answered an ARP probe for them or a client declined them.", hub...),
+		dhcpMessages:    d("dhcp_replies_total", "Replies of the hub's DHCP server by type (offer, ack, nak); learned counts renewals of leases the server had no record of (after a move), acknowledged after a probe.", append(hub, "type")...),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.sessions, c.hubs, c.macs, c.frames, c.bytes, c.flooded,
-		c.drops, c.licInUse, c.licAlloc, c.logins, c.relayed} {
+		c.drops, c.licInUse, c.licAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages} {
 		ch <- d
 	}
 	if c.opts.MeshLinks != nil {
@@ -135,6 +141,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for t, n := range types {
 		gauge(c.hubs, float64(n), t)
+	}
+	for hubName, d := range c.srv.dhcpStats() {
+		ns, name := splitHubName(hubName)
+		gauge(c.dhcpPool, float64(d.PoolSize), ns, name)
+		gauge(c.dhcpInUse, float64(d.InUse), ns, name)
+		gauge(c.dhcpQuarantined, float64(d.Quarantined), ns, name)
+		counter(c.dhcpMessages, d.Offers, ns, name, "offer")
+		counter(c.dhcpMessages, d.Acks, ns, name, "ack")
+		counter(c.dhcpMessages, d.Naks, ns, name, "nak")
+		counter(c.dhcpMessages, d.Learned, ns, name, "learned")
 	}
 
 	l := st.Licences

@@ -206,7 +206,7 @@ func (s *Server) Apply(cfg *Config) error {
 			hs.update(h, s.log)
 			continue
 		}
-		s.hubs[h.Name] = newHubState(h, s.now)
+		s.hubs[h.Name] = newHubState(h, s.now, s.log)
 		s.log.Info("hub added", "hub", h.Name, "type", h.Type, "users", len(h.Users))
 	}
 	for name, hs := range s.hubs {

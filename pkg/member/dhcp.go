@@ -1,0 +1,135 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
+package member
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/dhcp"
+	"github.com/hubfleet/hubfleet/pkg/hub"
+)
+
+// DHCPSettings is a VirtualHub's (or member file's) dhcp section as pkg/dhcp
+// checks it; the zero Settings for nil, which Config refuses.
+func DHCPSettings(d *v1alpha1.DHCPSpec) dhcp.Settings {
+	if d == nil {
+		return dhcp.Settings{}
+	}
+	return dhcp.Settings{
+		Prefix: d.Prefix, RangeStart: d.RangeStart, RangeEnd: d.RangeEnd,
+		Router: d.Router, DNSServers: d.DNSServers, LeaseSeconds: int(d.LeaseSeconds),
+	}
+}
+
+// dhcpConfig is the hub's checked pool, or nil when the hub has none.
+func (h *HubConfig) dhcpConfig() (*dhcp.Config, error) {
+	if h.DHCP == nil {
+		return nil, nil
+	}
+	c, err := DHCPSettings(h.DHCP).Config()
+	if err != nil {
+		return nil, err
+	}
+	c.ServerMAC = dhcp.MACFor(h.Name)
+	return c, nil
+}
+
+// dhcpPort is a hub's DHCP server attached to its switch as one more port:
+// the switch floods it broadcasts and unknown unicast and delivers what is
+// sent to its MAC, like any station's. A hub without DHCP has no such port,
+// so the forwarding path is the same as before DHCP existed.
+type dhcpPort struct {
+	srv    *dhcp.Server
+	spec   *v1alpha1.DHCPSpec // what it was started from, to tell a change
+	port   *hub.Port
+	cancel context.CancelFunc
+	done   chan struct{}
+	now    func() time.Time
+}
+
+// batch is how many frames the server takes from its queue at once.
+const dhcpBatch = 64
+
+func startDHCP(sw *hub.Hub, c *dhcp.Config, now func() time.Time, log *slog.Logger) *dhcpPort {
+	d := &dhcpPort{port: sw.Attach(hub.PortSession, "dhcp"), done: make(chan struct{}), now: now}
+	one := make([]*hub.Frame, 1)
+	// send runs on the server goroutine only (Handle, Tick and Announce are
+	// called there), which is the one goroutine allowed to Forward on the port.
+	send := func(b []byte) {
+		f := hub.NewFrameSize(len(b))
+		f.SetLen(copy(f.Buf(), b))
+		one[0] = f
+		d.port.Forward(one)
+	}
+	d.srv = dhcp.NewServer(c, send, log.With("hub", sw.Name()))
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go d.run(ctx)
+	return d
+}
+
+func (d *dhcpPort) run(ctx context.Context) {
+	defer close(d.done)
+	d.srv.Announce()
+	frames := make([]*hub.Frame, dhcpBatch)
+	var next time.Time
+	for {
+		// Only while a probe is in flight does the server need waking
+		// without a frame; otherwise it waits on its queue alone.
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if !next.IsZero() {
+			dctx, cancel = context.WithDeadline(ctx, next)
+		}
+		n, err := d.port.Dequeue(dctx, frames)
+		cancel()
+		if err != nil && ctx.Err() != nil || err == hub.ErrPortClosed {
+			return
+		}
+		now := d.now()
+		for _, f := range frames[:n] {
+			if dhcp.Wants(f.B) {
+				d.srv.Handle(f.B, now)
+			}
+			f.Release()
+		}
+		next = d.srv.Tick(now)
+	}
+}
+
+// stop detaches the server and waits for its goroutine.
+func (d *dhcpPort) stop() {
+	d.cancel()
+	d.port.Close()
+	<-d.done
+}
+
+// unjoin splits an errors.Join into its errors.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// dhcpStats returns the DHCP server statistics of each hub that has one.
+func (s *Server) dhcpStats() map[string]dhcp.Stats {
+	s.mu.Lock()
+	servers := map[string]*dhcpPort{}
+	for name, hs := range s.hubs {
+		hs.mu.Lock()
+		if hs.dhcp != nil {
+			servers[name] = hs.dhcp
+		}
+		hs.mu.Unlock()
+	}
+	s.mu.Unlock()
+	out := make(map[string]dhcp.Stats, len(servers))
+	for name, d := range servers {
+		out[name] = d.srv.Stats(d.now())
+	}
+	return out
+}
