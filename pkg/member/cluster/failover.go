@@ -59,6 +59,9 @@ const (
 	// certTTL is how long a death certificate stands. After that the Lease
 	// decides; a certificate is only ever a shortcut to the same verdict.
 	certTTL = 10 * time.Second
+	// probeHold is how long an accepted probe is held: a live mesh server
+	// keeps it open (waiting for a ClientHello), a closing listener resets it.
+	probeHold = 250 * time.Millisecond
 )
 
 // failover is the member's half of failover without the operator.
@@ -99,16 +102,8 @@ func (f *failover) linkDown(peer string) {
 		f.m.log.Info("mesh link to a peer ended; not a known peer, no probe", "peer", peer)
 		return
 	}
-	d := net.Dialer{Timeout: probeTimeout}
-	c, err := d.Dial("tcp", addr)
-	if err == nil {
-		c.Close()
-		f.m.log.Info("mesh link to a peer ended; its mesh port still accepts (alive)", "peer", peer, "addr", addr)
-		return
-	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		// Silent: frozen or cut off, the Lease decides.
-		f.m.log.Info("mesh link to a peer ended; its mesh port does not answer", "peer", peer, "addr", addr, "err", err)
+	if alive, why := probeMesh(addr); alive || why != "" {
+		f.m.log.Info("mesh link to a peer ended; not a death", "peer", peer, "addr", addr, "probe", why)
 		return
 	}
 	f.mu.Lock()
@@ -116,6 +111,41 @@ func (f *failover) linkDown(peer string) {
 	f.mu.Unlock()
 	f.m.log.Warn("peer member's process is gone", "peer", peer, "addr", addr)
 	f.poke()
+}
+
+// probeMesh tells a dead peer process from a live or silent one by its mesh
+// port: it returns (false, "") only when nothing listens there — connections
+// refused or reset by the peer's kernel. A connection the kernel accepts is
+// not proof of life: a killed process's listening socket is closed after its
+// other sockets, so a probe right after the link ended can be accepted into
+// the backlog and then reset. It is held open briefly: a live mesh server
+// waits for the TLS ClientHello (the read times out), a closing listener
+// resets it, and the next attempt is refused.
+func probeMesh(addr string) (alive bool, why string) {
+	d := net.Dialer{Timeout: probeTimeout}
+	for range 3 {
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			if gone(err) {
+				return false, ""
+			}
+			return false, "no answer: " + err.Error() // frozen or cut off: the Lease decides
+		}
+		_ = c.SetReadDeadline(time.Now().Add(probeHold))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return true, "its mesh port accepts and holds a connection"
+		}
+		// Reset or closed at once: the listener is going; ask again.
+	}
+	return true, "its mesh port accepts connections but closes them"
+}
+
+// gone: the peer's kernel answered that nothing listens (or stopped listening).
+func gone(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // run evaluates the peers whenever a death certificate arrives and when the

@@ -6,6 +6,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -214,5 +215,43 @@ func TestJudgePeers(t *testing.T) {
 	}
 	if wantNext := now.Add(2 * time.Second); !next.Equal(wantNext) {
 		t.Errorf("next verdict change at %v, want m-1's expiry %v", next, wantNext)
+	}
+}
+
+// TestProbeMesh: a port nothing listens on is a death; a listener that holds
+// the connection (a live mesh server waiting for a ClientHello) is alive,
+// and so is one that accepts and closes (not a kernel's refusal).
+func TestProbeMesh(t *testing.T) {
+	ln := loopbackListener(t)
+	addr := ln.Addr().String()
+	held := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	if alive, why := probeMesh(addr); !alive {
+		t.Fatalf("a listening mesh port judged dead (%q)", why)
+	}
+	ln.Close()
+	if alive, why := probeMesh(addr); alive || why != "" {
+		t.Fatalf("a closed port judged alive=%v (%q), want dead", alive, why)
+	}
+	closer := loopbackListener(t)
+	go func() {
+		for {
+			c, err := closer.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if alive, why := probeMesh(closer.Addr().String()); !alive {
+		t.Fatalf("a port that accepts and closes judged dead (%q): only the kernel's refusal is a death", why)
 	}
 }
