@@ -11,9 +11,11 @@ package cluster
 // conditions; this only keeps a member's death from waiting for an operator
 // pod to be rescheduled and elected.
 //
-// Who acts: the live members sorted by name; the first acts at once, the k-th
-// only k renewal intervals later if nothing has happened by then (the first
-// may be partitioned from the API server). Exactly one move wins because the
+// Who acts: on a Lease expiry (which every member sees alike) the live
+// members sorted by name; the first acts at once, the k-th only k renewal
+// intervals later if nothing has happened by then (the first may be
+// partitioned from the API server). On a death certificate of its own (a
+// refused probe, which not every peer gets) a member acts at once. Exactly one move wins because the
 // claim is an update of the dead peer's Lease at the resourceVersion that
 // was judged (a renewal in between makes it fail), and each hub's status is
 // patched at the resourceVersion its move was decided on.
@@ -298,6 +300,12 @@ func (f *failover) step(ctx context.Context, c crcache.Cache) time.Duration {
 		// The first live member acts at once; the others only if the hubs
 		// are still there later (the first may be cut off from the API).
 		delay := time.Duration(rank) * interval
+		if p.claim == nil && p.reason == ReasonMemberDead {
+			// Our own death certificate: not every peer sees one (a link
+			// may be down, a probe may be judged inconclusive), so whoever
+			// holds one acts at once; the claim still lets only one win.
+			delay = 0
+		}
 		if p.claim != nil && p.claim.By != m.id.Name {
 			delay += 2 * interval // the claimer is moving them
 		}
