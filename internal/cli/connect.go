@@ -41,6 +41,7 @@ type vpnFlags struct {
 	passwordFile string
 	verbose      bool
 	offload      bool
+	dhcp         optBool // connect only; default: on without --address
 }
 
 func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
@@ -56,6 +57,9 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.StringVar(&o.ServerName, "server-name", "", "name the member certificate must carry (default: any certificate of the trusted CA)")
 	fs.StringVar(&o.TAPName, "tap", "", "TAP device name (default: the kernel picks tapN)")
 	fs.StringVar(&o.Address, "address", "", "address to assign to the TAP device, CIDR (such as 172.31.0.1/24)")
+	if kind == client.KindClient {
+		fs.Var(&v.dhcp, "dhcp", "obtain the TAP's address from the hub's DHCP server, renew it and release it on exit (default: on when no --address is given)")
+	}
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
@@ -118,6 +122,10 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	v.opts.NoOffload = !v.offload
+	if v.opts.DHCP, err = v.dhcp.resolve(v.opts.Address); err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
+		return ExitUsage
+	}
 	err = client.Run(ctx, v.opts)
 	if err == nil {
 		return ExitOK

@@ -72,6 +72,9 @@ func Run(ctx context.Context, opts Options) error {
 	// One tls.Config for the whole run: its session cache (ClientTLSConfig) is
 	// what lets every reconnect resume the TLS session, on any member.
 	c := newClient(opts, dev, tlsConf)
+	if opts.DHCP {
+		return c.runDHCP(ctx) // dhcp.go
+	}
 	return c.run(ctx)
 }
 

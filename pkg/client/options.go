@@ -68,6 +68,9 @@ type Options struct {
 	MTU int
 	// Address, if set, is assigned to the TAP device (CIDR, such as 172.31.0.1/24).
 	Address string
+	// DHCP obtains the TAP's address from the hub's DHCP server (spec.dhcp),
+	// renews it and releases it when Run returns (dhcp.go). Linux only.
+	DHCP bool
 	// Bridge, for a bridge session, is the Linux bridge (or plain interface, which
 	// gets a new bridge with the TAP, see tap.AddToBridge) the TAP joins.
 	Bridge string
@@ -116,6 +119,9 @@ func (o *Options) check() error {
 	}
 	if o.Kind != KindClient && o.Kind != KindBridge {
 		return fmt.Errorf("session kind %d is neither client nor bridge", o.Kind)
+	}
+	if o.DHCP && (o.Address != "" || o.Kind == KindBridge) {
+		return errors.New("DHCP is for a client without --address: a bridge joins a LAN that has its own addresses")
 	}
 	if o.Kind == KindBridge && o.Bridge == "" && o.Device == nil {
 		return errors.New("a bridge session needs the bridge or interface to join (--bridge)")
