@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/udpio"
 )
 
 func init() {
@@ -103,6 +104,20 @@ func runMember(args []string) int {
 	} else {
 		defer w.Close()
 		go w.Run(ctx)
+	}
+	if uaddr, advertise, ok := member.UDPAddr(cfg); ok {
+		// A UDP socket that cannot be opened costs the clients their UDP
+		// path, not their sessions: they stay on TLS.
+		if uc, err := udpio.Listen("udp", uaddr); err != nil {
+			log.Error("cannot listen on UDP; sessions stay on TLS", "addr", uaddr, "err", err, "fix", listenFix(err, "udpListen in "+path))
+		} else {
+			defer uc.Close()
+			go func() {
+				if err := srv.ServeUDP(uc, advertise); err != nil {
+					log.Error("UDP data channel stopped; sessions fall back to TLS", "err", err)
+				}
+			}()
+		}
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -174,6 +174,7 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	// From here Shutdown must not close the connection under the OK result: the
 	// session reaches it through its hub instead (register in start).
 	s.untrack(raw)
+	s.offerUDP(conn, req, se, res)
 	if err := protocol.WriteResult(conn, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
 		se.port.Close()

@@ -73,6 +73,8 @@ type Server struct {
 	logins   loginCounters
 	relaying atomic.Int64 // sessions relayed to their hub's owner now
 
+	udp atomic.Pointer[udpServer] // set while ServeUDP runs (udp.go)
+
 	mu        sync.Mutex
 	hubs      map[string]*hubState
 	listeners map[net.Listener]struct{}

@@ -31,6 +31,7 @@ type session struct {
 	label  string
 	remote string
 	id     [16]byte
+	udp    *udpSession // set when the session negotiated CapUDP (udp.go)
 
 	// Reader state. in is filled by onFrame during one ReadFramesGSO call and
 	// forwarded as one batch; its capacity is one wire batch, so it never grows.
@@ -53,10 +54,12 @@ func (se *session) run() {
 		se.writer(ctx)
 	}()
 	go func() { _ = se.conn.RunKeepalive(ctx) }()
+	stopUDP := se.startUDP(ctx)
 
 	err := se.reader()
 
 	cancel()
+	stopUDP()
 	se.port.Close()
 	se.conn.Close()
 	<-writerDone
@@ -95,7 +98,7 @@ func (se *session) reader() error {
 	for {
 		_, err := se.conn.ReadFramesGSO(se.onFrame)
 		if len(se.in) > 0 {
-			se.port.Forward(se.in) // takes ownership of the frames
+			se.forward(se.in) // takes ownership of the frames
 			clear(se.in)
 			se.in = se.in[:0]
 		}
@@ -140,7 +143,7 @@ func (se *session) writer(ctx context.Context) {
 		for i, f := range wb.frames[:n] {
 			wb.bufs[i], wb.metas[i] = f.B, f.Meta
 		}
-		err := se.conn.WriteFramesGSO(wb.bufs[:n], wb.metas[:n])
+		err := se.write(wb.bufs[:n], wb.metas[:n])
 		for i, f := range wb.frames[:n] {
 			f.Release()
 			wb.frames[i], wb.bufs[i], wb.metas[i] = nil, nil, gso.Meta{}

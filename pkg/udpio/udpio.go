@@ -67,3 +67,15 @@ func (c *Conn) Close() error { return c.uc.Close() }
 
 // Offloads says which kernel batching the socket uses.
 func (c *Conn) Offloads() (gso, gro bool) { return c.gsoOn(), c.groOn }
+
+// MaxPayload is the largest UDP payload on a link of mtu bytes towards dst
+// (IP and UDP headers taken off), or 0 for an unknown mtu.
+func MaxPayload(mtu int, dst netip.Addr) int {
+	if mtu <= 0 {
+		return 0
+	}
+	if dst.Unmap().Is4() {
+		return mtu - 20 - 8
+	}
+	return mtu - 40 - 8
+}

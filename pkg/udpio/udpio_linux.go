@@ -321,3 +321,31 @@ func (c *Conn) send(fd uintptr) bool {
 	c.werr = errno
 	return true
 }
+
+// RouteMTU is the MTU of the interface the route to dst leaves by (the
+// kernel's IP_MTU of a socket connected to dst), or 0 when unknown: the
+// ceiling of a path MTU search.
+func RouteMTU(dst netip.AddrPort) int {
+	network := "udp4"
+	if !dst.Addr().Unmap().Is4() {
+		network = "udp6"
+	}
+	c, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())))
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	mtu := 0
+	rc.Control(func(fd uintptr) {
+		if network == "udp4" {
+			mtu, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU)
+		} else {
+			mtu, _ = unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MTU)
+		}
+	})
+	return mtu
+}

@@ -45,3 +45,6 @@ func (c *Conn) WriteBatch(to netip.AddrPort, dgrams [][]byte) error {
 	}
 	return nil
 }
+
+// RouteMTU is unknown here: the search ceiling stays at its default.
+func RouteMTU(dst netip.AddrPort) int { return 0 }

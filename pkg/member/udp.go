@@ -1,0 +1,378 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
+package member
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/datagram"
+	"github.com/hubfleet/hubfleet/pkg/framing"
+	"github.com/hubfleet/hubfleet/pkg/gso"
+	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/udpio"
+)
+
+// The UDP data channel (issue #14): a session that negotiated CapUDP sends
+// and receives frames as datagrams (pkg/datagram) on the member's UDP socket
+// whenever its path is up, and over TLS otherwise. TLS stays the control
+// channel: login, keepalives, Close and Shutdown, and every frame while the
+// path is down or too small for it.
+
+// UDPOff as Config.UDPListen turns the UDP data channel off.
+const UDPOff = "off"
+
+// UDPAddr is where a member with cfg serves UDP and the port it advertises
+// (0 when it is the TCP listen port's number), or ok=false with UDP off.
+func UDPAddr(cfg *Config) (addr string, advertise uint16, ok bool) {
+	switch cfg.UDPListen {
+	case UDPOff:
+		return "", 0, false
+	case "":
+		return cfg.Listen, 0, true
+	}
+	_, up, err1 := net.SplitHostPort(cfg.UDPListen)
+	_, tp, err2 := net.SplitHostPort(cfg.Listen)
+	if err1 == nil && err2 == nil && up == tp {
+		return cfg.UDPListen, 0, true
+	}
+	n, err := net.LookupPort("udp", up)
+	if err != nil {
+		return cfg.UDPListen, 0, true
+	}
+	return cfg.UDPListen, uint16(n), true
+}
+
+// udpServer is the member's UDP socket and the sessions reachable through it.
+type udpServer struct {
+	s    *Server
+	conn *udpio.Conn
+	port uint16 // advertised in the LoginResult; 0: the TCP port's number
+
+	mu   sync.RWMutex
+	byID map[datagram.SessionID]*udpSession
+
+	// Reader state (one goroutine).
+	touched []*udpSession
+	ackBuf  []byte
+
+	unknown, malformed atomic.Uint64
+}
+
+// udpSession is one session's half of the channel.
+type udpSession struct {
+	u      *udpServer
+	se     *session
+	id     datagram.SessionID
+	sealer *datagram.Sealer
+	opener *datagram.Opener // the UDP reader goroutine's
+	path   *datagram.Path
+	lim    framing.Limits
+	peer   atomic.Pointer[netip.AddrPort]
+
+	// fwd serialises the hub port's ingress: hub.Port.Forward is for one
+	// goroutine, and this session's frames now come from two (its TLS
+	// reader and the UDP reader).
+	fwd sync.Mutex
+	in  []*hub.Frame // the UDP reader's frames not yet forwarded
+
+	// Writer state (the session's writer goroutine).
+	packer *datagram.Packer
+	tooBig []int
+	tlsF   [][]byte
+	tlsM   []gso.Meta
+	onBig  func(int)
+
+	probeBuf []byte // the path goroutine's
+
+	rx, rxBad, rxReplay, tx, txErr atomic.Uint64
+}
+
+// ServeUDP runs the UDP data channel on c until c is closed; sessions that
+// log in afterwards are offered CapUDP. advertise is the port clients are
+// told to send to (0: the number of the TCP port they dialled, which is what
+// a Kubernetes Service exposing one port number for TCP and UDP needs).
+func (s *Server) ServeUDP(c *udpio.Conn, advertise uint16) error {
+	u := &udpServer{s: s, conn: c, port: advertise, byID: map[datagram.SessionID]*udpSession{},
+		ackBuf: make([]byte, datagram.MaxDatagram)}
+	if !s.udp.CompareAndSwap(nil, u) {
+		return errors.New("member: ServeUDP called twice")
+	}
+	defer s.udp.CompareAndSwap(u, nil)
+	gsoOn, groOn := c.Offloads()
+	s.log.Info("UDP data channel listening", "addr", c.LocalAddr().String(), "gso", gsoOn, "gro", groOn)
+	onDatagram := u.onDatagram
+	for {
+		err := c.ReadBatch(onDatagram)
+		u.flush()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// offerUDP grants CapUDP to a client that asked, when this member serves UDP
+// and the login came straight from the client: a relayed session's TLS ends
+// at the entry member, so the keys could not be exported here.
+func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session, res *protocol.LoginResult) {
+	u := s.udp.Load()
+	tc, ok := conn.(*tls.Conn)
+	if u == nil || !ok || req.Relayed || req.Capabilities&protocol.CapUDP == 0 {
+		return
+	}
+	suite := datagram.PreferredSuite()
+	if req.Capabilities&protocol.CapUDPChaCha != 0 {
+		suite = datagram.ChaCha20Poly1305
+	}
+	var id datagram.SessionID
+	rand.Read(id[:])
+	p := datagram.Params{Session: id, Suite: suite, Role: datagram.Server, Exporter: datagram.TLSExporter(tc.ConnectionState())}
+	sealer, err := datagram.NewSealer(p)
+	if err != nil {
+		s.log.Warn("UDP keys could not be derived; the session stays on TLS", "err", err)
+		return
+	}
+	opener, err := datagram.NewOpener(p)
+	if err != nil {
+		s.log.Warn("UDP keys could not be derived; the session stays on TLS", "err", err)
+		return
+	}
+	us := &udpSession{u: u, se: se, id: id, sealer: sealer, opener: opener,
+		path: datagram.NewPath(datagram.PathConfig{}, time.Now())}
+	mf := res.MaxFrame
+	if mf == 0 {
+		mf = protocol.DefaultMaxFrame
+	}
+	peerGSO := res.Capabilities&protocol.CapGSO != 0
+	us.lim = framing.Limits{MaxFrame: mf}
+	if peerGSO {
+		us.lim.MaxSuper = protocol.MaxSuperFrame
+	}
+	us.packer = datagram.NewPacker(sealer, mf, peerGSO, us.flushDatagrams)
+	us.onBig = us.addTooBig
+	se.udp = us
+	res.Capabilities |= protocol.CapUDP
+	res.UDP = &protocol.UDPParams{Port: u.port, Session: id, Suite: uint8(suite)}
+}
+
+// startUDP makes the session reachable by datagrams and runs its path
+// prober until ctx ends; the returned function waits for it and removes the
+// session.
+func (se *session) startUDP(ctx context.Context) (stop func()) {
+	us := se.udp
+	if us == nil {
+		return func() {}
+	}
+	u := us.u
+	u.mu.Lock()
+	u.byID[us.id] = us
+	u.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		us.probe(ctx)
+	}()
+	return func() {
+		<-done
+		u.mu.Lock()
+		delete(u.byID, us.id)
+		u.mu.Unlock()
+		st, changes, _ := us.path.State()
+		se.srv.log.Info("UDP channel closed", "hub", se.hs.name, "user", se.user, "path", st.String(), "pathChanges", changes,
+			"rxDatagrams", us.rx.Load(), "rxRejected", us.rxBad.Load(), "rxReplayed", us.rxReplay.Load(),
+			"txDatagrams", us.tx.Load(), "txErrors", us.txErr.Load(), "pmtu", us.path.Size())
+	}
+}
+
+// probe sends what the path asks for: liveness probes and size probes, to the
+// client's address once a datagram of its has authenticated.
+func (us *udpSession) probe(ctx context.Context) {
+	us.probeBuf = make([]byte, datagram.MaxDatagram)
+	log := us.se.srv.log.With("hub", us.se.hs.name, "user", us.se.user)
+	t := time.NewTimer(us.path.NextTick())
+	defer t.Stop()
+	var probes [2]datagram.Probe
+	var lastChanges uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		n := us.path.Tick(now, &probes)
+		if peer := us.peer.Load(); peer != nil {
+			for _, pr := range probes[:n] {
+				if d, err := us.sealer.SealProbe(us.probeBuf, pr.ID, pr.Size); err == nil {
+					us.send(*peer, d)
+				}
+			}
+		}
+		if st, changes, _ := us.path.State(); changes != lastChanges {
+			lastChanges = changes
+			log.Info("UDP path "+st.String(), "peer", us.peerString(), "pmtu", us.path.Size())
+		}
+		t.Reset(us.path.NextTick())
+	}
+}
+
+func (us *udpSession) peerString() string {
+	if p := us.peer.Load(); p != nil {
+		return p.String()
+	}
+	return ""
+}
+
+func (us *udpSession) send(to netip.AddrPort, d []byte) {
+	one := [1][]byte{d}
+	if err := us.u.conn.WriteBatch(to, one[:]); err != nil {
+		us.txErr.Add(1)
+		return
+	}
+	us.tx.Add(1)
+}
+
+// onDatagram authenticates one datagram and acts on it, in the UDP reader.
+func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
+	h, err := datagram.ParseHeader(d)
+	if err != nil {
+		u.malformed.Add(1)
+		return
+	}
+	u.mu.RLock()
+	us := u.byID[h.Session]
+	u.mu.RUnlock()
+	if us == nil {
+		u.unknown.Add(1)
+		return
+	}
+	_, payload, err := us.opener.Open(d)
+	if err != nil {
+		if errors.Is(err, datagram.ErrReplay) {
+			us.rxReplay.Add(1)
+		} else {
+			us.rxBad.Add(1)
+		}
+		return
+	}
+	us.rx.Add(1)
+	// The client may have moved (NAT rebinding, roaming): only a datagram
+	// that authenticated, and is no replay, moves the session to its source.
+	if p := us.peer.Load(); p == nil || *p != from {
+		moved := from // a copy, so only a move allocates
+		us.peer.Store(&moved)
+		if p != nil {
+			us.se.srv.log.Info("UDP peer address changed", "hub", us.se.hs.name, "user", us.se.user, "from", p.String(), "to", from.String())
+		}
+	}
+	switch h.Type {
+	case datagram.TypeData:
+		if len(us.in) == 0 {
+			u.touched = append(u.touched, us)
+		}
+		if _, _, err := datagram.Unpack(payload, us.lim, us.keep); err != nil {
+			us.rxBad.Add(1)
+		}
+		if len(us.in) >= batchFrames {
+			us.forward()
+		}
+	case datagram.TypeProbe:
+		if id, ok := datagram.ParseProbe(payload); ok {
+			if a, err := us.sealer.SealProbeAck(u.ackBuf, id, len(d)); err == nil {
+				us.send(from, a)
+			}
+		}
+	case datagram.TypeProbeAck:
+		if id, size, ok := datagram.ParseProbeAck(payload); ok {
+			us.path.OnAck(time.Now(), id, size)
+		}
+	}
+}
+
+// keep copies a received frame into a hub frame, as the TLS reader does.
+func (us *udpSession) keep(b []byte, m gso.Meta) {
+	f := hub.NewFrameSize(len(b))
+	f.SetLen(copy(f.Buf(), b))
+	f.Meta = m
+	us.in = append(us.in, f)
+}
+
+func (us *udpSession) forward() {
+	if len(us.in) > 0 {
+		us.se.forward(us.in)
+		clear(us.in)
+		us.in = us.in[:0]
+	}
+}
+
+// flush forwards what one read brought, per session.
+func (u *udpServer) flush() {
+	for _, us := range u.touched {
+		us.forward()
+	}
+	clear(u.touched)
+	u.touched = u.touched[:0]
+}
+
+// forward hands frames to the hub, one goroutine at a time.
+func (se *session) forward(frames []*hub.Frame) {
+	if us := se.udp; us != nil {
+		us.fwd.Lock()
+		defer us.fwd.Unlock()
+	}
+	se.port.Forward(frames)
+}
+
+// write sends a batch the hub queued for this session: by UDP while the path
+// is up (frames too long for it by TLS), by TLS otherwise.
+func (se *session) write(frames [][]byte, metas []gso.Meta) error {
+	us := se.udp
+	if us == nil || !us.path.Up() || us.peer.Load() == nil {
+		return se.conn.WriteFramesGSO(frames, metas)
+	}
+	_ = us.packer.Pack(us.path.Size(), frames, metas, us.onBig)
+	var err error
+	if len(us.tooBig) > 0 {
+		for _, i := range us.tooBig {
+			us.tlsF = append(us.tlsF, frames[i])
+			if metas != nil {
+				us.tlsM = append(us.tlsM, metas[i])
+			} else {
+				us.tlsM = append(us.tlsM, gso.Meta{})
+			}
+		}
+		err = se.conn.WriteFramesGSO(us.tlsF, us.tlsM)
+		clear(us.tlsF)
+		us.tlsF, us.tlsM, us.tooBig = us.tlsF[:0], us.tlsM[:0], us.tooBig[:0]
+	}
+	return err
+}
+
+func (us *udpSession) addTooBig(i int) { us.tooBig = append(us.tooBig, i) }
+
+// flushDatagrams is the Packer's Flush: a lost batch is a lost batch (the
+// path prober notices a path that stopped working), never a session error.
+func (us *udpSession) flushDatagrams(ds [][]byte) error {
+	p := us.peer.Load()
+	if p == nil {
+		return nil
+	}
+	if err := us.u.conn.WriteBatch(*p, ds); err != nil {
+		us.txErr.Add(uint64(len(ds)))
+		return nil
+	}
+	us.tx.Add(uint64(len(ds)))
+	return nil
+}
