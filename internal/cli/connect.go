@@ -42,6 +42,7 @@ type vpnFlags struct {
 	verbose      bool
 	offload      bool
 	dhcp         optBool // connect only; default: on without --address
+	udp          bool
 }
 
 func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
@@ -63,6 +64,7 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
+	fs.BoolVar(&v.udp, "udp", true, "send frames as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise; --udp=false: always TLS")
 	fs.BoolVar(&v.verbose, "v", false, "log session details")
 	return fs, v
 }
@@ -126,6 +128,7 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
 		return ExitUsage
 	}
+	v.opts.NoUDP = !v.udp
 	err = client.Run(ctx, v.opts)
 	if err == nil {
 		return ExitOK
