@@ -124,7 +124,7 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	v.opts.NoOffload = !v.offload
-	if v.opts.DHCP, err = v.dhcp.resolve(v.opts.Address); err != nil {
+	if v.opts.DHCP, err = v.dhcp.resolve(kind, v.opts.Address); err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
 		return ExitUsage
 	}
