@@ -38,7 +38,11 @@ import (
 func (c *client) runDHCP(ctx context.Context) error {
 	dc, err := newDHCPClient(c.dev.Name(), c.log, c.say)
 	if err != nil {
-		return &Error{Reason: ReasonTAP, Err: err}
+		// The session does not depend on an address: a TAP already moved to
+		// another namespace, or a missing CAP_NET_RAW, leaves a working link
+		// for the host to address by hand.
+		c.say("DHCP not started (%v); the TAP stays without an address", err)
+		return c.run(ctx)
 	}
 	// A DISCOVER sent before the session is up is lost; the status line run
 	// writes when a session starts is the signal to send one at once rather
