@@ -42,7 +42,6 @@ type vpnFlags struct {
 	verbose      bool
 	offload      bool
 	dhcp         optBool // connect only; default: on without --address
-	udp          bool
 }
 
 func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
@@ -64,7 +63,6 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
-	fs.BoolVar(&v.udp, "udp", true, "send frames as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise; --udp=false: always TLS")
 	fs.BoolVar(&v.verbose, "v", false, "log session details")
 	return fs, v
 }
@@ -124,11 +122,10 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	v.opts.NoOffload = !v.offload
-	if v.opts.DHCP, err = v.dhcp.resolve(kind, v.opts.Address); err != nil {
+	if v.opts.DHCP, err = v.dhcp.resolve(v.opts.Address); err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
 		return ExitUsage
 	}
-	v.opts.NoUDP = !v.udp
 	err = client.Run(ctx, v.opts)
 	if err == nil {
 		return ExitOK

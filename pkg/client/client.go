@@ -42,8 +42,6 @@ const (
 	// taking it may answer before it serves it. Later it is final (exit 4):
 	// the hub was deleted.
 	unknownHubGrace = 30 * time.Second
-	// queueLen bounds the frames waiting for a session: ~1.5 MiB at 1500 bytes.
-	queueLen = 1024
 )
 
 // Run connects the TAP device to the hub and keeps it connected until ctx ends
@@ -72,6 +70,7 @@ func Run(ctx context.Context, opts Options) error {
 	// One tls.Config for the whole run: its session cache (ClientTLSConfig) is
 	// what lets every reconnect resume the TLS session, on any member.
 	c := newClient(opts, dev, tlsConf)
+	defer c.reader.Close()
 	if opts.DHCP {
 		return c.runDHCP(ctx) // dhcp.go
 	}
@@ -147,8 +146,6 @@ type client struct {
 	ticket       []byte
 	ticketExpiry time.Time
 
-	udp *udpChannel // the session's UDP channel, when the member granted one (udp.go)
-
 	toTAP       func([]byte, gso.Meta) // c.writeTAP, bound once so the hot path does not allocate
 	tapWriteErr uint64
 	tapBuf      []byte   // a received frame behind its virtio_net_hdr, for dev.Write
@@ -175,7 +172,7 @@ func newClient(opts Options, dev tap.Device, tlsConf *tls.Config) *client {
 		c.status = io.Discard
 	}
 	c.maxWant = min(c.maxWant, protocol.MaxFrameLimit)
-	c.reader = tap.NewReader(dev, c.maxWant, queueLen)
+	c.reader = tap.NewReader(dev, c.maxWant)
 	c.toTAP = c.writeTAP
 	room := c.maxWant
 	if c.offersGSO() {
@@ -242,10 +239,7 @@ func (c *client) run(ctx context.Context) error {
 		if res.MaxFrame < c.maxWant {
 			c.log.Warn("the member accepts smaller frames than the TAP can produce; larger ones are dropped", "memberMaxFrame", res.MaxFrame, "tapMaxFrame", c.maxWant, "fix", fmt.Sprintf("set the TAP MTU to %d or less", res.MaxFrame-tap.FrameOverhead))
 		}
-		c.udp = c.startUDP(ctx, conn, res)
 		err = c.session(ctx, conn)
-		c.udp.stop()
-		c.udp = nil
 		if ctx.Err() != nil {
 			c.say("disconnected from hub %s", c.opts.Hub)
 			return nil
@@ -287,7 +281,6 @@ func (c *client) dial(ctx context.Context, addr string) (*protocol.Conn, *protoc
 	if c.offersGSO() {
 		req.Capabilities = protocol.CapGSO
 	}
-	req.Capabilities |= c.udpCaps()
 	withTicket := len(c.ticket) > 0 && time.Now().Before(c.ticketExpiry)
 	if withTicket {
 		req.Ticket = c.ticket

@@ -60,8 +60,8 @@ func TestBurstFromTheTAPLeavesInOneBatch(t *testing.T) {
 	dev := newPipeTAP()
 	runClient(t, m, dev, nil, nil)
 	sess := m.nextSession()
-	// Frames queued before the writer looks are drained together, so the member
-	// receives them in fewer messages than frames.
+	// Frames waiting in the TAP are read together and leave in one message
+	// per read, so the member receives them in fewer messages than frames.
 	var frames [][]byte
 	for i := range 100 {
 		frames = append(frames, []byte{byte(i)})
@@ -84,7 +84,7 @@ func TestBurstFromTheTAPLeavesInOneBatch(t *testing.T) {
 	}
 	t.Logf("100 frames arrived in %d batches", batches)
 	if batches == 100 {
-		t.Fatal("every frame came in its own batch: the writer does not drain the queue")
+		t.Fatal("every frame came in its own batch: a TAP read's frames must leave together")
 	}
 }
 

@@ -147,16 +147,28 @@ func newPipeTAP() *pipeTAP {
 
 func (p *pipeTAP) Name() string            { return "pipe0" }
 func (p *pipeTAP) MTU() int                { return 1500 }
-func (p *pipeTAP) BatchSize() int          { return 1 }
+func (p *pipeTAP) BatchSize() int          { return 8 }
 func (p *pipeTAP) Offload() ethdev.Offload { return ethdev.Offload{} }
+
+// Read blocks for one frame, then takes what else is waiting, as a TAP's
+// Read does.
 func (p *pipeTAP) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
 	case f := <-p.in:
 		sizes[0] = copy(bufs[0][offset:], f)
-		return 1, nil
 	case <-p.closed:
 		return 0, io.EOF
 	}
+	n := 1
+	for ; n < len(bufs); n++ {
+		select {
+		case f := <-p.in:
+			sizes[n] = copy(bufs[n][offset:], f)
+		default:
+			return n, nil
+		}
+	}
+	return n, nil
 }
 func (p *pipeTAP) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {

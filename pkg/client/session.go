@@ -5,7 +5,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/hubfleet/hubfleet/pkg/gso"
@@ -14,10 +13,14 @@ import (
 )
 
 // session pumps frames between the TAP and conn until either fails or ctx ends.
-// It runs one goroutine pair, as wireguard-go does per peer: this goroutine reads
-// the connection and writes each frame to the TAP, the other drains the TAP
-// Reader's queue in batches into WriteFrames (one TLS write per batch); the
-// protocol's keepalive runs beside them. The Conn is closed when it returns.
+// Each direction runs on one goroutine with no queue between its read and its
+// write: this goroutine reads the connection and writes each frame to the
+// TAP; the TAP Reader's goroutines (one per device queue) write what they
+// read straight into conn (one TLS write per batch), as wireguard-go's peer
+// routines do without its channels. A hand-off between goroutines costs a
+// thread park and wake per batch, which on a client sharing two cores was
+// the largest item of its profile. The protocol's keepalive runs beside them.
+// The Conn is closed when it returns.
 func (c *client) session(ctx context.Context, conn *protocol.Conn) error {
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -27,39 +30,30 @@ func (c *client) session(ctx context.Context, conn *protocol.Conn) error {
 	stopWatch := context.AfterFunc(ctx, func() { conn.CloseWithReason("client stopped") })
 	defer stopWatch()
 
-	werr := make(chan error, 1)
-	go func() { werr <- c.writeLoop(conn) }()
+	c.reader.Attach(conn)
+	defer c.reader.Detach()
+	// A TAP that fails ends its Reader; the session must end with it.
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		select {
+		case <-c.reader.Done():
+			conn.Close()
+		case <-conn.Done():
+		}
+	}()
 	var err error
 	for err == nil {
 		_, err = conn.ReadFramesGSO(c.toTAP)
 	}
 	conn.Close()
-	// A TAP failure seen by the writer is the real cause; the reader then only
-	// saw its own connection closed.
-	if tapErr := <-werr; tapErr != nil {
-		return tapErr
+	<-watchDone
+	// A TAP failure is the real cause; the reader then only saw its own
+	// connection closed.
+	if tapErr := c.reader.Err(); tapErr != nil {
+		return &Error{Reason: ReasonTAP, Err: fmt.Errorf("TAP device %s failed: %w", c.dev.Name(), tapErr)}
 	}
 	return err
-}
-
-// writeLoop sends what the TAP produced until the session or the TAP ends. It
-// returns a non-nil error only for a TAP failure, which ends the client.
-func (c *client) writeLoop(conn *protocol.Conn) error {
-	var b tap.Batch
-	defer b.Release()
-	for {
-		err := c.reader.ReadBatch(conn.Done(), &b)
-		if errors.Is(err, tap.ErrStopped) {
-			return nil
-		}
-		if err != nil {
-			conn.Close()
-			return &Error{Reason: ReasonTAP, Err: fmt.Errorf("TAP device %s failed: %w", c.dev.Name(), err)}
-		}
-		if err := conn.WriteFramesGSO(b.Frames, b.Meta); err != nil {
-			return nil // the reader sees the same failure and reports it
-		}
-	}
 }
 
 // writeTAP hands one received frame to the kernel, one write(2): a

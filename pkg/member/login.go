@@ -28,7 +28,7 @@ const maxFrame = protocol.DefaultMaxFrame
 // relay to the member that holds the hub).
 func (s *Server) handle(raw net.Conn) {
 	protocol.TuneTCP(raw)
-	tc := tls.Server(raw, s.tlsConf)
+	tc := tls.Server(protocol.WrapTCP(raw), s.tlsConf)
 	ctx, cancel := context.WithTimeout(context.Background(), protocol.LoginTimeout)
 	remote := tc.RemoteAddr().String()
 	var se *session

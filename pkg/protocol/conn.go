@@ -94,6 +94,7 @@ type Conn struct {
 
 	wmu         sync.Mutex
 	w           writeState // guarded by wmu
+	batcher     batcher    // nil: not a TLS connection over WrapTCP
 	wDeadlineAt time.Time
 	keepalive   [headerLen]byte
 	epoch       time.Time
@@ -135,6 +136,26 @@ var readBufferSize = func(cfg Config) int {
 	return max(minReadBuffer, cfg.MaxFrame+2)
 }
 
+// batcher is WrapTCP's connection: it sends a batch's TLS records with one
+// write instead of one each.
+type batcher interface {
+	hold()
+	flush() error
+}
+
+// batcherOf finds WrapTCP's connection under nc's TLS, if it is there.
+func batcherOf(nc net.Conn) batcher {
+	if b, ok := nc.(batcher); ok {
+		return b
+	}
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		if b, ok := tc.NetConn().(batcher); ok {
+			return b
+		}
+	}
+	return nil
+}
+
 // NewConn starts a session on nc after a successful login (Login or ReadLogin +
 // WriteResult), with the configuration of the LoginResult.
 func NewConn(nc net.Conn, cfg Config) *Conn {
@@ -147,6 +168,7 @@ func NewConn(nc net.Conn, cfg Config) *Conn {
 		closed: make(chan struct{}),
 	}
 	c.src = connSource{c}
+	c.batcher = batcherOf(nc)
 	c.dec.Limits = framing.Limits{MaxFrame: cfg.MaxFrame}
 	if cfg.GSO {
 		c.dec.MaxSuper = MaxSuperFrame

@@ -199,6 +199,9 @@ func (c *Conn) addSegment(seg []byte) {
 	c.addFrame(seg, gso.Meta{})
 }
 
+// recordPayload is the most plaintext one TLS record carries.
+const recordPayload = 16 << 10
+
 // write sends b; the caller holds wmu. A failed write ends the session.
 func (c *Conn) write(b []byte) error {
 	now := time.Now()
@@ -210,7 +213,18 @@ func (c *Conn) write(b []byte) error {
 		}
 	}
 	c.lastWrite.Store(int64(now.Sub(c.epoch)))
-	if _, err := c.nc.Write(b); err != nil {
+	// More than one TLS record: one write(2) for all of them (WrapTCP).
+	batch := c.batcher != nil && len(b) > recordPayload
+	if batch {
+		c.batcher.hold()
+	}
+	_, err := c.nc.Write(b)
+	if batch {
+		if ferr := c.batcher.flush(); err == nil {
+			err = ferr
+		}
+	}
+	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			err = fmt.Errorf("%w: peer accepted no data for %v", ErrPeerDead, c.cfg.WriteTimeout)
 		}

@@ -124,6 +124,7 @@ func handshakeOnce(ctx context.Context, addr string, conf *tls.Config) (*tls.Con
 		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
 	}
 	TuneTCP(raw)
+	raw = WrapTCP(raw)
 	tc := tls.Client(raw, conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()

@@ -108,6 +108,7 @@ func startServer(t testing.TB, conf *tls.Config, handle func(*tls.Conn)) *server
 				return
 			}
 			TuneTCP(raw)
+			raw = WrapTCP(raw)
 			s.wg.Go(func() {
 				tc := tls.Server(raw, conf)
 				defer tc.Close()

@@ -96,43 +96,53 @@ func newTAPPair(t testing.TB, oa, ob Options) *tapPair {
 	}
 	p.a = open(p.nsA, "hfa", pairA, oa)
 	p.b = open(p.nsB, "hfb", pairB, ob)
-	p.reader = NewReader(p.a, 1500+FrameOverhead, 1024)
-	p.wg.Go(p.aToB)
+	p.reader = NewReader(p.a, 1500+FrameOverhead)
+	p.reader.Attach(&aToB{p: p})
 	p.wg.Go(p.bToA)
 	t.Cleanup(func() {
+		p.reader.Close()
 		p.a.Close()
 		p.b.Close()
+		<-p.reader.Done()
 		p.wg.Wait()
 	})
 	return p
 }
 
-func (p *tapPair) aToB() {
-	var batch Batch
-	defer batch.Release()
-	var out [][]byte
-	for {
-		if err := p.reader.ReadBatch(nil, &batch); err != nil {
-			return
+// aToB is the Reader's sink: it counts what A hands out and writes it to B,
+// each frame behind its virtio_net_hdr again. Each of A's queues calls it.
+type aToB struct {
+	p   *tapPair
+	mu  sync.Mutex
+	buf [][]byte
+	out [][]byte
+}
+
+func (s *aToB) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.p
+	s.out = s.out[:0]
+	for i, f := range frames {
+		p.frames.Add(1)
+		if metas[i].Type&^gso.TypeECN == gso.TypeTCPv4 && len(f) > 1514 {
+			p.superFrames.Add(1)
 		}
-		out = out[:0]
-		for i, f := range batch.Frames {
-			p.frames.Add(1)
-			if batch.Meta[i].Type&^gso.TypeECN == gso.TypeTCPv4 && len(f) > 1514 {
-				p.superFrames.Add(1)
-			}
-			if batch.Meta[i].Type == gso.TypeUDPL4 {
-				p.udpSuper.Add(1)
-			}
-			if int64(len(f)) > p.maxFrame.Load() {
-				p.maxFrame.Store(int64(len(f)))
-			}
-			out = append(out, batch.WithHeader(i))
+		if metas[i].Type == gso.TypeUDPL4 {
+			p.udpSuper.Add(1)
 		}
-		if _, err := p.b.Write(out, Headroom); err != nil {
-			return
+		if int64(len(f)) > p.maxFrame.Load() {
+			p.maxFrame.Store(int64(len(f)))
 		}
+		if i == len(s.buf) {
+			s.buf = append(s.buf, make([]byte, Headroom+ethdev.MaxSuperFrame))
+		}
+		b := s.buf[i]
+		metas[i].PutVirtio(b[:Headroom])
+		s.out = append(s.out, b[:Headroom+copy(b[Headroom:], f)])
 	}
+	_, err := p.b.Write(s.out, Headroom)
+	return err
 }
 
 func (p *tapPair) bToA() {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"testing"
-	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/ethdev"
 	"github.com/hubfleet/hubfleet/pkg/gso"
@@ -54,91 +53,127 @@ func (f *fakeDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 func (f *fakeDevice) Write(bufs [][]byte, offset int) (int, error) { return len(bufs), nil }
 func (f *fakeDevice) Close() error                                 { close(f.closed); return nil }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func frame(i int) []byte { return []byte(fmt.Sprintf("frame-%04d", i)) }
 
-func TestReaderDrainsQueuedFramesInBatchesOf128InOrder(t *testing.T) {
+// chanSink passes each batch it is given, copied, to a channel: the test
+// waits on the channel, not on time.
+type chanSink struct {
+	batches chan batch
+	fail    error
+}
+
+type batch struct {
+	frames [][]byte
+	metas  []gso.Meta
+}
+
+func newChanSink() *chanSink { return &chanSink{batches: make(chan batch, 1024)} }
+
+func (s *chanSink) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
+	err := s.fail // read before the send: the test sets it after receiving
+	var b batch
+	for i, f := range frames {
+		b.frames = append(b.frames, bytes.Clone(f))
+		b.metas = append(b.metas, metas[i])
+	}
+	s.batches <- b
+	return err
+}
+
+// next is the sink's next batch.
+func (s *chanSink) next(t *testing.T) batch {
+	t.Helper()
+	return <-s.batches
+}
+
+// Every read goes to the sink as one batch, in the order the device gave the
+// frames, at most BatchSize frames at a time.
+func TestReaderHandsEachReadToTheSinkInOrder(t *testing.T) {
 	dev := newFake()
-	r := NewReader(dev, 1600, 1024)
+	r := NewReader(dev, 1600)
 	defer dev.Close()
+	defer r.Close()
 	for i := range 300 {
 		dev.in <- frame(i)
 	}
-	waitFor(t, "300 frames queued", func() bool { q, _ := r.Stats(); return q == 300 })
-
-	var b Batch
-	next := 0
-	for _, want := range []int{128, 128, 44} {
-		if err := r.ReadBatch(nil, &b); err != nil {
-			t.Fatal(err)
+	s := newChanSink()
+	r.Attach(s)
+	next, batches := 0, 0
+	for next < 300 {
+		b := s.next(t)
+		batches++
+		if len(b.frames) > dev.BatchSize() {
+			t.Fatalf("a batch of %d frames, over the device's batch size %d", len(b.frames), dev.BatchSize())
 		}
-		if len(b.Frames) != want {
-			t.Fatalf("batch of %d frames, want %d: a burst must leave in batches of up to %d", len(b.Frames), want, MaxBatch)
-		}
-		for _, f := range b.Frames {
+		for _, f := range b.frames {
 			if !bytes.Equal(f, frame(next)) {
 				t.Fatalf("got %q, want %q: frames must keep their order", f, frame(next))
 			}
 			next++
 		}
 	}
-	b.Release()
+	if batches > 300/2 {
+		t.Fatalf("300 waiting frames took %d batches: a read must take what is waiting", batches)
+	}
+	if r.Frames() != 300 {
+		t.Fatalf("Frames() = %d, want 300", r.Frames())
+	}
 }
 
-func TestReaderDropsNewestFramesWhenQueueIsFull(t *testing.T) {
+// Without a sink nothing is read: the frames wait in the device, and after a
+// Detach and a new Attach they go to the new sink, not the old one.
+func TestReaderWaitsForASinkAndFollowsTheAttachedOne(t *testing.T) {
 	dev := newFake()
-	r := NewReader(dev, 1600, 4)
+	r := NewReader(dev, 1600)
 	defer dev.Close()
-	for i := range 10 {
-		dev.in <- frame(i)
+	defer r.Close()
+	dev.in <- frame(0)
+	first := newChanSink()
+	r.Attach(first)
+	if b := first.next(t); len(b.frames) != 1 || !bytes.Equal(b.frames[0], frame(0)) {
+		t.Fatalf("first sink got %q, want frame 0", b.frames)
 	}
-	waitFor(t, "10 frames read", func() bool { q, d := r.Stats(); return q+d == 10 })
-	if q, d := r.Stats(); q != 4 || d != 6 {
-		t.Fatalf("queued %d dropped %d, want 4 and 6", q, d)
+	r.Detach()
+	second := newChanSink()
+	r.Attach(second)
+	dev.in <- frame(1)
+	if b := second.next(t); len(b.frames) != 1 || !bytes.Equal(b.frames[0], frame(1)) {
+		t.Fatalf("second sink got %q, want frame 1", b.frames)
 	}
-	var b Batch
-	if err := r.ReadBatch(nil, &b); err != nil {
-		t.Fatal(err)
+	select {
+	case b := <-first.batches:
+		t.Fatalf("the detached sink got %q", b.frames)
+	default:
 	}
-	if len(b.Frames) != 4 || !bytes.Equal(b.Frames[0], frame(0)) || !bytes.Equal(b.Frames[3], frame(3)) {
-		t.Fatalf("got %q, want the 4 oldest frames", b.Frames)
+	// A failing sink (its session ended) does not stop the Reader.
+	second.fail = errors.New("session ended")
+	dev.in <- frame(2)
+	second.next(t)
+	dev.in <- frame(3)
+	if b := second.next(t); !bytes.Equal(b.frames[0], frame(3)) {
+		t.Fatalf("after a failed write the sink got %q, want frame 3", b.frames)
 	}
 }
 
 func TestReaderStopAndDeviceError(t *testing.T) {
+	// Close ends a Reader that waits for a sink; the device was fine.
 	dev := newFake()
-	r := NewReader(dev, 1600, 16)
-	stop := make(chan struct{})
-	close(stop)
-	var b Batch
-	if err := r.ReadBatch(stop, &b); !errors.Is(err, ErrStopped) {
-		t.Fatalf("ReadBatch with a closed stop channel = %v, want ErrStopped", err)
+	r := NewReader(dev, 1600)
+	r.Close()
+	<-r.Done()
+	if r.Err() != nil {
+		t.Fatalf("Err() after Close = %v, want nil", r.Err())
 	}
+	dev.Close()
 
-	dev.in <- frame(1)
-	waitFor(t, "frame queued", func() bool { q, _ := r.Stats(); return q == 1 })
+	dev = newFake()
+	r = NewReader(dev, 1600)
+	defer r.Close()
+	r.Attach(newChanSink())
 	dev.Close()
 	<-r.Done()
-	// Frames read before the device failed are still delivered, then the error.
-	if err := r.ReadBatch(nil, &b); err != nil || len(b.Frames) != 1 {
-		t.Fatalf("ReadBatch after close = %d frames, %v; want the queued frame", len(b.Frames), err)
-	}
-	if err := r.ReadBatch(nil, &b); !errors.Is(err, io.EOF) {
-		t.Fatalf("ReadBatch on a closed device = %v, want its read error (EOF)", err)
-	}
 	if !errors.Is(r.Err(), io.EOF) {
-		t.Fatalf("Err() = %v, want EOF", r.Err())
+		t.Fatalf("Err() = %v, want the device's read error (EOF)", r.Err())
 	}
 }
 
@@ -162,13 +197,23 @@ func (d *tokenDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 func (d *tokenDevice) Write(bufs [][]byte, offset int) (int, error) { return len(bufs), nil }
 func (d *tokenDevice) Close() error                                 { close(d.tokens); return nil }
 
-// BenchmarkReaderBatch measures the TAP-to-session hand-off per frame, bursts of
-// 64 frames; allocs/op must stay 0.
-func BenchmarkReaderBatch(b *testing.B) {
+// countSink counts frames and signals each batch, allocating nothing.
+type countSink struct{ got chan int }
+
+func (s countSink) WriteFramesGSO(frames [][]byte, _ []gso.Meta) error {
+	s.got <- len(frames)
+	return nil
+}
+
+// BenchmarkReaderSink measures the device-to-sink path per frame; allocs/op
+// must stay 0.
+func BenchmarkReaderSink(b *testing.B) {
 	dev := &tokenDevice{tokens: make(chan struct{}, 1024), frame: make([]byte, 1514)}
-	r := NewReader(dev, 1600, 1024)
+	r := NewReader(dev, 1600)
 	defer dev.Close()
-	var batch Batch
+	defer r.Close()
+	s := countSink{got: make(chan int, 1024)}
+	r.Attach(s)
 	b.ReportAllocs()
 	b.SetBytes(1514)
 	for i := 0; i < b.N; {
@@ -177,14 +222,10 @@ func BenchmarkReaderBatch(b *testing.B) {
 			dev.tokens <- struct{}{}
 		}
 		for got := 0; got < burst; {
-			if err := r.ReadBatch(nil, &batch); err != nil {
-				b.Fatal(err)
-			}
-			got += len(batch.Frames)
+			got += <-s.got
 		}
 		i += burst
 	}
-	batch.Release()
 }
 
 // offloadFake hands out the frames sent on in with their metadata, as a TAP
@@ -209,42 +250,24 @@ func (f *offloadFake) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 	}
 }
 
-// Super-frames get 64 KiB buffers, and the queue holds at most QueueBytes of
-// them whatever its frame count; an ordinary frame read into a 64 KiB buffer
-// moves to a small one, so it pins 2 KiB in the queue. Metadata comes with
-// each frame, and WithHeader puts it back in front.
-func TestReaderSizeClassesAndByteBound(t *testing.T) {
-	dev := &offloadFake{fakeDevice: *newFake(), metas: make(chan gso.Meta, 4096)}
-	r := NewReader(dev, 1600, 1024)
+// A super-frame reaches the sink whole with its metadata, an ordinary frame
+// with none.
+func TestReaderPassesOffloadMetadata(t *testing.T) {
+	dev := &offloadFake{fakeDevice: *newFake(), metas: make(chan gso.Meta, 16)}
+	r := NewReader(dev, 1600)
 	defer dev.Close()
+	defer r.Close()
+	s := newChanSink()
+	r.Attach(s)
 	super := gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4, Size: 1448, CsumStart: 34, CsumOffset: 16}
 	dev.metas <- gso.Meta{}
 	dev.in <- frame(0)
-	waitFor(t, "the small frame queued", func() bool { q, _ := r.Stats(); return q == 1 })
-	const supers = 200
-	for range supers {
-		dev.metas <- super
-		dev.in <- make([]byte, 60000)
+	if b := s.next(t); !bytes.Equal(b.frames[0], frame(0)) || !b.metas[0].IsZero() {
+		t.Fatalf("ordinary frame: %q, meta %+v", b.frames[0], b.metas[0])
 	}
-	waitFor(t, "every super-frame read", func() bool { q, d := r.Stats(); return q+d == 1+supers })
-	large := Headroom + ethdev.MaxSuperFrame
-	wantQueued := (QueueBytes - smallCap) / large
-	if q, d := r.Stats(); int(q) != 1+wantQueued || int(d) != supers-wantQueued {
-		t.Fatalf("queued %d dropped %d, want %d and %d: the queue must stop at %d bytes of buffers", q, d, 1+wantQueued, supers-wantQueued, QueueBytes)
-	}
-	var b Batch
-	if err := r.ReadBatch(nil, &b); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(b.Frames[0], frame(0)) || !b.Meta[0].IsZero() || cap(b.WithHeader(0)) != smallCap {
-		t.Fatalf("the ordinary frame came back as %q, meta %+v, in a %d-byte buffer; want it in a %d-byte one", b.Frames[0], b.Meta[0], cap(b.WithHeader(0)), smallCap)
-	}
-	if len(b.Frames[1]) != 60000 || b.Meta[1] != super || gso.ParseVirtio(b.WithHeader(1)) != super || len(b.WithHeader(1)) != Headroom+60000 {
-		t.Fatalf("super-frame: %d bytes, meta %+v, header %+v", len(b.Frames[1]), b.Meta[1], gso.ParseVirtio(b.WithHeader(1)))
-	}
-	b.Release()
-	// Taken from the queue, the buffers no longer count against it.
 	dev.metas <- super
 	dev.in <- make([]byte, 60000)
-	waitFor(t, "a super-frame queued after the drain", func() bool { q, _ := r.Stats(); return int(q) == 2+wantQueued })
+	if b := s.next(t); len(b.frames[0]) != 60000 || b.metas[0] != super {
+		t.Fatalf("super-frame: %d bytes, meta %+v; want 60000 bytes whole with %+v", len(b.frames[0]), b.metas[0], super)
+	}
 }

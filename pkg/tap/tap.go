@@ -20,9 +20,9 @@
 // the Linux hot path: it moves one MTU-sized frame per system call, with no
 // offloads and one queue, which caps a client at about 0.6 Gbit/s.
 //
-// A Reader turns a Device into a queue a session drains in batches: one
-// goroutine per device queue reads into pooled buffers, so a burst leaves as
-// one Frames message and one TLS write.
+// A Reader connects a Device to a session: one goroutine per device queue
+// reads a batch and writes it to the session itself, so a burst leaves as one
+// Frames message and one TLS write with no hand-off between goroutines.
 package tap
 
 import (
