@@ -20,6 +20,8 @@ func FuzzParse(f *testing.F) {
 	s := NewServer(c, func([]byte) {}, nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Parse(b)
+		Wants(b)
+		ParseARP(b)
 		s.Handle(AppendUDP(nil, UDP{SrcMAC: macA, DstMAC: Broadcast, SrcIP: IPUnspecified, DstIP: IPBroadcast, SrcPort: 68, DstPort: 67, Payload: b}), t0)
 		s.Handle(b, t0)
 		s.Tick(t0.Add(time.Second))
