@@ -443,16 +443,32 @@ func (f *failover) move(ctx context.Context, vc *vpnv1alpha1.VPNCluster, peers [
 // the operator with an older view can move it twice.
 func (f *failover) writeMove(ctx context.Context, h *vpnv1alpha1.VirtualHub, from *peerState, to string, now time.Time) error {
 	m := f.m
-	base := h.DeepCopy()
-	obj := base.DeepCopy()
-	obj.Status = movedStatus(h, from.name, to, from.reason, from.msg, m.id.Name, now)
 	cctx, cancel := context.WithTimeout(ctx, m.renewInterval())
 	defer cancel()
-	err := m.reader.Status().Patch(cctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-	if apierrors.IsConflict(err) {
-		return fmt.Errorf("its status changed since the move was decided (another member or the operator moved it): %w", err)
+	for attempt := 0; ; attempt++ {
+		base := h.DeepCopy()
+		obj := base.DeepCopy()
+		obj.Status = movedStatus(h, from.name, to, from.reason, from.msg, m.id.Name, now)
+		err := m.reader.Status().Patch(cctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if !apierrors.IsConflict(err) || attempt > 0 {
+			if apierrors.IsConflict(err) {
+				return fmt.Errorf("its status changed again since the move was decided: %w", err)
+			}
+			return client.IgnoreNotFound(err)
+		}
+		// The status changed since the cache's copy: the operator usually
+		// wrote the failed member's Ready condition. Read it from the API
+		// server rather than wait for the cache; move it only if it is still
+		// on the failed member.
+		fresh := &vpnv1alpha1.VirtualHub{}
+		if err := m.reader.Get(cctx, client.ObjectKeyFromObject(h), fresh); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if fresh.Status.AssignedMember != from.name {
+			return nil // moved by someone else
+		}
+		h = fresh
 	}
-	return client.IgnoreNotFound(err)
 }
 
 // movedStatus is h's status once moved from one member to another by this
