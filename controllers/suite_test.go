@@ -5,8 +5,10 @@ package controllers
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap/zapcore"
@@ -30,6 +32,13 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	flag.Parse()
+	if unitTestsOnly(flag.Lookup("test.run").Value.String()) {
+		// The pure tests (TestUnit*, *_unit_test.go) need no control plane:
+		// selected alone they run in a second, with no kube-apiserver to build
+		// or start.
+		return m.Run()
+	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
 	env, err := testenv.Start()
 	if err != nil {
@@ -61,6 +70,24 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 	}
 	return code
+}
+
+// unitTestsOnly reports whether the -run pattern selects only unit tests:
+// every alternative of its top level (before any subtest "/") starts with
+// TestUnit or Unit. So "Unit" in a test's name is kept for tests that need no
+// control plane. Anything else, including no pattern, starts the control plane.
+func unitTestsOnly(pattern string) bool {
+	top, _, _ := strings.Cut(pattern, "/")
+	if top == "" || strings.ContainsAny(top, "()") {
+		return false
+	}
+	for _, alt := range strings.Split(top, "|") {
+		alt = strings.TrimPrefix(alt, "^")
+		if !strings.HasPrefix(alt, "TestUnit") && !strings.HasPrefix(alt, "Unit") {
+			return false
+		}
+	}
+	return true
 }
 
 // zapLevel keeps the operator quiet unless HUBFLEET_TEST_LOG is set.
