@@ -41,16 +41,15 @@ type sys struct {
 	rerr   error
 	rfn    func(fd uintptr) bool // recv, bound once
 
-	wmu    sync.Mutex
-	whdrs  []unix.Mmsghdr
-	wiovs  []unix.Iovec
-	wctl   []byte
-	wname  unix.RawSockaddrAny
-	wnlen  uint32
-	wcount int // messages to send
-	wsent  int
-	werr   error
-	wfn    func(fd uintptr) bool
+	wmu   sync.Mutex
+	whdrs []unix.Mmsghdr
+	wiovs []unix.Iovec
+	wctl  []byte
+	wname unix.RawSockaddrAny
+	wnlen uint32
+	wsent int
+	werr  error
+	wfn   func(fd uintptr) bool
 }
 
 func (c *Conn) gsoOn() bool { return !c.gsoOff.Load() }
