@@ -19,6 +19,10 @@ import (
 	"net/netip"
 )
 
+// socketBuffer is the send and receive buffer asked for: a few tens of
+// milliseconds at a gigabit.
+const socketBuffer = 4 << 20
+
 // MaxSegments is the most datagrams one GSO message carries (the kernel's
 // UDP_MAX_SEGMENTS is 64 on older kernels, 128 on newer).
 const MaxSegments = 64
@@ -48,8 +52,8 @@ func Listen(network, addr string) (*Conn, error) {
 // lost, not fragmented) and GRO where available.
 func New(uc *net.UDPConn) (*Conn, error) {
 	c := &Conn{uc: uc}
-	_ = uc.SetReadBuffer(4 << 20)
-	_ = uc.SetWriteBuffer(4 << 20)
+	_ = uc.SetReadBuffer(socketBuffer)
+	_ = uc.SetWriteBuffer(socketBuffer)
 	if err := c.init(uc); err != nil {
 		uc.Close()
 		return nil, err

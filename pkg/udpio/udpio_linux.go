@@ -65,6 +65,12 @@ func (c *Conn) init(uc *net.UDPConn) error {
 	var sockErr error
 	err = rc.Control(func(fd uintptr) {
 		f := int(fd)
+		// SetReadBuffer is capped at net.core.rmem_max (208 KiB by default),
+		// a few milliseconds of a fast path: a burst of datagrams beyond it
+		// is dropped by the kernel before the reader wakes. A process with
+		// CAP_NET_ADMIN may go past the cap.
+		_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer)
+		_ = unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer)
 		if c.v6 {
 			sockErr = unix.SetsockoptInt(f, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_PROBE)
 			if !c.v6only(f) {

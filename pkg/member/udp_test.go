@@ -1,0 +1,165 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
+package member
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/datagram"
+	"github.com/hubfleet/hubfleet/pkg/framing"
+	"github.com/hubfleet/hubfleet/pkg/gso"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/udpio"
+)
+
+// udpPeer is a test client's UDP half, speaking pkg/datagram directly.
+type udpPeer struct {
+	sock   *udpio.Conn
+	member netip.AddrPort
+	sealer *datagram.Sealer
+	opener *datagram.Opener
+	rx     chan []byte // frames that arrived in datagrams
+}
+
+func startUDP(t *testing.T, m *testMember) netip.AddrPort {
+	t.Helper()
+	uc, err := udpio.Listen("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.srv.ServeUDP(uc, uc.LocalAddr().Port()) }()
+	t.Cleanup(func() {
+		uc.Close()
+		if err := <-done; err != nil {
+			t.Errorf("ServeUDP: %v", err)
+		}
+	})
+	eventually(t, 5*time.Second, "ServeUDP running", func() bool { return m.srv.udp.Load() != nil })
+	return uc.LocalAddr()
+}
+
+func newUDPPeer(t *testing.T, c *client, member netip.AddrPort) *udpPeer {
+	t.Helper()
+	res := c.res
+	if res.Capabilities&protocol.CapUDP == 0 || res.UDP == nil {
+		t.Fatalf("member did not grant CapUDP: capabilities %#x", res.Capabilities)
+	}
+	p := datagram.Params{Session: res.UDP.Session, Suite: datagram.Suite(res.UDP.Suite), Role: datagram.Client,
+		Exporter: datagram.TLSExporter(c.conn.NetConn().(*tls.Conn).ConnectionState())}
+	sealer, err := datagram.NewSealer(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opener, _ := datagram.NewOpener(p)
+	sock, err := udpio.Listen("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &udpPeer{sock: sock, member: netip.AddrPortFrom(member.Addr(), res.UDP.Port), sealer: sealer, opener: opener, rx: make(chan []byte, 64)}
+	ack := make([]byte, datagram.MaxDatagram)
+	go func() {
+		for {
+			err := sock.ReadBatch(func(d []byte, _ netip.AddrPort) {
+				h, pl, err := opener.Open(d)
+				if err != nil {
+					return
+				}
+				switch h.Type {
+				case datagram.TypeProbe: // the member's path needs its probes answered
+					id, _ := datagram.ParseProbe(pl)
+					if a, err := sealer.SealProbeAck(ack, id, len(d)); err == nil {
+						sock.WriteBatch(u.member, [][]byte{a})
+					}
+				case datagram.TypeData:
+					datagram.Unpack(pl, framing.Limits{MaxFrame: 1600}, func(f []byte, _ gso.Meta) { u.rx <- bytes.Clone(f) })
+				}
+			})
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { sock.Close() })
+	return u
+}
+
+// data seals frames into one Data datagram.
+func (u *udpPeer) data(t *testing.T, frames ...[]byte) []byte {
+	t.Helper()
+	var enc framing.Encoder
+	b := enc.Begin(make([]byte, datagram.HeaderLen-framing.HeaderLen, datagram.MaxDatagram), datagram.TypeData, framing.Meta, nil, 1<<16)
+	for _, f := range frames {
+		b = enc.Add(b, f, gso.Meta{})
+	}
+	d, err := u.sealer.Seal(datagram.TypeData, enc.End(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func (u *udpPeer) send(t *testing.T, d []byte) {
+	t.Helper()
+	if err := u.sock.WriteBatch(u.member, [][]byte{bytes.Clone(d)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A client that negotiated CapUDP sends frames into the hub as datagrams;
+// a replayed datagram is refused; once the member's probes are answered the
+// member sends the client's frames as datagrams too. A client that did not
+// ask keeps TLS.
+func TestUDPChannel(t *testing.T) {
+	m := startMember(t, nil)
+	udpAddr := startUDP(t, m)
+	aliceReq := pw("alpha", "alice", "alice-pw")
+	aliceReq.Capabilities = protocol.CapUDP
+	alice := m.connect(t, aliceReq)
+	bob := m.connect(t, pw("alpha", "bob", "bob-pw"))
+	if bob.res.Capabilities&protocol.CapUDP != 0 || bob.res.UDP != nil {
+		t.Fatalf("a client that did not offer CapUDP was granted it")
+	}
+	u := newUDPPeer(t, alice, udpAddr)
+
+	first := eth(mac(2), mac(1), "over udp")
+	d := u.data(t, first)
+	u.send(t, d)
+	bob.expect(t, first)
+	// The replay is refused; the member reads its socket in order, so the
+	// next frame bob sees is the fresh one.
+	u.send(t, d)
+	second := eth(mac(2), mac(1), "fresh")
+	u.send(t, u.data(t, second))
+	bob.expect(t, second)
+
+	// bob → alice: over TLS until the member's path to alice is up, then as
+	// datagrams.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f := eth(mac(1), mac(2), "to alice "+time.Now().String())
+		bob.send(t, f)
+		select {
+		case got := <-u.rx:
+			if !bytes.Equal(got, f) {
+				t.Fatalf("datagram frame %x, want %x", got, f)
+			}
+			st := m.srv.udp.Load()
+			if n := st.unknown.Load(); n != 0 {
+				t.Fatalf("%d datagrams for unknown sessions", n)
+			}
+			return
+		case <-alice.rx: // still on TLS
+		case <-time.After(time.Until(deadline)):
+			t.Fatal("no frame reached alice as a datagram within 10s")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no frame reached alice as a datagram within 10s")
+		}
+	}
+}
