@@ -41,6 +41,7 @@ type vpnFlags struct {
 	passwordFile string
 	verbose      bool
 	offload      bool
+	udp          bool
 	dhcp         optBool // connect only; default: on without --address
 }
 
@@ -63,6 +64,7 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
+	fs.BoolVar(&v.udp, "udp", true, "send frames as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise; --udp=false: always TLS")
 	fs.BoolVar(&v.verbose, "v", false, "log session details")
 	return fs, v
 }
@@ -122,6 +124,7 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	v.opts.NoOffload = !v.offload
+	v.opts.NoUDP = !v.udp
 	if v.opts.DHCP, err = v.dhcp.resolve(v.opts.Address); err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
 		return ExitUsage

@@ -146,6 +146,8 @@ type client struct {
 	ticket       []byte
 	ticketExpiry time.Time
 
+	udp *udpChannel // the session's UDP channel, when the member granted one (udp.go)
+
 	toTAP       func([]byte, gso.Meta) // c.writeTAP, bound once so the hot path does not allocate
 	tapWriteErr uint64
 	tapBuf      []byte   // a received frame behind its virtio_net_hdr, for dev.Write
@@ -239,7 +241,10 @@ func (c *client) run(ctx context.Context) error {
 		if res.MaxFrame < c.maxWant {
 			c.log.Warn("the member accepts smaller frames than the TAP can produce; larger ones are dropped", "memberMaxFrame", res.MaxFrame, "tapMaxFrame", c.maxWant, "fix", fmt.Sprintf("set the TAP MTU to %d or less", res.MaxFrame-tap.FrameOverhead))
 		}
+		c.udp = c.startUDP(ctx, conn, res)
 		err = c.session(ctx, conn)
+		c.udp.stop()
+		c.udp = nil
 		if ctx.Err() != nil {
 			c.say("disconnected from hub %s", c.opts.Hub)
 			return nil
@@ -281,6 +286,7 @@ func (c *client) dial(ctx context.Context, addr string) (*protocol.Conn, *protoc
 	if c.offersGSO() {
 		req.Capabilities = protocol.CapGSO
 	}
+	req.Capabilities |= c.udpCaps()
 	withTicket := len(c.ticket) > 0 && time.Now().Before(c.ticketExpiry)
 	if withTicket {
 		req.Ticket = c.ticket

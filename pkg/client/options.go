@@ -85,6 +85,12 @@ type Options struct {
 	// misbehave, and to measure the fallback; offloads are on by default.
 	NoOffload bool
 
+	// NoUDP keeps every frame on the TLS connection: the session does not
+	// offer the UDP data channel (CapUDP). For networks that pass UDP badly
+	// and to measure the TLS path; UDP is on by default and falls back to
+	// TLS by itself when its path stops working.
+	NoUDP bool
+
 	// NoRetry makes Run return the first failure instead of retrying, for
 	// scripts that want an exit code rather than a client that waits.
 	NoRetry bool

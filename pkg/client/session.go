@@ -30,7 +30,7 @@ func (c *client) session(ctx context.Context, conn *protocol.Conn) error {
 	stopWatch := context.AfterFunc(ctx, func() { conn.CloseWithReason("client stopped") })
 	defer stopWatch()
 
-	c.reader.Attach(conn)
+	c.reader.Attach(c.sink(conn))
 	defer c.reader.Detach()
 	// A TAP that fails ends its Reader; the session must end with it.
 	watchDone := make(chan struct{})

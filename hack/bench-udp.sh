@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Copyright 2026 The hubfleet authors.
+# Licensed under the Apache License, Version 2.0 (see LICENSE).
+#
+# bench-udp.sh: iperf3 TCP through the tunnel over an emulated WAN, the UDP
+# data channel against the TLS path (hubfleet connect --udp=false) in the same
+# run, at 0 %, 0.5 % and 2 % loss (each way) with 20 ms and 80 ms RTT, and the
+# issue #14 target point (1 %, 40 ms). Client A sits behind the WAN
+# (test/netns/udpwan: this kernel has no sch_netem), client B on a plain
+# veth; the iperf3 server runs on B's TAP address. Needs root, /dev/net/tun,
+# iproute2, iptables, conntrack and iperf3. Everything runs in hfudp-*
+# namespaces that the test removes.
+#
+#   hack/bench-udp.sh [seconds per run, default 10] [output table file]
+#
+# Results go to docs/benchmarks-udp.md by hand, with the machine's state.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs="${1:-10}"
+out="${2:-/tmp/bench-udp.md}"
+HUBFLEET_BENCH_UDP=1 HUBFLEET_BENCH_SECONDS="$secs" HUBFLEET_BENCH_OUT="$out" \
+	go test -count=1 -run '^TestUDPBenchmark$' -v -timeout 40m ./test/netns/ 2>&1 |
+	grep -v '^\s*time=' | grep -E 'udp_bench_test|^(---|ok|FAIL|PASS)' || true
+echo "table: $out"
+cat "$out"
