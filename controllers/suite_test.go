@@ -7,14 +7,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
-	"go.uber.org/zap/zapcore"
+	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/hubfleet/hubfleet/internal/scheme"
@@ -39,7 +39,7 @@ func run(m *testing.M) int {
 		// or start.
 		return m.Run()
 	}
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	ctrl.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()})))
 	env, err := testenv.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -90,10 +90,10 @@ func unitTestsOnly(pattern string) bool {
 	return true
 }
 
-// zapLevel keeps the operator quiet unless HUBFLEET_TEST_LOG is set.
-func zapLevel() zapcore.Level {
+// testLogLevel keeps the operator quiet unless HUBFLEET_TEST_LOG is set.
+func testLogLevel() slog.Level {
 	if os.Getenv("HUBFLEET_TEST_LOG") != "" {
-		return zapcore.DebugLevel
+		return slog.LevelDebug
 	}
-	return zapcore.ErrorLevel
+	return slog.LevelError
 }

@@ -38,8 +38,7 @@ func runMember(args []string) int {
 		},
 	})
 	configPath := fs.String("config", "", "member configuration file, YAML or JSON (docs/member-config.md); reloaded when it changes")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	lf := addLogFlags(fs, "info")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, how long to wait for clients to be told to reconnect before closing hard")
 	clusterName := fs.String("cluster", "", "run as a member of this VPNCluster, configured from Kubernetes (docs/member-cluster.md) instead of --config")
 	metricsAddr := fs.String("metrics-bind-address", ":9090", "address of the Prometheus metrics (/metrics) and /healthz endpoint (docs/metrics.md); 0 disables it")
@@ -50,17 +49,11 @@ func runMember(args []string) int {
 		fmt.Fprintln(os.Stderr, "hubfleet member: give the configuration file (hubfleet member --config member.yaml) or, in a pod, the cluster (--cluster NAME)")
 		return ExitUsage
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(os.Stderr, "hubfleet member: --log-level %q: use debug, info, warn or error\n", *logLevel)
+	log, err := lf.logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet member: %v\n", err)
 		return ExitUsage
 	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
-	if *logJSON {
-		handler = slog.NewJSONHandler(os.Stderr, hopts)
-	}
-	log := slog.New(handler)
 	if soft := setMemoryLimitFromCgroup(os.Getenv, os.ReadFile); soft > 0 {
 		log.Info("soft memory limit set from the container's memory limit", "bytes", soft)
 	}

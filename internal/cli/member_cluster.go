@@ -27,6 +27,9 @@ func runMemberCluster(name string, log *slog.Logger, grace time.Duration, metric
 		fmt.Fprintf(os.Stderr, "hubfleet member --cluster %s:\n%v\n", name, err)
 		return ExitUsage
 	}
+	// The member's Kubernetes client and cache log through controller-runtime
+	// and client-go.
+	logLibraries(log)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet member --cluster %s: no Kubernetes API configuration (in-cluster service account or KUBECONFIG): %v\n", name, err)

@@ -9,7 +9,6 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/hubfleet/hubfleet/controllers"
@@ -37,12 +36,17 @@ func runOperator(args []string) int {
 	leaderElect := fs.Bool("leader-elect", false, "elect a leader, so that several operator replicas can run with one active")
 	leaderNS := fs.String("leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader-election Lease (default: the pod's namespace)")
 	memberImage := fs.String("member-image", os.Getenv("HUBFLEET_MEMBER_IMAGE"), "image of member pods when a VPNCluster sets no spec.image (env HUBFLEET_MEMBER_IMAGE)")
-	zopts := zap.Options{}
-	zopts.BindFlags(fs)
+	lf := addLogFlags(fs, "info")
+	lf.addZapLevelFlag(fs)
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	sl, err := lf.logger(os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet operator: %v\n", err)
+		return ExitUsage
+	}
+	logLibraries(sl)
 	log := ctrl.Log.WithName("operator")
 	if *memberImage == "" {
 		fmt.Fprintln(os.Stderr, "hubfleet operator: no member image: set --member-image or HUBFLEET_MEMBER_IMAGE to the image member pods should run")
