@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -40,6 +39,7 @@ type vpnFlags struct {
 	opts         client.Options
 	passwordFile string
 	verbose      bool
+	log          *logFlags
 	offload      bool
 	udp          bool
 	dhcp         optBool // connect only; default: on without --address
@@ -65,7 +65,10 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
 	fs.BoolVar(&v.udp, "udp", true, "send frames as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise; --udp=false: always TLS")
-	fs.BoolVar(&v.verbose, "v", false, "log session details")
+	// The client is quiet unless something goes wrong: its status lines
+	// (not the log) tell a user what it is doing.
+	v.log = addLogFlags(fs, "warn")
+	fs.BoolVar(&v.verbose, "v", false, "log session details (--log-level debug)")
 	return fs, v
 }
 
@@ -113,11 +116,13 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 		return ExitUsage
 	}
 	v.opts.Password = pw
-	level := slog.LevelWarn
 	if v.verbose {
-		level = slog.LevelDebug
+		v.log.level = "debug"
 	}
-	v.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if v.opts.Logger, err = v.log.logger(os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
+		return ExitUsage
+	}
 	v.opts.Status = prefixWriter{w: os.Stderr, prefix: "hubfleet " + cmd + ": "}
 	v.opts.ClientName = fmt.Sprintf("hubfleet-%s/%s %s/%s", cmd, version.Version, runtime.GOOS, runtime.GOARCH)
 
