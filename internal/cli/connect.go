@@ -130,7 +130,7 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 	defer stop()
 	v.opts.NoOffload = !v.offload
 	v.opts.NoUDP = !v.udp
-	if v.opts.DHCP, err = v.dhcp.resolve(v.opts.Address); err != nil {
+	if v.opts.DHCP, err = v.dhcp.resolve(kind, v.opts.Address); err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
 		return ExitUsage
 	}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"runtime"
 	"strconv"
+
+	"github.com/hubfleet/hubfleet/pkg/client"
 )
 
 // optBool is a boolean flag that knows whether it was given.
@@ -22,9 +24,11 @@ func (b *optBool) Set(s string) (err error) {
 
 // resolve decides DHCP for connect: asked for, or by default when the TAP
 // gets no --address (a host on a hub with spec.dhcp then needs no flag),
-// on Linux, where the DHCP client runs.
-func (b *optBool) resolve(address string) (bool, error) {
+// on Linux, where the DHCP client runs. A bridge never: its TAP joins a LAN.
+func (b *optBool) resolve(kind client.Kind, address string) (bool, error) {
 	switch {
+	case kind != client.KindClient:
+		return false, nil
 	case b.set && b.on && address != "":
 		return false, errors.New("--dhcp and --address exclude each other: give one")
 	case b.set:

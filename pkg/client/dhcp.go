@@ -38,7 +38,11 @@ import (
 func (c *client) runDHCP(ctx context.Context) error {
 	dc, err := newDHCPClient(c.dev.Name(), c.log, c.say)
 	if err != nil {
-		return &Error{Reason: ReasonTAP, Err: err}
+		// The session does not depend on an address: a TAP already moved to
+		// another namespace, or a missing CAP_NET_RAW, leaves a working link
+		// for the host to address by hand.
+		c.say("DHCP not started (%v); the TAP stays without an address", err)
+		return c.run(ctx)
 	}
 	// A DISCOVER sent before the session is up is lost; the status line run
 	// writes when a session starts is the signal to send one at once rather
@@ -107,6 +111,8 @@ type lease struct {
 
 type dhcpClient struct {
 	ifname   string
+	ifindex  int
+	stopped  bool // the TAP left, or was addressed by other means: DHCP has nothing to do
 	mac      [6]byte
 	clientID []byte
 	sock     *os.File
@@ -141,7 +147,7 @@ func newDHCPClient(ifname string, log *slog.Logger, say func(string, ...any)) (*
 	if err != nil {
 		return nil, fmt.Errorf("dhcp on %s: %w", ifname, err)
 	}
-	d := &dhcpClient{ifname: ifname, sock: sock, log: log, say: say, started: time.Now(), buf: make([]byte, 2048), kick: make(chan struct{}, 1)}
+	d := &dhcpClient{ifname: ifname, ifindex: ifi.Index, sock: sock, log: log, say: say, started: time.Now(), buf: make([]byte, 2048), kick: make(chan struct{}, 1)}
 	copy(d.mac[:], ifi.HardwareAddr)
 	// RFC 2132 9.14: type 1 (Ethernet) and the address, as dhclient sends it,
 	// so the server keys the lease the same whichever client asks.
@@ -226,6 +232,9 @@ func (d *dhcpClient) exchange(ctx context.Context, m *dhcp.Message, src, dst net
 	frame := dhcp.ClientFrame(nil, m, src, dst, dstMAC)
 	wait := firstRetransmit
 	for ctx.Err() == nil {
+		if d.cur == nil && d.yield() {
+			return nil, [6]byte{}, false
+		}
 		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			return nil, [6]byte{}, false
 		}
@@ -305,6 +314,9 @@ func (d *dhcpClient) acquire(ctx context.Context) bool {
 			deadline = time.Now().Add(10 * time.Second)
 		}
 		off, _, ok := d.exchange(ctx, d.request(dhcp.Discover, x), netip.Addr{}, netip.Addr{}, [6]byte{}, deadline, dhcp.Offer)
+		if d.stopped {
+			return false
+		}
 		if !ok {
 			if ctx.Err() == nil && !warned {
 				d.say("no DHCP server answered on tap %s yet; still asking (give --address if the hub has no spec.dhcp)", d.ifname)
@@ -328,6 +340,27 @@ func (d *dhcpClient) acquire(ctx context.Context) bool {
 		return true
 	}
 	return false
+}
+
+// yield reports, while the client holds no lease, whether DHCP should stop
+// for good: the TAP moved to another network namespace (scripts and the e2e
+// suite create it here and move it), or it got an IPv4 address by other
+// means (ip addr add). DHCP is the default without --address, so a host
+// configured by hand must not keep broadcasting DISCOVERs into its hub.
+func (d *dhcpClient) yield() bool {
+	link, err := netlink.LinkByIndex(d.ifindex)
+	switch {
+	case err != nil || link.Attrs().Name != d.ifname:
+		d.say("tap %s left this network namespace; DHCP stops (configure its address where it is now)", d.ifname)
+	default:
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+		if err != nil || len(addrs) == 0 {
+			return false
+		}
+		d.say("tap %s got address %s by other means; DHCP stops", d.ifname, addrs[0].IPNet)
+	}
+	d.stopped = true
+	return true
 }
 
 // bind configures the acknowledged address on the TAP.

@@ -4,6 +4,9 @@
 package crd
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -12,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/internal/testenv"
 	"github.com/hubfleet/hubfleet/pkg/member"
 )
 
@@ -86,5 +90,29 @@ func TestDHCPRefused(t *testing.T) {
 				t.Fatal("refused by the API server but accepted by the member's check")
 			}
 		})
+	}
+}
+
+// TestDHCPUserGuideSample: the hosting sample of docs/user-guide.md's DHCP
+// section is accepted, and its pool and access list are what a member serves.
+func TestDHCPUserGuideSample(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "user-guide.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc string
+	for _, b := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(string(data), -1) {
+		if strings.Contains(b[1], "kind: VirtualHub") && strings.Contains(b[1], "dhcp:") {
+			doc = b[1]
+		}
+	}
+	if doc == "" {
+		t.Fatal("no VirtualHub with dhcp among the user guide's yaml examples")
+	}
+	u := obj(t, doc)
+	u.SetNamespace("default") // the sample's tenant namespace does not exist here
+	acceptedAndCompiled(t, u)
+	if err := dhcpMemberAccepts(t, doc); err != nil {
+		t.Fatalf("the sample's pool is refused by the member: %v", err)
 	}
 }

@@ -252,5 +252,32 @@ func TestDHCP(t *testing.T) {
 			t.Fatalf("the new server learned %d leases back, want at least %d", n, clients)
 		}
 		eventually(t, 10*time.Second, "client 1 pings client 2 after the restart", func() bool { return ping(ns[0], a2) })
+
+		// The new server counts the learned leases, and a client that exits
+		// releases its own.
+		eventually(t, 10*time.Second, "the new server counts every client's lease", func() bool { return e.blueLeases(t) == clients })
+		procs[clients-1].signal(syscall.SIGTERM)
+		if code := procs[clients-1].wait(t, 10*time.Second); code != 0 {
+			t.Fatalf("client %d exited %d on SIGTERM", clients, code)
+		}
+		eventually(t, 10*time.Second, "the exited client's lease released", func() bool { return e.blueLeases(t) == clients-1 })
 	})
+}
+
+// blueLeases reads hubfleet_server_dhcp_leases of hub blue from the member's
+// metrics endpoint, inside its namespace (bash's /dev/tcp: no curl needed).
+func (e *env) blueLeases(t *testing.T) int {
+	out, err := e.inNS(e.member, 5*time.Second, "bash", "-c",
+		`exec 3<>/dev/tcp/127.0.0.1/9090 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3`)
+	if err != nil {
+		t.Logf("reading the member's metrics: %v", err)
+		return -1
+	}
+	m := regexp.MustCompile(`(?m)^hubfleet_server_dhcp_leases\{hub="blue",hub_namespace=""\} (\d+)$`).FindStringSubmatch(out)
+	if m == nil {
+		return -1
+	}
+	var n int
+	fmt.Sscan(m[1], &n)
+	return n
 }
