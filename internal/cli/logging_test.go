@@ -5,6 +5,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"io"
@@ -70,7 +71,7 @@ func TestLogFlags(t *testing.T) {
 				t.Errorf("debug line written: %v; want %v", got, tc.debug)
 			}
 			buf.Reset()
-			l.Log(nil, -2, "v2 line")
+			l.Log(context.Background(), -2, "v2 line")
 			if got := strings.Contains(buf.String(), "v2 line"); got != tc.v2 {
 				t.Errorf("V(2) line written: %v; want %v", got, tc.v2)
 			}
