@@ -429,5 +429,3 @@ func TestProbes(t *testing.T) {
 		t.Fatalf("ack: %v %v %d %d", err, ok, id, size)
 	}
 }
-
-
