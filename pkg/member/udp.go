@@ -149,8 +149,15 @@ func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session
 		s.log.Warn("UDP keys could not be derived; the session stays on TLS", "err", err)
 		return
 	}
+	// The search's ceiling is the route towards the client's TCP address:
+	// its datagrams come from the same host, behind the same links.
+	var pcfg datagram.PathConfig
+	if ta, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		pcfg.MaxSize = udpio.MaxPayload(udpio.RouteMTU(ap), ap.Addr())
+	}
 	us := &udpSession{u: u, se: se, id: id, sealer: sealer, opener: opener,
-		path: datagram.NewPath(datagram.PathConfig{}, time.Now())}
+		path: datagram.NewPath(pcfg, time.Now())}
 	mf := res.MaxFrame
 	if mf == 0 {
 		mf = protocol.DefaultMaxFrame

@@ -315,3 +315,52 @@ func TestUDPNATRebinding(t *testing.T) {
 	}
 	w.noReconnect(t)
 }
+
+// The path MTU is discovered, not guessed: with the member's end of the WAN
+// at MTU 1400, the client's probes of its own route's 1472 bytes go
+// unanswered and its search settles at the largest size that arrives (about
+// 1400 less IPv4 and UDP headers), while the member, whose route says 1400,
+// starts there (1372). TCP through the tunnel is cut to fit, so it still flows.
+func TestUDPPathMTUDiscovery(t *testing.T) {
+	w := newUDPWorld(t, "-v")
+	w.sh(w.e.member, "ip", "link", "set", "u1", "mtu", "1400")
+	// Reconnect A so both ends start their search on the new path.
+	w.a.signal(syscall.SIGTERM)
+	w.a.wait(t, 10*time.Second)
+	w.a = w.connect("client A (again)", w.nsA, 1, "alice", addrA, "-v")
+	eventually(t, 20*time.Second, "A's UDP path up", func() bool { up, _ := pathEvents(w.a); return up >= 1 })
+	// 1328-byte frames (1286-byte pings) fit a datagram only once the
+	// client's search has found 1367 bytes or more, near its end on this
+	// path. Until then they go by TLS: each probe size lost takes three 1 s
+	// probe timeouts.
+	took := eventually(t, 60*time.Second, "1314-byte pings answered by UDP", func() bool {
+		// A's own datagrams count (the replies come in the member's): 50
+		// requests in a second, against a few probes a second.
+		before := w.snmpUDP(w.nsA, "OutDatagrams")
+		_, err := w.e.inNS(w.nsA, 20*time.Second, "ping", "-c", "50", "-i", "0.02", "-W", "1", "-s", "1286", "-M", "do", "-q", addrB)
+		return err == nil && w.snmpUDP(w.nsA, "OutDatagrams")-before >= 50
+	})
+	t.Logf("datagrams of the discovered size flow %v after the path came up", took.Round(100*time.Millisecond))
+	w.a.signal(syscall.SIGTERM)
+	w.a.wait(t, 10*time.Second)
+	m := regexp.MustCompile(`UDP channel closed.* pmtu=(\d+)`).FindStringSubmatch(w.a.out.String())
+	if m == nil {
+		t.Fatalf("client A did not log its UDP channel:\n%s", w.a.out)
+	}
+	pmtu, _ := strconv.Atoi(m[1])
+	// A veth takes frames up to its MTU plus a VLAN tag's 4 bytes, so this
+	// path carries 1376-byte datagrams; the search stops within 8 bytes.
+	t.Logf("client's discovered datagram size: %d (the path carries 1376)", pmtu)
+	if pmtu > 1376 || pmtu < 1376-8 {
+		t.Fatalf("client settled on %d-byte datagrams, the path carries 1376", pmtu)
+	}
+	closed := regexp.MustCompile(`UDP channel closed.* user=alice .*pmtu=(\d+)`)
+	var ms [][]string
+	eventually(t, 10*time.Second, "the member logs both of A's UDP channels", func() bool {
+		ms = closed.FindAllStringSubmatch(w.member.out.String(), -1)
+		return len(ms) >= 2
+	})
+	if ms[len(ms)-1][1] != "1372" {
+		t.Fatalf("the member's datagram size towards A is not 1372: %v", ms)
+	}
+}

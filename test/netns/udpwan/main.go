@@ -199,8 +199,11 @@ func (l *link) send() {
 				l.sent = l.sent.Add(tx)
 			}
 			for {
+				// ENOBUFS is the far end dropping the frame (a veth whose
+				// peer's MTU is smaller): the frame is lost, as on a wire.
+				// Retrying it would stall the link for good.
 				_, err := unix.Write(l.out, f.b)
-				if err == unix.ENOBUFS || err == unix.EAGAIN || err == unix.EINTR {
+				if err == unix.EAGAIN || err == unix.EINTR {
 					continue
 				}
 				break
