@@ -47,7 +47,9 @@ func (s *Server) handle(raw net.Conn) {
 	} else if peer, ok := s.routeElsewhere(req); ok {
 		// The connection stays tracked for the relay's life, so Shutdown
 		// closes it and the client reconnects (to another member) at once.
-		s.relay(ctx, peer, req, tc, remote)
+		if s.relay(ctx, peer, req, tc, remote) {
+			se = s.login(ctx, raw, tc, remote, req)
+		}
 	} else {
 		se = s.login(ctx, raw, tc, remote, req)
 	}
@@ -115,20 +117,31 @@ func (s *Server) routeElsewhere(req *protocol.LoginRequest) (string, bool) {
 // answers the client itself.
 var ErrRelayUnreachable = errors.New("member: relay target unreachable")
 
+// ErrServeHere is returned by Options.Relay, before the client was sent
+// anything, when the hub moved to this member while its owner was being
+// reached (the owner died): the member serves the login itself.
+var ErrServeHere = errors.New("member: the hub moved here while relaying")
+
 // relay hands a login for a hub held by member peer to Options.Relay, which
-// forwards the owner's result and splices the session until it ends.
-func (s *Server) relay(ctx context.Context, peer string, req *protocol.LoginRequest, tc *tls.Conn, remote string) {
+// forwards the owner's result and splices the session until it ends. It
+// returns true when the login is to be served here after all.
+func (s *Server) relay(ctx context.Context, peer string, req *protocol.LoginRequest, tc *tls.Conn, remote string) bool {
 	s.log.Info("relaying session", "remote", remote, "hub", req.Hub, "user", req.User, "to", peer)
 	s.relaying.Add(1)
 	err := s.relayTo(ctx, peer, *req, tc)
 	s.relaying.Add(-1)
+	if errors.Is(err, ErrServeHere) {
+		s.log.Info("relay target gone and the hub moved here: serving the login", "remote", remote, "hub", req.Hub, "was", peer)
+		return true
+	}
 	if errors.Is(err, ErrRelayUnreachable) {
 		// Internal, not UnknownHub: the hub exists, and the client's retry may
 		// land on a member that reaches the owner (or on the owner itself).
 		s.refuse(tc, remote, req, refusal(protocol.Internal, "hub %q is held by member %s, which member %s cannot reach now; try again", req.Hub, peer, s.Name()))
-		return
+		return false
 	}
 	s.log.Info("relayed session ended", "remote", remote, "hub", req.Hub, "user", req.User, "to", peer, "err", err)
+	return false
 }
 
 // ServeRelayed runs a session another member relayed here over the member mesh

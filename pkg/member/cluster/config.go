@@ -36,8 +36,9 @@ type inputs struct {
 // result is the computed configuration and what the caller must act on.
 type result struct {
 	cfg *member.Config
-	// secretNamespaces are the namespaces whose Secrets matter: those of the
-	// hubs placed here (fenced or not, so fencing does not drop the informers).
+	// secretNamespaces are the namespaces whose Secrets matter: those of every
+	// hub of the cluster (placed here or not, fenced or not), so neither a
+	// failover nor a fence waits for an informer to start.
 	secretNamespaces map[string]bool
 	// problems are per-hub issues (bad user entries, missing Secret); logged
 	// when they change. One tenant's broken Secret must never stop the other
@@ -80,6 +81,12 @@ func desired(id *Identity, base member.Config, in inputs) result {
 	cfg := base
 	cfg.Hubs = nil
 	for _, h := range in.hubs {
+		if h.Spec.Users != nil && h.Spec.Users.SecretName != "" && id.ours(h.Spec.ClusterRef, h.Namespace) && h.DeletionTimestamp == nil {
+			// Every hub of the cluster, not only those placed here: a hub
+			// that moves here in a failover is then served at once, without
+			// first starting and syncing an informer on its namespace.
+			r.secretNamespaces[h.Namespace] = true
+		}
 		placed, dynamic := id.placedHere(h)
 		if !placed {
 			continue
@@ -88,9 +95,6 @@ func desired(id *Identity, base member.Config, in inputs) result {
 		if len(name) > auth.MaxTicketName {
 			r.problems = append(r.problems, fmt.Sprintf("hub %s: the name is longer than %d bytes and cannot be served", name, auth.MaxTicketName))
 			continue
-		}
-		if h.Spec.Users != nil && h.Spec.Users.SecretName != "" {
-			r.secretNamespaces[h.Namespace] = true
 		}
 		if dynamic && in.fenced {
 			continue

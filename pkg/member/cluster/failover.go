@@ -150,6 +150,15 @@ func gone(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
+// certified reports whether this member holds a current death certificate for
+// peer.
+func (f *failover) certified(peer string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.dead[peer]
+	return ok && time.Since(c.at) < certTTL
+}
+
 // run evaluates the peers whenever a death certificate arrives and when the
 // next Lease could expire, until ctx ends.
 func (f *failover) run(ctx context.Context, c crcache.Cache) {

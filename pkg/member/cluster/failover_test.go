@@ -255,3 +255,54 @@ func TestProbeMesh(t *testing.T) {
 		t.Fatalf("a port that accepts and closes judged dead (%q): only the kernel's refusal is a death", why)
 	}
 }
+
+// TestLoginHeldWhileDeadOwnersHubMoves: a login reaches an entry member just
+// after the hub's owner died and before the hub moved. The entry's relay is
+// refused by the dead owner's port; instead of refusing the client (which
+// would back off and retry), it holds the login until the move lands — here
+// on the entry itself, which then serves it.
+func TestLoginHeldWhileDeadOwnersHubMoves(t *testing.T) {
+	ns := fixture(t)
+	twoMembersWithIPs(t, ns)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
+	m0, m1, blockers := meshPair(t, ns)
+	dyn := ns + "/dyn"
+	m0.frameLogin(t, dyn, "alice", "dyn@m0, relayed").conn.Close()
+
+	// m0 cannot write Leases for a moment: it gets the death certificate but
+	// cannot claim, so the hub stays on the dead member while a login arrives.
+	blockers["vpn-member-0"].on.Store(true)
+	m1.stop()
+	done := make(chan error, 1)
+	go func() {
+		s, err := m0.login(dyn, "bob")
+		if err == nil {
+			s.conn.Close()
+		}
+		done <- err
+	}()
+	eventually(t, 5*time.Second, "the login held at the entry", func() error {
+		if v := relayedNow(t, m0); v != "1" {
+			return errors.New("relayed_sessions " + v)
+		}
+		return nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the login was answered (%v) before the hub moved; want it held", err)
+	default:
+	}
+	blockers["vpn-member-0"].on.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the held login: %v, want it served once the hub moved here", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held login never answered")
+	}
+	if st := hubStatus(t, ns, "dyn"); st.AssignedMember != "vpn-member-0" {
+		t.Fatalf("hub assigned to %q, want vpn-member-0", st.AssignedMember)
+	}
+}

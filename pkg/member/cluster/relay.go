@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/mesh"
@@ -41,22 +42,53 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 	if req.RelayClientAddr == "" {
 		req.RelayClientAddr = c.RemoteAddr().String()
 	}
-	dctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go m.cancelOnReroute(dctx, cancel, req.Hub, peer)
-	owner, res, err := m.mesh.DialRelay(dctx, peer, req)
-	if cause := context.Cause(dctx); res == nil && errors.Is(cause, errRerouted) {
-		err = cause
-	}
-	cancel(nil)
-	if res == nil {
-		return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
-	}
-	if werr := protocol.WriteResult(c, res); werr != nil || err != nil {
-		if owner != nil {
-			owner.Close()
+	var owner net.Conn
+	var res *protocol.LoginResult
+	hold := time.NewTimer(failoverHold)
+	defer hold.Stop()
+	for {
+		dctx, cancel := context.WithCancelCause(ctx)
+		go m.cancelOnReroute(dctx, cancel, req.Hub, peer)
+		var err error
+		owner, res, err = m.mesh.DialRelay(dctx, peer, req)
+		cause := context.Cause(dctx)
+		cancel(nil)
+		if res != nil {
+			if err != nil {
+				if werr := protocol.WriteResult(c, res); werr != nil {
+					err = errors.Join(err, werr)
+				}
+				if owner != nil {
+					owner.Close()
+				}
+				return err
+			}
+			break
 		}
-		return errors.Join(err, werr)
+		if errors.Is(cause, errRerouted) {
+			err = cause
+		}
+		// The owner is gone or the hub moved while it was dialled: the move
+		// lands within a few hundred milliseconds of a death, so hold the
+		// client's login for it rather than refuse and have the client back
+		// off and retry (docs/member-cluster.md, "Failover without the
+		// operator").
+		if !errors.Is(err, errRerouted) && !gone(err) && !m.failover.certified(peer) {
+			return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
+		}
+		next, ok := m.waitReroute(ctx, req.Hub, peer, hold.C)
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
+		case next == "":
+			return member.ErrServeHere
+		}
+		m.log.Info("relay target gone; the hub moved meanwhile, relaying to its new owner", "hub", req.Hub, "from", peer, "to", next)
+		peer = next
+	}
+	if werr := protocol.WriteResult(c, res); werr != nil {
+		owner.Close()
+		return werr
 	}
 	defer owner.Close()
 	// Closing a TLS connection sends close_notify with a 5 s write deadline;
@@ -75,6 +107,40 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 		m.mu.Unlock()
 	}()
 	return mesh.Splice(c, owner, res.DeadPeerTimeout)
+}
+
+// failoverHold bounds how long a login whose relay target died is held for
+// the hub's move: a death certificate moves it in tens to hundreds of
+// milliseconds; past this the client is refused and retries as before.
+const failoverHold = 1500 * time.Millisecond
+
+// waitReroute waits until hub's route no longer points at peer, and returns
+// the member that holds it now ("" for this member, which then serves the
+// login itself), or false when expired fires or ctx ends first.
+func (m *Member) waitReroute(ctx context.Context, hub, peer string, expired <-chan time.Time) (string, bool) {
+	for {
+		m.mu.Lock()
+		next := m.recomputed
+		owner, dynamic := m.routes.dynamic[hub]
+		_, isPeer := m.peers[owner]
+		fenced := m.fencedNowLocked()
+		m.mu.Unlock()
+		switch {
+		case !dynamic || fenced:
+			return "", false // static hubs and a fenced entry: refuse, as before
+		case owner == m.id.Name && m.srv.Hub(hub) != nil: // placed here and applied
+			return "", true
+		case owner != peer && isPeer:
+			return owner, true
+		}
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-expired:
+			return "", false
+		case <-next:
+		}
+	}
 }
 
 // errRerouted is the cause of a relay dial abandoned because the hub's route
