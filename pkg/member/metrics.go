@@ -63,6 +63,7 @@ type collector struct {
 	info, sessions, hubs, macs, frames, bytes, flooded, drops *prometheus.Desc
 	licInUse, licAlloc, logins, relayed, meshLinks, fenced    *prometheus.Desc
 	dhcpPool, dhcpInUse, dhcpQuarantined, dhcpMessages        *prometheus.Desc
+	udp                                                       udpDescs
 }
 
 // NewCollector returns a prometheus.Collector exporting srv's sessions, hubs,
@@ -92,6 +93,7 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 		dhcpPool:        d("dhcp_pool_addresses", "Addresses the hub's DHCP server leases (rangeStart+1 to rangeEnd).", hub...),
 		dhcpInUse:       d("dhcp_leases", "Bound, unexpired leases of the hub's DHCP server.", hub...),
 		dhcpQuarantined: d("dhcp_quarantined_addresses", "Pool addresses not handed out because a host answered an ARP probe for them or a client declined them.", hub...),
+		udp:             newUDPDescs(d),
 		dhcpMessages:    d("dhcp_replies_total", "Replies of the hub's DHCP server by type (offer, ack, nak); learned counts renewals of leases the server had no record of (after a move), acknowledged after a probe.", append(hub, "type")...),
 	}
 }
@@ -101,6 +103,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.drops, c.licInUse, c.licAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages} {
 		ch <- d
 	}
+	c.udp.describe(ch)
 	if c.opts.MeshLinks != nil {
 		ch <- c.meshLinks
 	}
@@ -171,6 +174,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(c.relayed, float64(c.srv.relaying.Load()))
+	c.udp.collect(c.srv, ch)
 	if c.opts.MeshLinks != nil {
 		gauge(c.meshLinks, float64(c.opts.MeshLinks()))
 	}

@@ -65,7 +65,8 @@ type udpServer struct {
 	touched []*udpSession
 	ackBuf  []byte
 
-	unknown, malformed atomic.Uint64
+	// Totals for the metrics (udp_metrics.go), beside each session's own.
+	unknown, malformed, rx, rxBad, rxReplay, tx, txErr atomic.Uint64
 }
 
 // udpSession is one session's half of the channel.
@@ -246,9 +247,11 @@ func (us *udpSession) send(to netip.AddrPort, d []byte) {
 	one := [1][]byte{d}
 	if err := us.u.conn.WriteBatch(to, one[:]); err != nil {
 		us.txErr.Add(1)
+		us.u.txErr.Add(1)
 		return
 	}
 	us.tx.Add(1)
+	us.u.tx.Add(1)
 }
 
 // onDatagram authenticates one datagram and acts on it, in the UDP reader.
@@ -269,12 +272,15 @@ func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
 	if err != nil {
 		if errors.Is(err, datagram.ErrReplay) {
 			us.rxReplay.Add(1)
+			u.rxReplay.Add(1)
 		} else {
 			us.rxBad.Add(1)
+			u.rxBad.Add(1)
 		}
 		return
 	}
 	us.rx.Add(1)
+	u.rx.Add(1)
 	// The client may have moved (NAT rebinding, roaming): only a datagram
 	// that authenticated, and is no replay, moves the session to its source.
 	if p := us.peer.Load(); p == nil || *p != from {
@@ -290,7 +296,7 @@ func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
 			u.touched = append(u.touched, us)
 		}
 		if _, _, err := datagram.Unpack(payload, us.lim, us.keep); err != nil {
-			us.rxBad.Add(1)
+			u.malformed.Add(1)
 		}
 		if len(us.in) >= batchFrames {
 			us.forward()
@@ -378,8 +384,10 @@ func (us *udpSession) flushDatagrams(ds [][]byte) error {
 	}
 	if err := us.u.conn.WriteBatch(*p, ds); err != nil {
 		us.txErr.Add(uint64(len(ds)))
+		us.u.txErr.Add(uint64(len(ds)))
 		return nil
 	}
 	us.tx.Add(uint64(len(ds)))
+	us.u.tx.Add(uint64(len(ds)))
 	return nil
 }

@@ -6,6 +6,7 @@ package member
 import (
 	"bytes"
 	"crypto/tls"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -149,9 +150,17 @@ func TestUDPChannel(t *testing.T) {
 			if !bytes.Equal(got, f) {
 				t.Fatalf("datagram frame %x, want %x", got, f)
 			}
-			st := m.srv.udp.Load()
-			if n := st.unknown.Load(); n != 0 {
-				t.Fatalf("%d datagrams for unknown sessions", n)
+			web := httptest.NewServer(MetricsHandler(m.srv, MetricsOptions{}))
+			defer web.Close()
+			metrics := scrape(t, web.URL)
+			want(t, metrics, map[string]float64{
+				key("hubfleet_server_udp_sessions", "path=up"):                      1,
+				key("hubfleet_server_udp_rejected_total", "reason=replay"):          1,
+				key("hubfleet_server_udp_rejected_total", "reason=unknown_session"): 0,
+				key("hubfleet_server_udp_rejected_total", "reason=auth"):            0,
+			})
+			if metrics[key("hubfleet_server_udp_datagrams_total", "direction=in")] < 3 || metrics[key("hubfleet_server_udp_datagrams_total", "direction=out")] < 1 {
+				t.Errorf("datagram counters %v in, %v out", metrics[key("hubfleet_server_udp_datagrams_total", "direction=in")], metrics[key("hubfleet_server_udp_datagrams_total", "direction=out")])
 			}
 			return
 		case <-alice.rx: // still on TLS
