@@ -98,6 +98,8 @@ func (p *PingStream) FirstReplyAfter(since time.Time, within time.Duration) (tim
 // outage: one that came more than gap after the reply before it (or after
 // since, if there was none). Replies still in flight when a failure is caused
 // arrive just after it, before the outage; they do not count as resumption.
+// An outage shorter than gap (replies flowing for a second past since with no
+// longer break) resumes with the reply that ended the longest break.
 func (p *PingStream) FirstReplyAfterGap(since time.Time, gap, within time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(within)
 	// The condition variable is woken by every line; a timer wakes it at the
@@ -108,6 +110,8 @@ func (p *PingStream) FirstReplyAfterGap(since time.Time, gap, within time.Durati
 	defer p.mu.Unlock()
 	for {
 		prev := since
+		var widest time.Time // the reply that ended the longest gap so far
+		widestGap := time.Duration(-1)
 		for _, r := range p.replies {
 			if !r.After(since) {
 				continue
@@ -115,7 +119,16 @@ func (p *PingStream) FirstReplyAfterGap(since time.Time, gap, within time.Durati
 			if r.Sub(prev) > gap {
 				return r, nil
 			}
+			if d := r.Sub(prev); d > widestGap {
+				widest, widestGap = r, d
+			}
 			prev = r
+		}
+		// A failover quicker than gap leaves no outage longer than it: once
+		// replies have kept coming for a second past since, the longest
+		// break is the outage, and the reply that ended it the resumption.
+		if gap > 0 && !widest.IsZero() && prev.Sub(since) > time.Second {
+			return widest, nil
 		}
 		if p.done {
 			return time.Time{}, fmt.Errorf("ping exited: %s", strings.Join(p.lines, "; "))
