@@ -98,16 +98,7 @@ func TestFailoverWithOperatorDown(t *testing.T) {
 		e2e.WaitPod(t, e2e.OperatorNamespace, op.Metadata.Name, 90*time.Second, "operator back and Ready", func(p e2e.Pod) bool {
 			return p.Restarts() > op.Restarts() && p.Ready()
 		})
-		e2e.Eventually(t, 90*time.Second, "all members Ready in the VPNCluster status (the operator leads again)", func() (bool, error) {
-			st := c.Status(t)
-			ready := 0
-			for _, m := range st.Members {
-				if m.Ready && m.State == "Ready" {
-					ready++
-				}
-			}
-			return ready == c.Members, fmt.Errorf("%d of %d members Ready: %+v", ready, c.Members, st.Members)
-		})
+		allMembersReady(t, c, 90*time.Second, " (the operator leads again)")
 		owners.Stop()
 		if mx, at, who, _ := owners.Max(); mx > 1 {
 			t.Fatalf("%d members served hub lab at once (%v) at %s", mx, who, at.Format("15:04:05.000"))
@@ -161,7 +152,15 @@ func failoverTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e
 		}
 		return p.Restarts() > pod.Restarts() && p.Ready()
 	})
-	e2e.Eventually(t, 60*time.Second, "all members Ready in the VPNCluster status", func() (bool, error) {
+	allMembersReady(t, c, 60*time.Second, "")
+	return r
+}
+
+// allMembersReady waits until the VPNCluster's status counts every member
+// Ready: a whole cluster, for the next trial to start from.
+func allMembersReady(t *testing.T, c *e2e.Cluster, within time.Duration, why string) {
+	t.Helper()
+	e2e.Eventually(t, within, "all members Ready in the VPNCluster status"+why, func() (bool, error) {
 		st := c.Status(t)
 		ready := 0
 		for _, m := range st.Members {
@@ -171,7 +170,6 @@ func failoverTrial(t *testing.T, c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e
 		}
 		return ready == c.Members, fmt.Errorf("%d of %d members Ready: %+v", ready, c.Members, st.Members)
 	})
-	return r
 }
 
 // trialRun is what a failover or fault trial starts from: the member holding

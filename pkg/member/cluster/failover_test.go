@@ -21,6 +21,17 @@ import (
 
 // No operator runs in these tests: every move is a member's own.
 
+// dynOnMember1 is a fixture whose cluster lists two members with pod IPs and
+// whose dynamic hub "dyn" is assigned to vpn-member-1.
+func dynOnMember1(t *testing.T) string {
+	t.Helper()
+	ns := fixture(t)
+	twoMembersWithIPs(t, ns)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
+	return ns
+}
+
 func hubStatus(t *testing.T, ns, name string) vpnv1alpha1.VirtualHubStatus {
 	t.Helper()
 	var h vpnv1alpha1.VirtualHub
@@ -59,10 +70,7 @@ func waitMoved(t *testing.T, ns, hub, to string, within time.Duration) vpnv1alph
 // the refused reconnect, claims the dead member's Lease without waiting for
 // it to expire, and moves the hub to itself; clients are served there.
 func TestPeerMovesDeadMembersHubs(t *testing.T) {
-	ns := fixture(t)
-	twoMembersWithIPs(t, ns)
-	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
-	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
+	ns := dynOnMember1(t)
 	m0, m1, _ := meshPair(t, ns)
 	dyn := ns + "/dyn"
 	m1.frameLogin(t, dyn, "bob", "dyn@m1")
@@ -98,10 +106,7 @@ func TestPeerMovesDeadMembersHubs(t *testing.T) {
 // hub. When the owner reaches the API server again its renewal conflicts with
 // the claim: it takes its Lease back but never serves the moved hub.
 func TestPeerMovesSilentMembersHubs(t *testing.T) {
-	ns := fixture(t)
-	twoMembersWithIPs(t, ns)
-	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
-	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
+	ns := dynOnMember1(t)
 	m0, m1, blockers := meshPair(t, ns)
 	dyn := ns + "/dyn"
 	owner := m1.frameLogin(t, dyn, "bob", "dyn@m1")
@@ -262,10 +267,7 @@ func TestProbeMesh(t *testing.T) {
 // would back off and retry), it holds the login until the move lands — here
 // on the entry itself, which then serves it.
 func TestLoginHeldWhileDeadOwnersHubMoves(t *testing.T) {
-	ns := fixture(t)
-	twoMembersWithIPs(t, ns)
-	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
-	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-1", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-1"}}})
+	ns := dynOnMember1(t)
 	m0, m1, blockers := meshPair(t, ns)
 	dyn := ns + "/dyn"
 	m0.frameLogin(t, dyn, "alice", "dyn@m0, relayed").conn.Close()
