@@ -78,7 +78,7 @@ func TestFailoverWithOperatorDown(t *testing.T) {
 	a, b, _ := pingingPair(t, c, "lab")
 	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
 	var resume, moved []time.Duration
-	for i := range envInt(t, "HUBFLEET_E2E_OPERATOR_KILLS", 5) {
+	for i := range envInt(t, "HUBFLEET_E2E_OPERATOR_KILLS", 10) {
 		tr := startTrial(t, c, a, b, hubWatch)
 		op := e2e.OperatorPod(t)
 		owners := c.SampleOwners(t, "lab", 100*time.Millisecond)
