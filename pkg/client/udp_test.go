@@ -139,7 +139,9 @@ func TestUDPChannelUpDownUp(t *testing.T) {
 	if l := m.loginsSoFar()[0]; l.Capabilities&protocol.CapUDP == 0 {
 		t.Fatalf("the client did not offer CapUDP (capabilities %#x)", l.Capabilities)
 	}
-	ups := func() int { return strings.Count(status.String(), "UDP path to 127.0.0.1") - strings.Count(status.String(), "down: frames go over TLS") }
+	ups := func() int {
+		return strings.Count(status.String(), "UDP path to 127.0.0.1") - strings.Count(status.String(), "down: frames go over TLS")
+	}
 	downs := func() int { return strings.Count(status.String(), "down: frames go over TLS") }
 	waitUntil(t, "UDP path up", func() bool { return ups() == 1 })
 
