@@ -41,8 +41,8 @@ type vpnFlags struct {
 	verbose      bool
 	log          *logFlags
 	offload      bool
-	udp          bool
 	dhcp         optBool // connect only; default: on without --address
+	udp          bool
 }
 
 func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
@@ -64,7 +64,7 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
-	fs.BoolVar(&v.udp, "udp", true, "send frames as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise; --udp=false: always TLS")
+	fs.BoolVar(&v.udp, "udp", false, "also offer the UDP data channel: frames go as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise. For lossy, long-delay networks; off by default because the UDP path cuts super-frames to the path MTU, so on fast paths TLS is quicker")
 	// The client is quiet unless something goes wrong: its status lines
 	// (not the log) tell a user what it is doing.
 	v.log = addLogFlags(fs, "warn")
@@ -129,11 +129,11 @@ func runVPN(cmd string, kind client.Kind, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	v.opts.NoOffload = !v.offload
-	v.opts.NoUDP = !v.udp
 	if v.opts.DHCP, err = v.dhcp.resolve(kind, v.opts.Address); err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet %s: %v\n", cmd, err)
 		return ExitUsage
 	}
+	v.opts.NoUDP = !v.udp
 	err = client.Run(ctx, v.opts)
 	if err == nil {
 		return ExitOK

@@ -86,9 +86,13 @@ type Options struct {
 	NoOffload bool
 
 	// NoUDP keeps every frame on the TLS connection: the session does not
-	// offer the UDP data channel (CapUDP). For networks that pass UDP badly
-	// and to measure the TLS path; UDP is on by default and falls back to
-	// TLS by itself when its path stops working.
+	// offer the UDP data channel (CapUDP). `hubfleet connect` sets it unless
+	// --udp is given: the UDP path cuts super-frames to the path MTU and
+	// writes them to the TAP one by one, so on a clean, fast path TLS with
+	// super-frames end to end is quicker (test/netns
+	// TestSuperFramesThroughNamespaces); on lossy, long-delay paths UDP wins
+	// (docs/benchmarks-udp.md). It falls back to TLS by itself when its
+	// path stops working.
 	NoUDP bool
 
 	// NoRetry makes Run return the first failure instead of retrying, for

@@ -112,7 +112,7 @@ func (w *udpWorld) connect(name, ns string, i int, user, addr string, extra ...s
 	pw := w.e.file(user+".pw", []byte(user+"-pw\n"))
 	args := append([]string{"connect", "--server", memberAddr(i) + ":8443", "--hub", "blue",
 		"--user", user, "--password-file", pw, "--ca-file", w.e.caFile,
-		"--tap", "hf0", "--address", addr + "/24"}, extra...)
+		"--tap", "hf0", "--address", addr + "/24", "--udp"}, extra...)
 	return w.e.start(name, ns, args...)
 }
 
