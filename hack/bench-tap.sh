@@ -22,20 +22,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# This script measures the TLS path: a binary with the UDP data channel
+# (issue #14, hack/bench-udp.sh measures that) runs with --udp=false.
+tls_only() { if "$1" connect -h 2>&1 | grep -q -- '-udp'; then echo "--udp=false"; fi; }
+
 echo "bench-tap: building hubfleet from this tree" >&2
 CGO_ENABLED=0 go build -trimpath -o "$work/hubfleet" .
-variants="head=$work/hubfleet"
+t=$(tls_only "$work/hubfleet")
+variants="head=$work/hubfleet,$t,$t"
 if "$work/hubfleet" connect -h 2>&1 | grep -q -- '-offload'; then
-  variants+=";mixed=$work/hubfleet,,--offload=false;legacy=$work/hubfleet,--offload=false,--offload=false"
+  variants+=";mixed=$work/hubfleet,$t,$t --offload=false;legacy=$work/hubfleet,$t --offload=false,$t --offload=false"
 fi
 if [[ -n ${BASELINE:-} ]]; then
   wt="$work/baseline-src"
   git worktree add --detach "$wt" "$BASELINE" >/dev/null 2>&1
   echo "bench-tap: building hubfleet at $BASELINE ($(git -C "$wt" rev-parse --short HEAD))" >&2
   (cd "$wt" && CGO_ENABLED=0 go build -trimpath -o "$work/hubfleet-base" .)
-  variants+=";base-$(git -C "$wt" rev-parse --short HEAD)=$work/hubfleet-base"
+  t=$(tls_only "$work/hubfleet-base")
+  variants+=";base-$(git -C "$wt" rev-parse --short HEAD)=$work/hubfleet-base,$t,$t"
 fi
 if [[ -n ${BASELINE_BIN:-} ]]; then
-  variants+=";base=$BASELINE_BIN"
+  t=$(tls_only "$BASELINE_BIN")
+  variants+=";base=$BASELINE_BIN,$t,$t"
 fi
 go run ./hack/bench-tap -variants "$variants" -runs "${RUNS:-3}" -time "${TIME:-10}" -streams "${STREAMS:-1,4}" ${PERF_DIR:+-perf "$PERF_DIR"}
