@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ import (
 // gap between two successful renewals of one member — above the lease
 // duration that member would have fenced itself. A measurement, run by hand:
 //
-//	HUBFLEET_LEASE_LOAD=100 go test ./pkg/member/cluster -run TestLeaseLoad -v
+//	HUBFLEET_LEASE_LOAD=100 [HUBFLEET_LEASE_WATCH=1] go test ./pkg/member/cluster -run TestLeaseLoad -v
 func TestLeaseLoad(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("HUBFLEET_LEASE_LOAD"))
 	if n <= 0 {
@@ -50,10 +51,35 @@ func TestLeaseLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(bg(), window)
 	defer cancel()
 	var wg sync.WaitGroup
+	// With HUBFLEET_LEASE_WATCH=1 every member also watches the cluster's
+	// Leases, as failover.go's informer does: N renewals per second become
+	// N² watch events per second delivered by the API server.
+	watching := os.Getenv("HUBFLEET_LEASE_WATCH") == "1"
+	var events atomic.Int64
 	for i := range n {
 		cs, err := kubernetes.NewForConfig(rc)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if watching {
+			w, err := cs.CoordinationV1().Leases(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "vpn.hubfleet.io/cluster=vpn"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				defer w.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case _, ok := <-w.ResultChan():
+						if !ok {
+							return
+						}
+						events.Add(1)
+					}
+				}
+			})
 		}
 		leases := cs.CoordinationV1().Leases(ns)
 		name := fmt.Sprintf("vpn-member-%d", i)
@@ -111,7 +137,7 @@ func TestLeaseLoad(t *testing.T) {
 		}
 		return lat[min(len(lat)-1, len(lat)*p/100)]
 	}
-	t.Logf("%d members, lease %v, renew every %v, %v: %d writes (%.1f/s), %d failed or timed out; Update latency p50 %v p99 %v max %v; longest gap between one member's renewals %v; renewals after the lease had expired: %d",
-		n, lease, interval, window, writes, float64(writes)/window.Seconds(), failed,
+	t.Logf("%d members, lease %v, renew every %v, %v, every member watching all Leases: %v (%d watch events, %.0f/s): %d writes (%.1f/s), %d failed or timed out; Update latency p50 %v p99 %v max %v; longest gap between one member's renewals %v; renewals after the lease had expired: %d",
+		n, lease, interval, window, watching, events.Load(), float64(events.Load())/window.Seconds(), writes, float64(writes)/window.Seconds(), failed,
 		pct(50).Round(time.Millisecond), pct(99).Round(time.Millisecond), pct(100).Round(time.Millisecond), maxGap.Round(time.Millisecond), fenced)
 }
