@@ -71,9 +71,10 @@ type failover struct {
 	m    *Member
 	kick chan struct{}
 
-	mu   sync.Mutex
-	dead map[string]deathCert // peers whose process is gone (mesh evidence)
-	held string               // last hold logged, so it is logged once
+	mu      sync.Mutex
+	dead    map[string]deathCert // peers whose process is gone (mesh evidence)
+	settled map[string]bool      // failed peers holding no dynamic hub (nothing to move)
+	held    string               // last hold logged, so it is logged once
 }
 
 type deathCert struct {
@@ -82,7 +83,7 @@ type deathCert struct {
 }
 
 func newFailover(m *Member) *failover {
-	return &failover{m: m, kick: make(chan struct{}, 1), dead: map[string]deathCert{}}
+	return &failover{m: m, kick: make(chan struct{}, 1), dead: map[string]deathCert{}, settled: map[string]bool{}}
 }
 
 func (f *failover) poke() {
@@ -284,14 +285,17 @@ func (f *failover) step(ctx context.Context, c crcache.Cache) time.Duration {
 	}
 	failed := map[string]*peerState{}
 	var live []string
+	f.mu.Lock()
 	for i := range peers {
 		switch p := &peers[i]; {
-		case p.failed:
+		case p.failed && !f.settled[p.name]:
 			failed[p.name] = p
 		case p.live:
 			live = append(live, p.name)
+			delete(f.settled, p.name)
 		}
 	}
+	f.mu.Unlock()
 	if len(failed) == 0 {
 		return wait
 	}
@@ -304,6 +308,12 @@ func (f *failover) step(ctx context.Context, c crcache.Cache) time.Duration {
 	rank := slices.Index(live, m.id.Name)
 	for name, p := range failed {
 		if !holdsDynamic(&m.id, hubs.Items, name) {
+			// Nothing (left) to move: stop listing hubs for this peer
+			// every step while it stays down. Nobody places a hub on a
+			// failed member, so this holds until it is live again.
+			f.mu.Lock()
+			f.settled[name] = true
+			f.mu.Unlock()
 			continue
 		}
 		// The first live member acts at once; the others only if the hubs
