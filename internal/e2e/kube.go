@@ -236,15 +236,24 @@ func WaitPod(t testing.TB, ns, name string, timeout time.Duration, what string, 
 // containerd, as a crash or an out-of-memory kill would end it.
 func KillContainer(t testing.TB, p Pod) {
 	t.Helper()
+	if err := KillContainerErr(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// KillContainerErr is KillContainer returning its error, for a kill run on
+// another goroutine than the test's (which alone may call t.Fatal).
+func KillContainerErr(p Pod) error {
 	if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].ContainerID == "" {
-		t.Fatalf("pod %s has no running container to kill", p.Metadata.Name)
+		return fmt.Errorf("pod %s has no running container to kill", p.Metadata.Name)
 	}
 	id := strings.TrimPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://")
 	out, err := exec.Command("ctr", "--address", ClusterDir+"/run/containerd.sock", "-n", "k8s.io",
 		"tasks", "kill", "-s", "SIGKILL", id).CombinedOutput()
 	if err != nil {
-		t.Fatalf("killing container %s of pod %s: %v: %s", id, p.Metadata.Name, err, out)
+		return fmt.Errorf("killing container %s of pod %s: %v: %s", id, p.Metadata.Name, err, out)
 	}
+	return nil
 }
 
 // DeletePod deletes a pod without waiting for it to go.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,9 +83,17 @@ func TestFailoverWithOperatorDown(t *testing.T) {
 		tr := startTrial(t, c, a, b, hubWatch)
 		op := e2e.OperatorPod(t)
 		owners := c.SampleOwners(t, "lab", 100*time.Millisecond)
+		// Both kills at the same moment: each is a ctr call of 0.1–0.2 s, so
+		// in sequence the owner would die that much after t0.
 		t0 := time.Now()
-		e2e.KillContainer(t, op)
+		var kills sync.WaitGroup
+		var opErr error
+		kills.Go(func() { opErr = e2e.KillContainerErr(op) })
 		e2e.KillContainer(t, tr.pod)
+		kills.Wait()
+		if opErr != nil {
+			t.Fatal(opErr)
+		}
 		r := tr.measure(t, t0, 30*time.Second, "the operator's and the owner's containers killed", nil)
 		tr.stop()
 		t.Logf("trial %d (operator + %s killed): hub moved to %s +%.2fs, ping resumed +%.2fs", i+1, r.from, r.to, r.moved.Seconds(), r.resume.Seconds())
