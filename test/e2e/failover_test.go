@@ -32,14 +32,7 @@ const healthySession = 10*time.Second + 500*time.Millisecond
 // first ping reply is measured, with the moments the pod turned not Ready and
 // the operator reassigned the hub, and p50/p99 go to the results file.
 func TestDynamicHubFailover(t *testing.T) {
-	e2e.DeployOperator(t)
-	c := e2e.CreateCluster(t, e2e.ClusterSpec{
-		Hubs:  []e2e.HubSpec{{Name: "lab"}},
-		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
-	})
-	a, b, _ := pingingPair(t, c, "lab")
-
-	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
+	c, a, b, hubWatch := labUnderTest(t)
 	run := func(t *testing.T, trials int, how string) {
 		var resume, moved, notReady []time.Duration
 		for i := range trials {
@@ -71,13 +64,7 @@ func TestDynamicHubFailover(t *testing.T) {
 // "Failover without the operator"), and pings resume within the bound of the
 // operator-alive case.
 func TestFailoverWithOperatorDown(t *testing.T) {
-	e2e.DeployOperator(t)
-	c := e2e.CreateCluster(t, e2e.ClusterSpec{
-		Hubs:  []e2e.HubSpec{{Name: "lab"}},
-		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
-	})
-	a, b, _ := pingingPair(t, c, "lab")
-	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
+	c, a, b, hubWatch := labUnderTest(t)
 	var resume, moved []time.Duration
 	for i := range envInt(t, "HUBFLEET_E2E_OPERATOR_KILLS", 10) {
 		tr := startTrial(t, c, a, b, hubWatch)

@@ -29,13 +29,7 @@ const faultTarget = 4 * time.Second
 // two members may serve the hub at the same instant (their own metrics,
 // sampled every 100 ms) — during the fault or after the member is back.
 func TestMemberFrozenOrCutOff(t *testing.T) {
-	e2e.DeployOperator(t)
-	c := e2e.CreateCluster(t, e2e.ClusterSpec{
-		Hubs:  []e2e.HubSpec{{Name: "lab"}},
-		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
-	})
-	a, b, _ := pingingPair(t, c, "lab")
-	hubWatch := e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
+	c, a, b, hubWatch := labUnderTest(t)
 	faultFor := 8 * time.Second
 	if s := os.Getenv("HUBFLEET_E2E_FAULT_FOR"); s != "" {
 		d, err := time.ParseDuration(s)

@@ -23,3 +23,19 @@ func pingingPair(t *testing.T, c *e2e.Cluster, hub string) (a, b *e2e.Client, to
 	b.PingUntil(t, 10*time.Second, a.Address)
 	return a, b, took
 }
+
+// labUnderTest deploys the operator, a cluster with the dynamic hub "lab"
+// (users alice and bob), clients A and B pinging each other on it, and a
+// watch on the hub's assigned member: where every failover and fault test
+// starts.
+func labUnderTest(t *testing.T) (c *e2e.Cluster, a, b *e2e.Client, hubWatch *e2e.Watch) {
+	t.Helper()
+	e2e.DeployOperator(t)
+	c = e2e.CreateCluster(t, e2e.ClusterSpec{
+		Hubs:  []e2e.HubSpec{{Name: "lab"}},
+		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
+	})
+	a, b, _ = pingingPair(t, c, "lab")
+	hubWatch = e2e.StartWatch(t, c.Namespace, "virtualhub/lab", "{.status.assignedMember}")
+	return c, a, b, hubWatch
+}

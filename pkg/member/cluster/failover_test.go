@@ -6,7 +6,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -227,22 +226,12 @@ func TestJudgePeers(t *testing.T) {
 // the connection (a live mesh server waiting for a ClientHello) is alive,
 // and so is one that accepts and closes (not a kernel's refusal).
 func TestProbeMesh(t *testing.T) {
-	ln := loopbackListener(t)
-	addr := ln.Addr().String()
-	held := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held <- c
-		}
-	}()
-	if alive, why := probeMesh(addr); !alive {
+	if alive, why := probeMesh(silentPeer(t)); !alive {
 		t.Fatalf("a listening mesh port judged dead (%q)", why)
 	}
-	ln.Close()
+	closed := loopbackListener(t)
+	addr := closed.Addr().String()
+	closed.Close()
 	if alive, why := probeMesh(addr); alive || why != "" {
 		t.Fatalf("a closed port judged alive=%v (%q), want dead", alive, why)
 	}
