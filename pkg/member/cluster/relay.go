@@ -44,26 +44,17 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 	}
 	var owner net.Conn
 	var res *protocol.LoginResult
+	var err error
 	hold := time.NewTimer(failoverHold)
 	defer hold.Stop()
 	for {
 		dctx, cancel := context.WithCancelCause(ctx)
 		go m.cancelOnReroute(dctx, cancel, req.Hub, peer)
-		var err error
 		owner, res, err = m.mesh.DialRelay(dctx, peer, req)
 		cause := context.Cause(dctx)
 		cancel(nil)
 		if res != nil {
-			if err != nil {
-				if werr := protocol.WriteResult(c, res); werr != nil {
-					err = errors.Join(err, werr)
-				}
-				if owner != nil {
-					owner.Close()
-				}
-				return err
-			}
-			break
+			break // the owner answered: admitted, or refused with its reason
 		}
 		if errors.Is(cause, errRerouted) {
 			err = cause
@@ -86,9 +77,11 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 		m.log.Info("relay target gone; the hub moved meanwhile, relaying to its new owner", "hub", req.Hub, "from", peer, "to", next)
 		peer = next
 	}
-	if werr := protocol.WriteResult(c, res); werr != nil {
-		owner.Close()
-		return werr
+	if werr := protocol.WriteResult(c, res); werr != nil || err != nil {
+		if owner != nil {
+			owner.Close()
+		}
+		return errors.Join(err, werr)
 	}
 	defer owner.Close()
 	// Closing a TLS connection sends close_notify with a 5 s write deadline;
