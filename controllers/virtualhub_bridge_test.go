@@ -171,8 +171,12 @@ func TestBridgePlacedMovedAndFenced(t *testing.T) {
 	// renewing, its last renewal 3 s ago: its Lease expires in 9 s, before
 	// the fallback of one lease duration (12 s) after it was told to stop.
 	stopM2()
-	renewLease(t, cl, m2, time.Now().Add(-3*time.Second), "")
-	expires := time.Now().Add(9 * time.Second)
+	// The expiry is counted from the renewTime written (as the operator
+	// counts it, truncated to the microsecond a MicroTime keeps), not from
+	// after the write returned: the write itself takes milliseconds.
+	last := time.Now().Add(-3 * time.Second).Truncate(time.Microsecond)
+	renewLease(t, cl, m2, last, "")
+	expires := last.Add(12 * time.Second)
 	setMemberContainer(t, ns, m2, "b2222222222222", false)
 	h = bridgedOn(t, ns, "lan", m2, metav1.ConditionFalse, ReasonBridgeReleasing)
 	if c := meta.FindStatusCondition(h.Status.Conditions, vpnv1alpha1.ConditionBridged); !strings.Contains(c.Message, "its Lease expires") {
