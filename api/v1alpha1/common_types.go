@@ -3,6 +3,8 @@
 
 package v1alpha1
 
+import "github.com/hubfleet/hubfleet/pkg/sessionkind"
+
 // ClusterReference names the VPNCluster a hub or licence belongs to.
 // +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="clusterRef.name is required: name the VPNCluster this object belongs to"
 type ClusterReference struct {
@@ -29,6 +31,29 @@ const (
 	// SessionBridge is a bridge or cascade session (`hubfleet bridge`): a bridge licence.
 	SessionBridge SessionKind = "Bridge"
 )
+
+// Kind converts the API's spelling to the one session-kind type the rest of
+// hubfleet uses; an unknown value (the enum forbids it) is the invalid zero Kind.
+func (k SessionKind) Kind() sessionkind.Kind {
+	switch k {
+	case SessionClient:
+		return sessionkind.Client
+	case SessionBridge:
+		return sessionkind.Bridge
+	}
+	return 0
+}
+
+// SessionKindOf is the API's spelling of k, or "" for an invalid kind.
+func SessionKindOf(k sessionkind.Kind) SessionKind {
+	switch k {
+	case sessionkind.Client:
+		return SessionClient
+	case sessionkind.Bridge:
+		return SessionBridge
+	}
+	return ""
+}
 
 // Condition types and reasons shared by the resources. Each condition is documented
 // where it is set; these constants keep controllers and tests in agreement.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
 
@@ -126,7 +127,7 @@ func configureTAP(dev tap.Device, opts Options) error {
 			return err
 		}
 	}
-	if opts.Kind == KindBridge {
+	if opts.Kind == sessionkind.Bridge {
 		if _, err := tap.AddToBridge(dev.Name(), opts.Bridge); err != nil {
 			return err
 		}

@@ -18,29 +18,20 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
 
-// Kind is the session kind; it decides which licence a session uses.
-type Kind uint8
+// Kind is the session kind; it decides which licence a session uses. It is
+// sessionkind.Kind under the name internal/cli (connect, bridge) knows it by.
+type Kind = sessionkind.Kind
 
 const (
 	// KindClient joins one host to the hub (a client licence).
-	KindClient = Kind(protocol.KindClient)
+	KindClient = sessionkind.Client
 	// KindBridge joins a local network segment to the hub (a bridge licence).
-	KindBridge = Kind(protocol.KindBridge)
+	KindBridge = sessionkind.Bridge
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KindClient:
-		return "client"
-	case KindBridge:
-		return "bridge"
-	}
-	return fmt.Sprintf("kind %d", uint8(k))
-}
 
 // Options configure Run. There is deliberately no way to skip certificate
 // verification: without CAFile or CAFingerprint the system roots verify the
@@ -52,7 +43,7 @@ type Options struct {
 	User   string
 	// Password logs in the first time, and again whenever a ticket is refused.
 	Password string
-	Kind     Kind
+	Kind     sessionkind.Kind
 
 	// CAFile is the cluster CA in PEM (ca.crt of the cluster's TLS Secret).
 	CAFile string
@@ -127,13 +118,13 @@ func (o *Options) check() error {
 	if _, _, err := net.SplitHostPort(o.Server); err != nil {
 		return fmt.Errorf("server %q is not host:port (such as vpn.example.com:8443): %w", o.Server, err)
 	}
-	if o.Kind != KindClient && o.Kind != KindBridge {
+	if !o.Kind.Valid() {
 		return fmt.Errorf("session kind %d is neither client nor bridge", o.Kind)
 	}
-	if o.DHCP && (o.Address != "" || o.Kind == KindBridge) {
+	if o.DHCP && (o.Address != "" || o.Kind == sessionkind.Bridge) {
 		return errors.New("DHCP is for a client without --address: a bridge joins a LAN that has its own addresses")
 	}
-	if o.Kind == KindBridge && o.Bridge == "" && o.Device == nil {
+	if o.Kind == sessionkind.Bridge && o.Bridge == "" && o.Device == nil {
 		return errors.New("a bridge session needs the bridge or interface to join (--bridge)")
 	}
 	return nil

@@ -7,27 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
-// Kind is a licence kind. A bridge session uses a Bridge licence, any other
-// session a Client licence.
-type Kind int
-
-const (
-	Client Kind = iota
-	Bridge
-	numKinds
-)
-
-func (k Kind) String() string {
-	switch k {
-	case Client:
-		return "client"
-	case Bridge:
-		return "bridge"
-	}
-	return fmt.Sprintf("Kind(%d)", int(k))
-}
+// Kind is sessionkind.Kind: a bridge session uses a bridge licence, a client
+// session a client licence. The alias only keeps pkg/member/session.go
+// compiling while another change there is in flight; new code names
+// sessionkind.Kind.
+type Kind = sessionkind.Kind
 
 // Unlimited is the allocation of a cluster without a ConnectionLicense.
 const Unlimited = -1
@@ -38,7 +26,7 @@ var ErrExhausted = errors.New("connection licence exhausted")
 // ExhaustedError is the refusal a member reports to a client, naming the
 // licence that ran out.
 type ExhaustedError struct {
-	Kind       Kind
+	Kind       sessionkind.Kind
 	Allocation int
 	InUse      int
 }
@@ -59,8 +47,8 @@ func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
 // Unlimited) for a cluster without licences.
 type Gate struct {
 	mu    sync.Mutex
-	alloc [numKinds]int
-	inUse [numKinds]int
+	alloc [sessionkind.N]int
+	inUse [sessionkind.N]int
 }
 
 // NewGate returns a Gate with the given allocations (negative: unlimited).
@@ -76,25 +64,26 @@ func NewGate(client, bridge int) *Gate {
 func (g *Gate) SetAllocation(client, bridge int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.alloc = [numKinds]int{max(client, Unlimited), max(bridge, Unlimited)}
+	g.alloc[sessionkind.Client] = max(client, Unlimited)
+	g.alloc[sessionkind.Bridge] = max(bridge, Unlimited)
 }
 
 // Allocation returns the current allocations (Unlimited for none).
 func (g *Gate) Allocation() (client, bridge int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.alloc[Client], g.alloc[Bridge]
+	return g.alloc[sessionkind.Client], g.alloc[sessionkind.Bridge]
 }
 
 // TryAcquire takes one licence of kind k if the allocation has room. An
 // unknown kind is refused.
-func (g *Gate) TryAcquire(k Kind) bool {
+func (g *Gate) TryAcquire(k sessionkind.Kind) bool {
 	return g.Acquire(k) == nil
 }
 
 // Acquire is TryAcquire returning the refusal as an *ExhaustedError.
-func (g *Gate) Acquire(k Kind) error {
-	if k < 0 || k >= numKinds {
+func (g *Gate) Acquire(k sessionkind.Kind) error {
+	if !k.Valid() {
 		return fmt.Errorf("license: unknown licence kind %v", k)
 	}
 	g.mu.Lock()
@@ -109,8 +98,8 @@ func (g *Gate) Acquire(k Kind) error {
 // Release returns one licence of kind k taken by TryAcquire or Acquire. A
 // Release with nothing in use is ignored rather than creating capacity that
 // was never granted.
-func (g *Gate) Release(k Kind) {
-	if k < 0 || k >= numKinds {
+func (g *Gate) Release(k sessionkind.Kind) {
+	if !k.Valid() {
 		return
 	}
 	g.mu.Lock()
@@ -125,5 +114,5 @@ func (g *Gate) Release(k Kind) {
 func (g *Gate) InUse() (client, bridge int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.inUse[Client], g.inUse[Bridge]
+	return g.inUse[sessionkind.Client], g.inUse[sessionkind.Bridge]
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // Concurrent logins must never overshoot the allocation: with room for 2,
@@ -22,7 +24,7 @@ func TestGateConcurrentAcquireNeverOvershoots(t *testing.T) {
 		for range 20 {
 			done.Go(func() {
 				start.Wait()
-				if g.TryAcquire(Client) {
+				if g.TryAcquire(sessionkind.Client) {
 					ok.Add(1)
 				}
 			})
@@ -49,14 +51,14 @@ func TestGateChurnNeverExceedsAllocation(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for range 100000 {
-				if !g.TryAcquire(Client) {
+				if !g.TryAcquire(sessionkind.Client) {
 					continue
 				}
 				if c, _ := g.InUse(); c > 2 {
 					over.Store(int32(c))
 				}
 				runtime.Gosched() // hold the licence while others contend
-				g.Release(Client)
+				g.Release(sessionkind.Client)
 			}
 		})
 	}
@@ -73,7 +75,7 @@ func TestGateConcurrentChurn(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			k := Kind(i % 2)
+			k := sessionkind.Kind(i%2 + 1)
 			for j := range 500 {
 				if g.TryAcquire(k) {
 					if c, b := g.InUse(); c > 7 || b > 7 {
@@ -96,10 +98,10 @@ func TestGateConcurrentChurn(t *testing.T) {
 func TestGate(t *testing.T) {
 	g := NewGate(1, 2)
 
-	if !g.TryAcquire(Client) {
+	if !g.TryAcquire(sessionkind.Client) {
 		t.Fatal("first client refused with allocation 1")
 	}
-	err := g.Acquire(Client)
+	err := g.Acquire(sessionkind.Client)
 	var ex *ExhaustedError
 	if !errors.As(err, &ex) || !errors.Is(err, ErrExhausted) {
 		t.Fatalf("second client: err = %v, want an ExhaustedError", err)
@@ -109,7 +111,7 @@ func TestGate(t *testing.T) {
 	}
 
 	// Kinds are independent.
-	first, second, third := g.TryAcquire(Bridge), g.TryAcquire(Bridge), g.TryAcquire(Bridge)
+	first, second, third := g.TryAcquire(sessionkind.Bridge), g.TryAcquire(sessionkind.Bridge), g.TryAcquire(sessionkind.Bridge)
 	if !first || !second || third {
 		t.Error("bridge allocation 2 not honoured")
 	}
@@ -122,26 +124,26 @@ func TestGate(t *testing.T) {
 	if b := bridgeInUse(g); b != 2 {
 		t.Errorf("lowering the allocation changed in use to %d", b)
 	}
-	g.Release(Bridge)
-	if g.TryAcquire(Bridge) {
+	g.Release(sessionkind.Bridge)
+	if g.TryAcquire(sessionkind.Bridge) {
 		t.Error("admitted at allocation 1 with 1 in use")
 	}
-	g.Release(Bridge)
-	if !g.TryAcquire(Bridge) {
+	g.Release(sessionkind.Bridge)
+	if !g.TryAcquire(sessionkind.Bridge) {
 		t.Error("refused at allocation 1 with 0 in use")
 	}
 
 	// Raising admits at once.
 	g.SetAllocation(2, 1)
-	if !g.TryAcquire(Client) {
+	if !g.TryAcquire(sessionkind.Client) {
 		t.Error("refused after the allocation was raised")
 	}
 
 	// A stray Release never creates capacity.
 	h := NewGate(1, 1)
-	h.Release(Client)
-	h.Release(Client)
-	if !h.TryAcquire(Client) || h.TryAcquire(Client) {
+	h.Release(sessionkind.Client)
+	h.Release(sessionkind.Client)
+	if !h.TryAcquire(sessionkind.Client) || h.TryAcquire(sessionkind.Client) {
 		t.Error("extra Release calls let more sessions in than allocated")
 	}
 }
@@ -154,7 +156,7 @@ func bridgeInUse(g *Gate) int {
 func TestGateUnlimited(t *testing.T) {
 	g := NewGate(Unlimited, -7)
 	for range 10000 {
-		if !g.TryAcquire(Client) || !g.TryAcquire(Bridge) {
+		if !g.TryAcquire(sessionkind.Client) || !g.TryAcquire(sessionkind.Bridge) {
 			t.Fatal("unlimited gate refused")
 		}
 	}
@@ -163,27 +165,27 @@ func TestGateUnlimited(t *testing.T) {
 	}
 	// Going from unlimited to limited applies to the sessions already in.
 	g.SetAllocation(10001, 0)
-	if g.TryAcquire(Bridge) {
+	if g.TryAcquire(sessionkind.Bridge) {
 		t.Error("bridge admitted beyond a new allocation")
 	}
-	if !g.TryAcquire(Client) || g.TryAcquire(Client) {
+	if !g.TryAcquire(sessionkind.Client) || g.TryAcquire(sessionkind.Client) {
 		t.Error("client allocation 10001 with 10000 in use should admit exactly one more")
 	}
 }
 
 func TestZeroGateRefuses(t *testing.T) {
 	var g Gate
-	if g.TryAcquire(Client) || g.TryAcquire(Bridge) {
+	if g.TryAcquire(sessionkind.Client) || g.TryAcquire(sessionkind.Bridge) {
 		t.Error("a gate that has no allocation yet admitted a session")
 	}
 }
 
 func TestGateUnknownKind(t *testing.T) {
 	g := NewGate(Unlimited, Unlimited)
-	if g.TryAcquire(Kind(7)) || g.TryAcquire(Kind(-1)) {
+	if g.TryAcquire(sessionkind.Kind(7)) || g.TryAcquire(sessionkind.Kind(0)) {
 		t.Error("unknown kind admitted")
 	}
-	g.Release(Kind(7)) // must not panic
+	g.Release(sessionkind.Kind(7)) // must not panic
 	if c, b := g.InUse(); c != 0 || b != 0 {
 		t.Errorf("InUse = %d, %d after unknown kinds", c, b)
 	}

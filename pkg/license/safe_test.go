@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"testing"
+
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 func TestSafe(t *testing.T) {
@@ -141,9 +143,9 @@ func TestSafeNeverOversubscribes(t *testing.T) {
 			case 3: // a session arrives or ends
 				m := members[r.IntN(n)]
 				if r.IntN(2) == 0 {
-					m.gate.TryAcquire(Client)
+					m.gate.TryAcquire(sessionkind.Client)
 				} else {
-					m.gate.Release(Client)
+					m.gate.Release(sessionkind.Client)
 				}
 			}
 			check(step)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/hubfleet/hubfleet/pkg/acl"
 	"github.com/hubfleet/hubfleet/pkg/hub"
-	"github.com/hubfleet/hubfleet/pkg/license"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // hubState is one served hub: its switch, its current configuration and its
@@ -26,7 +26,7 @@ type hubState struct {
 	cfg      *HubConfig   // replaced by Apply; read under mu at login
 	acl      *acl.Program // cfg's access list, compiled; read under mu
 	sessions map[*session]struct{}
-	count    [2]int // sessions admitted (reserved or running) per license.Kind
+	count    [sessionkind.N]int // sessions admitted (reserved or running) per kind
 	removed  bool
 	reason   string    // why it was removed, for sessions that arrive after
 	dhcp     *dhcpPort // the hub's DHCP server; nil without cfg.DHCP
@@ -123,21 +123,21 @@ var (
 
 // reserve counts a session of kind k against maxSessions; on errHubFull it
 // returns the limit reached.
-func (hs *hubState) reserve(k license.Kind) (limit int, err error) {
+func (hs *hubState) reserve(k sessionkind.Kind) (limit int, err error) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.removed {
 		return 0, errHubGone
 	}
 	limit = hs.cfg.MaxSessions
-	if limit > 0 && hs.count[license.Client]+hs.count[license.Bridge] >= limit {
+	if limit > 0 && hs.count[sessionkind.Client]+hs.count[sessionkind.Bridge] >= limit {
 		return limit, errHubFull
 	}
 	hs.count[k]++
 	return limit, nil
 }
 
-func (hs *hubState) unreserve(k license.Kind) {
+func (hs *hubState) unreserve(k sessionkind.Kind) {
 	hs.mu.Lock()
 	hs.count[k]--
 	hs.mu.Unlock()
@@ -152,7 +152,7 @@ func (hs *hubState) attach(se *session) bool {
 		return false
 	}
 	kind := hub.PortSession
-	if se.kind == license.Bridge {
+	if se.kind == sessionkind.Bridge {
 		kind = hub.PortBridge
 	}
 	se.port = hs.sw.Attach(kind, se.label)

@@ -249,10 +249,7 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	if res := s.authenticate(ctx, st, hs, req); res != nil {
 		return nil, res
 	}
-	kind := license.Client
-	if req.Kind == protocol.KindBridge {
-		kind = license.Bridge
-	}
+	kind := req.SessionKind()
 	limit, err := hs.reserve(kind)
 	switch {
 	case errors.Is(err, errHubGone):

@@ -28,6 +28,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/license"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // Options are the parts of a Server that are not configuration.
@@ -410,7 +411,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	for _, hs := range hubs {
 		hs.mu.Lock()
-		h := HubStats{Name: hs.name, Type: hs.cfg.Type, Clients: hs.count[license.Client], Bridges: hs.count[license.Bridge]}
+		h := HubStats{Name: hs.name, Type: hs.cfg.Type, Clients: hs.count[sessionkind.Client], Bridges: hs.count[sessionkind.Bridge]}
 		hs.mu.Unlock()
 		h.Switch = hs.sw.Stats()
 		st.Clients += h.Clients

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // LoginRequest is the client's first message. Exactly one credential is used: a
@@ -22,7 +24,8 @@ type LoginRequest struct {
 	Password            string
 	// Ticket is a resumption ticket from an earlier LoginResult.
 	Ticket []byte
-	// Kind is KindClient or KindBridge.
+	// Kind is the wire byte of the session kind, KindClient or KindBridge;
+	// SessionKind reads it as a sessionkind.Kind.
 	Kind uint8
 	// ClientName is free text for logs, such as "hubfleet-connect/0.3.0 linux/amd64".
 	ClientName string
@@ -59,6 +62,10 @@ func (r LoginRequest) String() string {
 	return s
 }
 
+// SessionKind is the request's kind; every request Login sends and ReadLogin
+// returns passed validation, so it is a valid one.
+func (r *LoginRequest) SessionKind() sessionkind.Kind { return sessionkind.Kind(r.Kind) }
+
 // NegotiatedVersion is the highest version both this package and the request
 // support, or 0 if there is none.
 func (r *LoginRequest) NegotiatedVersion() uint16 {
@@ -74,7 +81,7 @@ func (r *LoginRequest) invalid() string {
 	switch {
 	case r.Hub == "":
 		return "hub name missing"
-	case r.Kind != KindClient && r.Kind != KindBridge:
+	case !r.SessionKind().Valid():
 		return fmt.Sprintf("session kind %d is neither client (%d) nor bridge (%d)", r.Kind, KindClient, KindBridge)
 	case r.Password != "" && len(r.Ticket) > 0:
 		return "both a password and a ticket: send one credential"

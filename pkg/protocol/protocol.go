@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/framing"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // ALPN is the TLS application protocol both sides must negotiate.
@@ -42,11 +43,13 @@ const (
 	CapGSO uint32 = 1
 )
 
-// Session kinds; a bridge session uses a bridge licence, a client session a client
-// licence.
+// The wire bytes of the session kinds (sessionkind.Kind, the one type for a
+// kind; LoginRequest.SessionKind converts). They stay bytes, and
+// LoginRequest.Kind a byte, while pkg/member/cluster (routeTable.staticTarget)
+// still takes the kind as a uint8.
 const (
-	KindClient uint8 = 1
-	KindBridge uint8 = 2
+	KindClient = uint8(sessionkind.Client)
+	KindBridge = uint8(sessionkind.Bridge)
 )
 
 // Defaults the server sends in LoginResult unless it chooses otherwise.
