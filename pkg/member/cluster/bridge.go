@@ -17,9 +17,6 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
 
-// openBridgeDevice opens the LAN side of a local bridge; tests replace it.
-var openBridgeDevice = func(iface string) (bridge.Device, error) { return bridge.Open(iface, 0) }
-
 // bridgeFenceMargin: a member stops bridging this long before its Lease
 // expires, so the operator, which may move the bridge at the expiry, never
 // finds it still bridging because of a late timer or a small clock skew. It
@@ -28,8 +25,8 @@ var openBridgeDevice = func(iface string) (bridge.Device, error) { return bridge
 // renewals.
 const bridgeFenceMargin = time.Second
 
-func (m *Member) bridgeMargin() time.Duration {
-	return max(min(bridgeFenceMargin, (m.id.LeaseDuration-m.renewInterval())/2), 0)
+func bridgeMargin(lease, renew time.Duration) time.Duration {
+	return max(min(bridgeFenceMargin, (lease-renew)/2), 0)
 }
 
 // bridgeRetry bounds the wait between attempts to open a LAN interface that
@@ -50,6 +47,15 @@ const bridgeRetry = 2 * time.Second
 // A local bridge is not a session: it uses no licence and is not counted in
 // the member's load.
 type memberBridges struct {
+	self   string
+	log    *slog.Logger
+	lease  *leaseState
+	margin time.Duration
+	open   func(iface string) (bridge.Device, error)
+	hubOf  func(name string) *hub.Hub
+	// reattach attaches a hub's switch to the mesh again (bridgeMoved).
+	reattach func(name string) bool
+
 	mu sync.Mutex
 	// seen: hubs this process has looked at; inherited: the Bridged message
 	// of an activation for this member found at the first look.
@@ -70,48 +76,64 @@ type localBridge struct {
 	done   chan struct{}
 }
 
-func newMemberBridges() *memberBridges {
-	return &memberBridges{seen: map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}, activation: map[string]string{}}
+// bridgeSpec is a static hub's local bridge as its status shows it.
+type bridgeSpec struct {
+	hub    string // HubName
+	iface  string // spec.localBridge.interface
+	holder string // status.localBridge
+	active bool   // the Bridged condition is True
+	token  string // the Bridged message: the activation token
 }
 
-func (m *Member) localBridges() *memberBridges { return m.bridges }
-
-// syncBridges starts and stops local bridges to match hubs; recompute calls
-// it after applying the configuration (a new hub's switch exists only then).
-func (m *Member) syncBridges(hubs []*vpnv1alpha1.VirtualHub, fenced bool) {
-	b := m.localBridges()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	want := map[string]*localBridge{}
+// bridgeSpecs are the local bridges of the cluster's static hubs.
+func bridgeSpecs(id *Identity, hubs []*vpnv1alpha1.VirtualHub) []bridgeSpec {
+	var out []bridgeSpec
 	for _, h := range hubs {
-		if !m.id.ours(h.Spec.ClusterRef, h.Namespace) || h.DeletionTimestamp != nil ||
+		if !id.ours(h.Spec.ClusterRef, h.Namespace) || h.DeletionTimestamp != nil ||
 			h.Spec.Type != vpnv1alpha1.HubStatic || h.Spec.LocalBridge == nil {
 			continue
 		}
-		name := HubName(h)
-		c := meta.FindStatusCondition(h.Status.Conditions, vpnv1alpha1.ConditionBridged)
-		assigned := h.Status.LocalBridge == m.id.Name && c != nil && c.Status == metav1.ConditionTrue
+		b := bridgeSpec{hub: HubName(h), iface: h.Spec.LocalBridge.Interface, holder: h.Status.LocalBridge}
+		if c := meta.FindStatusCondition(h.Status.Conditions, vpnv1alpha1.ConditionBridged); c != nil {
+			b.active, b.token = c.Status == metav1.ConditionTrue, c.Message
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// sync starts and stops local bridges to match specs; the loop calls it
+// after applying the configuration (a new hub's switch exists only then).
+func (b *memberBridges) sync(specs []bridgeSpec, fenced bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	want := map[string]*localBridge{}
+	listed := map[string]bool{}
+	for _, sp := range specs {
+		name := sp.hub
+		listed[name] = true
+		assigned := sp.holder == b.self && sp.active
 		if !b.seen[name] {
 			b.seen[name] = true
 			if assigned {
-				b.inherited[name] = c.Message
-				m.log.Info("local bridge: the hub's bridge was activated for this member before this process started; waiting for the operator to activate it for this process", "hub", name)
+				b.inherited[name] = sp.token
+				b.log.Info("local bridge: the hub's bridge was activated for this member before this process started; waiting for the operator to activate it for this process", "hub", name)
 			}
 		} else if !assigned {
 			delete(b.inherited, name)
 		}
-		m.bridgeMoved(b, name, h, c)
-		if !assigned || fenced || m.bridgeFenced() {
+		b.moved(sp)
+		if !assigned || fenced || b.fenced() {
 			continue
 		}
-		if tok, ok := b.inherited[name]; ok && tok == c.Message {
+		if tok, ok := b.inherited[name]; ok && tok == sp.token {
 			continue
 		}
-		sw := m.srv.Hub(name)
+		sw := b.hubOf(name)
 		if sw == nil {
 			continue // not served (yet): status.instances does not name us
 		}
-		want[name] = &localBridge{hub: sw, iface: h.Spec.LocalBridge.Interface, token: c.Message}
+		want[name] = &localBridge{hub: sw, iface: sp.iface, token: sp.token}
 	}
 	for name, lb := range b.active {
 		w, ok := want[name]
@@ -131,10 +153,10 @@ func (m *Member) syncBridges(hubs []*vpnv1alpha1.VirtualHub, fenced bool) {
 		ctx, cancel := context.WithCancel(context.Background())
 		w.cancel, w.done = cancel, make(chan struct{})
 		b.active[name] = w
-		go m.keepBridge(ctx, name, w)
+		go b.keep(ctx, name, w)
 	}
 	for name := range b.seen {
-		if !containsHub(hubs, name) {
+		if !listed[name] {
 			delete(b.seen, name)
 			delete(b.inherited, name)
 			delete(b.activation, name)
@@ -151,69 +173,48 @@ func (m *Member) syncBridges(hubs []*vpnv1alpha1.VirtualHub, fenced bool) {
 // them — and opens new ones at once, so the next frame for the LAN is flooded
 // and reaches the new holder. Only on a move, which is rare; the first look
 // at a hub after start does nothing.
-func (m *Member) bridgeMoved(b *memberBridges, name string, h *vpnv1alpha1.VirtualHub, c *metav1.Condition) {
+func (b *memberBridges) moved(sp bridgeSpec) {
 	act := ""
-	if c != nil && c.Status == metav1.ConditionTrue && h.Status.LocalBridge != "" {
-		act = h.Status.LocalBridge + "\x00" + c.Message
+	if sp.active && sp.holder != "" {
+		act = sp.holder + "\x00" + sp.token
 	}
-	prev, known := b.activation[name]
-	b.activation[name] = act
+	prev, known := b.activation[sp.hub]
+	b.activation[sp.hub] = act
 	if !known || act == "" || act == prev {
 		return
 	}
-	if sw := m.srv.Hub(name); sw != nil {
-		m.mesh.AttachHub(name, sw)
-		m.log.Info("local bridge moved: hub re-attached to the mesh so MAC addresses learned through the old bridge are forgotten", "hub", name, "bridge", h.Status.LocalBridge)
+	if b.reattach(sp.hub) {
+		b.log.Info("local bridge moved: hub re-attached to the mesh so MAC addresses learned through the old bridge are forgotten", "hub", sp.hub, "bridge", sp.holder)
 	}
 }
 
-func containsHub(hubs []*vpnv1alpha1.VirtualHub, name string) bool {
-	for _, h := range hubs {
-		if HubName(h) == name {
-			return true
-		}
-	}
-	return false
-}
+// fenced is true once the Lease is within the margin of expiring (or was
+// never renewed).
+func (b *memberBridges) fenced() bool { return b.until() <= 0 }
 
-// bridgeFenced is true once the Lease is within bridgeFenceMargin of
-// expiring (or was never renewed).
-func (m *Member) bridgeFenced() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.lastRenew.IsZero() || m.resync || time.Since(m.lastRenew) >= m.id.LeaseDuration-m.bridgeMargin()
-}
-
-// untilBridgeFence is how long until bridgeFenced turns true.
-func (m *Member) untilBridgeFence() time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.lastRenew.IsZero() || m.resync {
-		return 0
-	}
-	return m.id.LeaseDuration - m.bridgeMargin() - time.Since(m.lastRenew)
-}
+// until is how long until fenced turns true.
+func (b *memberBridges) until() time.Duration { return b.lease.untilWithin(b.margin) }
 
 // keepBridge opens the interface (retrying while it is missing or down),
 // bridges it to the hub, and closes it when ctx ends or the Lease is about to
 // expire. It closes lb.done once the device is closed.
-func (m *Member) keepBridge(ctx context.Context, name string, lb *localBridge) {
+func (b *memberBridges) keep(ctx context.Context, name string, lb *localBridge) {
 	defer close(lb.done)
-	log := m.log.With("hub", name, "interface", lb.iface)
-	fence := time.NewTimer(max(m.untilBridgeFence(), 0))
+	log := b.log.With("hub", name, "interface", lb.iface)
+	fence := time.NewTimer(max(b.until(), 0))
 	defer fence.Stop()
 	lastErr := ""
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, bridgeRetry) {
-		if m.bridgeFenced() {
+		if b.fenced() {
 			log.Warn("local bridge not started: the member Lease is about to expire")
 			return
 		}
-		dev, err := openBridgeDevice(lb.iface)
+		dev, err := b.open(lb.iface)
 		if err == nil {
 			start := time.Now()
 			br := bridge.Attach(lb.hub, dev, "local-bridge:"+lb.iface)
 			log.Info("local bridge up: the hub is joined to the LAN interface")
-			stop := m.runBridge(ctx, br, fence, log)
+			stop := b.run(ctx, br, fence, log)
 			st := dev.Stats()
 			log.Info("local bridge down: socket closed", "why", stop, "for", time.Since(start).Round(time.Millisecond),
 				"rx_frames", st.RxFrames, "tx_frames", st.TxFrames, "segmented", st.Segmented, "dropped", st.Dropped)
@@ -229,10 +230,10 @@ func (m *Member) keepBridge(ctx context.Context, name string, lb *localBridge) {
 		case <-ctx.Done():
 			return
 		case <-fence.C:
-			if m.bridgeFenced() {
+			if b.fenced() {
 				return
 			}
-			fence.Reset(max(m.untilBridgeFence(), 0))
+			fence.Reset(max(b.until(), 0))
 		case <-time.After(wait):
 		}
 	}
@@ -240,7 +241,7 @@ func (m *Member) keepBridge(ctx context.Context, name string, lb *localBridge) {
 
 // runBridge waits until the bridge must stop and closes it; it returns why:
 // "released" (ctx), "fenced", or "device" (the device or the hub's port failed).
-func (m *Member) runBridge(ctx context.Context, br *bridge.Bridge, fence *time.Timer, log *slog.Logger) string {
+func (b *memberBridges) run(ctx context.Context, br *bridge.Bridge, fence *time.Timer, log *slog.Logger) string {
 	for {
 		select {
 		case <-ctx.Done():
@@ -253,32 +254,32 @@ func (m *Member) runBridge(ctx context.Context, br *bridge.Bridge, fence *time.T
 			_ = br.Close()
 			return "device"
 		case <-fence.C:
-			if d := m.untilBridgeFence(); d > 0 {
+			if d := b.until(); d > 0 {
 				fence.Reset(d) // renewed meanwhile
 				continue
 			}
-			log.Warn("local bridge stopped: the member Lease was not renewed; the operator may move the bridge once it expires", "lease_duration", m.id.LeaseDuration)
+			log.Warn("local bridge stopped: the member Lease was not renewed; the operator may move the bridge once it expires", "lease_duration", b.lease.duration)
 			_ = br.Close()
 			return "fenced"
 		}
 	}
 }
 
-// stopBridges closes every local bridge; Run calls it when the member stops.
-func (m *Member) stopBridges() {
-	b := m.localBridges()
+// close stops every local bridge and returns once their sockets are
+// closed; the member calls it first when it stops.
+func (b *memberBridges) close() {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for name, lb := range b.active {
 		lb.cancel()
 		<-lb.done
 		delete(b.active, name)
 	}
-	b.mu.Unlock()
 }
 
 // Bridging lists the hubs this member bridges now (for tests and status).
 func (m *Member) Bridging() []string {
-	b := m.localBridges()
+	b := m.bridges
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []string

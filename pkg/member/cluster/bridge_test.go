@@ -29,20 +29,15 @@ var fakeLAN = struct {
 	cur    map[string]*fakeDevice // interface -> the device opened last
 }{open: map[string]int{}, opened: map[string]int{}, cur: map[string]*fakeDevice{}}
 
-var fakeOnce sync.Once
-
-func useFakeLAN() {
-	fakeOnce.Do(func() {
-		openBridgeDevice = func(iface string) (bridge.Device, error) {
-			fakeLAN.Lock()
-			defer fakeLAN.Unlock()
-			fakeLAN.open[iface]++
-			fakeLAN.opened[iface]++
-			d := &fakeDevice{name: iface, closed: make(chan struct{}), in: make(chan []byte, 16), out: make(chan []byte, 256)}
-			fakeLAN.cur[iface] = d
-			return d, nil
-		}
-	})
+// openFakeLAN is every test member's Options.OpenBridge.
+func openFakeLAN(iface string) (bridge.Device, error) {
+	fakeLAN.Lock()
+	defer fakeLAN.Unlock()
+	fakeLAN.open[iface]++
+	fakeLAN.opened[iface]++
+	d := &fakeDevice{name: iface, closed: make(chan struct{}), in: make(chan []byte, 16), out: make(chan []byte, 256)}
+	fakeLAN.cur[iface] = d
+	return d, nil
 }
 
 // fakeDevice is a LAN: frames put on in arrive from the LAN, frames the
@@ -178,7 +173,6 @@ func renewedAndServing(t *testing.T, r *runner, hub string) {
 // the hub is deleted; a restarted process does not bridge the activation it
 // found at start, only a new one naming its process.
 func TestLocalBridgeFollowsStatus(t *testing.T) {
-	useFakeLAN()
 	ns := fixture(t)
 	iface := "lan-" + ns[len(ns)-5:]
 	newBridgeHub(t, ns, "lan", iface)
@@ -222,7 +216,6 @@ func TestLocalBridgeFollowsStatus(t *testing.T) {
 // A member whose Lease renewals fail stops bridging before its Lease
 // expires, and bridges again once renewed.
 func TestLocalBridgeFenced(t *testing.T) {
-	useFakeLAN()
 	ns := fixture(t)
 	iface := "lan-" + ns[len(ns)-5:]
 	newBridgeHub(t, ns, "lan", iface)
@@ -251,7 +244,6 @@ func TestLocalBridgeFenced(t *testing.T) {
 // where they reach no LAN: it re-attaches the hub to the mesh, forgets what it
 // learned through that port, and floods to the new bridge.
 func TestLocalBridgeMoveForgetsOldHolderMACs(t *testing.T) {
-	useFakeLAN()
 	ns := fixture(t)
 	iface := "lan-" + ns[len(ns)-5:]
 	vc := &vpnv1alpha1.VPNCluster{}

@@ -112,8 +112,6 @@ func (m *Member) filesChanged() {
 	} else if changed {
 		m.log.Info("mesh certificate reloaded")
 	}
-	m.mu.Lock()
-	m.applied = nil
-	m.mu.Unlock()
+	m.config.invalidate()
 	m.poke()
 }

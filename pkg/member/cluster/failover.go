@@ -34,8 +34,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	crcache "sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
@@ -66,15 +64,19 @@ const (
 	probeHold = 250 * time.Millisecond
 )
 
-// failover is the member's half of failover without the operator.
+// failover is the member's half of failover without the operator: the
+// death certificates it holds and the worker that claims failed peers'
+// Leases and moves their hubs. What to act on, and when, the loop decides
+// (decideFailover) on its snapshot; the worker only writes, off the loop,
+// because each write may take up to a renewal interval.
 type failover struct {
 	m    *Member
-	kick chan struct{}
+	work chan failoverWork // the latest work; a newer one replaces it
 
-	mu      sync.Mutex
-	dead    map[string]deathCert // peers whose process is gone (mesh evidence)
-	settled map[string]bool      // failed peers holding no dynamic hub (nothing to move)
-	held    string               // last hold logged, so it is logged once
+	mu    sync.Mutex
+	dead  map[string]deathCert // peers whose process is gone (mesh evidence)
+	held  string               // last hold logged, so it is logged once
+	retry time.Time            // a failed attempt asks for another pass then
 }
 
 type deathCert struct {
@@ -82,15 +84,56 @@ type deathCert struct {
 	msg string
 }
 
-func newFailover(m *Member) *failover {
-	return &failover{m: m, kick: make(chan struct{}, 1), dead: map[string]deathCert{}, settled: map[string]bool{}}
+// failoverWork is what the loop hands the worker: the failed peers due now,
+// and the snapshot they were judged on.
+type failoverWork struct {
+	vc    *vpnv1alpha1.VPNCluster
+	peers []peerState
+	hubs  []*vpnv1alpha1.VirtualHub
+	act   []string
+	now   time.Time
 }
 
-func (f *failover) poke() {
-	select {
-	case f.kick <- struct{}{}:
-	default:
+func newFailover(m *Member) *failover {
+	return &failover{m: m, work: make(chan failoverWork, 1), dead: map[string]deathCert{}}
+}
+
+// hand gives the worker w, replacing work it has not started.
+func (f *failover) hand(w failoverWork) {
+	for {
+		select {
+		case f.work <- w:
+			return
+		default:
+		}
+		select {
+		case <-f.work:
+		default:
+		}
 	}
+}
+
+// certs are the current death certificates (expired ones dropped).
+func (f *failover) certs(now time.Time) map[string]deathCert {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]deathCert, len(f.dead))
+	for name, c := range f.dead {
+		if now.Sub(c.at) >= certTTL {
+			delete(f.dead, name)
+			continue
+		}
+		out[name] = c
+	}
+	return out
+}
+
+// retryAt is when a failed attempt wants the loop to look again (zero if
+// none).
+func (f *failover) retryAt() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.retry
 }
 
 // linkDown is the mesh's OnLinkDown: probe the peer's mesh port; a refused
@@ -98,9 +141,7 @@ func (f *failover) poke() {
 // there and its kernel answers, but nothing listens), which is enough to act
 // on without waiting for its Lease to expire.
 func (f *failover) linkDown(peer string) {
-	f.m.mu.Lock()
-	addr, ok := f.m.peers[peer]
-	f.m.mu.Unlock()
+	addr, ok := f.m.view.Load().peers[peer]
 	if !ok {
 		f.m.log.Info("mesh link to a peer ended; not a known peer, no probe", "peer", peer)
 		return
@@ -113,7 +154,7 @@ func (f *failover) linkDown(peer string) {
 	f.dead[peer] = deathCert{at: time.Now(), msg: fmt.Sprintf("its mesh link ended and %s refused a connection (process gone)", addr)}
 	f.mu.Unlock()
 	f.m.log.Warn("peer member's process is gone", "peer", peer, "addr", addr)
-	f.poke()
+	f.m.urge()
 }
 
 // probeMesh tells a dead peer process from a live or silent one by its mesh
@@ -160,19 +201,53 @@ func (f *failover) certified(peer string) bool {
 	return ok && time.Since(c.at) < certTTL
 }
 
-// run evaluates the peers whenever a death certificate arrives and when the
-// next Lease could expire, until ctx ends.
-func (f *failover) run(ctx context.Context, c crcache.Cache) {
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
+// run does the work the loop hands it, until ctx ends.
+func (f *failover) run(ctx context.Context) {
 	for {
-		t.Reset(f.step(ctx, c))
 		select {
 		case <-ctx.Done():
 			return
-		case <-f.kick:
-		case <-t.C:
+		case w := <-f.work:
+			f.do(ctx, w)
 		}
+	}
+}
+
+// do claims each due peer's Lease (unless claimed already) and moves its
+// dynamic hubs. A failure asks the loop to look again shortly: the cache
+// soon shows who won, or the conflict is gone.
+func (f *failover) do(ctx context.Context, w failoverWork) {
+	m := f.m
+	failed := false
+	for _, name := range w.act {
+		if m.lease.fencedNow() {
+			return // a member that cannot vouch for its own view acts on nothing
+		}
+		i := slices.IndexFunc(w.peers, func(p peerState) bool { return p.name == name })
+		if i < 0 {
+			continue
+		}
+		p := &w.peers[i]
+		if p.claim == nil {
+			if err := f.claim(ctx, p, w.now); err != nil {
+				m.log.Info("not claiming the failed peer's Lease", "peer", name, "err", err)
+				failed = true
+				continue
+			}
+		}
+		if err := f.move(ctx, w.vc, w.peers, w.hubs, name, w.now); err != nil {
+			m.log.Warn("moving a failed peer's dynamic hubs", "peer", name, "err", err)
+			failed = true
+		}
+	}
+	f.mu.Lock()
+	f.retry = time.Time{}
+	if failed {
+		f.retry = time.Now().Add(200 * time.Millisecond)
+	}
+	f.mu.Unlock()
+	if failed {
+		m.urge()
 	}
 }
 
@@ -239,118 +314,50 @@ func judgePeers(in judgeInputs) ([]peerState, time.Time) {
 	return out, next
 }
 
-// step judges the peers, acts on those that are this member's to act on,
-// and returns how long to wait before looking again.
-func (f *failover) step(ctx context.Context, c crcache.Cache) time.Duration {
-	m := f.m
-	interval := m.renewInterval()
-	m.mu.Lock()
-	fenced := m.fencedNowLocked()
-	m.mu.Unlock()
-	if fenced {
-		// A member that cannot vouch for its own view acts on nothing.
-		return interval
-	}
-	var vc vpnv1alpha1.VPNCluster
-	if err := c.Get(ctx, types.NamespacedName{Namespace: m.id.Namespace, Name: m.id.Cluster}, &vc); err != nil {
-		return interval
-	}
-	var leases coordinationv1.LeaseList
-	if err := c.List(ctx, &leases, client.InNamespace(m.id.Namespace), client.MatchingLabels(memberlease.Labels(m.id.Cluster))); err != nil {
-		m.log.Error("listing member Leases from the cache", "err", err)
-		return interval
-	}
-	now := time.Now()
-	in := judgeInputs{self: m.id.Name, leases: map[string]*coordinationv1.Lease{}, duration: m.id.LeaseDuration, now: now}
-	for i := range vc.Spec.Members {
-		in.names = append(in.names, memberpod.MemberName(m.id.Cluster, int(i)))
-	}
-	for i := range leases.Items {
-		in.leases[leases.Items[i].Name] = &leases.Items[i]
-	}
-	f.mu.Lock()
-	for name, cert := range f.dead {
-		if now.Sub(cert.at) >= certTTL {
-			delete(f.dead, name)
-		}
-	}
-	in.dead = f.dead
-	peers, next := judgePeers(in)
-	f.mu.Unlock()
-
-	wait := time.Hour
-	if !next.IsZero() {
-		// A little after the expiry, so it has certainly passed when we look.
-		wait = max(next.Sub(now), 0) + 20*time.Millisecond
-	}
-	failed := map[string]*peerState{}
+// decideFailover chooses, from the judged peers, the failed ones this
+// member acts on now, and returns when the next one becomes due (zero if
+// none). interval is the renewal interval.
+//
+// The first live member by name acts at once; the k-th only k intervals
+// later if the hubs are still there (the first may be cut off from the API
+// server). A member holding its own death certificate acts at once, since
+// not every peer gets one (a link may be down, a probe inconclusive); the
+// claim still lets only one win. A peer claimed by another member is left
+// to it for two more intervals.
+func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.VirtualHub, interval time.Duration, now time.Time) (act []string, next time.Time) {
 	var live []string
-	f.mu.Lock()
-	for i := range peers {
-		switch p := &peers[i]; {
-		case p.failed && !f.settled[p.name]:
-			failed[p.name] = p
-		case p.live:
+	for _, p := range peers {
+		if p.live {
 			live = append(live, p.name)
-			delete(f.settled, p.name)
 		}
-	}
-	f.mu.Unlock()
-	if len(failed) == 0 {
-		return wait
-	}
-	var hubs vpnv1alpha1.VirtualHubList
-	if err := c.List(ctx, &hubs); err != nil {
-		m.log.Error("listing VirtualHubs from the cache", "err", err)
-		return interval
 	}
 	slices.Sort(live)
-	rank := slices.Index(live, m.id.Name)
-	for name, p := range failed {
-		if !holdsDynamic(&m.id, hubs.Items, name) {
-			// Nothing (left) to move: stop listing hubs for this peer
-			// every step while it stays down. Nobody places a hub on a
-			// failed member, so this holds until it is live again.
-			f.mu.Lock()
-			f.settled[name] = true
-			f.mu.Unlock()
+	rank := slices.Index(live, id.Name)
+	for _, p := range peers {
+		if !p.failed || !holdsDynamic(id, hubs, p.name) {
 			continue
 		}
-		// The first live member acts at once; the others only if the hubs
-		// are still there later (the first may be cut off from the API).
 		delay := time.Duration(rank) * interval
 		if p.claim == nil && p.reason == ReasonMemberDead {
-			// Our own death certificate: not every peer sees one (a link
-			// may be down, a probe may be judged inconclusive), so whoever
-			// holds one acts at once; the claim still lets only one win.
 			delay = 0
 		}
-		if p.claim != nil && p.claim.By != m.id.Name {
-			delay += 2 * interval // the claimer is moving them
+		if p.claim != nil && p.claim.By != id.Name {
+			delay += 2 * interval
 		}
 		if due := p.since.Add(delay); now.Before(due) {
-			wait = min(wait, due.Sub(now))
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
 			continue
 		}
-		if p.claim == nil {
-			if err := f.claim(ctx, p, now); err != nil {
-				m.log.Info("not claiming the failed peer's Lease", "peer", name, "err", err)
-				wait = min(wait, 200*time.Millisecond) // the cache shows the winner soon
-				continue
-			}
-		}
-		if err := f.move(ctx, &vc, peers, hubs.Items, name, now); err != nil {
-			m.log.Warn("moving a failed peer's dynamic hubs", "peer", name, "err", err)
-			wait = min(wait, 200*time.Millisecond)
-		}
+		act = append(act, p.name)
 	}
-	return max(wait, 10*time.Millisecond)
+	return act, next
 }
 
 // holdsDynamic reports whether member holds a dynamic hub of this cluster.
-func holdsDynamic(id *Identity, hubs []vpnv1alpha1.VirtualHub, member string) bool {
-	for i := range hubs {
-		h := &hubs[i]
+func holdsDynamic(id *Identity, hubs []*vpnv1alpha1.VirtualHub, member string) bool {
+	for _, h := range hubs {
 		if h.Spec.Type != vpnv1alpha1.HubStatic && h.Status.AssignedMember == member &&
 			id.ours(h.Spec.ClusterRef, h.Namespace) && h.DeletionTimestamp == nil {
 			return true
@@ -386,7 +393,7 @@ func (f *failover) claim(ctx context.Context, p *peerState, now time.Time) error
 
 // move places the dynamic hubs held by from with the operator's placement
 // rule (pkg/placement) on this member's snapshot and writes each move.
-func (f *failover) move(ctx context.Context, vc *vpnv1alpha1.VPNCluster, peers []peerState, hubs []vpnv1alpha1.VirtualHub, from string, now time.Time) error {
+func (f *failover) move(ctx context.Context, vc *vpnv1alpha1.VPNCluster, peers []peerState, hubs []*vpnv1alpha1.VirtualHub, from string, now time.Time) error {
 	m := f.m
 	snap := placement.Snapshot{MaxUnavailable: memberpod.MaxUnavailable(vc.Spec.Failover.MaxUnavailable, int(vc.Spec.Members))}
 	perHub := map[string]int{}
@@ -415,8 +422,7 @@ func (f *failover) move(ctx context.Context, vc *vpnv1alpha1.VPNCluster, peers [
 		}
 	}
 	byKey := map[string]*vpnv1alpha1.VirtualHub{}
-	for i := range hubs {
-		h := &hubs[i]
+	for _, h := range hubs {
 		if h.Spec.Type == vpnv1alpha1.HubStatic || !m.id.ours(h.Spec.ClusterRef, h.Namespace) || h.DeletionTimestamp != nil || h.Status.AssignedMember == "" {
 			continue
 		}

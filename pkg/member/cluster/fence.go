@@ -5,8 +5,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -100,35 +103,196 @@ func newer(have, than string) bool {
 	return err == nil && c > 0
 }
 
-// expiredLocked reports whether the Lease has expired on the member's
-// monotonic clock (or was never renewed). m.mu must be held.
-func (m *Member) expiredLocked() bool {
-	return m.lastRenew.IsZero() || time.Since(m.lastRenew) >= m.id.LeaseDuration
+// leaseState is the member's own Lease as it bears on fencing: when it was
+// last renewed (on the monotonic clock) and the resync after an expiry. The
+// renewal loop writes it; the loop, the listeners' gate, routing and the
+// bridges read it, each through one call under its own lock.
+type leaseState struct {
+	duration time.Duration
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	lastRenew time.Time // monotonic; zero before the first renewal
+	applied   bool      // the fence as the loop last applied it
+	// The resync after an expiry: dynamic hubs stay fenced while resync is
+	// set; epoch counts expiries, backRenewals the renewals since the last
+	// one, fresh is the API read the cache must catch up with.
+	resync       bool
+	epoch        uint64
+	backRenewals int
+	fresh        *freshRead
+	lagging      string // last logged reason the cache is behind
 }
 
-// renewedLocked records a successful renewal that started at start; an
-// expiry since the last one starts a resync. m.mu must be held.
-func (m *Member) renewedLocked(start time.Time) {
-	if m.expiredLocked() {
-		if !m.resync {
-			m.log.Warn("Lease renewed after it had expired: dynamic hubs stay fenced until the placement is re-read from the API server")
+func newLeaseState(duration time.Duration, log *slog.Logger) *leaseState {
+	return &leaseState{duration: duration, log: log, applied: true, resync: true}
+}
+
+// expiredLocked reports whether the Lease has expired on the member's
+// monotonic clock (or was never renewed). l.mu must be held.
+func (l *leaseState) expiredLocked() bool {
+	return l.lastRenew.IsZero() || time.Since(l.lastRenew) >= l.duration
+}
+
+func (l *leaseState) expired() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expiredLocked()
+}
+
+// renewed records a successful renewal that started at start; an expiry
+// since the last one starts a resync.
+func (l *leaseState) renewed(start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.expiredLocked() {
+		if !l.resync {
+			l.log.Warn("Lease renewed after it had expired: dynamic hubs stay fenced until the placement is re-read from the API server")
 		}
-		m.resync, m.backRenewals, m.fresh = true, 0, nil
-		m.epoch++
+		l.resync, l.backRenewals, l.fresh = true, 0, nil
+		l.epoch++
 	}
-	if m.resync {
-		m.backRenewals++
+	if l.resync {
+		l.backRenewals++
 	}
-	m.lastRenew = start
+	l.lastRenew = start
+}
+
+// claimed treats the Lease as expired now (a peer claimed it); it reports
+// whether it had been renewed before.
+func (l *leaseState) claimed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	was := l.lastRenew
+	l.lastRenew = time.Time{}
+	return !was.IsZero()
+}
+
+// resyncDue reports whether step 2 is due, and for which resync.
+func (l *leaseState) resyncDue() (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.epoch, l.resync && l.fresh == nil && l.backRenewals >= 2 && !l.expiredLocked()
+}
+
+// setFresh records the read of resync epoch, unless another expiry began.
+func (l *leaseState) setFresh(epoch uint64, fr *freshRead) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.epoch == epoch && l.resync {
+		l.fresh = fr
+	}
+}
+
+// decide says, from the cache's hubs, whether dynamic hubs are fenced now,
+// ending the resync when the cache has caught up with its fresh read.
+func (l *leaseState) decide(cached []*vpnv1alpha1.VirtualHub) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.expiredLocked() {
+		return true
+	}
+	if !l.resync {
+		return false
+	}
+	if l.fresh == nil {
+		return true
+	}
+	if ok, why := l.fresh.caughtUp(cached); !ok {
+		if why != l.lagging {
+			l.lagging = why
+			l.log.Info("dynamic hubs stay fenced until the informer catches up with the API server", "lag", why)
+		}
+		return true
+	}
+	l.resync, l.fresh, l.lagging = false, nil, ""
+	return false
+}
+
+// setApplied records the fence the loop applied and returns the one before.
+func (l *leaseState) setApplied(fenced bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	was := l.applied
+	l.applied = fenced
+	return was
+}
+
+// fencedNow is the fence as of this instant, whether or not the loop has
+// applied it yet.
+func (l *leaseState) fencedNow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied || l.resync || l.expiredLocked()
+}
+
+// appliedFence is the fence as the loop last applied it (metrics).
+func (l *leaseState) appliedFence() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.applied
+}
+
+// untrusted: dynamic placement the member serves may be stale (expired, or
+// not re-read since it expired).
+func (l *leaseState) untrusted() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.resync || l.expiredLocked()
+}
+
+// until is how long until the Lease expires counted from the start of the
+// last successful renewal, on the monotonic clock (an hour when already
+// expired: only a renewal lifts the fence, and that wakes the loop itself).
+func (l *leaseState) until() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lastRenew.IsZero() {
+		return time.Hour
+	}
+	if d := l.duration - time.Since(l.lastRenew); d > 0 {
+		return d
+	}
+	return time.Hour
+}
+
+// untilWithin is how long until the Lease is within margin of expiring;
+// zero or less when it already is (or was never renewed, or is resyncing).
+func (l *leaseState) untilWithin(margin time.Duration) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lastRenew.IsZero() || l.resync {
+		return 0
+	}
+	return l.duration - margin - time.Since(l.lastRenew)
+}
+
+// last is the start of the last successful renewal (zero if none).
+func (l *leaseState) last() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastRenew
+}
+
+// readiness is nil when the member serves the current placement.
+func (l *leaseState) readiness() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.lastRenew.IsZero():
+		return errors.New("fenced: the member Lease has not been renewed yet")
+	case l.expiredLocked():
+		return fmt.Errorf("fenced: the member Lease was not renewed within %v", l.duration)
+	case l.resync || l.applied:
+		return errors.New("fenced: re-reading the placement after the member Lease expired")
+	}
+	return nil
 }
 
 // resyncStep runs step 2 when it is due; the loop calls it after each
 // renewal. A failed read is retried after the next renewal.
 func (m *Member) resyncStep(ctx context.Context) {
-	m.mu.Lock()
-	due := m.resync && m.fresh == nil && m.backRenewals >= 2 && !m.expiredLocked()
-	epoch := m.epoch
-	m.mu.Unlock()
+	epoch, due := m.lease.resyncDue()
 	if !due {
 		return
 	}
@@ -139,48 +303,13 @@ func (m *Member) resyncStep(ctx context.Context) {
 		m.log.Warn("dynamic hubs stay fenced", "err", err)
 		return
 	}
-	m.mu.Lock()
-	if m.epoch == epoch && m.resync {
-		m.fresh = fr
-	}
-	m.mu.Unlock()
+	m.lease.setFresh(epoch, fr)
 }
 
-// fenceState decides, from the cache's hubs, whether dynamic hubs are fenced
-// now, ending the resync when the cache has caught up with its fresh read.
-func (m *Member) fenceState(cached []*vpnv1alpha1.VirtualHub) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.expiredLocked() {
-		return true
-	}
-	if !m.resync {
-		return false
-	}
-	if m.fresh == nil {
-		return true
-	}
-	if ok, why := m.fresh.caughtUp(cached); !ok {
-		if why != m.lagging {
-			m.lagging = why
-			m.log.Info("dynamic hubs stay fenced until the informer catches up with the API server", "lag", why)
-		}
-		return true
-	}
-	m.resync, m.fresh, m.lagging = false, nil, ""
-	return false
-}
-
-// fencedNowLocked is the fence as of this instant, whether or not the loop
-// has applied it yet. m.mu must be held.
-func (m *Member) fencedNowLocked() bool {
-	return m.fenced || m.resync || m.expiredLocked()
-}
-
-// staleLocked: the applied configuration serves dynamic hubs the member may
-// no longer serve. m.mu must be held.
-func (m *Member) staleLocked() bool {
-	return m.servesDynamic && (m.resync || m.expiredLocked())
+// stale: the applied configuration serves dynamic hubs the member may no
+// longer serve.
+func (m *Member) stale() bool {
+	return m.config.servesDynamic() && m.lease.untrusted()
 }
 
 // admitGateTimeout bounds how long an accepted connection waits for the
@@ -194,16 +323,11 @@ func (m *Member) waitCurrent() {
 	deadline := time.NewTimer(admitGateTimeout)
 	defer deadline.Stop()
 	for {
-		m.mu.Lock()
-		stale, applied := m.staleLocked(), m.recomputed
-		m.mu.Unlock()
-		if !stale {
+		applied := m.passes.next()
+		if !m.stale() {
 			return
 		}
-		select {
-		case m.fenceNow <- struct{}{}:
-		default:
-		}
+		m.urge()
 		select {
 		case <-applied:
 		case <-deadline.C:

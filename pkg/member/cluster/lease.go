@@ -58,11 +58,9 @@ func (m *Member) renewLoop(ctx context.Context) {
 				m.log.Info("member Lease renewed again")
 			}
 			failing = false
-			m.mu.Lock()
 			// The fence counts from when the renewal was sent, not answered:
 			// renewTime carries that instant, and the operator counts from it.
-			m.renewedLocked(start)
-			m.mu.Unlock()
+			m.lease.renewed(start)
 			select {
 			case m.renewed <- struct{}{}:
 			default:
@@ -133,17 +131,10 @@ func (m *Member) checkClaim(l *coordinationv1.Lease) {
 	if !ok {
 		return
 	}
-	m.mu.Lock()
-	was := m.lastRenew
-	m.lastRenew = time.Time{}
-	m.mu.Unlock()
-	if !was.IsZero() {
+	if m.lease.claimed() {
 		m.log.Warn("member Lease claimed by a peer that judged this member dead: dynamic hubs fenced until the placement is re-read", "by", c.By, "reason", c.Reason, "evidence", c.Message)
 	}
-	select {
-	case m.fenceNow <- struct{}{}:
-	default:
-	}
+	m.urge()
 }
 
 // leaseFor sets identity, duration, renew time, labels and load on l.
@@ -190,9 +181,7 @@ func LoadOf(st member.Stats) memberlease.Load {
 // blocking deletion, which would need more RBAC than a member has); nil
 // before the cluster was read.
 func (m *Member) leaseOwner() []metav1.OwnerReference {
-	m.mu.Lock()
 	uid := m.clusterUID
-	m.mu.Unlock()
 	if uid == "" {
 		return nil
 	}

@@ -12,9 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"reflect"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +27,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/internal/scheme"
-	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/bridge"
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
 	"github.com/hubfleet/hubfleet/pkg/mesh"
@@ -74,9 +71,13 @@ type Options struct {
 	// PeerAddr replaces "podIP:8444" as the mesh address of member (tests run
 	// several members on one loopback address, each on its own port).
 	PeerAddr func(member, podIP string) string
+	// OpenBridge opens the LAN side of a local bridge (default bridge.Open;
+	// tests give a fake LAN).
+	OpenBridge func(iface string) (bridge.Device, error)
 }
 
-// Member is a member server driven by Kubernetes objects.
+// Member is a member server driven by Kubernetes objects: one loop
+// (loop.go) and the components it hands its plan to, each with its own lock.
 type Member struct {
 	id     Identity
 	opts   Options
@@ -87,38 +88,26 @@ type Member struct {
 	cs     kubernetes.Interface
 	reader client.Client // uncached: the VPNCluster read at start, resyncs, moves (failover.go)
 	rest   *rest.Config
-	base   member.Config
 
-	kick     chan struct{} // an informer saw a change
-	renewed  chan struct{} // a Lease renewal succeeded
-	fenceNow chan struct{} // an accepted connection waits for the fence (fence.go)
-	wide     bool          // hubs are read cluster-wide (hubNamespaces All/Selector)
-	serving  atomic.Bool   // listening; cleared when Run begins to stop
+	kick    chan struct{} // an object changed: a pass after the debounce
+	urgent  chan struct{} // a pass at once: the fence, a death, a failed move
+	renewed chan struct{} // a Lease renewal succeeded
+	serving atomic.Bool   // listening; cleared when Run begins to stop
 
-	mu        sync.Mutex
-	lastRenew time.Time // monotonic; zero before the first renewal
-	fenced    bool      // as last applied
-	// The resync after an expiry (fence.go): dynamic hubs stay fenced while
-	// resync is set; epoch counts expiries, backRenewals the renewals since
-	// the last one, fresh is the API read the cache must catch up with.
-	resync        bool
-	epoch         uint64
-	backRenewals  int
-	fresh         *freshRead
-	lagging       string                    // last logged reason the cache is behind
-	servesDynamic bool                      // the applied configuration has dynamic hubs
-	relays        map[*activeRelay]struct{} // sessions relayed from here (relay.go)
-	recomputed    chan struct{}             // closed (and replaced) after each recompute
-	applied       *member.Config
-	problems      string
-	peers         map[string]string // mesh peers: member name -> address
-	clusterUID    types.UID         // the VPNCluster's, owner of the Lease
-	routes        routeTable        // where logins go (route.go)
-	// attached are the static hubs' switches attached to the mesh, touched
-	// only by recompute (one goroutine).
-	attached map[string]*hub.Hub
-	bridges  *memberBridges // local bridges (bridge.go), with their own lock
-	failover *failover      // moving a dead peer's hubs (failover.go)
+	// Set by Run before any goroutine reads them.
+	wide       bool      // hubs are read cluster-wide (hubNamespaces All/Selector)
+	clusterUID types.UID // the VPNCluster's, owner of the Lease
+
+	planner  *planner
+	lease    *leaseState          // the own Lease and the fence (fence.go)
+	view     atomic.Pointer[view] // where logins go (route.go)
+	passes   *passes              // closed after each pass (loop.go)
+	config   *serverConfig        // the server's applied configuration
+	meshes   *meshState           // mesh peers and attached static hubs
+	relays   *relaySet            // sessions relayed from here (relay.go)
+	bridges  *memberBridges       // local bridges (bridge.go)
+	secrets  *secretInformers     // user Secrets per namespace (secrets.go)
+	failover *failover            // moving a dead peer's hubs (failover.go)
 }
 
 // New builds the member server (serving no hub yet) and the API clients.
@@ -131,6 +120,9 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 10 * time.Second
+	}
+	if opts.OpenBridge == nil {
+		opts.OpenBridge = func(iface string) (bridge.Device, error) { return bridge.Open(iface, 0) }
 	}
 	if id.LeaseDuration <= 0 {
 		return nil, errors.New("member cluster mode: the lease duration must be positive")
@@ -161,13 +153,14 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		return nil, err
 	}
 	m := &Member{
-		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, base: base, peer: peer,
-		kick: make(chan struct{}, 1), renewed: make(chan struct{}, 1), fenced: true,
-		fenceNow: make(chan struct{}, 1), recomputed: make(chan struct{}), resync: true,
-		relays:   map[*activeRelay]struct{}{},
-		bridges:  newMemberBridges(),
-		attached: map[string]*hub.Hub{},
+		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, peer: peer,
+		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), renewed: make(chan struct{}, 1),
+		lease:  newLeaseState(id.LeaseDuration, log),
+		passes: newPasses(),
+		relays: newRelaySet(log),
 	}
+	m.planner = &planner{id: &m.id, base: base, peerAddr: opts.PeerAddr, interval: m.renewInterval()}
+	m.view.Store(&view{})
 	m.failover = newFailover(m)
 	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown})
 	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known})
@@ -175,6 +168,14 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		return nil, err
 	}
 	m.mesh.OnRelayedSession(m.srv.ServeRelayed)
+	m.config = &serverConfig{srv: m.srv, log: log}
+	m.meshes = newMeshState(m.mesh, m.srv, log)
+	m.secrets = newSecretInformers(cs, log, m.poke)
+	m.bridges = &memberBridges{
+		self: id.Name, log: log, lease: m.lease, open: opts.OpenBridge, hubOf: m.srv.Hub, reattach: m.meshes.reattach,
+		margin: bridgeMargin(id.LeaseDuration, m.renewInterval()),
+		seen:   map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}, activation: map[string]string{},
+	}
 	return m, nil
 }
 
@@ -207,22 +208,21 @@ func loadPeerTLS(id *Identity, peer *peerCert) (*tls.Config, error) {
 // relays no dynamic hub.
 func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
 	own := m.srv.Licences()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.expiredLocked() {
+	if m.lease.expired() {
 		return "", false
 	}
-	if owner, dynamic := m.routes.dynamic[req.Hub]; dynamic {
+	v := m.view.Load()
+	if owner, dynamic := v.routes.dynamic[req.Hub]; dynamic {
 		// While resyncing after an expiry the dynamic placement is not
 		// trusted either; static instances are on every member, and the
 		// target only accepts a hub it serves, so those still route.
-		if owner == m.id.Name || m.fencedNowLocked() {
+		if owner == m.id.Name || m.lease.fencedNow() {
 			return "", false
 		}
-		_, peer := m.peers[owner]
+		_, peer := v.peers[owner]
 		return owner, peer
 	}
-	if to := m.routes.staticTarget(m.id.Name, req.Hub, req.Kind, own, m.peers); to != "" {
+	if to := v.routes.staticTarget(m.id.Name, req.Hub, req.Kind, own, v.peers); to != "" {
 		return to, true
 	}
 	return "", false
@@ -230,11 +230,7 @@ func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
 
 // known answers member.Options.Known from the last route table: the hub
 // exists in the cluster (the informers' view, kept with the operator down).
-func (m *Member) known(hub string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.routes.known[hub]
-}
+func (m *Member) known(hub string) bool { return m.view.Load().routes.known[hub] }
 
 // Server is the member server (for Stats).
 func (m *Member) Server() *member.Server { return m.srv }
@@ -248,22 +244,7 @@ type State struct {
 
 // State returns the current state.
 func (m *Member) State() State {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := State{Fenced: m.fenced, LastRenew: m.lastRenew}
-	if m.applied != nil {
-		for _, h := range m.applied.Hubs {
-			st.Hubs = append(st.Hubs, h.Name)
-		}
-	}
-	return st
-}
-
-func (m *Member) poke() {
-	select {
-	case m.kick <- struct{}{}:
-	default:
-	}
+	return State{Fenced: m.lease.appliedFence(), LastRenew: m.lease.last(), Hubs: m.config.hubs()}
 }
 
 // Run watches the cluster's objects, serves, renews the Lease and fences,
@@ -275,64 +256,97 @@ func (m *Member) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	m.clusterUID = vc.UID
-	m.mu.Unlock()
-	wide := isWide(vc)
-	m.wide = wide
-	c, err := m.newCache(wide)
+	m.clusterUID, m.wide = vc.UID, isWide(vc)
+	c, err := m.newCache(m.wide)
 	if err != nil {
 		return err
 	}
-	secrets := newSecretInformers(m.cs, m.log, m.poke)
-	defer secrets.stopAll()
 	cctx, stopCache := context.WithCancel(ctx)
-	defer stopCache()
+	err = m.watch(cctx, c)
+	var ln, mln net.Listener
+	if err == nil {
+		go func() { _ = c.Start(cctx) }()
+		if !c.WaitForCacheSync(ctx) {
+			err = fmt.Errorf("reading VirtualHubs and ConnectionLicenses: %w", ctx.Err())
+		}
+	}
+	if err == nil {
+		m.log.Info("informers synced", "hubNamespaces", vc.Spec.HubNamespaces.From, "pod_ip", m.id.IP)
+		go m.renewLoop(ctx)
+		go m.watchFiles(ctx)
+		go m.failover.run(ctx)
+		wake := m.pass(ctx, c) // serve the known placement before accepting
+		ln, mln, err = m.listen()
+		if err == nil {
+			err = m.serve(ctx, c, ln, mln, wake)
+		}
+	}
+	m.secrets.close()
+	stopCache()
+	return err
+}
+
+// watch registers the informers' handlers: any change of a hub, licence or
+// the VPNCluster asks for a pass; of a member Lease only a claim or release
+// (leaseTriggers), not the renewals.
+func (m *Member) watch(ctx context.Context, c crcache.Cache) error {
 	for _, obj := range []client.Object{&vpnv1alpha1.VirtualHub{}, &vpnv1alpha1.ConnectionLicense{}, &vpnv1alpha1.VPNCluster{}} {
-		inf, err := c.GetInformer(cctx, obj)
+		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return err
 		}
 		_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: func(any) { m.poke() }, DeleteFunc: func(any) { m.poke() },
 			UpdateFunc: func(_, n any) {
-				if v, ok := n.(*vpnv1alpha1.VPNCluster); ok && isWide(v) != wide {
+				if v, ok := n.(*vpnv1alpha1.VPNCluster); ok && isWide(v) != m.wide {
 					m.log.Warn("hubNamespaces changed between Same and All/Selector: restart the member pods to watch the new namespaces", "from", v.Spec.HubNamespaces.From)
 				}
 				m.poke()
 			},
 		})
 	}
-	// Peers' Leases feed failover.go only, on its own timer: a renewal
-	// (one per member per second) must not recompute the configuration.
-	if _, err := c.GetInformer(cctx, &coordinationv1.Lease{}); err != nil {
+	inf, err := c.GetInformer(ctx, &coordinationv1.Lease{})
+	if err != nil {
 		return err
 	}
-	go func() { _ = c.Start(cctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		return fmt.Errorf("reading VirtualHubs and ConnectionLicenses: %w", ctx.Err())
-	}
-	m.log.Info("informers synced", "hubNamespaces", vc.Spec.HubNamespaces.From, "pod_ip", m.id.IP)
+	_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { m.poke() }, DeleteFunc: func(any) { m.poke() },
+		UpdateFunc: func(o, n any) {
+			ol, ok1 := o.(*coordinationv1.Lease)
+			nl, ok2 := n.(*coordinationv1.Lease)
+			if ok1 && ok2 && leaseTriggers(ol, nl) {
+				m.poke()
+			}
+		},
+	})
+	return nil
+}
 
-	go m.renewLoop(ctx)
-	go m.watchFiles(ctx)
-	go m.failover.run(ctx, c)
-	m.recompute(ctx, c, secrets) // serve the known placement before accepting
-	ln := m.opts.Listener
+// listen opens the VPN and mesh ports (or takes the test's listeners);
+// accepted connections wait for the fence to be applied (fence.go).
+func (m *Member) listen() (net.Listener, net.Listener, error) {
+	ln, mln := m.opts.Listener, m.opts.MeshListener
+	var err error
 	if ln == nil {
 		if ln, err = net.Listen("tcp", Listen); err != nil {
-			return fmt.Errorf("cannot listen on %s: %w", Listen, err)
+			return nil, nil, fmt.Errorf("cannot listen on %s: %w", Listen, err)
 		}
 	}
-	mln := m.opts.MeshListener
 	if mln == nil {
 		if mln, err = net.Listen("tcp", ":"+MeshPort); err != nil {
 			ln.Close()
-			return fmt.Errorf("cannot listen on :%s (mesh): %w", MeshPort, err)
+			return nil, nil, fmt.Errorf("cannot listen on :%s (mesh): %w", MeshPort, err)
 		}
 	}
-	// Held connections wait for the fence to be applied (fence.go).
-	ln, mln = gateListener{Listener: ln, m: m}, gateListener{Listener: mln, m: m}
+	return gateListener{Listener: ln, m: m}, gateListener{Listener: mln, m: m}, nil
+}
+
+// serve accepts on both ports and runs the loop until ctx ends or the
+// server fails; then it stops, in this order: local bridges (their sockets
+// close before anything else), the mesh (static hubs' peer ports close
+// before their switches, and no relay arrives any more), then the server,
+// which tells its clients — relayed ones too — to reconnect elsewhere.
+func (m *Member) serve(ctx context.Context, c crcache.Cache, ln, mln net.Listener, wake time.Duration) error {
 	meshDone := make(chan struct{})
 	go func() {
 		defer close(meshDone)
@@ -345,234 +359,18 @@ func (m *Member) Run(ctx context.Context) error {
 	m.log.Info("listening on "+ln.Addr().String(), "mesh", mln.Addr().String())
 	m.serving.Store(true)
 
-	err = m.loop(ctx, c, secrets, served)
+	err := m.loop(ctx, c, served, wake)
+
 	m.serving.Store(false)
-	m.stopBridges() // local bridges first: their sockets close before anything else (bridge.go)
-	// The mesh first: its links end (static hubs' peer ports close before
-	// their switches do) and no relay arrives any more. Relayed sessions
-	// already running are the server's, and Shutdown tells their clients.
+	m.bridges.close()
 	_ = m.mesh.Close()
 	<-meshDone
 	sctx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)
-	defer cancel()
 	if serr := m.srv.Shutdown(sctx); serr != nil {
 		m.log.Warn("shutdown timed out; remaining connections closed", "err", serr)
 	}
+	cancel()
 	return err
-}
-
-// loop recomputes the configuration on a change (at once after a quiet
-// period, else after a debounced burst of changes), at
-// once when the fencing state flips, and after each renewal (which can lift
-// the fence).
-func (m *Member) loop(ctx context.Context, c crcache.Cache, secrets *secretInformers, served chan error) error {
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	fence := time.NewTimer(m.untilFence())
-	defer fence.Stop()
-	pending := false
-	var last time.Time // the last recompute a kick caused
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-served:
-			return fmt.Errorf("member stopped serving: %w", err)
-		case <-m.kick:
-			// Leading edge: the first change after a quiet period (a hub
-			// moved here in a failover) is applied at once; a burst that
-			// follows is gathered for Debounce.
-			switch {
-			case pending:
-			case time.Since(last) >= m.opts.Debounce:
-				last = time.Now()
-				m.recompute(ctx, c, secrets)
-			default:
-				pending = true
-				debounce.Reset(m.opts.Debounce)
-			}
-		case <-debounce.C:
-			pending = false
-			last = time.Now()
-			m.recompute(ctx, c, secrets)
-		case <-m.renewed:
-			m.resyncStep(ctx)
-			m.recompute(ctx, c, secrets)
-			fence.Reset(m.untilFence())
-		case <-m.fenceNow:
-			m.recompute(ctx, c, secrets)
-		case <-fence.C:
-			m.recompute(ctx, c, secrets)
-			fence.Reset(m.untilFence())
-		}
-	}
-}
-
-// untilFence is how long until the Lease expires counted from the start of
-// the last successful renewal, on the monotonic clock (an hour when already
-// fenced: only a renewal lifts it, and that wakes the loop itself).
-func (m *Member) untilFence() time.Duration {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.lastRenew.IsZero() {
-		return time.Hour
-	}
-	if d := m.id.LeaseDuration - time.Since(m.lastRenew); d > 0 {
-		return d
-	}
-	return time.Hour
-}
-
-// recompute builds the configuration from the informers and applies it if it
-// differs from the one applied last.
-func (m *Member) recompute(ctx context.Context, c crcache.Cache, secrets *secretInformers) {
-	defer func() {
-		m.mu.Lock()
-		close(m.recomputed)
-		m.recomputed = make(chan struct{})
-		m.mu.Unlock()
-	}()
-	var hubs vpnv1alpha1.VirtualHubList
-	var lics vpnv1alpha1.ConnectionLicenseList
-	if err := c.List(ctx, &hubs); err != nil {
-		m.log.Error("listing VirtualHubs from the cache", "err", err)
-		return
-	}
-	if err := c.List(ctx, &lics); err != nil {
-		m.log.Error("listing ConnectionLicenses from the cache", "err", err)
-		return
-	}
-	in := inputs{secret: secrets.get}
-	for i := range hubs.Items {
-		in.hubs = append(in.hubs, &hubs.Items[i])
-	}
-	fenced := m.fenceState(in.hubs)
-	in.fenced = fenced
-	m.mu.Lock()
-	wasFenced := m.fenced
-	m.fenced = fenced
-	m.mu.Unlock()
-	for i := range lics.Items {
-		in.licences = append(in.licences, &lics.Items[i])
-	}
-	r := desired(&m.id, m.base, in)
-	secrets.ensure(r.secretNamespaces)
-	vc := m.setPeers(ctx, c)
-	routes := buildRoutes(&m.id, in.hubs, in.licences, vc)
-	// Static hubs leaving the configuration leave the mesh before Apply
-	// closes their switches.
-	static := staticHubs(r.cfg)
-	for name := range m.attached {
-		if !static[name] {
-			m.mesh.DetachHub(name)
-			delete(m.attached, name)
-		}
-	}
-	defer m.syncBridges(in.hubs, fenced) // after attachStatic and the Apply below (bridge.go)
-	defer m.attachStatic()
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.routes = routes
-	m.endMovedRelaysLocked()
-	if p := strings.Join(r.problems, "; "); p != m.problems {
-		m.problems = p
-		if p != "" {
-			m.log.Warn("hub configuration problems", "problems", p)
-		}
-	}
-	if fenced != wasFenced {
-		if fenced {
-			m.log.Warn("fenced: the member Lease was not renewed within its duration; dynamic hubs are no longer served so that no two members serve one", "lease_duration", m.id.LeaseDuration)
-		} else {
-			m.log.Info("Lease renewed: dynamic hubs placed here are served again")
-		}
-	}
-	if m.applied != nil && reflect.DeepEqual(m.applied, r.cfg) {
-		return
-	}
-	if err := m.srv.Apply(r.cfg); err != nil {
-		// desired leaves out what Validate refuses, so this is a file problem
-		// (certificate, ticket key): keep serving the previous configuration.
-		m.log.Error("cannot apply the computed configuration; keeping the previous one", "err", err)
-		return
-	}
-	m.applied = r.cfg
-	m.servesDynamic = false
-	for _, h := range r.cfg.Hubs {
-		m.servesDynamic = m.servesDynamic || h.Type != member.HubStatic
-	}
-	m.log.Info("configuration applied", "hubs", len(r.cfg.Hubs), "fenced", fenced, "licences", licString(r.cfg.Licences))
-}
-
-// staticHubs are the names of cfg's static hubs.
-func staticHubs(cfg *member.Config) map[string]bool {
-	out := map[string]bool{}
-	if cfg != nil {
-		for _, h := range cfg.Hubs {
-			if h.Type == member.HubStatic {
-				out[h.Name] = true
-			}
-		}
-	}
-	return out
-}
-
-// attachStatic attaches to the mesh every static hub the applied
-// configuration serves, once per switch (a hub removed and added again has a
-// new one). The mesh shares a hub only with members that attached it too, so
-// status.instances, which decides what each member serves, is all it needs.
-func (m *Member) attachStatic() {
-	m.mu.Lock()
-	static := staticHubs(m.applied)
-	m.mu.Unlock()
-	for name := range static {
-		h := m.srv.Hub(name)
-		if h == nil || m.attached[name] == h {
-			continue
-		}
-		m.mesh.AttachHub(name, h)
-		m.attached[name] = h
-	}
-}
-
-// setPeers gives the mesh the members listed in the VPNCluster's status
-// (status.members[].podIP; a member without an IP yet is left out until it
-// has one). SetPeers is idempotent and redials a changed address.
-// It returns the VPNCluster read, nil when it could not be read.
-func (m *Member) setPeers(ctx context.Context, c crcache.Cache) *vpnv1alpha1.VPNCluster {
-	var vc vpnv1alpha1.VPNCluster
-	if err := c.Get(ctx, types.NamespacedName{Namespace: m.id.Namespace, Name: m.id.Cluster}, &vc); err != nil {
-		m.log.Error("reading the VPNCluster from the cache; mesh peers unchanged", "err", err)
-		return nil
-	}
-	peers := map[string]string{}
-	for _, ms := range vc.Status.Members {
-		if ms.PodIP == "" || ms.Name == m.id.Name {
-			continue
-		}
-		if m.opts.PeerAddr != nil {
-			peers[ms.Name] = m.opts.PeerAddr(ms.Name, ms.PodIP)
-		} else {
-			peers[ms.Name] = net.JoinHostPort(ms.PodIP, MeshPort)
-		}
-	}
-	m.mesh.SetPeers(peers)
-	m.mu.Lock()
-	changed := !reflect.DeepEqual(m.peers, peers)
-	m.peers = peers
-	m.mu.Unlock()
-	if changed {
-		m.log.Info("mesh peers", "peers", peers)
-	}
-	return &vc
-}
-
-func licString(l *member.Licences) string {
-	if l == nil {
-		return "unlimited"
-	}
-	return fmt.Sprintf("client %d, bridge %d", l.Client, l.Bridge)
 }
 
 func isWide(v *vpnv1alpha1.VPNCluster) bool {

@@ -5,7 +5,6 @@ package cluster
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/hubfleet/hubfleet/pkg/member"
 )
@@ -15,12 +14,8 @@ import (
 func (m *Member) MetricsOptions() member.MetricsOptions {
 	return member.MetricsOptions{
 		MeshLinks: func() int { return len(m.mesh.Peers()) },
-		Fenced: func() bool {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			return m.fenced
-		},
-		Ready: m.Ready,
+		Fenced:    m.lease.appliedFence,
+		Ready:     m.Ready,
 	}
 }
 
@@ -35,15 +30,5 @@ func (m *Member) Ready() error {
 	if !m.serving.Load() {
 		return errors.New("not listening yet (waiting for the informers to sync)")
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	switch {
-	case m.lastRenew.IsZero():
-		return errors.New("fenced: the member Lease has not been renewed yet")
-	case m.expiredLocked():
-		return fmt.Errorf("fenced: the member Lease was not renewed within %v", m.id.LeaseDuration)
-	case m.resync || m.fenced:
-		return errors.New("fenced: re-reading the placement after the member Lease expired")
-	}
-	return nil
+	return m.lease.readiness()
 }

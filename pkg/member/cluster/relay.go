@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/member"
@@ -27,7 +30,7 @@ import (
 // the new owner. A silent owner is also caught by the splice's idle timeout
 // (the session's dead-peer timeout).
 
-// activeRelay is one spliced session, closed by endMovedRelaysLocked.
+// activeRelay is one spliced session, closed by relaySet.endMoved.
 type activeRelay struct {
 	hub, peer string
 	close     func()
@@ -86,19 +89,10 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 	defer owner.Close()
 	// Closing a TLS connection sends close_notify with a 5 s write deadline;
 	// to a client that stopped reading that blocks, and it is called under
-	// m.mu, so it runs on its own goroutine.
+	// the relay set's lock, so it runs on its own goroutine.
 	ar := &activeRelay{hub: req.Hub, peer: peer, close: func() { go func() { c.Close(); owner.Close() }() }}
-	m.mu.Lock()
-	m.relays[ar] = struct{}{}
-	if !m.routeHoldsLocked(ar) { // moved while the login was answered
-		ar.close()
-	}
-	m.mu.Unlock()
-	defer func() {
-		m.mu.Lock()
-		delete(m.relays, ar)
-		m.mu.Unlock()
-	}()
+	m.relays.add(ar, &m.view)
+	defer m.relays.remove(ar)
 	return mesh.Splice(c, owner, res.DeadPeerTimeout)
 }
 
@@ -112,12 +106,11 @@ const failoverHold = 1500 * time.Millisecond
 // login itself), or false when expired fires or ctx ends first.
 func (m *Member) waitReroute(ctx context.Context, hub, peer string, expired <-chan time.Time) (string, bool) {
 	for {
-		m.mu.Lock()
-		next := m.recomputed
-		owner, dynamic := m.routes.dynamic[hub]
-		_, isPeer := m.peers[owner]
-		fenced := m.fencedNowLocked()
-		m.mu.Unlock()
+		next := m.passes.next()
+		v := m.view.Load()
+		owner, dynamic := v.routes.dynamic[hub]
+		_, isPeer := v.peers[owner]
+		fenced := m.lease.fencedNow()
 		switch {
 		case !dynamic || fenced:
 			return "", false // static hubs and a fenced entry: refuse, as before
@@ -145,11 +138,8 @@ var errRerouted = errors.New("the hub's route changed while its owner was being 
 func (m *Member) cancelOnReroute(ctx context.Context, cancel context.CancelCauseFunc, hub, peer string) {
 	ar := &activeRelay{hub: hub, peer: peer}
 	for {
-		m.mu.Lock()
-		next := m.recomputed
-		holds := m.routeHoldsLocked(ar)
-		m.mu.Unlock()
-		if !holds {
+		next := m.passes.next()
+		if !m.view.Load().holds(ar) {
 			cancel(fmt.Errorf("%w (hub %s, was at %s)", errRerouted, hub, peer))
 			return
 		}
@@ -161,34 +151,69 @@ func (m *Member) cancelOnReroute(ctx context.Context, cancel context.CancelCause
 	}
 }
 
-// routeHoldsLocked reports whether the route table still sends ar's hub to
-// ar's peer: the peer is a mesh peer and, for a dynamic hub, still its
-// assigned member, for a static hub still a ready instance. m.mu must be held.
-func (m *Member) routeHoldsLocked(ar *activeRelay) bool {
-	if _, ok := m.peers[ar.peer]; !ok {
+// holds reports whether v still sends ar's hub to ar's peer: the peer is a
+// mesh peer and, for a dynamic hub, still its assigned member, for a static
+// hub still a ready instance.
+func (v *view) holds(ar *activeRelay) bool {
+	if _, ok := v.peers[ar.peer]; !ok {
 		return false
 	}
-	if owner, dynamic := m.routes.dynamic[ar.hub]; dynamic {
+	if owner, dynamic := v.routes.dynamic[ar.hub]; dynamic {
 		return owner == ar.peer
 	}
-	in, static := m.routes.static[ar.hub]
+	in, static := v.routes.static[ar.hub]
 	if !static {
 		return false // deleted, or no longer assigned anywhere
 	}
-	if ms, ok := m.routes.members[ar.peer]; ok && !ms.Ready {
+	if ms, ok := v.routes.members[ar.peer]; ok && !ms.Ready {
 		return false
 	}
 	return slices.Contains(in, ar.peer)
 }
 
-// endMovedRelaysLocked ends the relays whose route is gone; recompute calls
-// it after installing a new route table. m.mu must be held.
-func (m *Member) endMovedRelaysLocked() {
-	for ar := range m.relays {
-		if !m.routeHoldsLocked(ar) {
-			m.log.Info("ending a relayed session: its hub's route changed", "hub", ar.hub, "owner", ar.peer)
+// relaySet are the sessions relayed from this member, so that a pass that
+// finds a session's route gone ends it.
+type relaySet struct {
+	log *slog.Logger
+
+	mu  sync.Mutex
+	set map[*activeRelay]struct{}
+}
+
+func newRelaySet(log *slog.Logger) *relaySet {
+	return &relaySet{log: log, set: map[*activeRelay]struct{}{}}
+}
+
+// add registers ar and ends it at once if the current view no longer routes
+// it (it moved while the login was answered). The view is read under the
+// set's lock: a pass publishes its view before it calls endMoved, so
+// either this reads the new view or endMoved finds ar.
+func (s *relaySet) add(ar *activeRelay, cur *atomic.Pointer[view]) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set[ar] = struct{}{}
+	if !cur.Load().holds(ar) {
+		ar.close()
+		delete(s.set, ar)
+	}
+}
+
+func (s *relaySet) remove(ar *activeRelay) {
+	s.mu.Lock()
+	delete(s.set, ar)
+	s.mu.Unlock()
+}
+
+// endMoved ends the relays whose route v no longer holds; the loop calls it
+// after publishing v.
+func (s *relaySet) endMoved(v *view) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ar := range s.set {
+		if !v.holds(ar) {
+			s.log.Info("ending a relayed session: its hub's route changed", "hub", ar.hub, "owner", ar.peer)
 			ar.close()
-			delete(m.relays, ar)
+			delete(s.set, ar)
 		}
 	}
 }

@@ -10,6 +10,14 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
+// view is where logins go, as the loop last computed it: the route table
+// and the mesh peers. The loop publishes a new one each pass and never
+// changes a published one, so readers (every login) take no lock.
+type view struct {
+	routes routeTable
+	peers  map[string]string // mesh peers: member name -> address
+}
+
 // routeTable is the entry member's view of where sessions go, rebuilt by
 // recompute from the informers (so it is the last known placement, and keeps
 // routing with the operator stopped).

@@ -96,4 +96,4 @@ func (s *secretInformers) get(ns, name string) (*corev1.Secret, bool) {
 	return o.(*corev1.Secret), true
 }
 
-func (s *secretInformers) stopAll() { s.ensure(nil) }
+func (s *secretInformers) close() { s.ensure(nil) }

@@ -203,7 +203,7 @@ func startMemberWith(t *testing.T, ns, name string, rc *rest.Config, ms meshSetu
 	}
 	m, err := New(rc, id, Options{
 		Logger: testLogger(t), Listener: ln, ShutdownTimeout: 2 * time.Second,
-		MeshListener: ms.ln, PeerAddr: ms.peerAddr,
+		MeshListener: ms.ln, PeerAddr: ms.peerAddr, OpenBridge: openFakeLAN,
 	})
 	if err != nil {
 		t.Fatal(err)
