@@ -30,9 +30,14 @@ const (
 
 // Container ports, by number and by the name the pod template gives them.
 const (
-	PortVPN         = 8443 // client sessions (TLS, ALPN hubfleet/1)
-	PortMesh        = 8444 // member mesh: static-hub links and relayed sessions
-	PortMetrics     = 9090 // /metrics, /healthz, /readyz (`--metrics-bind-address`'s default)
+	PortVPN     = 8443 // client sessions (TLS, ALPN hubfleet/1)
+	PortMesh    = 8444 // member mesh: static-hub links and relayed sessions
+	PortMetrics = 9090 // /metrics, /healthz, /readyz (`--metrics-bind-address`'s default)
+	// The same ports as the member listens on them (Go constants cannot
+	// format an integer; memberpod_test.go checks they agree).
+	ListenVPN      = ":8443"
+	MeshPortString = "8444"
+
 	PortNameVPN     = "vpn"
 	PortNameMesh    = "mesh"
 	PortNameMetrics = "metrics"

@@ -30,16 +30,17 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/bridge"
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 	"github.com/hubfleet/hubfleet/pkg/mesh"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
 // Listen is the member's VPN port (memberpod.PortVPN, container port `vpn`).
-const Listen = ":8443"
+const Listen = memberpod.ListenVPN
 
 // MeshPort is the member mesh's port (memberpod.PortMesh, container port
 // `mesh`): static-hub links and relayed sessions between members.
-const MeshPort = "8444"
+const MeshPort = memberpod.MeshPortString
 
 // The sessions' keepalive and dead-peer timeout in cluster mode (sent to
 // clients in the LoginResult). A frozen or cut-off member is noticed by its
