@@ -50,35 +50,42 @@ func (e *Encoder) Fits(n int, m gso.Meta) bool {
 // Add appends one frame; the caller checked Fits. In a Plain batch m is
 // ignored; in a Meta batch Canonical(m) is sent.
 func (e *Encoder) Add(b, frame []byte, m gso.Meta) []byte {
-	n := len(frame)
 	before := len(b)
-	if e.format != Meta {
-		b = append(b, byte(n>>8), byte(n))
-	} else {
-		var flags byte
-		if m.Flags&gso.NeedsCsum != 0 {
-			flags |= wireCsum
-		}
-		if m.Type != gso.TypeNone {
-			flags |= wireGSO
-		}
-		if m.Flags&gso.DataValid != 0 {
-			flags |= wireDataValid
-		}
-		b = append(b, byte(n>>16), byte(n>>8), byte(n), flags)
-		if flags&wireCsum != 0 {
-			b = binary.BigEndian.AppendUint16(b, m.CsumStart)
-			b = binary.BigEndian.AppendUint16(b, m.CsumOffset)
-		}
-		if flags&wireGSO != 0 {
-			b = append(b, m.Type)
-			b = binary.BigEndian.AppendUint16(b, m.HdrLen)
-			b = binary.BigEndian.AppendUint16(b, m.Size)
-		}
-	}
+	b = e.format.AppendFrameHeader(b, len(frame), m)
 	b = append(b, frame...)
 	e.count++
 	e.body += len(b) - before
+	return b
+}
+
+// AppendFrameHeader appends the per-frame header of a frame of n bytes with
+// metadata m (FrameHeaderLen(m) bytes). A writer that sends a frame from its
+// own buffer puts this, behind a message header and a count of 1, in front
+// of it.
+func (f Format) AppendFrameHeader(b []byte, n int, m gso.Meta) []byte {
+	if f != Meta {
+		return append(b, byte(n>>8), byte(n))
+	}
+	var flags byte
+	if m.Flags&gso.NeedsCsum != 0 {
+		flags |= wireCsum
+	}
+	if m.Type != gso.TypeNone {
+		flags |= wireGSO
+	}
+	if m.Flags&gso.DataValid != 0 {
+		flags |= wireDataValid
+	}
+	b = append(b, byte(n>>16), byte(n>>8), byte(n), flags)
+	if flags&wireCsum != 0 {
+		b = binary.BigEndian.AppendUint16(b, m.CsumStart)
+		b = binary.BigEndian.AppendUint16(b, m.CsumOffset)
+	}
+	if flags&wireGSO != 0 {
+		b = append(b, m.Type)
+		b = binary.BigEndian.AppendUint16(b, m.HdrLen)
+		b = binary.BigEndian.AppendUint16(b, m.Size)
+	}
 	return b
 }
 

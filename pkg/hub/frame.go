@@ -22,6 +22,12 @@ const (
 	// whose egress queue is full of MTU-sized frames should hold 2 KiB buffers,
 	// not 64 KiB ones: 1024 queued frames are 2 MiB instead of 64 MiB.
 	SmallFrameCap = 2048
+
+	// Headroom is how many bytes of a pooled buffer lie before the frame
+	// that Buf and SetLen place: a writer that owns the frame (Exclusive)
+	// puts its wire header there (Room) and sends header and frame from the
+	// frame's own buffer instead of copying the frame behind a header.
+	Headroom = 32
 )
 
 // Frame is a pooled, reference-counted Ethernet frame buffer.
@@ -65,7 +71,7 @@ func init() {
 
 func newPooled(p *sync.Pool, size int) *Frame {
 	buf := make([]byte, size)
-	f := &Frame{B: buf[:0], buf: buf, pool: p}
+	f := &Frame{B: buf[Headroom:Headroom], buf: buf, pool: p}
 	f.refs.Store(1)
 	return f
 }
@@ -78,15 +84,15 @@ var frameTracking struct {
 	live atomic.Int64
 }
 
-// NewFrame returns an empty frame (len 0) with capacity FrameCap and one
-// reference.
+// NewFrame returns an empty frame (len 0) with room for FrameCap-Headroom
+// bytes and one reference.
 func NewFrame() *Frame { return get(&bigFrames) }
 
 // NewFrameSize returns an empty frame with capacity of at least n and one
 // reference. Readers that know the length before reading the body should use
 // it: MTU-sized frames then come from a pool of 2 KiB buffers.
 func NewFrameSize(n int) *Frame {
-	if n <= SmallFrameCap {
+	if n <= SmallFrameCap-Headroom {
 		return get(&smallFrames)
 	}
 	return get(&bigFrames)
@@ -104,11 +110,30 @@ func get(p *sync.Pool) *Frame {
 // Bytes returns the frame bytes (f.B).
 func (f *Frame) Bytes() []byte { return f.B }
 
-// Buf returns the whole pooled buffer, to read a frame into; call SetLen after.
-func (f *Frame) Buf() []byte { return f.buf[:cap(f.buf)] }
+// Buf returns the pooled buffer behind the headroom, to read a frame into;
+// call SetLen after.
+func (f *Frame) Buf() []byte { return f.buf[Headroom:cap(f.buf)] }
 
 // SetLen sets the frame to the first n bytes of Buf.
-func (f *Frame) SetLen(n int) { f.B = f.buf[:n] }
+func (f *Frame) SetLen(n int) { f.B = f.buf[Headroom : Headroom+n] }
+
+// Exclusive reports whether the caller's reference is the only one, so that
+// nobody else reads the frame's buffer (a unicast frame in its egress
+// writer's hands; a flooded one is shared until every port is done).
+func (f *Frame) Exclusive() bool { return f.refs.Load() == 1 }
+
+// Room returns the frame with the pooled bytes before it: B is the tail of
+// the result, and the bytes before B may be overwritten by a caller that
+// holds the frame exclusively (a header written in front of the frame). It
+// returns nil when B does not lie in the pooled buffer (reallocated by an
+// append).
+func (f *Frame) Room() []byte {
+	off := cap(f.buf) - cap(f.B)
+	if off < 0 || off >= len(f.buf) || len(f.B) == 0 || &f.buf[off] != &f.B[0] {
+		return nil
+	}
+	return f.buf[:off+len(f.B)]
+}
 
 // Retain adds a reference. The caller must already hold one.
 func (f *Frame) Retain() { f.refs.Add(1) }
@@ -128,7 +153,7 @@ func (f *Frame) Release() {
 		panic("hub: Frame released more often than it was referenced")
 	}
 	f.pooled = true
-	f.B = f.buf[:0]
+	f.B = f.buf[Headroom:Headroom]
 	f.Meta = gso.Meta{}
 	if frameTracking.on.Load() {
 		frameTracking.live.Add(-1)
@@ -137,7 +162,7 @@ func (f *Frame) Release() {
 }
 
 // A super-frame must fit one pooled frame.
-var _ [FrameCap - gso.MaxSuperFrame]struct{}
+var _ [FrameCap - Headroom - gso.MaxSuperFrame]struct{}
 
 func releaseAll(frames []*Frame) {
 	for _, f := range frames {

@@ -33,10 +33,11 @@ type session struct {
 	id     [16]byte
 	udp    *udpSession // set when the session negotiated CapUDP (udp.go)
 
-	// Reader state. in is filled by onFrame during one ReadFramesGSO call and
-	// forwarded as one batch; its capacity is one wire batch, so it never grows.
-	in      []*hub.Frame
-	onFrame func([]byte, gso.Meta)
+	// Reader state. in is filled during one ReadFramesInto call (FrameBuffer,
+	// FrameDone) and forwarded as one batch; its capacity is one wire batch,
+	// so it never grows. next is the frame being read.
+	in   []*hub.Frame
+	next *hub.Frame
 
 	shutOnce sync.Once
 }
@@ -91,12 +92,16 @@ func endReason(err error) string {
 
 // reader forwards each wire batch into the hub as one batch of pooled frames.
 // Frames are taken from the pool only when bytes arrive, so an idle session pins
-// no frame buffer.
+// no frame buffer. The Conn reads each frame straight into its hub frame
+// (ReadFramesInto): a super-frame's bytes are copied once, out of TLS.
 func (se *session) reader() error {
 	se.in = make([]*hub.Frame, 0, batchFrames)
-	se.onFrame = se.copyFrame // bound once: no closure per call
 	for {
-		_, err := se.conn.ReadFramesGSO(se.onFrame)
+		_, err := se.conn.ReadFramesInto(se)
+		if se.next != nil { // a frame whose read failed
+			se.next.Release()
+			se.next = nil
+		}
 		if len(se.in) > 0 {
 			se.forward(se.in) // takes ownership of the frames
 			clear(se.in)
@@ -108,14 +113,22 @@ func (se *session) reader() error {
 	}
 }
 
-// copyFrame keeps a frame with its offload metadata: a super-frame from an
-// offload client crosses the hub whole, and each egress session decides whether
-// it can take it (WriteFramesGSO segments it for one that cannot).
-func (se *session) copyFrame(b []byte, m gso.Meta) {
-	f := hub.NewFrameSize(len(b))
-	f.SetLen(copy(f.Buf(), b))
+// FrameBuffer (protocol.FrameSink) gives the Conn a pooled hub frame to read a
+// frame into, with its offload metadata: a super-frame from an offload client
+// crosses the hub whole, and each egress session decides whether it can take
+// it (WriteFramesGSO segments it for one that cannot).
+func (se *session) FrameBuffer(n int, m gso.Meta) []byte {
+	f := hub.NewFrameSize(n)
+	f.SetLen(n)
 	f.Meta = m
-	se.in = append(se.in, f)
+	se.next = f
+	return f.B
+}
+
+// FrameDone (protocol.FrameSink) keeps the frame just read.
+func (se *session) FrameDone() {
+	se.in = append(se.in, se.next)
+	se.next = nil
 }
 
 // writeBatch is the writer's working set for one wire batch. It is pooled and held
@@ -124,6 +137,7 @@ type writeBatch struct {
 	frames [batchFrames]*hub.Frame
 	bufs   [batchFrames][]byte
 	metas  [batchFrames]gso.Meta
+	rooms  [batchFrames][]byte
 }
 
 var writeBatches = sync.Pool{New: func() any { return new(writeBatch) }}
@@ -142,11 +156,22 @@ func (se *session) writer(ctx context.Context) {
 		n := 1 + se.port.TryDequeue(wb.frames[1:])
 		for i, f := range wb.frames[:n] {
 			wb.bufs[i], wb.metas[i] = f.B, f.Meta
+			// A frame only this writer holds (unicast) can go out from its
+			// own buffer with its header in the headroom; a flooded one is
+			// read by other ports' writers, so it is copied.
+			if len(f.B) >= protocol.DirectWrite && f.Exclusive() {
+				wb.rooms[i] = f.Room()
+			}
 		}
-		err := se.write(wb.bufs[:n], wb.metas[:n])
+		var err error
+		if se.udp == nil {
+			err = se.conn.WriteFramesRoom(wb.bufs[:n], wb.metas[:n], wb.rooms[:n])
+		} else {
+			err = se.write(wb.bufs[:n], wb.metas[:n])
+		}
 		for i, f := range wb.frames[:n] {
 			f.Release()
-			wb.frames[i], wb.bufs[i], wb.metas[i] = nil, nil, gso.Meta{}
+			wb.frames[i], wb.bufs[i], wb.metas[i], wb.rooms[i] = nil, nil, gso.Meta{}, nil
 		}
 		writeBatches.Put(wb)
 		if err != nil {

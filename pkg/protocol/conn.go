@@ -95,6 +95,9 @@ type Conn struct {
 	wmu         sync.Mutex
 	w           writeState // guarded by wmu
 	batcher     batcher    // nil: not a TLS connection over WrapTCP
+	held        int        // bytes sent since the batcher's hold; guarded by wmu
+	sends       int        // sends since beginWrite; guarded by wmu
+	wErr        error      // a write deadline that could not be set; guarded by wmu
 	wDeadlineAt time.Time
 	keepalive   [headerLen]byte
 	epoch       time.Time
@@ -235,6 +238,116 @@ func (c *Conn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 		sizes[i] = copy(bufs[i], f)
 		i++
 	})
+}
+
+// FrameSink takes the frames ReadFramesInto reads, into buffers of its own.
+type FrameSink interface {
+	// FrameBuffer returns a buffer of at least n bytes for the next frame, of
+	// n bytes with metadata m, or nil to skip the frame (not counted as
+	// received).
+	FrameBuffer(n int, m gso.Meta) []byte
+	// FrameDone says that the frame is in the buffer the last FrameBuffer
+	// returned. A read that fails in between calls no FrameDone: the sink
+	// drops the buffer.
+	FrameDone()
+}
+
+// directRead is the frame length from which ReadFramesInto reads a frame's
+// bytes past what the read buffer holds straight from the TLS connection into
+// the sink's buffer: one copy of a super-frame's plaintext instead of two
+// (TLS record into the read buffer, read buffer into the sink's).
+const directRead = 8 << 10
+
+// ReadFramesInto is ReadBatch for a caller that owns its buffers frame by
+// frame (a member reading into pooled hub frames): it reads the rest of the
+// current batch, or the next batch, each frame into the buffer s gives for
+// it, and returns how many frames it delivered. Frames of directRead bytes or
+// more are read from the TLS connection into that buffer without passing
+// through the read buffer.
+func (c *Conn) ReadFramesInto(s FrameSink) (int, error) {
+	n, bytes := 0, 0
+	defer func() { c.account(n, bytes) }()
+	for {
+		if c.dec.Left() == 0 {
+			if n > 0 {
+				return n, nil
+			}
+			if err := c.nextBatch(); err != nil {
+				return n, c.fail(err)
+			}
+			continue
+		}
+		p, err := c.peek(c.dec.Window())
+		if err != nil {
+			return n, c.fail(err)
+		}
+		fi, err := c.dec.Next(p)
+		if err != nil {
+			if fe, ok := errors.AsType[*framing.Error](err); ok {
+				err = protoErr("%s", fe.Msg)
+			}
+			return n, c.fail(err)
+		}
+		c.br.Discard(fi.Header)
+		if fi.Verdict != framing.Deliver {
+			if fi.Verdict == framing.Oversize {
+				c.rxOversize.Add(1)
+			} else {
+				c.rxBadMeta.Add(1)
+			}
+			if err := c.discard(fi.Len); err != nil {
+				return n, c.fail(err)
+			}
+			continue
+		}
+		b := s.FrameBuffer(fi.Len, fi.Meta)
+		if b == nil {
+			if err := c.discard(fi.Len); err != nil {
+				return n, c.fail(err)
+			}
+			continue
+		}
+		if err := c.readFull(b[:fi.Len]); err != nil {
+			return n, c.fail(err)
+		}
+		s.FrameDone()
+		if fi.Meta.Segmented() {
+			c.rxSuper.Add(1)
+		}
+		n++
+		bytes += fi.Len
+	}
+}
+
+// readFull fills b with the next bytes of the stream: out of the read buffer
+// for a short frame, and for a long one what the buffer holds and the rest
+// straight from the connection (the buffer is empty then, so bypassing it
+// leaves it consistent).
+func (c *Conn) readFull(b []byte) error {
+	if len(b) < directRead || c.br.Buffered() >= len(b) {
+		p, err := c.peek(len(b))
+		if err != nil {
+			return err
+		}
+		copy(b, p)
+		c.br.Discard(len(b))
+		return nil
+	}
+	k := 0
+	if c.br.Buffered() > 0 {
+		k, _ = c.br.Read(b) // only buffered bytes: no read from the connection
+	}
+	for k < len(b) {
+		if err := c.armReadDeadline(); err != nil {
+			return err
+		}
+		m, err := c.nc.Read(b[k:])
+		k += m
+		if err != nil && k < len(b) {
+			return c.readErr(err)
+		}
+	}
+	return nil
 }
 
 // read hands up to limit frames to fn: the rest of the current batch, or the next

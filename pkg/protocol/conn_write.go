@@ -73,8 +73,42 @@ func (c *Conn) WriteFrames(frames [][]byte) error { return c.WriteFramesGSO(fram
 // never written (hub frames are shared between ports). Frames whose metadata
 // does not fit them are dropped and counted in Stats.TxBadMeta.
 func (c *Conn) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
+	return c.writeFrames(frames, metas, nil)
+}
+
+// directWrite is the frame length from which WriteFramesRoom sends a frame
+// from its own buffer, behind a header written into its room, instead of
+// copying it into the encode buffer: one 64 KiB copy less per super-frame,
+// for a TLS record that ends with the frame (a few bytes of overhead).
+const directWrite = 8 << 10
+
+// DirectWrite is the frame length from which WriteFramesRoom uses a room.
+const DirectWrite = directWrite
+
+// directHeader is the most a frame sent from its own buffer needs in front of
+// it: the message header, the count and the longest per-frame header.
+const directHeader = headerLen + 1 + framing.MaxFrameHeader
+
+// WriteFramesRoom is WriteFramesGSO for a caller that owns the bytes in front
+// of its frames: rooms[i], when not nil, is frames[i] extended to the front
+// (frames[i] is its tail) and the bytes before frames[i] may be overwritten. A
+// frame of directWrite bytes or more with DirectHeader bytes of room goes out
+// from its own buffer as a batch of one, its header in the room; the others
+// are copied into batches as by WriteFramesGSO. The frames' own bytes are
+// never written.
+func (c *Conn) WriteFramesRoom(frames [][]byte, metas []gso.Meta, rooms [][]byte) error {
+	return c.writeFrames(frames, metas, rooms)
+}
+
+// DirectHeader is the room WriteFramesRoom needs in front of a frame.
+const DirectHeader = directHeader
+
+func (c *Conn) writeFrames(frames [][]byte, metas []gso.Meta, rooms [][]byte) error {
 	if metas != nil && len(metas) != len(frames) {
 		return fmt.Errorf("WriteFramesGSO: %d metadata entries for %d frames", len(metas), len(frames))
+	}
+	if rooms != nil && len(rooms) != len(frames) {
+		return fmt.Errorf("WriteFramesRoom: %d rooms for %d frames", len(rooms), len(frames))
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -86,6 +120,7 @@ func (c *Conn) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
 	bp := encodePool.Get().(*[]byte)
 	w.b = w.enc.Begin((*bp)[:0], w.typ, w.format, nil, w.limit)
 	w.sent, w.bytes, w.err = 0, 0, nil
+	c.beginWrite()
 	var scratch *[]byte
 	var oversize, badMeta, super, segmented uint64
 	for i := 0; i < len(frames) && w.err == nil; i++ {
@@ -100,6 +135,10 @@ func (c *Conn) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
 				oversize++
 				continue
 			}
+			if rooms != nil && len(f) >= directWrite && len(rooms[i]) >= len(f)+directHeader {
+				c.addDirect(rooms[i], f, m)
+				continue
+			}
 			c.addFrame(f, m)
 		case !framing.ValidMeta(m, len(f)):
 			badMeta++
@@ -111,6 +150,10 @@ func (c *Conn) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
 			}
 			if m.Segmented() {
 				super++
+			}
+			if rooms != nil && len(f) >= directWrite && len(rooms[i]) >= len(f)+directHeader {
+				c.addDirect(rooms[i], f, m)
+				continue
 			}
 			c.addFrame(f, m)
 		default:
@@ -127,7 +170,12 @@ func (c *Conn) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
 	b := w.enc.End(w.b)
 	err := w.err
 	if err == nil && len(b) > 0 {
-		err = c.write(b)
+		err = c.send(b)
+	}
+	if err == nil {
+		err = c.endWrite()
+	} else {
+		c.abortWrite()
 	}
 	if cap(b) <= maxPooled {
 		*bp = b[:0]
@@ -177,7 +225,7 @@ func (c *Conn) addFrame(f []byte, m gso.Meta) {
 	if !w.enc.Fits(len(f), m) {
 		w.b = w.enc.End(w.b)
 		if len(w.b) >= flushAt {
-			if w.err = c.write(w.b); w.err != nil {
+			if w.err = c.send(w.b); w.err != nil {
 				return
 			}
 			w.b = w.b[:0]
@@ -185,6 +233,34 @@ func (c *Conn) addFrame(f []byte, m gso.Meta) {
 		w.b = w.enc.Begin(w.b, w.typ, w.format, nil, w.limit)
 	}
 	w.b = w.enc.Add(w.b, f, m)
+	w.sent++
+	w.bytes += len(f)
+}
+
+// addDirect sends f from its own buffer as a batch of one, its header written
+// into room in front of it, after the batch encoded so far. The caller holds
+// wmu and checked that room has directHeader bytes before f.
+func (c *Conn) addDirect(room, f []byte, m gso.Meta) {
+	w := &c.w
+	if w.err != nil {
+		return
+	}
+	if w.enc.Count() > 0 {
+		w.b = w.enc.End(w.b)
+		if w.err = c.send(w.b); w.err != nil {
+			return
+		}
+		w.b = w.enc.Begin(w.b[:0], w.typ, w.format, nil, w.limit)
+	}
+	fh := w.format.FrameHeaderLen(m)
+	start := len(room) - len(f) - headerLen - 1 - fh
+	h := framing.AppendHeader(room[start:start], w.typ, 1+fh+len(f))
+	h = append(h, 1)
+	h = w.format.AppendFrameHeader(h, len(f), m)
+	_ = h // written in place: room[start:] is now header and frame
+	if w.err = c.send(room[start:]); w.err != nil {
+		return
+	}
 	w.sent++
 	w.bytes += len(f)
 }
@@ -199,39 +275,90 @@ func (c *Conn) addSegment(seg []byte) {
 	c.addFrame(seg, gso.Meta{})
 }
 
-// recordPayload is the most plaintext one TLS record carries.
-const recordPayload = 16 << 10
-
-// write sends b; the caller holds wmu. A failed write ends the session.
+// write sends b on its own (a keepalive, a control message); the caller holds
+// wmu. A failed write ends the session.
 func (c *Conn) write(b []byte) error {
+	c.beginWrite()
+	if err := c.send(b); err != nil {
+		c.abortWrite()
+		return err
+	}
+	return c.endWrite()
+}
+
+// beginWrite starts a write of one or more sends; the caller holds wmu.
+// Over WrapTCP the TLS records of the sends are held back and leave in one
+// write(2) per flushAt bytes (endWrite sends the rest).
+func (c *Conn) beginWrite() {
 	now := time.Now()
 	// As with reads, the deadline is moved only when a quarter of it has passed.
 	if now.Sub(c.wDeadlineAt) >= c.cfg.WriteTimeout/4 {
 		c.wDeadlineAt = now
 		if err := c.nc.SetWriteDeadline(now.Add(c.cfg.WriteTimeout)); err != nil {
-			return err
+			c.wErr = err
 		}
 	}
 	c.lastWrite.Store(int64(now.Sub(c.epoch)))
-	// More than one TLS record: one write(2) for all of them (WrapTCP).
-	batch := c.batcher != nil && len(b) > recordPayload
-	if batch {
-		c.batcher.hold()
+	c.held, c.sends = 0, 0
+}
+
+// recordPayload is the most plaintext one TLS record carries.
+const recordPayload = 16 << 10
+
+// send passes b to TLS; the caller holds wmu, between beginWrite and
+// endWrite. b may be reused when send returns.
+func (c *Conn) send(b []byte) error {
+	if c.wErr != nil {
+		return c.writeFailed(c.wErr)
 	}
-	_, err := c.nc.Write(b)
-	if batch {
-		if ferr := c.batcher.flush(); err == nil {
-			err = ferr
+	c.sends++
+	// One record on its own is written through; anything more is held.
+	if c.batcher != nil && (c.sends > 1 || len(b) > recordPayload) {
+		// Records gathered so far leave first when b would take the held
+		// bytes past flushAt, so the held buffer stays near its pooled size.
+		if c.held > 0 && c.held+len(b) > flushAt {
+			if err := c.batcher.flush(); err != nil {
+				return c.writeFailed(err)
+			}
+			c.held = 0
 		}
+		if c.held == 0 {
+			c.batcher.hold()
+		}
+		c.held += len(b)
 	}
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("%w: peer accepted no data for %v", ErrPeerDead, c.cfg.WriteTimeout)
-		}
-		c.closeWithReason("", false)
-		return err
+	if _, err := c.nc.Write(b); err != nil {
+		return c.writeFailed(err)
 	}
 	return nil
+}
+
+// endWrite sends what beginWrite's sends left held.
+func (c *Conn) endWrite() error {
+	if c.batcher != nil && c.held > 0 {
+		c.held = 0
+		if err := c.batcher.flush(); err != nil {
+			return c.writeFailed(err)
+		}
+	}
+	return nil
+}
+
+// abortWrite drops what a failed write held (the session is closed).
+func (c *Conn) abortWrite() {
+	if c.batcher != nil && c.held > 0 {
+		c.held = 0
+		_ = c.batcher.flush()
+	}
+}
+
+func (c *Conn) writeFailed(err error) error {
+	c.wErr = nil
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: peer accepted no data for %v", ErrPeerDead, c.cfg.WriteTimeout)
+	}
+	c.closeWithReason("", false)
+	return err
 }
 
 // RunKeepalive sends a Keepalive whenever nothing was written for the keepalive
