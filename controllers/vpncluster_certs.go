@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"time"
@@ -133,12 +134,10 @@ func (r *VPNClusterReconciler) reconcileCA(ctx context.Context, cl *vpnv1alpha1.
 		return nil, err
 	}
 	data := map[string][]byte{keyCACert: c, keyCAKey: k}
+	err = r.applySecret(ctx, r.secret(cl, caSecretName(cl), corev1.SecretTypeOpaque, data, nil))
 	if !exists {
-		err = r.createSecret(ctx, cl, caSecretName(cl), corev1.SecretTypeOpaque, data, nil)
 		r.Recorder.Eventf(cl, secretRef(cl, caSecretName(cl)), corev1.EventTypeNormal, "CAIssued", "IssueCertificate", "issued cluster CA in Secret %s (fingerprint %s)", caSecretName(cl), certs.FingerprintSHA256(ca.Cert.Raw))
 	} else {
-		s.Data = data
-		err = r.Client.Update(ctx, &s)
 		// A new CA changes the fingerprint clients pin: say so loudly.
 		r.Recorder.Eventf(cl, secretRef(cl, caSecretName(cl)), corev1.EventTypeWarning, "CARenewed", "IssueCertificate", "replaced the cluster CA in Secret %s (unreadable or past 2/3 of its life); clients pinning the old fingerprint must use %s", caSecretName(cl), certs.FingerprintSHA256(ca.Cert.Raw))
 	}
@@ -178,18 +177,7 @@ func (r *VPNClusterReconciler) reconcileLeaf(ctx context.Context, cl *vpnv1alpha
 		return time.Time{}, err
 	}
 	data := map[string][]byte{corev1.TLSCertKey: kp.CertPEM, corev1.TLSPrivateKeyKey: kp.KeyPEM, keyCACert: caPEM}
-	ann := map[string]string{annotationSANs: sans}
-	if !exists {
-		err = r.createSecret(ctx, cl, name, corev1.SecretTypeTLS, data, ann)
-	} else {
-		s.Data = data
-		if s.Annotations == nil {
-			s.Annotations = map[string]string{}
-		}
-		s.Annotations[annotationSANs] = sans
-		err = r.Client.Update(ctx, &s)
-	}
-	if err != nil {
+	if err := r.applySecret(ctx, r.secret(cl, name, corev1.SecretTypeTLS, data, map[string]string{annotationSANs: sans})); err != nil {
 		return time.Time{}, err
 	}
 	r.Recorder.Eventf(cl, secretRef(cl, name), corev1.EventTypeNormal, "CertificateIssued", "IssueCertificate", "issued %s certificate in Secret %s (%s); members reload it from the mounted Secret", what, name, reason)
@@ -211,19 +199,18 @@ func (r *VPNClusterReconciler) reconcileTicketKey(ctx context.Context, cl *vpnv1
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	return r.createSecret(ctx, cl, ticketKeySecretName(cl), corev1.SecretTypeOpaque, map[string][]byte{keyTicket: key}, nil)
-}
-
-func (r *VPNClusterReconciler) createSecret(ctx context.Context, cl *vpnv1alpha1.VPNCluster, name string, typ corev1.SecretType, data map[string][]byte, ann map[string]string) error {
-	m := r.meta(cl, name)
-	for k, v := range ann {
-		m.Annotations[k] = v
-	}
-	s := &corev1.Secret{ObjectMeta: m, Type: typ, Data: data}
-	if err := r.Client.Create(ctx, s); err != nil {
-		return fmt.Errorf("creating Secret %s: %w", name, err)
+	// Create, not apply: should two passes race, the second fails rather
+	// than replace the key the first handed out.
+	if err := r.Client.Create(ctx, r.secret(cl, ticketKeySecretName(cl), corev1.SecretTypeOpaque, map[string][]byte{keyTicket: key}, nil), client.FieldOwner(fieldOwner)); err != nil {
+		return fmt.Errorf("creating Secret %s: %w", ticketKeySecretName(cl), err)
 	}
 	return nil
+}
+
+func (r *VPNClusterReconciler) secret(cl *vpnv1alpha1.VPNCluster, name string, typ corev1.SecretType, data map[string][]byte, ann map[string]string) *corev1.Secret {
+	m := r.meta(cl, name)
+	maps.Copy(m.Annotations, ann)
+	return &corev1.Secret{ObjectMeta: m, Type: typ, Data: data}
 }
 
 func secretRef(cl *vpnv1alpha1.VPNCluster, name string) *corev1.Secret {

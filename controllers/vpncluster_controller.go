@@ -34,21 +34,24 @@ type VPNClusterReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options   Options
+
+	applied appliedCache
 }
 
 // The operator holds every permission it grants members (the RBAC API refuses
 // to let anyone grant what it does not hold), hence lease create/update and
-// the VPNCluster read below.
+// the VPNCluster read below. Owned objects are written by server-side apply
+// (patch; create when the apply creates one).
 //
 // +kubebuilder:rbac:groups=vpn.hubfleet.io,resources=vpnclusters,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=vpn.hubfleet.io,resources=virtualhubs;connectionlicenses,verbs=get;list;watch
 // +kubebuilder:rbac:groups=vpn.hubfleet.io,resources=vpnclusters/status;virtualhubs/status;connectionlicenses/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=vpn.hubfleet.io,resources=vpnclusters/finalizers,verbs=update
-// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;delete
-// +kubebuilder:rbac:groups=core,resources=services;serviceaccounts;secrets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=core,resources=services;serviceaccounts;secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=core,resources=pods;namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -59,11 +62,13 @@ func (r *VPNClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.Client.Get(ctx, req.NamespacedName, cl); err != nil {
 		if client.IgnoreNotFound(err) == nil {
 			forgetMemberMetrics(req.NamespacedName)
+			r.applied.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cl.DeletionTimestamp.IsZero() {
 		forgetMemberMetrics(req.NamespacedName)
+		r.applied.forget(req.NamespacedName)
 		return ctrl.Result{}, r.finalize(ctx, cl)
 	}
 	if !controllerutil.ContainsFinalizer(cl, vpnv1alpha1.Finalizer) {

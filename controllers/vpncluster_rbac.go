@@ -42,7 +42,7 @@ import (
 // them.
 func (r *VPNClusterReconciler) reconcileMemberRBAC(ctx context.Context, cl *vpnv1alpha1.VPNCluster, hubNamespaces []string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: r.meta(cl, memberSAName(cl))}
-	if err := ensureLogged(ctx, r, cl, sa, &corev1.ServiceAccount{}, sa.Labels, func(*corev1.ServiceAccount) {}); err != nil {
+	if err := r.applyLogged(ctx, cl, sa); err != nil {
 		return err
 	}
 	members := make([]string, cl.Spec.Members)
@@ -62,13 +62,13 @@ func (r *VPNClusterReconciler) reconcileMemberRBAC(ctx context.Context, cl *vpnv
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{vpnv1alpha1.GroupVersion.Group}, Resources: []string{"virtualhubs/status"}, Verbs: []string{"patch"}},
 	}}
-	if err := ensureLogged(ctx, r, cl, role, &rbacv1.Role{}, role.Rules, func(live *rbacv1.Role) { live.Rules = role.Rules }); err != nil {
+	if err := r.applyLogged(ctx, cl, role); err != nil {
 		return err
 	}
 	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: memberSAName(cl), Namespace: cl.Namespace}}
 	rb := &rbacv1.RoleBinding{ObjectMeta: r.meta(cl, memberRoleName(cl)), Subjects: subjects,
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: memberRoleName(cl)}}
-	if err := ensureLogged(ctx, r, cl, rb, &rbacv1.RoleBinding{}, []any{rb.Subjects, rb.RoleRef}, func(live *rbacv1.RoleBinding) { live.Subjects = rb.Subjects }); err != nil {
+	if err := r.applyLogged(ctx, cl, rb); err != nil {
 		return err
 	}
 
@@ -87,13 +87,13 @@ func (r *VPNClusterReconciler) reconcileMemberRBAC(ctx context.Context, cl *vpnv
 		}},
 	}
 	for _, cr := range crs {
-		if err := ensureLogged(ctx, r, cl, cr, &rbacv1.ClusterRole{}, cr.Rules, func(live *rbacv1.ClusterRole) { live.Rules = cr.Rules }); err != nil {
+		if err := r.applyLogged(ctx, cl, cr); err != nil {
 			return err
 		}
 	}
 	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: r.clusterMeta(cl, name), Subjects: subjects,
 		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}}
-	if err := ensureLogged(ctx, r, cl, crb, &rbacv1.ClusterRoleBinding{}, []any{crb.Subjects, crb.RoleRef}, func(live *rbacv1.ClusterRoleBinding) { live.Subjects = crb.Subjects }); err != nil {
+	if err := r.applyLogged(ctx, cl, crb); err != nil {
 		return err
 	}
 	var keep []string
@@ -106,7 +106,7 @@ func (r *VPNClusterReconciler) reconcileMemberRBAC(ctx context.Context, cl *vpnv
 		m.Namespace = ns
 		b := &rbacv1.RoleBinding{ObjectMeta: m, Subjects: subjects,
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: secretsRole}}
-		if err := ensureLogged(ctx, r, cl, b, &rbacv1.RoleBinding{}, []any{b.Subjects, b.RoleRef}, func(live *rbacv1.RoleBinding) { live.Subjects = b.Subjects }); err != nil {
+		if err := r.applyLogged(ctx, cl, b); err != nil {
 			return err
 		}
 	}

@@ -47,54 +47,31 @@ const (
 // replacing a member out of order) placement does not need: a removed
 // member's hubs move with reason MemberRemoved.
 func (r *VPNClusterReconciler) reconcileWorkload(ctx context.Context, cl *vpnv1alpha1.VPNCluster) error {
-	headless := r.headlessService(cl)
-	if err := ensureLogged(ctx, r, cl, headless, &corev1.Service{}, headless.Spec, func(live *corev1.Service) {
-		live.Spec.Ports, live.Spec.Selector = headless.Spec.Ports, headless.Spec.Selector
-		live.Spec.PublishNotReadyAddresses = true
-	}); err != nil {
-		return err
-	}
-	svc := r.clientService(cl)
-	if err := ensureLogged(ctx, r, cl, svc, &corev1.Service{}, []any{svc.Spec, svc.Annotations}, func(live *corev1.Service) {
-		live.Spec.Type, live.Spec.Selector = svc.Spec.Type, svc.Spec.Selector
-		live.Spec.LoadBalancerSourceRanges = svc.Spec.LoadBalancerSourceRanges
-		ports := svc.Spec.Ports
-		// Keep an allocated node port unless the spec pins one; ClusterIP
-		// Services have none.
-		if svc.Spec.Type != corev1.ServiceTypeClusterIP && ports[0].NodePort == 0 && len(live.Spec.Ports) > 0 {
-			ports[0].NodePort = live.Spec.Ports[0].NodePort
+	// The client Service's node port: applied only when the spec pins one;
+	// otherwise the API server keeps the one it allocated.
+	for _, obj := range []client.Object{r.headlessService(cl), r.clientService(cl), r.pdb(cl)} {
+		if err := r.applyLogged(ctx, cl, obj); err != nil {
+			return err
 		}
-		live.Spec.Ports = ports
-	}); err != nil {
-		return err
-	}
-	pdb := r.pdb(cl)
-	if err := ensureLogged(ctx, r, cl, pdb, &policyv1.PodDisruptionBudget{}, pdb.Spec, func(live *policyv1.PodDisruptionBudget) {
-		live.Spec = pdb.Spec
-	}); err != nil {
-		return err
 	}
 	sts := r.statefulSet(cl)
 	if err := r.bridgePrivileges(ctx, cl, sts); err != nil {
 		return err
 	}
-	return ensureLogged(ctx, r, cl, sts, &appsv1.StatefulSet{}, sts.Spec, func(live *appsv1.StatefulSet) {
-		// Selector, serviceName and podManagementPolicy are immutable and
-		// never change for a cluster; the rest is ours.
-		live.Spec.Replicas, live.Spec.Template = sts.Spec.Replicas, sts.Spec.Template
-		live.Spec.UpdateStrategy = sts.Spec.UpdateStrategy
-	})
+	// Selector, serviceName and podManagementPolicy are immutable and never
+	// change for a cluster.
+	return r.applyLogged(ctx, cl, sts)
 }
 
-// ensureLogged is ensure plus an Event naming what was created or updated, so
+// applyLogged is apply plus an Event naming what was created or updated, so
 // `kubectl describe vpncluster` tells the story of the cluster's objects.
 //
 // Every Event names a related object: the events API folds Events with the
 // same regarding object, reason and related object into one series that
 // keeps only the first note, so without it the second member's event would
 // vanish into the first's.
-func ensureLogged[T client.Object](ctx context.Context, r *VPNClusterReconciler, cl *vpnv1alpha1.VPNCluster, desired T, live T, hashed any, merge func(T)) error {
-	what, err := r.ensure(ctx, desired, live, hashed, func() { merge(live) })
+func (r *VPNClusterReconciler) applyLogged(ctx context.Context, cl *vpnv1alpha1.VPNCluster, desired client.Object) error {
+	what, err := r.apply(ctx, client.ObjectKeyFromObject(cl), desired)
 	if err != nil {
 		return err
 	}
