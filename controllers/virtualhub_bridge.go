@@ -121,6 +121,15 @@ func bridgeStatus(ctx context.Context, h liveHub, st *vpnv1alpha1.VirtualHubStat
 
 	d := placement.PlaceBridge(bs, members)
 	st.LocalBridge = d.Holder
+	// Members move the bridge of a failed holder while the operator is away
+	// (pkg/member/cluster/failover.go); they cannot read Nodes, so the
+	// operator tells them who is eligible.
+	st.LocalBridgeEligible = nil
+	for _, m := range members {
+		if m.Eligible && ms.byName(m.Name) != nil {
+			st.LocalBridgeEligible = append(st.LocalBridgeEligible, m.Name)
+		}
+	}
 	var ev *hubEvent
 	switch d.Why {
 	case placement.BridgeKept, placement.BridgePlaced, placement.BridgeMoved, placement.BridgeRestarted:

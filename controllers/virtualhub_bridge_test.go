@@ -149,6 +149,11 @@ func TestBridgePlacedMovedAndFenced(t *testing.T) {
 	if c := meta.FindStatusCondition(h.Status.Conditions, vpnv1alpha1.ConditionBridged); !strings.Contains(c.Message, "interface eth1 (container a11111111111)") {
 		t.Errorf("Bridged message %q does not name the interface and the container", c.Message)
 	}
+	// Members moving the bridge without the operator choose among these:
+	// the members on nodes matching the selector, not m0.
+	if got := h.Status.LocalBridgeEligible; !slices.Equal(got, []string{m1, m2}) {
+		t.Errorf("localBridgeEligible %v, want [%s %s]", got, m1, m2)
+	}
 	// The first placement's Event is the hub's Placed Event, which names the bridge.
 	eventually(t, wait, "Placed Event naming the bridge", func() error {
 		return eventFor(ns, "lan", ReasonPlaced, "bridge to interface eth1 placed on member "+m1)

@@ -314,6 +314,13 @@ type VirtualHubStatus struct {
 	// localBridge names the member that bridges the hub to its LAN interface.
 	// +optional
 	LocalBridge string `json:"localBridge,omitempty"`
+	// localBridgeEligible are the members that may bridge the hub as the
+	// operator last saw them: on a node matching spec.localBridge.nodeSelector
+	// (every member when it is empty). A member that moves the bridge of a
+	// failed peer while the operator is away chooses among these, since
+	// members do not read Nodes.
+	// +optional
+	LocalBridgeEligible []string `json:"localBridgeEligible,omitempty"`
 	// lastReassignment is the last move of the hub between members.
 	// +optional
 	LastReassignment *Reassignment `json:"lastReassignment,omitempty"`

@@ -673,6 +673,11 @@ func (in *VirtualHubStatus) DeepCopyInto(out *VirtualHubStatus) {
 		*out = make([]HubInstance, len(*in))
 		copy(*out, *in)
 	}
+	if in.LocalBridgeEligible != nil {
+		in, out := &in.LocalBridgeEligible, &out.LocalBridgeEligible
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.LastReassignment != nil {
 		in, out := &in.LastReassignment, &out.LastReassignment
 		*out = new(Reassignment)

@@ -239,6 +239,10 @@ func (f *failover) do(ctx context.Context, w failoverWork) {
 			m.log.Warn("moving a failed peer's dynamic hubs", "peer", name, "err", err)
 			failed = true
 		}
+		if err := f.moveBridges(ctx, w.peers, w.hubs, p, w.now); err != nil {
+			m.log.Warn("moving a failed peer's local bridges", "peer", name, "err", err)
+			failed = true
+		}
 	}
 	f.mu.Lock()
 	f.retry = time.Time{}
@@ -334,7 +338,7 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 	slices.Sort(live)
 	rank := slices.Index(live, id.Name)
 	for _, p := range peers {
-		if !p.failed || !holdsDynamic(id, hubs, p.name) {
+		if !p.failed || (!holdsDynamic(id, hubs, p.name) && !holdsBridge(id, hubs, p.name)) {
 			continue
 		}
 		delay := time.Duration(rank) * interval
@@ -467,13 +471,26 @@ func (f *failover) move(ctx context.Context, vc *vpnv1alpha1.VPNCluster, peers [
 // (resourceVersion) the move was decided on, so neither a second member nor
 // the operator with an older view can move it twice.
 func (f *failover) writeMove(ctx context.Context, h *vpnv1alpha1.VirtualHub, from *peerState, to string, now time.Time) error {
+	return f.writeStatus(ctx, h,
+		func(h *vpnv1alpha1.VirtualHub) bool { return h.Status.AssignedMember == from.name },
+		func(h *vpnv1alpha1.VirtualHub) vpnv1alpha1.VirtualHubStatus {
+			return movedStatus(h, from.name, to, from.reason, from.msg, f.m.id.Name, now)
+		})
+}
+
+// writeStatus patches h's status to next(h) with an optimistic lock. On a
+// conflict — the status changed since the cache's copy, usually the
+// operator writing the failed member's Ready condition — it reads the hub
+// from the API server rather than wait for the cache, and writes once more
+// only if due(fresh) still holds (else someone else moved it).
+func (f *failover) writeStatus(ctx context.Context, h *vpnv1alpha1.VirtualHub, due func(*vpnv1alpha1.VirtualHub) bool, next func(*vpnv1alpha1.VirtualHub) vpnv1alpha1.VirtualHubStatus) error {
 	m := f.m
 	cctx, cancel := context.WithTimeout(ctx, m.renewInterval())
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		base := h.DeepCopy()
 		obj := base.DeepCopy()
-		obj.Status = movedStatus(h, from.name, to, from.reason, from.msg, m.id.Name, now)
+		obj.Status = next(h)
 		err := m.reader.Status().Patch(cctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 		if !apierrors.IsConflict(err) || attempt > 0 {
 			if apierrors.IsConflict(err) {
@@ -481,16 +498,12 @@ func (f *failover) writeMove(ctx context.Context, h *vpnv1alpha1.VirtualHub, fro
 			}
 			return client.IgnoreNotFound(err)
 		}
-		// The status changed since the cache's copy: the operator usually
-		// wrote the failed member's Ready condition. Read it from the API
-		// server rather than wait for the cache; move it only if it is still
-		// on the failed member.
 		fresh := &vpnv1alpha1.VirtualHub{}
 		if err := m.reader.Get(cctx, client.ObjectKeyFromObject(h), fresh); err != nil {
 			return client.IgnoreNotFound(err)
 		}
-		if fresh.Status.AssignedMember != from.name {
-			return nil // moved by someone else
+		if !due(fresh) {
+			return nil
 		}
 		h = fresh
 	}
