@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -90,14 +89,15 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		old := l.DeepCopy()
 		wasExhausted := meta.IsStatusConditionTrue(l.Status.Conditions, vpnv1alpha1.ConditionExhausted)
 		l.Status = desired[i]
-		// Optimistic lock: the allocations written last are an input of the
-		// next split (license.Safe), so one computed from a stale copy must
-		// not land; the conflict recomputes from a fresh one.
-		if err := r.Client.Status().Patch(ctx, l, client.MergeFromWithOptions(old, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: conflictRetry}, nil
-			}
-			return ctrl.Result{}, client.IgnoreNotFound(err)
+		// The allocations written last are an input of the next split
+		// (status.go). Every licence of the cluster carries the same figures
+		// from one computation, so a conflict on one recomputes them all.
+		conflict, err := patchStatus(ctx, r.Client, l, old)
+		if conflict {
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		if err != nil {
+			return ctrl.Result{}, err
 		}
 		if c := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted); c != nil && c.Status == metav1.ConditionTrue && !wasExhausted {
 			r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, ReasonExhausted, "CountLicences", "%s", c.Message)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -77,7 +78,10 @@ func (r *VirtualHubReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	placed := time.Now()
 	bulk := r.quietBulkPlacements(updates)
-	err = r.write(ctx, req.NamespacedName, updates)
+	conflict, err := r.write(ctx, req.NamespacedName, updates)
+	if conflict && (requeue == 0 || requeue > conflictRetry) {
+		requeue = conflictRetry
+	}
 	if bulk > 0 && cl != nil {
 		r.Recorder.Eventf(cl, nil, corev1.EventTypeNormal, ReasonPlaced, "Place", "placed %d new hubs in one pass (per-hub Placed Events are kept for batches of up to %d)", bulk, placedEventsPerHub)
 	}
@@ -170,18 +174,26 @@ type hubEvent struct {
 }
 
 // write patches the changed statuses with Workers goroutines and records
-// each move's Event once its write landed.
-func (r *VirtualHubReconciler) write(ctx context.Context, key types.NamespacedName, ups []hubUpdate) error {
+// each move's Event once its write landed. A conflict on one hub does not
+// stop the others (each is locked on its own copy; during a failover members
+// and the operator race for exactly these hubs): write reports it, and the
+// pass is recomputed after conflictRetry.
+func (r *VirtualHubReconciler) write(ctx context.Context, key types.NamespacedName, ups []hubUpdate) (conflict bool, err error) {
 	if len(ups) == 0 {
-		return nil
+		return false, nil
 	}
 	work := make(chan *hubUpdate)
 	errs := make([]error, max(r.Workers, 1))
+	var conflicts atomic.Bool
 	var wg sync.WaitGroup
 	for w := range min(len(errs), len(ups)) {
 		wg.Go(func() {
 			for u := range work {
-				if err := r.patch(ctx, key, u); err != nil {
+				c, err := r.patch(ctx, key, u)
+				if c {
+					conflicts.Store(true)
+				}
+				if err != nil {
 					errs[w] = errors.Join(errs[w], err)
 				}
 			}
@@ -199,7 +211,7 @@ func (r *VirtualHubReconciler) write(ctx context.Context, key types.NamespacedNa
 			r.record(key, u)
 		}
 	}
-	return errors.Join(errs...)
+	return conflicts.Load(), errors.Join(errs...)
 }
 
 func (r *VirtualHubReconciler) record(key types.NamespacedName, u *hubUpdate) {
@@ -213,29 +225,29 @@ func (r *VirtualHubReconciler) record(key types.NamespacedName, u *hubUpdate) {
 	r.Recorder.Eventf(obj, related, e.typ, e.reason, e.action, "%s", e.note)
 }
 
-func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedName, u *hubUpdate) error {
+func (r *VirtualHubReconciler) patch(ctx context.Context, key types.NamespacedName, u *hubUpdate) (conflict bool, err error) {
 	// The patch is the difference between the status we believe the server
-	// has and the one we want, so it is right even when the cache is behind.
+	// has and the one we want, over the resourceVersion we believe it has
+	// (status.go), so it is right even when the cache is behind, and a hub
+	// a member moved meanwhile (pkg/member/cluster/failover.go) is not
+	// moved a second time from a stale copy.
 	base := u.hub.obj.DeepCopy()
 	base.Status = u.hub.status
 	obj := base.DeepCopy()
 	obj.Status = u.desired
-	patch := client.MergeFrom(base)
-	if from := u.hub.status.AssignedMember; from != "" && from != u.desired.AssignedMember {
-		// A move is written only over the status it was decided on: members
-		// move a dead peer's hubs themselves when they see it first
-		// (pkg/member/cluster/failover.go), and a stale cache must not
-		// move such a hub a second time. A conflict requeues the hub.
-		base.ResourceVersion = u.hub.rv
-		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
-	}
-	if err := r.Client.Status().Patch(ctx, obj, patch); err != nil {
-		return client.IgnoreNotFound(err)
+	base.ResourceVersion = u.hub.rv
+	conflict, err = patchStatus(ctx, r.Client, obj, base)
+	if conflict || err != nil {
+		// What we believed is out of date: the next pass reads the cache.
+		r.mu.Lock()
+		delete(r.written, obj.UID)
+		r.mu.Unlock()
+		return conflict, err
 	}
 	r.mu.Lock()
 	r.written[obj.UID] = writtenStatus{cluster: key, rv: obj.ResourceVersion, status: obj.Status}
 	r.mu.Unlock()
 	u.written = true
 	observeHubWritten(key, u, time.Now())
-	return nil
+	return false, nil
 }

@@ -12,7 +12,6 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -84,25 +83,17 @@ func (r *VPNClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if equality.Semantic.DeepEqual(before.Status, cl.Status) {
 			return // the steady state writes nothing
 		}
-		// Optimistic lock: the status remembers which members were up
-		// (Starting/Ready/Failed), and a pass computed from a cached copy
-		// older than our last write would overwrite "Ready" with "Starting"
-		// — a member whose pod is then deleted would never count as failed.
-		// A conflict requeues the pass with a fresh copy.
-		if perr := r.Client.Status().Patch(ctx, cl, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); perr != nil {
-			if apierrors.IsConflict(perr) {
-				res, err = ctrl.Result{RequeueAfter: conflictRetry}, nil
-				return
-			}
-			err = errors.Join(err, client.IgnoreNotFound(perr))
+		// The status remembers which members were up (status.go): a pass
+		// from a copy older than our last write must not land.
+		conflict, perr := patchStatus(ctx, r.Client, cl, before)
+		if conflict {
+			res, err = ctrl.Result{RequeueAfter: conflictRetry}, nil
+			return
 		}
+		err = errors.Join(err, perr)
 	}()
 	return r.reconcile(ctx, cl)
 }
-
-// conflictRetry is how soon a status write that lost to a newer copy is
-// recomputed: at once, but without the error backoff and log of a failure.
-const conflictRetry = 20 * time.Millisecond
 
 // reconcile runs the phases in order. A failing phase stops the later ones
 // (they depend on it: members need their RBAC and Secrets before pods make
