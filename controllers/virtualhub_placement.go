@@ -294,7 +294,7 @@ func staticStatus(h liveHub, members []string, per map[string]int32, cl *vpnv1al
 func hubStatusEqual(a, b *vpnv1alpha1.VirtualHubStatus) bool {
 	if a.ObservedGeneration != b.ObservedGeneration || a.AssignedMember != b.AssignedMember ||
 		a.Placement != b.Placement || a.Sessions != b.Sessions || a.LocalBridge != b.LocalBridge ||
-		!slices.Equal(a.Instances, b.Instances) ||
+		!slices.Equal(a.Instances, b.Instances) || !slices.Equal(a.LocalBridgeEligible, b.LocalBridgeEligible) ||
 		!slices.EqualFunc(a.Conditions, b.Conditions, conditionEqual) {
 		return false
 	}
