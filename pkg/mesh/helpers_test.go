@@ -177,17 +177,20 @@ func serveLogins(t testing.TB, ca *testCA, handle func(req *protocol.LoginReques
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", protocol.ServerTLSConfig(cert, nil))
+	// A member's listener: TLS over protocol.WrapTCP, as pkg/member serves.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	conf := protocol.ServerTLSConfig(cert, nil)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
-			c, err := ln.Accept()
+			raw, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			c := tls.Server(protocol.WrapTCP(raw), conf)
 			go func() {
 				req, err := protocol.ReadLogin(c)
 				if err != nil {

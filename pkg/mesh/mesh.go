@@ -140,6 +140,9 @@ func (m *Mesh) Serve(ln net.Listener) error {
 
 func (m *Mesh) accept(raw net.Conn) {
 	protocol.TuneTCP(raw)
+	// Raw system calls, and the batch writes of relayed sessions and
+	// splices, as on client sessions (protocol.WrapTCP).
+	raw = protocol.WrapTCP(raw)
 	tc := tls.Server(raw, m.opt.TLS)
 	ctx, cancel := context.WithTimeout(m.ctx, protocol.LoginTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -251,6 +254,7 @@ func (m *Mesh) dialTLS(ctx context.Context, addr, proto string) (*tls.Conn, erro
 		return nil, err
 	}
 	protocol.TuneTCP(raw)
+	raw = protocol.WrapTCP(raw)
 	tc := tls.Client(raw, clientConfig(m.opt.TLS, proto))
 	hctx, cancel := context.WithTimeout(ctx, protocol.LoginTimeout)
 	defer cancel()

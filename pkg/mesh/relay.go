@@ -261,7 +261,8 @@ func (p *pipeState) write(dst net.Conn, idle time.Duration) {
 			err = dst.SetWriteDeadline(now.Add(wt))
 		}
 		if err == nil {
-			_, err = dst.Write(*out)
+			// One write(2) for the chunk's records (WrapTCP), not one each.
+			_, err = protocol.WriteHeld(dst, *out)
 		}
 		putSplice(out)
 		if err != nil {

@@ -436,3 +436,20 @@ func (c *Conn) closeWithReason(reason string, notify bool) {
 
 // Done is closed when the session has ended.
 func (c *Conn) Done() <-chan struct{} { return c.closed }
+
+// WriteHeld writes b to nc, a TLS connection (or a raw one) over WrapTCP,
+// with all the TLS records b makes in one write(2) instead of one each: for
+// code that writes a session's bytes without a Conn, such as a relay's
+// splice. Over any other connection it is nc.Write.
+func WriteHeld(nc net.Conn, b []byte) (int, error) {
+	bt := batcherOf(nc)
+	if bt == nil || len(b) <= recordPayload {
+		return nc.Write(b)
+	}
+	bt.hold()
+	n, err := nc.Write(b)
+	if ferr := bt.flush(); err == nil {
+		err = ferr
+	}
+	return n, err
+}
