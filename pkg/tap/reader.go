@@ -15,6 +15,20 @@ import (
 // virtio_net_hdr the device reads with it.
 const Headroom = gso.VirtioLen
 
+// sendRoom is the room a Reader keeps in front of each buffer's virtio_net_hdr,
+// so that a Sink that writes a frame from its buffer (RoomSink) has room for
+// its wire header there: with the header's own bytes, which are parsed before
+// the Sink sees the frame, at least protocol.DirectHeader (18) bytes.
+const sendRoom = 16
+
+// RoomSink is a Sink that sends long frames from their own buffers, its
+// header written into the bytes in front of them (protocol.Conn's
+// WriteFramesRoom): rooms[i] is frames[i] extended to the front. A Reader
+// prefers it, which saves a copy of every super-frame it reads.
+type RoomSink interface {
+	WriteFramesRoom(frames [][]byte, metas []gso.Meta, rooms [][]byte) error
+}
+
 // postedBytes bounds the buffers each queue's reader keeps posted to Read:
 // what a client pins per queue (four 64 KiB super-frame buffers, or up to
 // BatchSize small ones).
@@ -126,13 +140,16 @@ func (r *Reader) current() Sink {
 }
 
 func (r *Reader) loop(dev Device) {
-	posted := min(max(dev.BatchSize(), 1), max(postedBytes/(Headroom+r.size), 1))
-	bufs := make([][]byte, posted)
+	posted := min(max(dev.BatchSize(), 1), max(postedBytes/(sendRoom+Headroom+r.size), 1))
+	bufs := make([][]byte, posted)  // what the device reads into
+	whole := make([][]byte, posted) // the same behind sendRoom bytes
 	for i := range bufs {
-		bufs[i] = make([]byte, Headroom+r.size)
+		whole[i] = make([]byte, sendRoom+Headroom+r.size)
+		bufs[i] = whole[i][sendRoom:]
 	}
 	sizes := make([]int, posted)
 	frames := make([][]byte, posted)
+	rooms := make([][]byte, posted)
 	metas := make([]gso.Meta, posted)
 	for {
 		if r.current() == nil {
@@ -145,6 +162,7 @@ func (r *Reader) loop(dev Device) {
 		}
 		for i := range k {
 			frames[i] = bufs[i][Headroom : Headroom+sizes[i]]
+			rooms[i] = whole[i][:sendRoom+Headroom+sizes[i]]
 			metas[i] = gso.ParseVirtio(bufs[i])
 		}
 		// The session may have changed while Read waited: the frames go to
@@ -155,9 +173,14 @@ func (r *Reader) loop(dev Device) {
 		}
 		// A failed write ends its session, which attaches the next Sink;
 		// these frames are lost with it, as on a link that went down.
-		_ = s.WriteFramesGSO(frames[:k], metas[:k])
+		if rs, ok := s.(RoomSink); ok {
+			_ = rs.WriteFramesRoom(frames[:k], metas[:k], rooms[:k])
+		} else {
+			_ = s.WriteFramesGSO(frames[:k], metas[:k])
+		}
 		r.frames.Add(uint64(k))
 		clear(frames[:k])
+		clear(rooms[:k])
 	}
 }
 

@@ -271,3 +271,44 @@ func TestReaderPassesOffloadMetadata(t *testing.T) {
 		t.Fatalf("super-frame: %d bytes, meta %+v; want 60000 bytes whole with %+v", len(b.frames[0]), b.metas[0], super)
 	}
 }
+
+// roomSink is a chanSink that takes frames with their room (RoomSink).
+type roomSink struct {
+	*chanSink
+	t *testing.T
+}
+
+func (s *roomSink) WriteFramesRoom(frames [][]byte, metas []gso.Meta, rooms [][]byte) error {
+	for i, f := range frames {
+		r := rooms[i]
+		// protocol.DirectHeader: the header a Conn writes in front of a frame.
+		if len(r) < len(f)+18 || &r[len(r)-len(f)] != &f[0] {
+			s.t.Errorf("frame %d: room of %d bytes for a %d-byte frame, want the frame as its tail behind 18 bytes or more", i, len(r), len(f))
+		}
+		// The sink may overwrite the room: the next frames must not mind.
+		clear(r[:len(r)-len(f)])
+	}
+	return s.WriteFramesGSO(frames, metas)
+}
+
+// A Sink that can send frames from their own buffers (RoomSink) gets them with
+// room in front, which it may overwrite.
+func TestReaderGivesARoomSinkRoom(t *testing.T) {
+	dev := newFake()
+	r := NewReader(dev, 1600)
+	defer dev.Close()
+	defer r.Close()
+	for i := range 50 {
+		dev.in <- frame(i)
+	}
+	s := &roomSink{chanSink: newChanSink(), t: t}
+	r.Attach(s)
+	for next := 0; next < 50; {
+		for _, f := range s.next(t).frames {
+			if !bytes.Equal(f, frame(next)) {
+				t.Fatalf("got %q, want %q", f, frame(next))
+			}
+			next++
+		}
+	}
+}
