@@ -21,7 +21,7 @@ import (
 // bridging process has certainly stopped: it is gone, or its Lease expired
 // and a member stops bridging before that (bridgeFenceMargin). So it gives
 // the bridge to the first live member, in member order as the operator
-// prefers them, that holds a ready instance of the hub and that the operator
+// prefers them, that holds an instance of the hub and that the operator
 // last found eligible (status.localBridgeEligible: members cannot read
 // Nodes). The activation names no container — a member does not know its
 // peers' — and is new text, so the chosen member's process bridges it (it
@@ -41,15 +41,17 @@ func bridgeOn(id *Identity, h *vpnv1alpha1.VirtualHub, member string) bool {
 }
 
 // bridgeTarget is the member that takes h's bridge: the first live member of
-// peers (in member order) with a ready instance of h that may bridge it; ""
-// if none.
+// peers (in member order) holding an instance of h that may bridge it; ""
+// if none. Live (a fresh Lease of its own) is the readiness that counts, as
+// the operator's: an instance's ready flag lags a restart (seen in a rolling
+// update, where it sent the bridge past the member the operator would pick).
 func bridgeTarget(h *vpnv1alpha1.VirtualHub, peers []peerState) string {
-	ready := map[string]bool{}
+	listed := map[string]bool{}
 	for _, in := range h.Status.Instances {
-		ready[in.Member] = in.Ready
+		listed[in.Member] = true
 	}
 	for _, p := range peers {
-		if !p.live || !ready[p.name] {
+		if !p.live || !listed[p.name] {
 			continue
 		}
 		if len(h.Spec.LocalBridge.NodeSelector) > 0 && !slices.Contains(h.Status.LocalBridgeEligible, p.name) {

@@ -48,12 +48,14 @@ func TestPeerMovesDeadMembersBridge(t *testing.T) {
 	}
 }
 
-// bridgeTarget: the first live member in member order with a ready instance;
+// bridgeTarget: the first live member in member order with an instance;
 // with a nodeSelector only among the members the operator found eligible.
 func TestBridgeTarget(t *testing.T) {
 	h := planHub("lan", vpnv1alpha1.HubStatic)
 	h.Spec.LocalBridge = &vpnv1alpha1.LocalBridgeSpec{Interface: "eth1"}
-	h.Status.Instances = []vpnv1alpha1.HubInstance{{Member: "m-1", Ready: false}, {Member: "m-2", Ready: true}, {Member: "m-3", Ready: true}}
+	// m-1 holds no instance; m-2's is not marked ready yet (it restarted),
+	// but its Lease is fresh: it counts.
+	h.Status.Instances = []vpnv1alpha1.HubInstance{{Member: "m-0", Ready: true}, {Member: "m-2", Ready: false}, {Member: "m-3", Ready: true}}
 	peers := []peerState{{name: "m-0", failed: true}, {name: "m-1", live: true}, {name: "m-2", live: true}, {name: "m-3", live: true}}
 	for _, tc := range []struct {
 		selector map[string]string
