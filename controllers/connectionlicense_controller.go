@@ -29,33 +29,33 @@ const (
 	ReasonWithinLimit = "WithinLimit"
 )
 
-// ConnectionLicenseReconciler totals a cluster's licences, reads the members'
+// ConnectionLicenseReconciler totals a cluster's licenses, reads the members'
 // use from their Lease load reports, splits the totals into per-member
 // allocations with pkg/license.Allocate, and writes the same cluster-wide
-// status to every licence of the cluster.
+// status to every license of the cluster.
 //
 // How a member learns its allocation: it watches the ConnectionLicenses of
-// its cluster (its Role allows that). No licence object for the cluster means
-// unlimited. Any licence means limited: the member's allocation is its entry
-// in status.allocations (all licences show the same list); a member without
+// its cluster (its Role allows that). No license object for the cluster means
+// unlimited. Any license means limited: the member's allocation is its entry
+// in status.allocations (all licenses show the same list); a member without
 // an entry yet (just added) admits nothing until the operator publishes one,
 // because admitting unlimited would oversubscribe.
 //
-// Licences carry no finalizer: removing one only lowers the totals, which
+// Licenses carry no finalizer: removing one only lowers the totals, which
 // the delete event already triggers.
 type ConnectionLicenseReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
 }
 
-// Reconcile recomputes the licences of the cluster named by req.
+// Reconcile recomputes the licenses of the cluster named by req.
 func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var list vpnv1alpha1.ConnectionLicenseList
 	if err := r.Client.List(ctx, &list, client.MatchingFields{indexClusterKey: req.String()}); err != nil {
 		return ctrl.Result{}, err
 	}
 	if len(list.Items) == 0 {
-		forgetLicenceMetrics(req.NamespacedName)
+		forgetLicenseMetrics(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	cl := &vpnv1alpha1.VPNCluster{}
@@ -69,7 +69,7 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	var requeue time.Duration
 	desired := make([]vpnv1alpha1.ConnectionLicenseStatus, len(list.Items))
 	if cl == nil || !cl.DeletionTimestamp.IsZero() {
-		forgetLicenceMetrics(req.NamespacedName)
+		forgetLicenseMetrics(req.NamespacedName)
 		for i := range list.Items {
 			desired[i] = inactive(&list.Items[i], ReasonClusterNotFound, fmt.Sprintf("VPNCluster %s does not exist (or is being deleted)", req.NamespacedName))
 		}
@@ -90,7 +90,7 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		wasExhausted := meta.IsStatusConditionTrue(l.Status.Conditions, vpnv1alpha1.ConditionExhausted)
 		l.Status = desired[i]
 		// The allocations written last are an input of the next split
-		// (status.go). Every licence of the cluster carries the same figures
+		// (status.go). Every license of the cluster carries the same figures
 		// from one computation, so a conflict on one recomputes them all.
 		conflict, err := patchStatus(ctx, r.Client, l, old)
 		if conflict {
@@ -100,7 +100,7 @@ func (r *ConnectionLicenseReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			return ctrl.Result{}, err
 		}
 		if c := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted); c != nil && c.Status == metav1.ConditionTrue && !wasExhausted {
-			r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, ReasonExhausted, "CountLicences", "%s", c.Message)
+			r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, ReasonExhausted, "CountLicenses", "%s", c.Message)
 		}
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
@@ -113,11 +113,11 @@ func inactive(l *vpnv1alpha1.ConnectionLicense, reason, msg string) vpnv1alpha1.
 	return st
 }
 
-// licenceHeadroom is the minimum spare allocation each ready member gets
+// licenseHeadroom is the minimum spare allocation each ready member gets
 // (see license.Allocate): a tenth of the total spread over the members, at
 // least one, so a member can admit a burst of new sessions between two
 // rebalances without waiting for the operator.
-func licenceHeadroom(total, members int) int {
+func licenseHeadroom(total, members int) int {
 	return max(1, total/10/max(members, 1))
 }
 
@@ -155,11 +155,11 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 	}
 	ct, bt := int(min(clientTotal, 1<<31-1)), int(min(bridgeTotal, 1<<31-1))
 	// The ideal split, then only as much of it as can be written without a
-	// moment of oversubscription (licence.Safe: freed licences move on
+	// moment of oversubscription (license.Safe: freed licenses move on
 	// once their member confirms the lower allocation in its Lease).
-	hc, hb := heldLicences(ms.Members, items)
-	ca := license.Safe(ct, license.Allocate(ct, cu, licenceHeadroom(ct, len(ms.Members))), hc)
-	ba := license.Safe(bt, license.Allocate(bt, bu, licenceHeadroom(bt, len(ms.Members))), hb)
+	hc, hb := heldLicenses(ms.Members, items)
+	ca := license.Safe(ct, license.Allocate(ct, cu, licenseHeadroom(ct, len(ms.Members))), hc)
+	ba := license.Safe(bt, license.Allocate(bt, bu, licenseHeadroom(bt, len(ms.Members))), hb)
 
 	st := vpnv1alpha1.ConnectionLicenseStatus{
 		ClientTotal: int32(ct), BridgeTotal: int32(bt), ClientInUse: clientInUse, BridgeInUse: bridgeInUse,
@@ -171,9 +171,9 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 			ClientInUse: m.Client, BridgeInUse: m.Bridge,
 		})
 	}
-	observeLicences(cl, &st)
+	observeLicenses(cl, &st)
 	var exhausted []string
-	// A kind with no licence bought is refused outright, not "exhausted":
+	// A kind with no license bought is refused outright, not "exhausted":
 	// only a kind with a total can run out.
 	if ct > 0 && int(clientInUse) >= ct {
 		exhausted = append(exhausted, fmt.Sprintf("client connections %d/%d in use", clientInUse, ct))
@@ -190,10 +190,10 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 		s.Conditions = slices.Clone(items[i].Status.Conditions)
 		gen := items[i].Generation
 		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionActive, Status: metav1.ConditionTrue, Reason: ReasonCounted, ObservedGeneration: gen,
-			Message: fmt.Sprintf("counted with %d licences of VPNCluster %s/%s (%s): %d client and %d bridge connections in total", len(counted), cl.Namespace, cl.Name, list(counted), ct, bt)})
+			Message: fmt.Sprintf("counted with %d licenses of VPNCluster %s/%s (%s): %d client and %d bridge connections in total", len(counted), cl.Namespace, cl.Name, list(counted), ct, bt)})
 		if len(exhausted) > 0 {
 			meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionExhausted, Status: metav1.ConditionTrue, Reason: ReasonExhausted, ObservedGeneration: gen,
-				Message: "licences exhausted: " + strings.Join(exhausted, "; ") + "; members refuse new sessions of that kind"})
+				Message: "licenses exhausted: " + strings.Join(exhausted, "; ") + "; members refuse new sessions of that kind"})
 		} else {
 			meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionExhausted, Status: metav1.ConditionFalse, Reason: ReasonWithinLimit, ObservedGeneration: gen,
 				Message: fmt.Sprintf("client %d/%d, bridge %d/%d in use", clientInUse, ct, bridgeInUse, bt)})
@@ -203,11 +203,11 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 	return ms.requeueAfter(now), nil
 }
 
-// heldLicences is what each member may hold of each kind: the allocation
-// last written, the one its Lease reports applied, and its use. Every licence
+// heldLicenses is what each member may hold of each kind: the allocation
+// last written, the one its Lease reports applied, and its use. Every license
 // of a cluster carries the same list, but a pass may have written only some
 // of them (or the cache may lag one), so the highest figure of any counts.
-func heldLicences(members []memberView, items []vpnv1alpha1.ConnectionLicense) (client, bridge []license.Held) {
+func heldLicenses(members []memberView, items []vpnv1alpha1.ConnectionLicense) (client, bridge []license.Held) {
 	written := map[string]vpnv1alpha1.LicenseAllocation{}
 	for i := range items {
 		for _, a := range items[i].Status.Allocations {
@@ -218,7 +218,7 @@ func heldLicences(members []memberView, items []vpnv1alpha1.ConnectionLicense) (
 	}
 	for _, m := range members {
 		ac, ab := -1, -1
-		if a := m.Load.Licences; a != nil {
+		if a := m.Load.Licenses; a != nil {
 			ac, ab = int(a.Client), int(a.Bridge)
 		}
 		w := written[m.Name]

@@ -15,7 +15,7 @@ import (
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 )
 
-func newLicence(t *testing.T, cl *vpnv1alpha1.VPNCluster, name string, clients, bridges int32) *vpnv1alpha1.ConnectionLicense {
+func newLicense(t *testing.T, cl *vpnv1alpha1.VPNCluster, name string, clients, bridges int32) *vpnv1alpha1.ConnectionLicense {
 	t.Helper()
 	l := &vpnv1alpha1.ConnectionLicense{
 		ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: name},
@@ -30,9 +30,9 @@ func newLicence(t *testing.T, cl *vpnv1alpha1.VPNCluster, name string, clients, 
 	return l
 }
 
-// licenceIs checks the cluster-wide figures on one licence and that the
+// licenseIs checks the cluster-wide figures on one license and that the
 // allocations never add up to more than the totals.
-func licenceIs(t *testing.T, ns, name string, clientTotal, bridgeTotal, clientInUse, bridgeInUse int32) error {
+func licenseIs(t *testing.T, ns, name string, clientTotal, bridgeTotal, clientInUse, bridgeInUse int32) error {
 	l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, name)
 	st := l.Status
 	if st.ClientTotal != clientTotal || st.BridgeTotal != bridgeTotal || st.ClientInUse != clientInUse || st.BridgeInUse != bridgeInUse {
@@ -51,35 +51,35 @@ func licenceIs(t *testing.T, ns, name string, clientTotal, bridgeTotal, clientIn
 		return fmt.Errorf("allocations %+v exceed totals %d/%d", st.Allocations, clientTotal, bridgeTotal)
 	}
 	if c != clientTotal {
-		return fmt.Errorf("allocations give out %d of %d client licences with every member ready", c, clientTotal)
+		return fmt.Errorf("allocations give out %d of %d client licenses with every member ready", c, clientTotal)
 	}
 	return condIs(st.Conditions, vpnv1alpha1.ConditionActive, metav1.ConditionTrue, ReasonCounted)
 }
 
-// Licence totals and allocations follow licences being added and removed,
+// License totals and allocations follow licenses being added and removed,
 // and member load reports; Exhausted says which kind ran out.
-func TestLicenceTotalsFollowLicences(t *testing.T) {
+func TestLicenseTotalsFollowLicenses(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, nil)
 	cl := newCluster(t, ns, "vpn", 2, nil)
 	startMembers(t, cl)
 
-	newLicence(t, cl, "a", 10, 2)
-	eventually(t, wait, "one licence counted", func() error { return licenceIs(t, ns, "a", 10, 2, 0, 0) })
+	newLicense(t, cl, "a", 10, 2)
+	eventually(t, wait, "one license counted", func() error { return licenseIs(t, ns, "a", 10, 2, 0, 0) })
 
-	newLicence(t, cl, "b", 5, 0)
-	eventually(t, wait, "both licences show the sum", func() error {
-		if err := licenceIs(t, ns, "a", 15, 2, 0, 0); err != nil {
+	newLicense(t, cl, "b", 5, 0)
+	eventually(t, wait, "both licenses show the sum", func() error {
+		if err := licenseIs(t, ns, "a", 15, 2, 0, 0); err != nil {
 			return err
 		}
-		return licenceIs(t, ns, "b", 15, 2, 0, 0)
+		return licenseIs(t, ns, "b", 15, 2, 0, 0)
 	})
 
 	// Members report use through their Leases; two bridges use up the
-	// bridge licences.
+	// bridge licenses.
 	renewLease(t, cl, "vpn-member-0", metav1.Now().Time, `{"sessions":{"`+ns+`/h":{"client":4,"bridge":2}}}`)
 	eventually(t, wait, "in-use counts and Exhausted", func() error {
-		if err := licenceIs(t, ns, "b", 15, 2, 4, 2); err != nil {
+		if err := licenseIs(t, ns, "b", 15, 2, 4, 2); err != nil {
 			return err
 		}
 		l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, "b")
@@ -87,7 +87,7 @@ func TestLicenceTotalsFollowLicences(t *testing.T) {
 			return err
 		}
 		if msg := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted).Message; !strings.Contains(msg, "bridge connections 2/2") || strings.Contains(msg, "client") {
-			return fmt.Errorf("Exhausted message %q should name the bridge licences only", msg)
+			return fmt.Errorf("Exhausted message %q should name the bridge licenses only", msg)
 		}
 		for _, a := range l.Status.Allocations {
 			if a.Member == "vpn-member-0" && (a.Client < 4 || a.Bridge != 2 || a.ClientInUse != 4) {
@@ -100,18 +100,18 @@ func TestLicenceTotalsFollowLicences(t *testing.T) {
 	if err := k8s.Delete(ctx(), &vpnv1alpha1.ConnectionLicense{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a"}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, wait, "removed licence no longer counted", func() error {
-		if err := licenceIs(t, ns, "b", 5, 0, 4, 2); err != nil {
+	eventually(t, wait, "removed license no longer counted", func() error {
+		if err := licenseIs(t, ns, "b", 5, 0, 4, 2); err != nil {
 			return err
 		}
 		l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, "b")
-		// No bridge licence left: the kind is not licensed, not exhausted,
+		// No bridge license left: the kind is not licensed, not exhausted,
 		// and client use 4/5 is within the limit.
 		return condIs(l.Status.Conditions, vpnv1alpha1.ConditionExhausted, metav1.ConditionFalse, ReasonWithinLimit)
 	})
 }
 
-// allocationsAre waits for the client allocations of licence name.
+// allocationsAre waits for the client allocations of license name.
 func allocationsAre(t *testing.T, ns, name string, want map[string]int32) {
 	t.Helper()
 	eventually(t, wait, fmt.Sprintf("client allocations %v", want), func() error {
@@ -126,27 +126,27 @@ func allocationsAre(t *testing.T, ns, name string, want map[string]int32) {
 	})
 }
 
-// A licence taken from one member goes to another only after the first
+// A license taken from one member goes to another only after the first
 // confirms, in its Lease, that it applies the lower allocation: until then
 // it may still be admitting under the old one (its use report is up to a
-// renewal old), and handing the licence on at once let three clients in on
-// a licence of two.
-func TestLicenceMovesOnlyOnceReleased(t *testing.T) {
+// renewal old), and handing the license on at once let three clients in on
+// a license of two.
+func TestLicenseMovesOnlyOnceReleased(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, nil)
 	cl := newCluster(t, ns, "vpn", 2, nil)
 	startMembers(t, cl)
-	newLicence(t, cl, "two", 2, 0)
+	newLicense(t, cl, "two", 2, 0)
 	allocationsAre(t, ns, "two", map[string]int32{"vpn-member-0": 1, "vpn-member-1": 1})
 
 	// Both apply 1; member 0 admits its one session. The ideal split now
-	// gives member 0 both licences: member 1's is lowered to 0 at once, but
+	// gives member 0 both licenses: member 1's is lowered to 0 at once, but
 	// member 0 stays at 1 while member 1 still reports applying 1.
-	renewLease(t, cl, "vpn-member-1", metav1.Now().Time, `{"licences":{"client":1,"bridge":0}}`)
-	renewLease(t, cl, "vpn-member-0", metav1.Now().Time, `{"sessions":{"`+ns+`/h":{"client":1}},"licences":{"client":1,"bridge":0}}`)
+	renewLease(t, cl, "vpn-member-1", metav1.Now().Time, `{"licenses":{"client":1,"bridge":0}}`)
+	renewLease(t, cl, "vpn-member-0", metav1.Now().Time, `{"sessions":{"`+ns+`/h":{"client":1}},"licenses":{"client":1,"bridge":0}}`)
 	allocationsAre(t, ns, "two", map[string]int32{"vpn-member-0": 1, "vpn-member-1": 0})
 
-	// Member 1 confirms 0: its licence is member 0's now.
-	renewLease(t, cl, "vpn-member-1", metav1.Now().Time, `{"licences":{"client":0,"bridge":0}}`)
+	// Member 1 confirms 0: its license is member 0's now.
+	renewLease(t, cl, "vpn-member-1", metav1.Now().Time, `{"licenses":{"client":0,"bridge":0}}`)
 	allocationsAre(t, ns, "two", map[string]int32{"vpn-member-0": 2, "vpn-member-1": 0})
 }

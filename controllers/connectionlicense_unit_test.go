@@ -15,14 +15,14 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
 )
 
-// The pure decisions of the licence reconciler. The split itself is
+// The pure decisions of the license reconciler. The split itself is
 // pkg/license's (Allocate, Safe); these are the inputs the controller hands
-// it and the status of a licence that does not count.
+// it and the status of a license that does not count.
 
-// heldLicences is the never-oversubscribe input: whatever a member may still
-// be admitting with. Every licence object carries the allocations, but a pass
+// heldLicenses is the never-oversubscribe input: whatever a member may still
+// be admitting with. Every license object carries the allocations, but a pass
 // may have written only some of them, so the highest written figure counts.
-func TestUnitHeldLicences(t *testing.T) {
+func TestUnitHeldLicenses(t *testing.T) {
 	alloc := func(member string, client, bridge int32) vpnv1alpha1.LicenseAllocation {
 		return vpnv1alpha1.LicenseAllocation{Member: member, Client: client, Bridge: bridge}
 	}
@@ -33,14 +33,14 @@ func TestUnitHeldLicences(t *testing.T) {
 	}
 	reporting := readyMember(m0)
 	reporting.Client, reporting.Bridge = 1, 1
-	reporting.Load = memberlease.Load{Licences: &memberlease.Allocation{Client: 2, Bridge: 1}}
+	reporting.Load = memberlease.Load{Licenses: &memberlease.Allocation{Client: 2, Bridge: 1}}
 	// m1 reports no applied allocation (an older member, or one admitting
 	// without limit); m2 was just added and has nothing written yet.
 	silent := readyMember(m1)
 	silent.Client = 3
 	members := []memberView{reporting, silent, startingMember(m2, "starting: pod not created yet")}
 
-	client, bridge := heldLicences(members, items)
+	client, bridge := heldLicenses(members, items)
 	wantClient := []license.Held{
 		{Member: m0, Written: 3, Applied: 2, InUse: 1},
 		{Member: m1, Written: 4, Applied: -1, InUse: 3},
@@ -60,9 +60,9 @@ func TestUnitHeldLicences(t *testing.T) {
 }
 
 // Each ready member gets a tenth of the total as spare, shared out, and at
-// least one licence: a member can then admit a new session before the
+// least one license: a member can then admit a new session before the
 // operator's next pass.
-func TestUnitLicenceHeadroom(t *testing.T) {
+func TestUnitLicenseHeadroom(t *testing.T) {
 	for _, tc := range []struct{ total, members, want int }{
 		{total: 5, members: 3, want: 1},
 		{total: 100, members: 2, want: 5},
@@ -70,24 +70,24 @@ func TestUnitLicenceHeadroom(t *testing.T) {
 		{total: 100, members: 0, want: 10},
 		{total: 0, members: 3, want: 1},
 	} {
-		if got := licenceHeadroom(tc.total, tc.members); got != tc.want {
-			t.Errorf("licenceHeadroom(%d, %d) = %d; want %d", tc.total, tc.members, got, tc.want)
+		if got := licenseHeadroom(tc.total, tc.members); got != tc.want {
+			t.Errorf("licenseHeadroom(%d, %d) = %d; want %d", tc.total, tc.members, got, tc.want)
 		}
 	}
 }
 
-// A licence that is not counted says why in its Active condition, and an
+// A license that is not counted says why in its Active condition, and an
 // Exhausted condition from when it counted goes away: it no longer limits
 // anything, so it cannot be exhausted.
-func TestUnitInactiveLicence(t *testing.T) {
+func TestUnitInactiveLicense(t *testing.T) {
 	l := &vpnv1alpha1.ConnectionLicense{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "tenant", Name: "seats", Generation: 4},
 		Status: vpnv1alpha1.ConnectionLicenseStatus{
 			ClientTotal: 5, ClientInUse: 5, Clients: "5/5",
 			Allocations: []vpnv1alpha1.LicenseAllocation{{Member: m0, Client: 5}},
 			Conditions: []metav1.Condition{
-				condition(vpnv1alpha1.ConditionActive, metav1.ConditionTrue, ReasonCounted, "counted with 1 licences", unitT0),
-				condition(vpnv1alpha1.ConditionExhausted, metav1.ConditionTrue, ReasonExhausted, "licences exhausted: client connections 5/5 in use", unitT0),
+				condition(vpnv1alpha1.ConditionActive, metav1.ConditionTrue, ReasonCounted, "counted with 1 licenses", unitT0),
+				condition(vpnv1alpha1.ConditionExhausted, metav1.ConditionTrue, ReasonExhausted, "licenses exhausted: client connections 5/5 in use", unitT0),
 			},
 		},
 	}
@@ -96,15 +96,15 @@ func TestUnitInactiveLicence(t *testing.T) {
 
 	checkCondition(t, st.Conditions, vpnv1alpha1.ConditionActive, wantCondition{metav1.ConditionFalse, ReasonNamespaceNotAdmitted, msg})
 	if c := meta.FindStatusCondition(st.Conditions, vpnv1alpha1.ConditionActive); c != nil && c.ObservedGeneration != 4 {
-		t.Errorf("Active observedGeneration %d; want the licence's 4", c.ObservedGeneration)
+		t.Errorf("Active observedGeneration %d; want the license's 4", c.ObservedGeneration)
 	}
 	if c := meta.FindStatusCondition(st.Conditions, vpnv1alpha1.ConditionExhausted); c != nil {
-		t.Errorf("an inactive licence still reports %s %s", c.Type, c.Reason)
+		t.Errorf("an inactive license still reports %s %s", c.Type, c.Reason)
 	}
 	if st.ClientTotal != 0 || st.ClientInUse != 0 || st.Clients != "" || len(st.Allocations) != 0 {
-		t.Errorf("an inactive licence keeps totals or allocations: %+v", st)
+		t.Errorf("an inactive license keeps totals or allocations: %+v", st)
 	}
 	if meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionExhausted) == nil {
-		t.Error("inactive changed the licence's current conditions in place")
+		t.Error("inactive changed the license's current conditions in place")
 	}
 }

@@ -26,7 +26,7 @@ const (
 )
 
 // memberView joins a member's pod and Lease into the one verdict every
-// reconciler uses, so the cluster status, the hub placement and the licence
+// reconciler uses, so the cluster status, the hub placement and the license
 // allocations never disagree about who is up.
 type memberView struct {
 	Name  string

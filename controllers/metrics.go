@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -21,7 +22,7 @@ import (
 // them next to the workqueue and client metrics, with no second listener.
 //
 // Each family is set where a reconciler already computes the figure (the
-// placement pass, the cluster status, the licence totals), so metrics cost
+// placement pass, the cluster status, the license totals), so metrics cost
 // no extra API reads and never disagree with the statuses.
 
 // Reason label of hubfleet_hub_placements_total for a hub's first placement;
@@ -75,24 +76,24 @@ var (
 		Help: "Sessions of an admitted hub by kind (client, bridge), summed over the members' Lease load reports.",
 	}, []string{"hub_namespace", "hub", "kind"})
 
-	licenceTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "hubfleet_licence_total",
+	licenseTotal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hubfleet_license_total",
 		Help: "Connections licensed to the cluster by kind, summed over its admitted ConnectionLicenses.",
 	}, append(clusterLabels, "kind"))
 
-	licenceInUse = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "hubfleet_licence_in_use",
+	licenseInUse = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hubfleet_license_in_use",
 		Help: "Licensed connections in use in the cluster by kind, from the members' Lease load reports.",
 	}, append(clusterLabels, "kind"))
 
-	licenceAllocation = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "hubfleet_licence_allocation",
-		Help: "Connections of a kind the member may admit (its entry in the licences' status.allocations).",
+	licenseAllocation = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hubfleet_license_allocation",
+		Help: "Connections of a kind the member may admit (its entry in the licenses' status.allocations).",
 	}, append(clusterLabels, "member", "kind"))
 )
 
 // Series owned by clusters: each pass replaces a cluster's whole set, so a
-// removed member, hub or licence kind loses its series instead of reporting
+// removed member, hub or license kind loses its series instead of reporting
 // its last value forever (and label cardinality does not grow with churn).
 var (
 	heldSeries        = newOwnedGauges(reassignmentHeld)
@@ -100,9 +101,9 @@ var (
 	memberSessSeries  = newOwnedGauges(memberSessions)
 	memberHubSeries   = newOwnedGauges(memberHubInstances)
 	hubSessSeries     = &hubGauges{owned: map[types.NamespacedName]map[string][2]int32{}}
-	licTotalSeries    = newOwnedGauges(licenceTotal)
-	licInUseSeries    = newOwnedGauges(licenceInUse)
-	licAllocSeries    = newOwnedGauges(licenceAllocation)
+	licTotalSeries    = newOwnedGauges(licenseTotal)
+	licInUseSeries    = newOwnedGauges(licenseInUse)
+	licAllocSeries    = newOwnedGauges(licenseAllocation)
 
 	failures = &failureClock{at: map[types.NamespacedName]map[string]time.Time{}, firstSeen: map[types.NamespacedName]map[string]time.Time{}}
 )
@@ -110,7 +111,55 @@ var (
 func init() {
 	metrics.Registry.MustRegister(placementsTotal, reassignmentSeconds, reassignmentHeld,
 		memberReady, memberSessions, memberHubInstances, hubSessions,
-		licenceTotal, licenceInUse, licenceAllocation)
+		licenseTotal, licenseInUse, licenseAllocation,
+		// The license families under the names of the earlier releases, for
+		// one more release so dashboards and alerts can move; removed in the
+		// next.
+		renamedGauges("hubfleet_licence_total", "hubfleet_license_total", licenseTotal, append(clusterLabels, "kind")),
+		renamedGauges("hubfleet_licence_in_use", "hubfleet_license_in_use", licenseInUse, append(clusterLabels, "kind")),
+		renamedGauges("hubfleet_licence_allocation", "hubfleet_license_allocation", licenseAllocation, append(clusterLabels, "member", "kind")))
+}
+
+// deprecatedGauges exports a GaugeVec's series a second time under an old
+// name, with a HELP that names the new one. The values are read from vec at
+// scrape time: the reconcilers set each figure once.
+type deprecatedGauges struct {
+	desc   *prometheus.Desc
+	vec    *prometheus.GaugeVec
+	labels []string
+}
+
+func renamedGauges(old, now string, vec *prometheus.GaugeVec, labels []string) prometheus.Collector {
+	return &deprecatedGauges{
+		desc:   prometheus.NewDesc(old, "Deprecated: use "+now+" (removed in the next release).", labels, nil),
+		vec:    vec,
+		labels: labels,
+	}
+}
+
+func (d *deprecatedGauges) Describe(ch chan<- *prometheus.Desc) { ch <- d.desc }
+
+func (d *deprecatedGauges) Collect(ch chan<- prometheus.Metric) {
+	series := make(chan prometheus.Metric)
+	go func() {
+		d.vec.Collect(series)
+		close(series)
+	}()
+	for m := range series {
+		var pb dto.Metric
+		if m.Write(&pb) != nil || pb.Gauge == nil {
+			continue
+		}
+		byName := make(map[string]string, len(pb.Label))
+		for _, l := range pb.Label {
+			byName[l.GetName()] = l.GetValue()
+		}
+		values := make([]string, len(d.labels))
+		for i, n := range d.labels {
+			values[i] = byName[n]
+		}
+		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.GaugeValue, pb.Gauge.GetValue(), values...)
+	}
 }
 
 // ownedGauges tracks which series of a GaugeVec each cluster set last time.
@@ -374,9 +423,9 @@ func forgetMemberMetrics(cluster types.NamespacedName) {
 	memberHubSeries.forget(cluster)
 }
 
-// observeLicences is the licence reconcile's hook, with the totals, use and
+// observeLicenses is the license reconcile's hook, with the totals, use and
 // allocations it computed.
-func observeLicences(cl *vpnv1alpha1.VPNCluster, st *vpnv1alpha1.ConnectionLicenseStatus) {
+func observeLicenses(cl *vpnv1alpha1.VPNCluster, st *vpnv1alpha1.ConnectionLicenseStatus) {
 	key := types.NamespacedName{Namespace: cl.Namespace, Name: cl.Name}
 	total, inUse, alloc := gaugeSet{}, gaugeSet{}, gaugeSet{}
 	total.add(float64(st.ClientTotal), cl.Namespace, cl.Name, kindClient)
@@ -392,9 +441,9 @@ func observeLicences(cl *vpnv1alpha1.VPNCluster, st *vpnv1alpha1.ConnectionLicen
 	licAllocSeries.replace(key, alloc)
 }
 
-// forgetLicenceMetrics drops the licence series of a cluster that has no
-// licence left, or no longer exists.
-func forgetLicenceMetrics(cluster types.NamespacedName) {
+// forgetLicenseMetrics drops the license series of a cluster that has no
+// license left, or no longer exists.
+func forgetLicenseMetrics(cluster types.NamespacedName) {
 	licTotalSeries.forget(cluster)
 	licInUseSeries.forget(cluster)
 	licAllocSeries.forget(cluster)

@@ -101,7 +101,7 @@ func with(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-// A placement, a load report, a licence and a failover show up in the
+// A placement, a load report, a license and a failover show up in the
 // operator's metrics with the right labels and values; deleting the cluster
 // removes every series that names it.
 func TestMetricsPlacementFailoverAndCleanup(t *testing.T) {
@@ -119,9 +119,9 @@ func TestMetricsPlacementFailoverAndCleanup(t *testing.T) {
 
 	load := memberlease.Encode(memberlease.Load{Sessions: map[string]memberlease.HubLoad{ns + "/hub": {Client: 3, Bridge: 1}}})
 	renewLease(t, cl, from, time.Now(), load)
-	newLicence(t, cl, "lic", 10, 2)
+	newLicense(t, cl, "lic", 10, 2)
 	hub := map[string]string{"hub_namespace": ns, "hub": "hub"}
-	eventually(t, wait, "session, member and licence gauges", func() error {
+	eventually(t, wait, "session, member and license gauges", func() error {
 		for _, e := range []error{
 			valueIs("hubfleet_hub_sessions", with(hub, "kind", "client"), 3),
 			valueIs("hubfleet_hub_sessions", with(hub, "kind", "bridge"), 1),
@@ -130,22 +130,24 @@ func TestMetricsPlacementFailoverAndCleanup(t *testing.T) {
 			valueIs("hubfleet_member_hub_instances", with(c, "member", from), 1),
 			valueIs("hubfleet_member_ready", with(c, "member", from), 1),
 			valueIs("hubfleet_reassignment_held", c, 0),
-			valueIs("hubfleet_licence_total", with(c, "kind", "client"), 10),
-			valueIs("hubfleet_licence_total", with(c, "kind", "bridge"), 2),
-			valueIs("hubfleet_licence_in_use", with(c, "kind", "client"), 3),
+			valueIs("hubfleet_license_total", with(c, "kind", "client"), 10),
+			valueIs("hubfleet_license_total", with(c, "kind", "bridge"), 2),
+			valueIs("hubfleet_license_in_use", with(c, "kind", "client"), 3),
+			valueIs("hubfleet_license_in_use", with(c, "kind", "bridge"), 1),
+			valueIs("hubfleet_licence_total", with(c, "kind", "client"), 10), // deprecated name, one more release
 			valueIs("hubfleet_licence_in_use", with(c, "kind", "bridge"), 1),
 		} {
 			if e != nil {
 				return e
 			}
 		}
-		// The allocations are the licence status's, member by member.
+		// The allocations are the license status's, member by member.
 		l := get(t, &vpnv1alpha1.ConnectionLicense{}, ns, "lic")
 		if len(l.Status.Allocations) != 3 {
 			return fmt.Errorf("allocations %+v", l.Status.Allocations)
 		}
 		for _, a := range l.Status.Allocations {
-			if err := valueIs("hubfleet_licence_allocation", with(c, "member", a.Member, "kind", "client"), float64(a.Client)); err != nil {
+			if err := valueIs("hubfleet_license_allocation", with(c, "member", a.Member, "kind", "client"), float64(a.Client)); err != nil {
 				return err
 			}
 		}

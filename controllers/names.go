@@ -102,7 +102,7 @@ func ownerRef(c *vpnv1alpha1.VPNCluster) metav1.OwnerReference {
 	return *metav1.NewControllerRef(c, vpnv1alpha1.GroupVersion.WithKind("VPNCluster"))
 }
 
-// clusterKeyOf is the VPNCluster a hub or licence refers to; a reference
+// clusterKeyOf is the VPNCluster a hub or license refers to; a reference
 // without a namespace means the referring object's own.
 func clusterKeyOf(ref vpnv1alpha1.ClusterReference, ns string) types.NamespacedName {
 	if ref.Namespace != "" {

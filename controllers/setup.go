@@ -5,8 +5,8 @@
 // VirtualHub, ConnectionLicense), one file per concern.
 //
 // The VirtualHub and ConnectionLicense reconcilers are keyed by cluster, not
-// by object: placement and licence allocation are cluster-wide computations
-// (where one hub goes depends on every other hub; every licence of a cluster
+// by object: placement and license allocation are cluster-wide computations
+// (where one hub goes depends on every other hub; every license of a cluster
 // shows the same totals), so every event — a hub created, a pod turning not
 // Ready, a Lease expiring — enqueues its cluster, and one reconcile decides
 // for all of the cluster's objects at once.
@@ -116,7 +116,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	lr := &ConnectionLicenseReconciler{Client: c, Recorder: recorder}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("connectionlicense").
-		Watches(&vpnv1alpha1.ConnectionLicense{}, handler.EnqueueRequestsFromMapFunc(licenceToCluster), builderPredicate(specChanged)).
+		Watches(&vpnv1alpha1.ConnectionLicense{}, handler.EnqueueRequestsFromMapFunc(licenseToCluster), builderPredicate(specChanged)).
 		Watches(&vpnv1alpha1.VPNCluster{}, toSelf).
 		Watches(&corev1.Pod{}, byMember).
 		Watches(&coordinationv1.Lease{}, byMember, builderPredicate(leaseChanged)).
@@ -138,7 +138,7 @@ func hubToCluster(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: clusterKeyOf(h.Spec.ClusterRef, h.Namespace)}}
 }
 
-func licenceToCluster(_ context.Context, o client.Object) []reconcile.Request {
+func licenseToCluster(_ context.Context, o client.Object) []reconcile.Request {
 	l := o.(*vpnv1alpha1.ConnectionLicense)
 	return []reconcile.Request{{NamespacedName: clusterKeyOf(l.Spec.ClusterRef, l.Namespace)}}
 }

@@ -19,14 +19,14 @@ import (
 // resourceVersion. The lock is on every write, not only on some, because
 // every status here is also an input: a VPNCluster's records which members
 // were up (a pass from an older copy would overwrite Ready with Starting),
-// a licence's allocations feed the next split (license.Safe), and a hub's
+// a license's allocations feed the next split (license.Safe), and a hub's
 // placement is written by members too when they move a dead peer's hubs
 // (pkg/member/cluster/failover.go), so a stale cache must never move a hub
 // twice. A conflict is not a failure: the caller recomputes from a fresher
 // copy after conflictRetry, without the error backoff and log.
 //
 // Where the copies come from differs, and only that: the VPNCluster and
-// licence reconcilers use the cache; the VirtualHub reconciler, which writes
+// license reconcilers use the cache; the VirtualHub reconciler, which writes
 // thousands of hubs from a worker pool, uses its own last write until the
 // cache shows it (VirtualHubReconciler.written), so a pass that runs before
 // its own writes come back as watch events neither conflicts with them nor

@@ -18,7 +18,7 @@ import (
 )
 
 // reconcileMemberRBAC gives the members' ServiceAccount exactly what a member
-// does: read hubs, licences, its own cluster and Secrets (hub users, its
+// does: read hubs, licenses, its own cluster and Secrets (hub users, its
 // certificates), and create and renew its own Lease.
 //
 // Secrets: the hubs' user Secrets have names chosen by tenants, so the Role

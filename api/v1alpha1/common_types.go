@@ -5,7 +5,7 @@ package v1alpha1
 
 import "github.com/hubfleet/hubfleet/pkg/sessionkind"
 
-// ClusterReference names the VPNCluster a hub or licence belongs to.
+// ClusterReference names the VPNCluster a hub or license belongs to.
 // +kubebuilder:validation:XValidation:rule="size(self.name) > 0",message="clusterRef.name is required: name the VPNCluster this object belongs to"
 type ClusterReference struct {
 	// name of the VPNCluster.
@@ -21,14 +21,14 @@ type ClusterReference struct {
 	Namespace string `json:"namespace,omitempty"`
 }
 
-// SessionKind is the kind of a VPN session; it decides which licence a session uses.
+// SessionKind is the kind of a VPN session; it decides which license a session uses.
 // +kubebuilder:validation:Enum=Client;Bridge
 type SessionKind string
 
 const (
-	// SessionClient is a remote-access client session (`hubfleet connect`): a client licence.
+	// SessionClient is a remote-access client session (`hubfleet connect`): a client license.
 	SessionClient SessionKind = "Client"
-	// SessionBridge is a bridge or cascade session (`hubfleet bridge`): a bridge licence.
+	// SessionBridge is a bridge or cascade session (`hubfleet bridge`): a bridge license.
 	SessionBridge SessionKind = "Bridge"
 )
 

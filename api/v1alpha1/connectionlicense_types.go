@@ -8,10 +8,10 @@ import (
 )
 
 // ConnectionLicenseSpec is a number of connections bought for one cluster. Several
-// licences for one cluster add up; a cluster with no licence is unlimited.
-// +kubebuilder:validation:XValidation:rule="self.clientConnections + self.bridgeConnections > 0",message="a licence must grant at least one connection: set clientConnections or bridgeConnections above 0"
+// licenses for one cluster add up; a cluster with no license is unlimited.
+// +kubebuilder:validation:XValidation:rule="self.clientConnections + self.bridgeConnections > 0",message="a license must grant at least one connection: set clientConnections or bridgeConnections above 0"
 type ConnectionLicenseSpec struct {
-	// clusterRef names the VPNCluster the licence is for.
+	// clusterRef names the VPNCluster the license is for.
 	// +required
 	ClusterRef ClusterReference `json:"clusterRef"`
 
@@ -30,13 +30,13 @@ type ConnectionLicenseSpec struct {
 	BridgeConnections int32 `json:"bridgeConnections"`
 }
 
-// LicenseAllocation is one member's share of the cluster's licences.
+// LicenseAllocation is one member's share of the cluster's licenses.
 type LicenseAllocation struct {
 	// member the allocation is for.
 	Member string `json:"member"`
-	// client licences the member may use.
+	// client licenses the member may use.
 	Client int32 `json:"client"`
-	// bridge licences the member may use.
+	// bridge licenses the member may use.
 	Bridge int32 `json:"bridge"`
 	// clientInUse on the member.
 	// +optional
@@ -46,8 +46,8 @@ type LicenseAllocation struct {
 	BridgeInUse int32 `json:"bridgeInUse,omitempty"`
 }
 
-// ConnectionLicenseStatus is the observed state of a cluster's licences. Totals and
-// allocations are the cluster's (every licence of one cluster shows the same figures).
+// ConnectionLicenseStatus is the observed state of a cluster's licenses. Totals and
+// allocations are the cluster's (every license of one cluster shows the same figures).
 type ConnectionLicenseStatus struct {
 	// observedGeneration is the generation this status describes.
 	// +optional
@@ -58,10 +58,10 @@ type ConnectionLicenseStatus struct {
 	// bridges is "inUse/total" bridge connections of the cluster, for kubectl get.
 	// +optional
 	Bridges string `json:"bridges,omitempty"`
-	// clientTotal across all licences of the cluster.
+	// clientTotal across all licenses of the cluster.
 	// +optional
 	ClientTotal int32 `json:"clientTotal,omitempty"`
-	// bridgeTotal across all licences of the cluster.
+	// bridgeTotal across all licenses of the cluster.
 	// +optional
 	BridgeTotal int32 `json:"bridgeTotal,omitempty"`
 	// clientInUse across the cluster.

@@ -35,7 +35,7 @@ type VirtualHubSpec struct {
 	Type HubType `json:"type,omitempty"`
 
 	// maxSessions caps sessions on this hub across the cluster; unset means no cap
-	// beyond the cluster's capacity and licences.
+	// beyond the cluster's capacity and licenses.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	// +optional

@@ -6,6 +6,6 @@ package cli
 import "github.com/hubfleet/hubfleet/pkg/client"
 
 func init() {
-	Register(Command{Name: "bridge", Summary: "join a local Linux bridge or interface to a hub (VPN bridge, bridge licence)",
+	Register(Command{Name: "bridge", Summary: "join a local Linux bridge or interface to a hub (VPN bridge, bridge license)",
 		Run: func(args []string) int { return runVPN("bridge", client.KindBridge, args) }})
 }

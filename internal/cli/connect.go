@@ -26,7 +26,7 @@ const (
 	ExitUnknownHub     = 4
 	ExitTLS            = 5
 	ExitTAP            = 6
-	ExitLicence        = 7
+	ExitLicense        = 7
 )
 
 func init() {
@@ -77,7 +77,7 @@ func vpnHelp(cmd string, kind client.Kind) Help {
 		return Help{
 			Usage: "hubfleet bridge --server HOST:PORT --hub HUB --user USER --bridge BRIDGE (--ca-file FILE | --ca-fingerprint SHA256) [flags]",
 			About: "Joins a local Linux bridge (or a plain interface) to a Virtual Hub, so the\n" +
-				"hub and the LAN are one Ethernet segment. Uses a bridge licence. The password\n" +
+				"hub and the LAN are one Ethernet segment. Uses a bridge license. The password\n" +
 				"comes from --password-file or HUBFLEET_PASSWORD. Exit codes: docs/client.md.",
 			Examples: []string{
 				"sudo HUBFLEET_PASSWORD=... hubfleet bridge --server vpn.example.com:8443 --hub blue --user site-a \\\n    --ca-file ca.crt --bridge br0",
@@ -89,7 +89,7 @@ func vpnHelp(cmd string, kind client.Kind) Help {
 		Usage: "hubfleet connect --server HOST:PORT --hub HUB --user USER (--ca-file FILE | --ca-fingerprint SHA256) [flags]",
 		About: "Joins this host to a Virtual Hub through a TAP device, reconnecting until\n" +
 			"interrupted (or, with --no-retry, exiting on the first failure). Uses a client\n" +
-			"licence. The password comes from --password-file or HUBFLEET_PASSWORD.\n" +
+			"license. The password comes from --password-file or HUBFLEET_PASSWORD.\n" +
 			"Exit codes: docs/client.md.",
 		Examples: []string{
 			"sudo hubfleet connect --server vpn.example.com:8443 --hub blue --user alice \\\n    --password-file ~/.hubfleet-pw --ca-file ca.crt --address 172.31.0.10/24",
@@ -158,8 +158,8 @@ func exitCode(err error) int {
 		return ExitTLS
 	case client.ReasonTAP:
 		return ExitTAP
-	case client.ReasonLicence:
-		return ExitLicence
+	case client.ReasonLicense:
+		return ExitLicense
 	}
 	return ExitError
 }

@@ -66,7 +66,7 @@ func runMember(args []string) int {
 		fmt.Fprintf(os.Stderr, "hubfleet member: %v\n", err)
 		return ExitUsage
 	}
-	cfg, err := member.LoadConfig(path)
+	cfg, err := member.LoadConfig(path, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "hubfleet member: %v\n", err)
 		return ExitError

@@ -98,9 +98,9 @@ type ClusterSpec struct {
 	// Users: user name → password. They go, argon2id-hashed, into one Secret
 	// that every hub uses.
 	Users map[string]string
-	// ClientLicences and BridgeLicences make a ConnectionLicense when either is
+	// ClientLicenses and BridgeLicenses make a ConnectionLicense when either is
 	// positive; without one the members admit without limit.
-	ClientLicences, BridgeLicences int
+	ClientLicenses, BridgeLicenses int
 }
 
 // Cluster is a VPNCluster the test created and waited for.
@@ -118,7 +118,7 @@ type Cluster struct {
 func (c *Cluster) Server() string { return fmt.Sprintf("%s:%d", NodeIP, c.NodePort) }
 
 // CreateCluster creates a namespace and in it the users Secret, the VPNCluster
-// (NodePort Service), its hubs and licence, then waits until every member is
+// (NodePort Service), its hubs and license, then waits until every member is
 // Ready and every hub is placed.
 func CreateCluster(t testing.TB, spec ClusterSpec) *Cluster {
 	t.Helper()
@@ -178,14 +178,14 @@ func CreateCluster(t testing.TB, spec ClusterSpec) *Cluster {
 			},
 		})
 	}
-	if spec.ClientLicences > 0 || spec.BridgeLicences > 0 {
+	if spec.ClientLicenses > 0 || spec.BridgeLicenses > 0 {
 		docs = append(docs, map[string]any{
 			"apiVersion": "vpn.hubfleet.io/v1alpha1", "kind": "ConnectionLicense",
 			"metadata": map[string]any{"name": spec.Name, "namespace": ns},
 			"spec": map[string]any{
 				"clusterRef":        map[string]any{"name": spec.Name},
-				"clientConnections": spec.ClientLicences,
-				"bridgeConnections": spec.BridgeLicences,
+				"clientConnections": spec.ClientLicenses,
+				"bridgeConnections": spec.BridgeLicenses,
 			},
 		})
 	}

@@ -87,7 +87,7 @@ var buildOnce struct {
 }
 
 // newWorld builds the namespaces, the member (hub "lan", clients client
-// licences, no bridge licence) and connects the client. The bridge is not
+// licenses, no bridge license) and connects the client. The bridge is not
 // attached.
 func newWorld(t testing.TB, clients int) *world {
 	requireRoot(t)
@@ -151,9 +151,9 @@ func newWorld(t testing.TB, clients int) *world {
 		Listen:   memberIP + ":8443",
 		CertFile: w.file("server.crt", append(kp.CertPEM, caPEM...)),
 		KeyFile:  w.file("server.key", kp.KeyPEM),
-		// One client licence and no bridge licence: the local bridge is not
+		// One client license and no bridge license: the local bridge is not
 		// a session and needs none.
-		Licences: &member.Licences{Client: clients, Bridge: 0},
+		Licences: &member.Licenses{Client: clients, Bridge: 0},
 		Hubs:     []member.HubConfig{{Name: "lan", Type: member.HubStatic, Users: map[string]string{"alice": hash}}},
 	}
 	w.srv, err = member.New(cfg, member.Options{})

@@ -168,7 +168,7 @@ func TestPermanentFailuresStopWithTheirReason(t *testing.T) {
 	}{
 		{"bad credentials", protocol.BadCredentials, nil, ReasonBadCredentials, "bad credentials"},
 		{"unknown hub", protocol.UnknownHub, nil, ReasonUnknownHub, "unknown hub"},
-		{"licence exhausted with no-retry", protocol.LicenceExhausted, func(o *Options) { o.NoRetry = true }, ReasonLicence, "licence exhausted"},
+		{"license exhausted with no-retry", protocol.LicenseExhausted, func(o *Options) { o.NoRetry = true }, ReasonLicense, "license exhausted"},
 		{"wrong CA", protocol.OK, func(o *Options) {
 			o.CAFile = ""
 			o.CAFingerprint = strings.Repeat("ab", 32)
@@ -201,7 +201,7 @@ func TestPermanentFailuresStopWithTheirReason(t *testing.T) {
 }
 
 func TestBusyClusterIsRetriedWithBackoffUntilItAdmits(t *testing.T) {
-	codes := []protocol.Code{protocol.LicenceExhausted, protocol.HubFull, protocol.ShuttingDown}
+	codes := []protocol.Code{protocol.LicenseExhausted, protocol.HubFull, protocol.ShuttingDown}
 	m := newTestMember(t, func(n int, _ *protocol.LoginRequest) *protocol.LoginResult {
 		if n < len(codes) {
 			return refuse(codes[n], "try later")
@@ -211,7 +211,7 @@ func TestBusyClusterIsRetriedWithBackoffUntilItAdmits(t *testing.T) {
 	var status testutil.SyncBuffer
 	runClient(t, m, newPipeTAP(), &status, nil)
 	m.nextSession()
-	for _, want := range []string{"licence exhausted: try later", "hub full: try later", "member shutting down: try later"} {
+	for _, want := range []string{"license exhausted: try later", "hub full: try later", "member shutting down: try later"} {
 		if !regexp.MustCompile(`reconnecting in \d+(\.\d+)?m?s: ` + want).MatchString(status.String()) {
 			t.Errorf("status %q has no retry line for %q", status.String(), want)
 		}

@@ -22,14 +22,14 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
 
-// Kind is the session kind; it decides which licence a session uses. It is
+// Kind is the session kind; it decides which license a session uses. It is
 // sessionkind.Kind under the name internal/cli (connect, bridge) knows it by.
 type Kind = sessionkind.Kind
 
 const (
-	// KindClient joins one host to the hub (a client licence).
+	// KindClient joins one host to the hub (a client license).
 	KindClient = sessionkind.Client
-	// KindBridge joins a local network segment to the hub (a bridge licence).
+	// KindBridge joins a local network segment to the hub (a bridge license).
 	KindBridge = sessionkind.Bridge
 )
 
@@ -145,12 +145,17 @@ const (
 	ReasonTLS
 	// ReasonTAP: the TAP device could not be created or configured, or failed.
 	ReasonTAP
-	// ReasonLicence: no licence left (only returned with NoRetry).
-	ReasonLicence
+	// ReasonLicense: no license left (only returned with NoRetry).
+	ReasonLicense
 	// ReasonRefused: any other refusal that retrying cannot fix (protocol
 	// version, malformed login), or, with NoRetry, any retryable failure.
 	ReasonRefused
 )
+
+// ReasonLicence is the old spelling of ReasonLicense.
+//
+// Deprecated: temporary, until pkg/client/client.go is swept.
+const ReasonLicence = ReasonLicense
 
 // Error is Run's error for a failure it does not retry.
 type Error struct {

@@ -1,12 +1,12 @@
 // Copyright 2026 The hubfleet authors.
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 
-// Package license keeps a cluster's connection licences from being
+// Package license keeps a cluster's connection licenses from being
 // oversubscribed without refusing sessions the cluster could still take.
 //
 // SoftEther's controller totals the members' counts every 10 s and refuses
 // logins at the registered count, so a burst between two polls overshoots
-// the licence. hubfleet turns the total into per-member allocations instead
+// the license. hubfleet turns the total into per-member allocations instead
 // (Allocate, run by the operator): the allocations never add up to more than
 // the total, and each member admits sessions only within its own allocation
 // (Gate), with no round trip to anyone. The operator re-runs Allocate as
@@ -20,14 +20,14 @@ import (
 	"slices"
 )
 
-// Usage is one member's use of one licence kind.
+// Usage is one member's use of one license kind.
 type Usage struct {
 	Member string
 	Ready  bool
 	InUse  int
 }
 
-// Allocate splits total licences of one kind between members. A negative
+// Allocate splits total licenses of one kind between members. A negative
 // total means unlimited and gives every member -1.
 //
 // Rules, in order:
@@ -35,7 +35,7 @@ type Usage struct {
 //   - The allocations never add up to more than total.
 //   - Nobody loses what it uses: each member gets at least its InUse,
 //     unready members exactly that, since they admit nothing new.
-//   - If the members already use more than total (the licence was reduced,
+//   - If the members already use more than total (the license was reduced,
 //     or counts raced), the total is split in proportion to InUse, so every
 //     member is capped below its use and refuses new sessions until enough
 //     end; existing sessions are not cut. The sum is then exactly total.
@@ -46,7 +46,7 @@ type Usage struct {
 //
 // Why this split: a member can admit only within its own allocation, so one
 // with zero slack refuses its next session until the operator rebalances,
-// even if the cluster has licences left. Purely proportional slack would give
+// even if the cluster has licenses left. Purely proportional slack would give
 // exactly that to idle members (and a new dynamic hub lands on the idlest
 // member), so every ready member gets a floor. Purely even slack would run
 // out first on the busiest members, which gain sessions fastest. Half and half
@@ -154,7 +154,7 @@ func ones(n int) []int {
 // largestRemainder splits amount ≥ 0 in proportion to weights ≥ 0, in whole
 // units that add up to amount exactly (or to 0 when all weights are 0).
 // Leftover units go to the largest fractional parts, ties to the lower index.
-// amount·weight is computed in 128 bits so large licence counts cannot
+// amount·weight is computed in 128 bits so large license counts cannot
 // overflow.
 func largestRemainder(amount int, weights []int) []int {
 	out := make([]int, len(weights))

@@ -32,7 +32,7 @@ func TestAllocate(t *testing.T) {
 			want:  map[string]int{},
 		},
 		{
-			name:  "zero licences",
+			name:  "zero licenses",
 			total: 0,
 			usage: []Usage{u("a", true, 0), u("b", true, 0)},
 			want:  map[string]int{"a": 0, "b": 0},
@@ -74,7 +74,7 @@ func TestAllocate(t *testing.T) {
 			want:     map[string]int{"a": 6, "b": 6, "c": 1},
 		},
 		{
-			name:  "headroom 0 still gives every ready member one free licence",
+			name:  "headroom 0 still gives every ready member one free license",
 			total: 103,
 			usage: []Usage{u("a", true, 100), u("b", true, 0), u("c", true, 0)},
 			want:  map[string]int{"a": 101, "b": 1, "c": 1},
@@ -143,7 +143,7 @@ func TestAllocateProperties(t *testing.T) {
 		if total < 0 {
 			for m, a := range got {
 				if a != -1 {
-					fail("%s got %d under an unlimited licence", m, a)
+					fail("%s got %d under an unlimited license", m, a)
 				}
 			}
 			continue
@@ -161,10 +161,10 @@ func TestAllocateProperties(t *testing.T) {
 		}
 		spare := total - inUse
 		if spare < 0 && sum != total {
-			fail("oversubscribed cluster left %d licences unallocated", total-sum)
+			fail("oversubscribed cluster left %d licenses unallocated", total-sum)
 		}
 		if spare >= 0 && ready > 0 && sum != total {
-			fail("%d licences left unallocated while %d members could use them", total-sum, ready)
+			fail("%d licenses left unallocated while %d members could use them", total-sum, ready)
 		}
 		floor := 0
 		if ready > 0 && spare > 0 {
@@ -180,7 +180,7 @@ func TestAllocateProperties(t *testing.T) {
 			case spare >= 0 && !u.Ready && a != u.InUse:
 				fail("unready %s allocated %d, use %d", u.Member, a, u.InUse)
 			case u.Ready && spare >= ready && a <= u.InUse:
-				fail("ready %s has no free licence (%d of %d) while spare %d ≥ %d ready members", u.Member, a, u.InUse, spare, ready)
+				fail("ready %s has no free license (%d of %d) while spare %d ≥ %d ready members", u.Member, a, u.InUse, spare, ready)
 			case u.Ready && spare > 0 && a-u.InUse < floor:
 				fail("ready %s has %d free, below the floor %d", u.Member, a-u.InUse, floor)
 			}

@@ -11,8 +11,8 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
-// Kind is sessionkind.Kind: a bridge session uses a bridge licence, a client
-// session a client licence. The alias only keeps pkg/member/session.go
+// Kind is sessionkind.Kind: a bridge session uses a bridge license, a client
+// session a client license. The alias only keeps pkg/member/session.go
 // compiling while another change there is in flight; new code names
 // sessionkind.Kind.
 type Kind = sessionkind.Kind
@@ -21,10 +21,10 @@ type Kind = sessionkind.Kind
 const Unlimited = -1
 
 // ErrExhausted matches every *ExhaustedError with errors.Is.
-var ErrExhausted = errors.New("connection licence exhausted")
+var ErrExhausted = errors.New("connection license exhausted")
 
 // ExhaustedError is the refusal a member reports to a client, naming the
-// licence that ran out.
+// license that ran out.
 type ExhaustedError struct {
 	Kind       sessionkind.Kind
 	Allocation int
@@ -32,7 +32,7 @@ type ExhaustedError struct {
 }
 
 func (e *ExhaustedError) Error() string {
-	return fmt.Sprintf("no %s connection licence free on this member (allocation %d, in use %d)", e.Kind, e.Allocation, e.InUse)
+	return fmt.Sprintf("no %s connection license free on this member (allocation %d, in use %d)", e.Kind, e.Allocation, e.InUse)
 }
 
 func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
@@ -44,7 +44,7 @@ func (e *ExhaustedError) Is(target error) bool { return target == ErrExhausted }
 // The zero Gate has allocation 0 for both kinds and refuses everything: a
 // member that has not yet learnt its allocation must not admit sessions that
 // could oversubscribe the cluster. Use NewGate or SetAllocation(Unlimited,
-// Unlimited) for a cluster without licences.
+// Unlimited) for a cluster without licenses.
 type Gate struct {
 	mu    sync.Mutex
 	alloc [sessionkind.N]int
@@ -75,7 +75,7 @@ func (g *Gate) Allocation() (client, bridge int) {
 	return g.alloc[sessionkind.Client], g.alloc[sessionkind.Bridge]
 }
 
-// TryAcquire takes one licence of kind k if the allocation has room. An
+// TryAcquire takes one license of kind k if the allocation has room. An
 // unknown kind is refused.
 func (g *Gate) TryAcquire(k sessionkind.Kind) bool {
 	return g.Acquire(k) == nil
@@ -84,7 +84,7 @@ func (g *Gate) TryAcquire(k sessionkind.Kind) bool {
 // Acquire is TryAcquire returning the refusal as an *ExhaustedError.
 func (g *Gate) Acquire(k sessionkind.Kind) error {
 	if !k.Valid() {
-		return fmt.Errorf("license: unknown licence kind %v", k)
+		return fmt.Errorf("license: unknown license kind %v", k)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -95,7 +95,7 @@ func (g *Gate) Acquire(k sessionkind.Kind) error {
 	return nil
 }
 
-// Release returns one licence of kind k taken by TryAcquire or Acquire. A
+// Release returns one license of kind k taken by TryAcquire or Acquire. A
 // Release with nothing in use is ignored rather than creating capacity that
 // was never granted.
 func (g *Gate) Release(k sessionkind.Kind) {
@@ -109,7 +109,7 @@ func (g *Gate) Release(k sessionkind.Kind) {
 	}
 }
 
-// InUse returns the licences currently held, which the member reports so the
+// InUse returns the licenses currently held, which the member reports so the
 // operator can rebalance.
 func (g *Gate) InUse() (client, bridge int) {
 	g.mu.Lock()

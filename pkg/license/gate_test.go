@@ -40,7 +40,7 @@ func TestGateConcurrentAcquireNeverOvershoots(t *testing.T) {
 	}
 }
 
-// Under heavy churn the number of sessions actually holding a licence at one
+// Under heavy churn the number of sessions actually holding a license at one
 // moment never exceeds the allocation. The many short acquire/release cycles
 // are what expose a check-then-increment race, which a single burst rarely
 // hits (with -race this test catches one every run).
@@ -57,14 +57,14 @@ func TestGateChurnNeverExceedsAllocation(t *testing.T) {
 				if c, _ := g.InUse(); c > 2 {
 					over.Store(int32(c))
 				}
-				runtime.Gosched() // hold the licence while others contend
+				runtime.Gosched() // hold the license while others contend
 				g.Release(sessionkind.Client)
 			}
 		})
 	}
 	wg.Wait()
 	if n := over.Load(); n > 0 {
-		t.Errorf("%d licences in use at once with allocation 2", n)
+		t.Errorf("%d licenses in use at once with allocation 2", n)
 	}
 }
 
@@ -106,7 +106,7 @@ func TestGate(t *testing.T) {
 	if !errors.As(err, &ex) || !errors.Is(err, ErrExhausted) {
 		t.Fatalf("second client: err = %v, want an ExhaustedError", err)
 	}
-	if want := "no client connection licence free on this member (allocation 1, in use 1)"; err.Error() != want {
+	if want := "no client connection license free on this member (allocation 1, in use 1)"; err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
 

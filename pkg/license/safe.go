@@ -3,7 +3,7 @@
 
 package license
 
-// Held is what the operator knows of one member's hold on one licence kind
+// Held is what the operator knows of one member's hold on one license kind
 // when it rebalances.
 type Held struct {
 	Member string
@@ -26,8 +26,8 @@ type Held struct {
 // learns what it applied and uses only at its next Lease renewal. Lowering
 // member A's allocation and giving the difference to member B in the same
 // pass lets B admit before A has seen its lower figure: both admit, and the
-// cluster is over its licence (seen end to end: 3 clients on a licence of 2).
-// So licences move in two steps: a decrease is written first; what it frees
+// cluster is over its license (seen end to end: 3 clients on a license of 2).
+// So licenses move in two steps: a decrease is written first; what it frees
 // is handed to others only once the member reports it applied it.
 //
 // Rules, with reserve(m) = max(Written, Applied, InUse) — every allocation

@@ -25,15 +25,15 @@ func TestSafe(t *testing.T) {
 	}{
 		{
 			// The race seen end to end: b just admitted (its report still
-			// says 0 in use), the ideal moves b's licence to a.
-			name:  "a licence moves in two steps: b lowered now, a raised later",
+			// says 0 in use), the ideal moves b's license to a.
+			name:  "a license moves in two steps: b lowered now, a raised later",
 			total: 2,
 			ideal: map[string]int{"a": 2, "b": 0},
 			held:  []Held{h("a", 1, 1, 1), h("b", 1, 1, 0)},
 			want:  map[string]int{"a": 1, "b": 0},
 		},
 		{
-			name:  "b confirmed its decrease: a gets the licence",
+			name:  "b confirmed its decrease: a gets the license",
 			total: 2,
 			ideal: map[string]int{"a": 2, "b": 0},
 			held:  []Held{h("a", 1, 1, 1), h("b", 0, 0, 0)},
@@ -83,7 +83,7 @@ func TestSafe(t *testing.T) {
 	}
 }
 
-// simMember is a member as the licence protocol sees it: a Gate applying
+// simMember is a member as the license protocol sees it: a Gate applying
 // the last allocation it read (which may lag the operator's writes), and a
 // report (applied, in use) as of its last Lease renewal.
 type simMember struct {
@@ -96,7 +96,7 @@ type simMember struct {
 // TestSafeNeverOversubscribes runs the operator (Allocate then Safe, on
 // stale reports) against members that admit and release at random and
 // apply and report allocations late and out of step. At every step the
-// sessions admitted across the cluster stay within the licence, and once
+// sessions admitted across the cluster stay within the license, and once
 // usage stops moving the written allocations settle on the ideal.
 func TestSafeNeverOversubscribes(t *testing.T) {
 	for seed := uint64(0); seed < 300; seed++ {
@@ -126,7 +126,7 @@ func TestSafeNeverOversubscribes(t *testing.T) {
 				sum += c
 			}
 			if sum > total {
-				t.Fatalf("seed %d step %d: %d sessions admitted on a licence of %d (written %v)", seed, step, sum, total, written)
+				t.Fatalf("seed %d step %d: %d sessions admitted on a license of %d (written %v)", seed, step, sum, total, written)
 			}
 		}
 		for step := range 200 {

@@ -108,7 +108,7 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 		t.Error("login accepted after Shutdown")
 	}
 	if st := m.srv.Stats(); st.Sessions != 0 || st.Licences.ClientInUse+st.Licences.BridgeInUse != 0 {
-		t.Errorf("after Shutdown: %d sessions, licences %+v in use", st.Sessions, st.Licences)
+		t.Errorf("after Shutdown: %d sessions, licenses %+v in use", st.Sessions, st.Licences)
 	}
 }
 
@@ -119,7 +119,7 @@ func TestLoadConfig(t *testing.T) {
 	load := func(t *testing.T, yaml string) (*Config, error) {
 		p := filepath.Join(dir, "member.yaml")
 		write(t, p, []byte(yaml))
-		return LoadConfig(p)
+		return LoadConfig(p, nil)
 	}
 	t.Run("valid, relative paths and defaults", func(t *testing.T) {
 		write(t, filepath.Join(dir, "ticket.key"), []byte(strings.Repeat("ab", 32)+"\n"))
@@ -128,7 +128,7 @@ certFile: tls.crt
 keyFile: tls.key
 ticketKeyFile: ticket.key
 keepaliveInterval: 500ms
-licences: {client: 10, bridge: 2}
+licenses: {client: 10, bridge: 2}
 hubs:
 - name: corp
   type: Static
@@ -168,7 +168,7 @@ hubs:
 			}
 		})
 	}
-	if _, err := LoadConfig(filepath.Join(dir, "absent.yaml")); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, err := LoadConfig(filepath.Join(dir, "absent.yaml"), nil); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
 }

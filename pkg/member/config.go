@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -50,16 +51,20 @@ type Config struct {
 	// UDP channel (every session stays on TLS).
 	UDPListen string `json:"udpListen,omitempty"`
 	// Name is the member's name in logs and refusal messages; default the hostname.
-	Name              string      `json:"name,omitempty"`
-	KeepaliveInterval Duration    `json:"keepaliveInterval,omitempty"` // default 1s
-	DeadTimeout       Duration    `json:"deadTimeout,omitempty"`       // default 3s
-	Licences          *Licences   `json:"licences,omitempty"`          // nil = unlimited
-	Hubs              []HubConfig `json:"hubs"`
+	Name              string   `json:"name,omitempty"`
+	KeepaliveInterval Duration `json:"keepaliveInterval,omitempty"` // default 1s
+	DeadTimeout       Duration `json:"deadTimeout,omitempty"`       // default 3s
+	// Licences is the member's license allocation (key "licenses"; the old
+	// spelling "licences" is read for one release, see LoadConfig).
+	// Deprecated: temporary field name, until pkg/member/server.go is swept:
+	// it will be Licenses.
+	Licences *Licenses   `json:"licenses,omitempty"` // nil = unlimited
+	Hubs     []HubConfig `json:"hubs"`
 }
 
-// Licences is the member's connection-licence allocation. A negative value means
+// Licenses is the member's connection-license allocation. A negative value means
 // unlimited for that kind; zero admits no session of that kind.
-type Licences struct {
+type Licenses struct {
 	Client int `json:"client"`
 	Bridge int `json:"bridge"`
 }
@@ -138,8 +143,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // LoadConfig reads a member configuration file, applies defaults and validates it.
 // Relative certificate, key and ticket-key paths are taken relative to the file's
 // directory, so a config and its files can move together. Errors name the field
-// and say how to fix it.
-func LoadConfig(path string) (*Config, error) {
+// and say how to fix it. A key of the old spelling (deprecatedKeys) is read as
+// its new one, with a warning on log (nil: none).
+func LoadConfig(path string, log *slog.Logger) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading member config: %w", err)
@@ -147,6 +153,16 @@ func LoadConfig(path string) (*Config, error) {
 	js, err := yaml.YAMLToJSONStrict(raw)
 	if err != nil {
 		return nil, fmt.Errorf("member config %s: %w", path, err)
+	}
+	js, renamed, err := renameDeprecatedKeys(js)
+	if err != nil {
+		return nil, fmt.Errorf("member config %s: %w", path, err)
+	}
+	for _, k := range renamed {
+		if log != nil {
+			log.Warn("member config uses a deprecated key: rename it, the old spelling is read for one more release only",
+				"file", path, "key", k, "use", deprecatedKeys[k])
+		}
 	}
 	var cfg Config
 	if err := decodeConfig(js, &cfg); err != nil {
@@ -283,6 +299,43 @@ func checkListen(addr string) error {
 		return fmt.Errorf("host %q is not an IP address or host name: write it like 0.0.0.0:8443, [::]:8443 or :8443 for every address", host)
 	}
 	return nil
+}
+
+// deprecatedKeys maps each top-level key of an earlier release's spelling to
+// its key now. LoadConfig reads the old one, with a warning, for one release
+// (issue #16: one spelling, "license", as in the ConnectionLicense kind).
+var deprecatedKeys = map[string]string{
+	"licences": "licenses",
+}
+
+// renameDeprecatedKeys returns js with each deprecated top-level key renamed
+// to its new spelling, and the old keys it found (sorted). A file that gives
+// both spellings of one key is refused. js that is not a JSON object is
+// returned as it is, for decodeConfig to refuse.
+func renameDeprecatedKeys(js []byte) ([]byte, []string, error) {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(js, &top) != nil {
+		return js, nil, nil
+	}
+	var renamed []string
+	for _, old := range slices.Sorted(maps.Keys(deprecatedKeys)) {
+		v, ok := top[old]
+		if !ok {
+			continue
+		}
+		now := deprecatedKeys[old]
+		if _, both := top[now]; both {
+			return nil, nil, fmt.Errorf("%s and %s are both given: they are one setting (%s is its old spelling, read for one more release); keep %s only", now, old, old, now)
+		}
+		delete(top, old)
+		top[now] = v
+		renamed = append(renamed, old)
+	}
+	if len(renamed) == 0 {
+		return js, nil, nil
+	}
+	out, err := json.Marshal(top)
+	return out, renamed, err
 }
 
 // decodeConfig decodes the JSON form of a config file strictly and

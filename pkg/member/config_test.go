@@ -63,7 +63,7 @@ func TestConfigRefusalNamesFieldPathAndFix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, "member.yaml")
 			write(t, p, []byte(tc.yaml))
-			_, err := LoadConfig(p)
+			_, err := LoadConfig(p, nil)
 			if err == nil {
 				t.Fatalf("config accepted:\n%s", tc.yaml)
 			}
@@ -107,7 +107,7 @@ func TestReloadRefusesWhatStartRefuses(t *testing.T) {
 	bad := *cfg
 	bad.Listen = "127.0.0.1:99999"
 	write(t, path, marshalConfig(t, &bad))
-	_, startErr := LoadConfig(path)
+	_, startErr := LoadConfig(path, nil)
 	if startErr == nil || !strings.Contains(startErr.Error(), `listen "127.0.0.1:99999"`) {
 		t.Fatalf("at start: %v, want a refusal naming listen", startErr)
 	}
@@ -126,5 +126,47 @@ func TestReloadRefusesWhatStartRefuses(t *testing.T) {
 	})
 	if hubNames(m.srv) != "alpha,beta" {
 		t.Errorf("hubs after rejected reloads: %s", hubNames(m.srv))
+	}
+}
+
+// The allocation's key is "licenses" (one spelling, as the ConnectionLicense
+// kind); the old "licences" is read for one more release with a warning that
+// names the new key, and a file giving both is refused naming both.
+func TestOldLicenseKeySpelling(t *testing.T) {
+	dir := t.TempDir()
+	writePKI(t, dir)
+	const head = "certFile: tls.crt\nkeyFile: tls.key\nhubs: []\n"
+	load := func(t *testing.T, yaml string) (*Config, string, error) {
+		p := filepath.Join(dir, "member.yaml")
+		write(t, p, []byte(yaml))
+		var logs testutil.SyncBuffer
+		cfg, err := LoadConfig(p, slog.New(slog.NewTextHandler(&logs, nil)))
+		return cfg, logs.String(), err
+	}
+
+	cfg, logs, err := load(t, head+"licences: {client: 7, bridge: 2}\n")
+	if err != nil {
+		t.Fatalf("old key refused: %v", err)
+	}
+	if cfg.Licences == nil || *cfg.Licences != (Licenses{Client: 7, Bridge: 2}) {
+		t.Errorf("old key read as %+v; want client 7, bridge 2", cfg.Licences)
+	}
+	for _, want := range []string{"level=WARN", "deprecated key", "key=licences", "use=licenses"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("warning for the old key does not say %q:\n%s", want, logs)
+		}
+	}
+
+	cfg, logs, err = load(t, head+"licenses: {client: 7, bridge: 2}\n")
+	if err != nil || cfg.Licences == nil || cfg.Licences.Client != 7 {
+		t.Errorf("new key: %+v, %v", cfg, err)
+	}
+	if logs != "" {
+		t.Errorf("new key logged:\n%s", logs)
+	}
+
+	_, _, err = load(t, head+"licenses: {client: 7, bridge: 2}\nlicences: {client: 7, bridge: 2}\n")
+	if err == nil || !strings.Contains(err.Error(), "licenses and licences are both given") || !strings.Contains(err.Error(), "keep licenses only") {
+		t.Errorf("both keys: %v; want a refusal naming both", err)
 	}
 }

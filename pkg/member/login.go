@@ -87,7 +87,7 @@ func (s *Server) start(raw, conn net.Conn, se *session) {
 
 // routeElsewhere asks Options.Route whether a login goes to another member:
 // a hub this member does not serve, or a static hub it serves but another
-// member should take (full, out of licences, clearly less loaded). Relayed
+// member should take (full, out of licenses, clearly less loaded). Relayed
 // logins are never routed again: the entry already chose this member, and a
 // second hop could loop between members with stale views.
 func (s *Server) routeElsewhere(req *protocol.LoginRequest) (string, bool) {
@@ -148,7 +148,7 @@ func (s *Server) relay(ctx context.Context, peer string, req *protocol.LoginRequ
 // (mesh.OnRelayedSession): conn is positioned right after the Login req. It is
 // the normal login path minus the TLS handshake: the owner authenticates again
 // (the relayed login carries the user's password or ticket), applies hub limits
-// and licences, answers, and runs the session. Only hubs served here now are
+// and licenses, answers, and runs the session. Only hubs served here now are
 // accepted, so a fenced member, which no longer serves its dynamic hubs, refuses
 // their relayed sessions too; a relayed login is never relayed again. It
 // returns once the session has started (or was refused).
@@ -231,9 +231,9 @@ func refusal(code protocol.Code, format string, args ...any) *protocol.LoginResu
 	return &protocol.LoginResult{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// admit decides a login: hub, credentials, hub capacity, licence — in that order,
+// admit decides a login: hub, credentials, hub capacity, license — in that order,
 // so a client learns about a mistyped hub before a capacity problem. On success
-// the session holds a hub reservation and a licence, and res is the OK result.
+// the session holds a hub reservation and a license, and res is the OK result.
 func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*session, *protocol.LoginResult) {
 	st := s.settings.Load()
 	s.mu.Lock()
@@ -261,7 +261,7 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 		hs.unreserve(kind)
 		var ee *license.ExhaustedError
 		if errors.As(err, &ee) {
-			return nil, refusal(protocol.LicenceExhausted, "licence exhausted: no %s connection licence free on member %s (%d of %d in use); try again later or ask your administrator for more %s licences", ee.Kind, st.name, ee.InUse, ee.Allocation, ee.Kind)
+			return nil, refusal(protocol.LicenseExhausted, "license exhausted: no %s connection license free on member %s (%d of %d in use); try again later or ask your administrator for more %s licenses", ee.Kind, st.name, ee.InUse, ee.Allocation, ee.Kind)
 		}
 		return nil, refusal(protocol.Internal, "member %s: %v", st.name, err)
 	}

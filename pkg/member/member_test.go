@@ -81,9 +81,9 @@ func TestHubsNeverSeeEachOthersFrames(t *testing.T) {
 func TestLoginRefusals(t *testing.T) {
 	m := startMember(t, func(c *Config) {
 		c.Hubs[1].MaxSessions = 1
-		c.Licences = &Licences{Client: 2, Bridge: 1}
+		c.Licences = &Licenses{Client: 2, Bridge: 1}
 	})
-	// Fill: beta's one slot (a client licence), one more client, one bridge.
+	// Fill: beta's one slot (a client license), one more client, one bridge.
 	m.connect(t, pw("beta", "carol", "carol-pw"))
 	m.connect(t, pw("alpha", "alice", "alice-pw"))
 	br := pw("alpha", "bob", "bob-pw")
@@ -109,10 +109,10 @@ func TestLoginRefusals(t *testing.T) {
 			[]string{`wrong user name or password for hub "alpha"`}},
 		{"hub full", pw("beta", "carol", "carol-pw"), protocol.HubFull,
 			[]string{`hub "beta" is full: 1 of 1 sessions`, "maxSessions"}},
-		{"client licence exhausted", pw("alpha", "alice", "alice-pw"), protocol.LicenceExhausted,
-			[]string{"licence exhausted: no client connection licence free on member member-test (2 of 2 in use)"}},
-		{"bridge licence exhausted", bridge2, protocol.LicenceExhausted,
-			[]string{"licence exhausted: no bridge connection licence free on member member-test (1 of 1 in use)"}},
+		{"client license exhausted", pw("alpha", "alice", "alice-pw"), protocol.LicenseExhausted,
+			[]string{"license exhausted: no client connection license free on member member-test (2 of 2 in use)"}},
+		{"bridge license exhausted", bridge2, protocol.LicenseExhausted,
+			[]string{"license exhausted: no bridge connection license free on member member-test (1 of 1 in use)"}},
 		{"version unsupported", protocol.LoginRequest{Hub: "alpha", User: "alice", Password: "alice-pw", Kind: protocol.KindClient, Version: 99, MinVersion: 99},
 			protocol.VersionUnsupported, nil},
 		{"no credential", protocol.LoginRequest{Hub: "alpha", Kind: protocol.KindClient}, protocol.BadCredentials,
@@ -138,18 +138,18 @@ func TestLoginRefusals(t *testing.T) {
 	// Refusals took nothing: the counts are the three admitted sessions.
 	st := m.srv.Stats()
 	if st.Licences.ClientInUse != 2 || st.Licences.BridgeInUse != 1 || st.Sessions != 3 {
-		t.Errorf("after refusals: licences %+v, sessions %d; want 2 client, 1 bridge, 3 sessions", st.Licences, st.Sessions)
+		t.Errorf("after refusals: licenses %+v, sessions %d; want 2 client, 1 bridge, 3 sessions", st.Licences, st.Sessions)
 	}
 }
 
-func TestLicenceAndSlotFreedWhenSessionEnds(t *testing.T) {
-	m := startMember(t, func(c *Config) { c.Licences = &Licences{Client: 1, Bridge: 0} })
+func TestLicenseAndSlotFreedWhenSessionEnds(t *testing.T) {
+	m := startMember(t, func(c *Config) { c.Licences = &Licenses{Client: 1, Bridge: 0} })
 	a := m.connect(t, pw("alpha", "alice", "alice-pw"))
-	if _, _, err := m.login(pw("alpha", "bob", "bob-pw")); loginErr(t, err).Code != protocol.LicenceExhausted {
+	if _, _, err := m.login(pw("alpha", "bob", "bob-pw")); loginErr(t, err).Code != protocol.LicenseExhausted {
 		t.Fatalf("second client admitted beyond an allocation of 1: %v", err)
 	}
 	a.conn.Close()
-	eventually(t, 5*time.Second, "licence not released after the session closed", func() bool {
+	eventually(t, 5*time.Second, "license not released after the session closed", func() bool {
 		return m.srv.Stats().Licences.ClientInUse == 0
 	})
 	m.connect(t, pw("alpha", "bob", "bob-pw"))

@@ -18,7 +18,7 @@ import (
 
 // Member-side Prometheus metrics (docs/metrics.md). They are read at scrape
 // time from the counters the server keeps anyway — hub and port counters
-// (pkg/hub), the licence gate, the session counts per hub — so exporting them
+// (pkg/hub), the license gate, the session counts per hub — so exporting them
 // adds nothing to the per-frame path. The only counters added for them are per
 // login (loginCounters) and per relayed session (Server.relaying).
 //
@@ -62,12 +62,16 @@ type collector struct {
 
 	info, sessions, hubs, macs, frames, bytes, flooded, drops *prometheus.Desc
 	licInUse, licAlloc, logins, relayed, meshLinks, fenced    *prometheus.Desc
-	dhcpPool, dhcpInUse, dhcpQuarantined, dhcpMessages        *prometheus.Desc
-	udp                                                       udpDescs
+	// oldLicInUse and oldLicAlloc are the same series under the names of the
+	// earlier releases (hubfleet_server_licence_*), exported for one more
+	// release so dashboards and alerts can move; removed in the next.
+	oldLicInUse, oldLicAlloc                           *prometheus.Desc
+	dhcpPool, dhcpInUse, dhcpQuarantined, dhcpMessages *prometheus.Desc
+	udp                                                udpDescs
 }
 
 // NewCollector returns a prometheus.Collector exporting srv's sessions, hubs,
-// switch counters, licences and logins.
+// switch counters, licenses and logins.
 func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 	hub := []string{"hub_namespace", "hub"}
 	d := func(name, help string, labels ...string) *prometheus.Desc {
@@ -75,20 +79,22 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 	}
 	return &collector{
 		srv: srv, opts: opts,
-		info:      d("info", "Always 1; labels name the member and its build.", "member", "version", "commit"),
-		sessions:  d("sessions", "Sessions on this member by hub and kind (client or bridge), relayed-in sessions included.", append(hub, "kind")...),
-		hubs:      d("hubs", "Hub instances served by this member, by hub type.", "type"),
-		macs:      d("hub_macs", "MAC table entries of the hub's switch on this member.", hub...),
-		frames:    d("hub_frames_total", "Frames the hub's switch received (in) from and handed (out) to its ports: sessions, bridges and mesh peers. A flooded frame counts once per port it is handed to.", append(hub, "direction")...),
-		bytes:     d("hub_bytes_total", "Bytes of hubfleet_server_hub_frames_total.", append(hub, "direction")...),
-		flooded:   d("hub_flooded_frames_total", "Broadcast, multicast and unknown-unicast frames the hub flooded.", hub...),
-		drops:     d("hub_drops_total", "Frames the hub did not deliver, by reason: queue_full (a port's egress queue was full), oversize, runt, invalid_source, access_list (the session's access list dropped it); mac_table_full counts frames whose source MAC was not learned (they were still forwarded).", append(hub, "reason")...),
-		licInUse:  d("licence_in_use", "Connection licences held by this member's sessions, by kind.", "kind"),
-		licAlloc:  d("licence_allocation", "Connections of each kind this member may admit (its share of the cluster's licences); absent while unlimited.", "kind"),
-		logins:    d("logins_total", "Logins decided by this member, by result (ok or the refusal code). A relayed login is counted by the member that owns the hub.", "result"),
-		relayed:   d("relayed_sessions", "Sessions this member accepted as entry and relays over the member mesh to the member that holds their hub."),
-		meshLinks: d("mesh_links", "Live member-mesh links to other members."),
-		fenced:    d("fenced", "1 while the member does not serve its dynamic hubs because it could not renew its Lease in time."),
+		info:        d("info", "Always 1; labels name the member and its build.", "member", "version", "commit"),
+		sessions:    d("sessions", "Sessions on this member by hub and kind (client or bridge), relayed-in sessions included.", append(hub, "kind")...),
+		hubs:        d("hubs", "Hub instances served by this member, by hub type.", "type"),
+		macs:        d("hub_macs", "MAC table entries of the hub's switch on this member.", hub...),
+		frames:      d("hub_frames_total", "Frames the hub's switch received (in) from and handed (out) to its ports: sessions, bridges and mesh peers. A flooded frame counts once per port it is handed to.", append(hub, "direction")...),
+		bytes:       d("hub_bytes_total", "Bytes of hubfleet_server_hub_frames_total.", append(hub, "direction")...),
+		flooded:     d("hub_flooded_frames_total", "Broadcast, multicast and unknown-unicast frames the hub flooded.", hub...),
+		drops:       d("hub_drops_total", "Frames the hub did not deliver, by reason: queue_full (a port's egress queue was full), oversize, runt, invalid_source, access_list (the session's access list dropped it); mac_table_full counts frames whose source MAC was not learned (they were still forwarded).", append(hub, "reason")...),
+		licInUse:    d("license_in_use", "Connection licenses held by this member's sessions, by kind.", "kind"),
+		licAlloc:    d("license_allocation", "Connections of each kind this member may admit (its share of the cluster's licenses); absent while unlimited.", "kind"),
+		oldLicInUse: d("licence_in_use", "Deprecated: use hubfleet_server_license_in_use (removed in the next release).", "kind"),
+		oldLicAlloc: d("licence_allocation", "Deprecated: use hubfleet_server_license_allocation (removed in the next release).", "kind"),
+		logins:      d("logins_total", "Logins decided by this member, by result (ok or the refusal code). A relayed login is counted by the member that owns the hub.", "result"),
+		relayed:     d("relayed_sessions", "Sessions this member accepted as entry and relays over the member mesh to the member that holds their hub."),
+		meshLinks:   d("mesh_links", "Live member-mesh links to other members."),
+		fenced:      d("fenced", "1 while the member does not serve its dynamic hubs because it could not renew its Lease in time."),
 		// Only hubs whose DHCP server runs on this member have these series.
 		dhcpPool:        d("dhcp_pool_addresses", "Addresses the hub's DHCP server leases (rangeStart+1 to rangeEnd).", hub...),
 		dhcpInUse:       d("dhcp_leases", "Bound, unexpired leases of the hub's DHCP server.", hub...),
@@ -100,7 +106,7 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.sessions, c.hubs, c.macs, c.frames, c.bytes, c.flooded,
-		c.drops, c.licInUse, c.licAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages} {
+		c.drops, c.licInUse, c.licAlloc, c.oldLicInUse, c.oldLicAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages} {
 		ch <- d
 	}
 	c.udp.describe(ch)
@@ -157,13 +163,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	l := st.Licences
-	gauge(c.licInUse, float64(l.ClientInUse), "client")
-	gauge(c.licInUse, float64(l.BridgeInUse), "bridge")
-	if l.ClientAllocation >= 0 {
-		gauge(c.licAlloc, float64(l.ClientAllocation), "client")
+	for _, d := range []*prometheus.Desc{c.licInUse, c.oldLicInUse} {
+		gauge(d, float64(l.ClientInUse), "client")
+		gauge(d, float64(l.BridgeInUse), "bridge")
 	}
-	if l.BridgeAllocation >= 0 {
-		gauge(c.licAlloc, float64(l.BridgeAllocation), "bridge")
+	for _, d := range []*prometheus.Desc{c.licAlloc, c.oldLicAlloc} {
+		if l.ClientAllocation >= 0 {
+			gauge(d, float64(l.ClientAllocation), "client")
+		}
+		if l.BridgeAllocation >= 0 {
+			gauge(d, float64(l.BridgeAllocation), "bridge")
+		}
 	}
 
 	for i := range c.srv.logins {

@@ -46,6 +46,26 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	return out
 }
 
+// helpTexts returns the HELP text of each metric family of a scrape.
+func helpTexts(t *testing.T, url string) map[string]string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing the scrape: %v", err)
+	}
+	out := map[string]string{}
+	for name, f := range fams {
+		out[name] = f.GetHelp()
+	}
+	return out
+}
+
 func sampleKey(name string, labels []*dto.LabelPair) string {
 	var kv []string
 	for _, l := range labels {
@@ -91,7 +111,7 @@ func hubLabels(hub string, more ...string) []string {
 }
 
 // TestMetricsOfARealMember scrapes a member serving real TLS sessions and
-// checks that sessions, frames, bytes, drops, logins and licences are exported
+// checks that sessions, frames, bytes, drops, logins and licenses are exported
 // and move with the traffic.
 func TestMetricsOfARealMember(t *testing.T) {
 	m := startMember(t, nil)
@@ -109,13 +129,13 @@ func TestMetricsOfARealMember(t *testing.T) {
 		key("hubfleet_server_hubs", "type=Static"):                                     1,
 		key("hubfleet_server_hubs", "type=Dynamic"):                                    1,
 		key("hubfleet_server_hub_frames_total", hubLabels("alpha", "direction=in")...): 0,
-		key("hubfleet_server_licence_in_use", "kind=client"):                           0,
+		key("hubfleet_server_license_in_use", "kind=client"):                           0,
 		key("hubfleet_server_relayed_sessions"):                                        0,
 		key("hubfleet_server_mesh_links"):                                              2,
 		key("hubfleet_server_fenced"):                                                  0,
 	})
-	if _, ok := got[key("hubfleet_server_licence_allocation", "kind=client")]; ok {
-		t.Error("an unlimited member exports a licence allocation")
+	if _, ok := got[key("hubfleet_server_license_allocation", "kind=client")]; ok {
+		t.Error("an unlimited member exports a license allocation")
 	}
 	if _, ok := got["go_goroutines{}"]; !ok {
 		t.Error("no Go runtime metrics")
@@ -164,28 +184,45 @@ func TestMetricsOfARealMember(t *testing.T) {
 		key("hubfleet_server_hub_drops_total", hubLabels("alpha", "reason=queue_full")...):     0,
 		key("hubfleet_server_hub_drops_total", hubLabels("alpha", "reason=oversize")...):       0,
 		key("hubfleet_server_hub_frames_total", hubLabels("beta", "direction=in")...):          0,
-		key("hubfleet_server_licence_in_use", "kind=client"):                                   2,
+		key("hubfleet_server_license_in_use", "kind=client"):                                   2,
 		key("hubfleet_server_logins_total", "result=ok"):                                       2,
 		key("hubfleet_server_logins_total", "result=bad_credentials"):                          1,
 		key("hubfleet_server_logins_total", "result=unknown_hub"):                              1,
 		key("hubfleet_server_fenced"):                                                          1,
 	})
 
-	// Licences from the configuration show as the member's allocation.
+	// Licenses from the configuration show as the member's allocation.
 	cfg := baseConfig(t, m.dir)
-	cfg.Licences = &Licences{Client: 5, Bridge: 1}
+	cfg.Licences = &Licenses{Client: 5, Bridge: 1}
 	if err := m.srv.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
-	// A session that ends releases its count and licence.
+	// A session that ends releases its count and license.
 	b.conn.Close()
 	eventually(t, 5*time.Second, "bob's session to end", func() bool { return m.srv.Stats().Clients == 1 })
 	want(t, scrape(t, web.URL), map[string]float64{
-		key("hubfleet_server_licence_allocation", "kind=client"):              5,
-		key("hubfleet_server_licence_allocation", "kind=bridge"):              1,
-		key("hubfleet_server_licence_in_use", "kind=client"):                  1,
+		key("hubfleet_server_license_allocation", "kind=client"):              5,
+		key("hubfleet_server_license_allocation", "kind=bridge"):              1,
+		key("hubfleet_server_license_in_use", "kind=client"):                  1,
 		key("hubfleet_server_sessions", hubLabels("alpha", "kind=client")...): 1,
+		// The names of the earlier releases, for one more release.
+		key("hubfleet_server_licence_allocation", "kind=client"): 5,
+		key("hubfleet_server_licence_allocation", "kind=bridge"): 1,
+		key("hubfleet_server_licence_in_use", "kind=client"):     1,
+		key("hubfleet_server_licence_in_use", "kind=bridge"):     0,
 	})
+	help := helpTexts(t, web.URL)
+	for old, now := range map[string]string{
+		"hubfleet_server_licence_in_use":     "hubfleet_server_license_in_use",
+		"hubfleet_server_licence_allocation": "hubfleet_server_license_allocation",
+	} {
+		if want := "Deprecated: use " + now + " (removed in the next release)."; help[old] != want {
+			t.Errorf("HELP of %s is %q; want %q", old, help[old], want)
+		}
+		if strings.HasPrefix(help[now], "Deprecated") {
+			t.Errorf("HELP of %s: %q", now, help[now])
+		}
+	}
 
 	resp, err := http.Get(web.URL + "/healthz")
 	if err != nil || resp.StatusCode != http.StatusOK {

@@ -41,7 +41,7 @@ func NewConfigWatcher(path string, srv *Server, log *slog.Logger) (*ConfigWatche
 		return nil, err
 	}
 	r := &ConfigWatcher{path: path, srv: srv, log: log, w: w, watched: map[string]bool{}}
-	cfg, err := LoadConfig(path)
+	cfg, err := LoadConfig(path, nil) // the caller warned about this file already
 	if err != nil {
 		cfg = &Config{}
 	}
@@ -117,7 +117,7 @@ func (r *ConfigWatcher) reload() {
 		return
 	}
 	r.seen = d
-	cfg, err := LoadConfig(r.path)
+	cfg, err := LoadConfig(r.path, r.log)
 	if err == nil {
 		err = r.srv.Apply(cfg)
 	}

@@ -44,7 +44,7 @@ func Labels(cluster string) map[string]string {
 	return map[string]string{LabelCluster: cluster}
 }
 
-// HubLoad is the sessions of one hub on one member, by licence kind.
+// HubLoad is the sessions of one hub on one member, by license kind.
 type HubLoad struct {
 	Client int32 `json:"client,omitempty"`
 	Bridge int32 `json:"bridge,omitempty"`
@@ -57,16 +57,51 @@ func (h HubLoad) Total() int32 { return h.Client + h.Bridge }
 type Load struct {
 	// Sessions maps "<namespace>/<hub>" to that hub's sessions on the member.
 	// Hubs with no session may be left out.
-	Sessions map[string]HubLoad `json:"sessions,omitempty"`
-	// Licences is the licence allocation the member's gate applies at the
-	// moment of the report; nil when it admits without limit (no licence).
-	// The operator hands licences freed by lowering a member's allocation
+	Sessions map[string]HubLoad
+	// Licenses is the license allocation the member's gate applies at the
+	// moment of the report; nil when it admits without limit (no license).
+	// The operator hands licenses freed by lowering a member's allocation
 	// to others only once that member reports the lower figure here
 	// (pkg/license.Safe).
-	Licences *Allocation `json:"licences,omitempty"`
+	Licenses *Allocation
 }
 
-// Allocation is an applied licence allocation by kind.
+// wireLoad is Load as the annotation carries it. The allocation is still
+// written under the key "licences", the spelling of the earlier releases: an
+// operator of the previous release (a rollback runs one against members of
+// this one) reads only that key, and an allocation it cannot read would let
+// it hand out a license before the member confirmed giving it up, which
+// oversubscribes. Decode reads both spellings, so the next release can write
+// "licenses" (and stop writing "licences") without that risk.
+type wireLoad struct {
+	Sessions map[string]HubLoad `json:"sessions,omitempty"`
+	OldKey   *Allocation        `json:"licences,omitempty"` // written; read
+	NewKey   *Allocation        `json:"licenses,omitempty"` // read only, for now
+}
+
+// MarshalJSON writes l in the annotation's form.
+func (l Load) MarshalJSON() ([]byte, error) {
+	return json.Marshal(wireLoad{Sessions: l.Sessions, OldKey: l.Licenses})
+}
+
+// UnmarshalJSON reads the annotation's form, the allocation under either key.
+func (l *Load) UnmarshalJSON(b []byte) error {
+	var w wireLoad
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	a := w.NewKey
+	switch {
+	case a == nil:
+		a = w.OldKey
+	case w.OldKey != nil && *w.OldKey != *a:
+		return fmt.Errorf("the allocation is given twice, as licenses %+v and licences %+v: a member writes one of them", *a, *w.OldKey)
+	}
+	*l = Load{Sessions: w.Sessions, Licenses: a}
+	return nil
+}
+
+// Allocation is an applied license allocation by kind.
 type Allocation struct {
 	Client int32 `json:"client"`
 	Bridge int32 `json:"bridge"`
@@ -84,7 +119,7 @@ func (l Load) Totals() (client, bridge int32) {
 // Equal reports whether two loads carry the same figures (a nil and an empty
 // map are equal), so the member can skip re-encoding an unchanged load.
 func (l Load) Equal(o Load) bool {
-	if (l.Licences == nil) != (o.Licences == nil) || (l.Licences != nil && *l.Licences != *o.Licences) {
+	if (l.Licenses == nil) != (o.Licenses == nil) || (l.Licenses != nil && *l.Licenses != *o.Licenses) {
 		return false
 	}
 	return maps.Equal(l.drop0(), o.drop0())
@@ -104,10 +139,10 @@ func (l Load) drop0() map[string]HubLoad {
 // (encoding/json sorts map keys), so an unchanged load gives the same string
 // and the operator's "annotation changed" check sees no change.
 func Encode(l Load) string {
-	if len(l.Sessions) == 0 && l.Licences == nil {
+	if len(l.Sessions) == 0 && l.Licenses == nil {
 		return "{}"
 	}
-	b, err := json.Marshal(Load{Sessions: l.drop0(), Licences: l.Licences})
+	b, err := json.Marshal(Load{Sessions: l.drop0(), Licenses: l.Licenses})
 	if err != nil { // cannot happen: the types only hold strings and ints
 		panic(err)
 	}
@@ -116,7 +151,7 @@ func Encode(l Load) string {
 
 // Decode parses the annotation. An empty string is an empty load (a member
 // that has not reported yet). Negative counts are rejected: they would let a
-// broken member lower the cluster's licence use.
+// broken member lower the cluster's license use.
 func Decode(s string) (Load, error) {
 	var l Load
 	if s == "" {
@@ -130,8 +165,8 @@ func Decode(s string) (Load, error) {
 			return Load{}, fmt.Errorf("member load annotation %s: hub %s has a negative session count", AnnotationLoad, k)
 		}
 	}
-	if a := l.Licences; a != nil && (a.Client < 0 || a.Bridge < 0) {
-		return Load{}, fmt.Errorf("member load annotation %s: negative licence allocation", AnnotationLoad)
+	if a := l.Licenses; a != nil && (a.Client < 0 || a.Bridge < 0) {
+		return Load{}, fmt.Errorf("member load annotation %s: negative license allocation", AnnotationLoad)
 	}
 	return l, nil
 }

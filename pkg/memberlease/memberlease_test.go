@@ -83,3 +83,29 @@ func TestClaimed(t *testing.T) {
 		}
 	}
 }
+
+// The allocation keeps its wire key "licences" for one more release (an
+// operator of the previous release reads only that), and Decode reads both
+// spellings so the next release can switch to "licenses".
+func TestLicenseAllocationKeys(t *testing.T) {
+	a := &Allocation{Client: 3, Bridge: 1}
+	if got, want := Encode(Load{Licenses: a}), `{"licences":{"client":3,"bridge":1}}`; got != want {
+		t.Errorf("Encode = %s, want %s (the key an operator of the previous release reads)", got, want)
+	}
+	for _, s := range []string{
+		`{"licences":{"client":3,"bridge":1}}`,
+		`{"licenses":{"client":3,"bridge":1}}`,
+		`{"licenses":{"client":3,"bridge":1},"licences":{"client":3,"bridge":1}}`,
+	} {
+		l, err := Decode(s)
+		if err != nil || l.Licenses == nil || *l.Licenses != *a {
+			t.Errorf("Decode(%s) = %+v, %v; want allocation %+v", s, l.Licenses, err, *a)
+		}
+	}
+	if _, err := Decode(`{"licenses":{"client":3,"bridge":1},"licences":{"client":2,"bridge":1}}`); err == nil {
+		t.Error("Decode accepted two different allocations")
+	}
+	if l, err := Decode(`{"licences":{"client":-1,"bridge":1}}`); err == nil {
+		t.Errorf("Decode accepted a negative allocation under the old key: %+v", l.Licenses)
+	}
+}

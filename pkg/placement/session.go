@@ -18,7 +18,7 @@ const StayMargin = 1000
 // SessionCandidate is a member that could take a static hub's session.
 type SessionCandidate struct {
 	Member
-	// Free is how many licences of the session's kind the member may still
+	// Free is how many licenses of the session's kind the member may still
 	// admit; negative means unlimited.
 	Free int
 }
@@ -26,7 +26,7 @@ type SessionCandidate struct {
 // SessionMember picks the member for a new session of a static hub that
 // entry, the member the client reached, also holds. It returns entry itself
 // unless entry cannot take the session (not ready, full, or without a free
-// licence) or another eligible member's point leads entry's by more than
+// license) or another eligible member's point leads entry's by more than
 // margin; then it returns the eligible member with the best point (ties as
 // BestMember: fewer instances per weight, then name — instances is nil here,
 // every member holds the static hub). ok is false when no member can take

@@ -26,7 +26,7 @@ func TestEveryLoginCodeRoundTrips(t *testing.T) {
 		UnknownHub:         "no VirtualHub default/vpm: check the hub name",
 		BadCredentials:     "wrong password for user alice",
 		HubFull:            "hub default/vpn has 10 of 10 sessions",
-		LicenceExhausted:   "cluster default/vpn has 2 of 2 client licences in use",
+		LicenseExhausted:   "cluster default/vpn has 2 of 2 client licenses in use",
 		Redirect:           "hub lives on member-2",
 		Relay:              "relaying to member-1",
 		ShuttingDown:       "member-0 is draining",
@@ -83,8 +83,8 @@ func TestEveryLoginCodeRoundTrips(t *testing.T) {
 }
 
 func TestLoginErrorReadsAsOneLine(t *testing.T) {
-	e := &LoginError{Code: LicenceExhausted, Message: "cluster default/vpn has 2 of 2 client licences in use"}
-	if got, want := e.Error(), "login refused: licence exhausted: cluster default/vpn has 2 of 2 client licences in use"; got != want {
+	e := &LoginError{Code: LicenseExhausted, Message: "cluster default/vpn has 2 of 2 client licenses in use"}
+	if got, want := e.Error(), "login refused: license exhausted: cluster default/vpn has 2 of 2 client licenses in use"; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
 	if got := Code(999).String(); got != "code 999" {

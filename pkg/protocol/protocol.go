@@ -101,7 +101,7 @@ const (
 	UnknownHub         Code = 1
 	BadCredentials     Code = 2
 	HubFull            Code = 3
-	LicenceExhausted   Code = 4
+	LicenseExhausted   Code = 4
 	Redirect           Code = 5 // RedirectAddr says where to log in instead
 	Relay              Code = 6
 	ShuttingDown       Code = 7
@@ -111,12 +111,17 @@ const (
 	BadRequest         Code = 11
 )
 
+// LicenceExhausted is the old spelling of LicenseExhausted.
+//
+// Deprecated: temporary, until pkg/client/client.go is swept.
+const LicenceExhausted = LicenseExhausted
+
 var codeNames = [...]string{
 	OK:                 "ok",
 	UnknownHub:         "unknown hub",
 	BadCredentials:     "bad credentials",
 	HubFull:            "hub full",
-	LicenceExhausted:   "licence exhausted",
+	LicenseExhausted:   "license exhausted",
 	Redirect:           "redirect",
 	Relay:              "relay",
 	ShuttingDown:       "member shutting down",
@@ -182,8 +187,8 @@ func protoErr(format string, args ...any) error {
 	return &ProtocolError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// Reason is the refusal's code and message, for a person: "licence exhausted:
-// no client connection licence free on member-0 …". A member's message may
+// Reason is the refusal's code and message, for a person: "license exhausted:
+// no client connection license free on member-0 …". A member's message may
 // begin with the code's own words already (members do, so their logs read
 // alone); they are then said once, not twice.
 func (e *LoginError) Reason() string {

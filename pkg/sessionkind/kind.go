@@ -2,7 +2,7 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 
 // Package sessionkind is the one type for a session's kind (client or
-// bridge), which decides the licence a session uses. It stands alone so that
+// bridge), which decides the license a session uses. It stands alone so that
 // pure packages (pkg/license) and the wire protocol share it without either
 // importing the other or the Kubernetes API; the API's string enum
 // (api/v1alpha1.SessionKind) and the login's wire byte are converted to it at
@@ -18,10 +18,10 @@ type Kind uint8
 // The values are the login's wire byte (pkg/protocol), so converting from a
 // validated byte is a plain conversion.
 const (
-	// Client joins one host to a hub (`hubfleet connect`): a client licence.
+	// Client joins one host to a hub (`hubfleet connect`): a client license.
 	Client Kind = 1
 	// Bridge joins a network segment to a hub (`hubfleet bridge`, a
-	// cascade): a bridge licence.
+	// cascade): a bridge license.
 	Bridge Kind = 2
 )
 

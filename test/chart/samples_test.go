@@ -121,7 +121,7 @@ func TestHostingTenantRBAC(t *testing.T) {
 		{"tenant-a-admins", "get", "secrets/shop-users", "tenant-b", false},
 		{"tenant-b-admins", "update", "virtualhubs.vpn.hubfleet.io/corp", "tenant-a", false},
 		{"tenant-b-admins", "update", "virtualhubs.vpn.hubfleet.io/shop", "tenant-b", true},
-		// Not the provider's fleet or licences, nor hubs in every namespace.
+		// Not the provider's fleet or licenses, nor hubs in every namespace.
 		{"tenant-a-admins", "get", "vpnclusters.vpn.hubfleet.io", "vpn-hosting", false},
 		{"tenant-a-admins", "create", "vpnclusters.vpn.hubfleet.io", "tenant-a", false},
 		{"tenant-a-admins", "create", "connectionlicenses.vpn.hubfleet.io", "tenant-a", false},

@@ -127,7 +127,7 @@ metadata: {name: h}
 spec:
 `
 
-const licence = `apiVersion: vpn.hubfleet.io/v1alpha1
+const license = `apiVersion: vpn.hubfleet.io/v1alpha1
 kind: ConnectionLicense
 metadata: {name: l}
 spec:
@@ -153,9 +153,9 @@ func TestInvalidObjectsRefused(t *testing.T) {
 		{"hub cluster name invalid", hub + "  clusterRef: {name: Bad_Name}", "clusterRef.name must be a VPNCluster name"},
 		{"bridge on dynamic hub", hub + "  clusterRef: {name: c}\n  type: Dynamic\n  localBridge: {interface: eth1}", "localBridge is only allowed on a Static hub"},
 		{"bridge interface name", hub + "  clusterRef: {name: c}\n  type: Static\n  localBridge: {interface: this-name-is-too-long}", "localBridge.interface must be a Linux interface name"},
-		{"licence grants nothing", licence + "  clusterRef: {name: c}\n  clientConnections: 0\n  bridgeConnections: 0", "a licence must grant at least one connection"},
-		{"licence negative clients", licence + "  clusterRef: {name: c}\n  clientConnections: -1\n  bridgeConnections: 3", "clientConnections cannot be negative"},
-		{"licence negative bridges", licence + "  clusterRef: {name: c}\n  clientConnections: 3\n  bridgeConnections: -4", "bridgeConnections cannot be negative"},
+		{"license grants nothing", license + "  clusterRef: {name: c}\n  clientConnections: 0\n  bridgeConnections: 0", "a license must grant at least one connection"},
+		{"license negative clients", license + "  clusterRef: {name: c}\n  clientConnections: -1\n  bridgeConnections: 3", "clientConnections cannot be negative"},
+		{"license negative bridges", license + "  clusterRef: {name: c}\n  clientConnections: 3\n  bridgeConnections: -4", "bridgeConnections cannot be negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,7 +44,7 @@ const bridgeRetry = 2 * time.Second
 //     operator relies on this to move a bridge as soon as the container
 //     that held it is gone.
 //
-// A local bridge is not a session: it uses no licence and is not counted in
+// A local bridge is not a session: it uses no license and is not counted in
 // the member's load.
 type memberBridges struct {
 	self   string

@@ -25,7 +25,7 @@ func HubName(h *vpnv1alpha1.VirtualHub) string { return h.Namespace + "/" + h.Na
 // inputs is what the informers hold at one moment.
 type inputs struct {
 	hubs     []*vpnv1alpha1.VirtualHub
-	licences []*vpnv1alpha1.ConnectionLicense
+	licenses []*vpnv1alpha1.ConnectionLicense
 	// secret looks up a user Secret; synced is false while the namespace's
 	// Secret informer has not listed yet (the hub then waits rather than
 	// starting with no users and refusing every login).
@@ -146,7 +146,7 @@ func desired(id *Identity, base member.Config, in inputs) result {
 		cfg.Hubs = append(cfg.Hubs, hc)
 	}
 	sort.Slice(cfg.Hubs, func(i, j int) bool { return cfg.Hubs[i].Name < cfg.Hubs[j].Name })
-	cfg.Licences = allocation(id, in.licences)
+	cfg.Licences = allocation(id, in.licenses)
 	r.cfg = &cfg
 	sort.Strings(r.problems)
 	return r
@@ -177,26 +177,26 @@ func addUsers(hc *member.HubConfig, s *corev1.Secret) []string {
 	return problems
 }
 
-// allocation is this member's licences: no ConnectionLicense for the cluster
+// allocation is this member's licenses: no ConnectionLicense for the cluster
 // → unlimited (nil); at least one → this member's entry in
-// status.allocations (the operator writes the same list on every licence of
+// status.allocations (the operator writes the same list on every license of
 // the cluster, so the first entry found is the one), and no entry yet → zero,
-// because admitting without an allocation could oversubscribe the licences.
-func allocation(id *Identity, licences []*vpnv1alpha1.ConnectionLicense) *member.Licences {
+// because admitting without an allocation could oversubscribe the licenses.
+func allocation(id *Identity, licenses []*vpnv1alpha1.ConnectionLicense) *member.Licenses {
 	limited := false
-	for _, l := range licences {
+	for _, l := range licenses {
 		if !id.ours(l.Spec.ClusterRef, l.Namespace) || l.DeletionTimestamp != nil {
 			continue
 		}
 		limited = true
 		for _, a := range l.Status.Allocations {
 			if a.Member == id.Name {
-				return &member.Licences{Client: int(a.Client), Bridge: int(a.Bridge)}
+				return &member.Licenses{Client: int(a.Client), Bridge: int(a.Bridge)}
 			}
 		}
 	}
 	if !limited {
 		return nil
 	}
-	return &member.Licences{}
+	return &member.Licenses{}
 }

@@ -3,7 +3,7 @@
 
 // Package cluster runs a member server in cluster mode: its identity comes from
 // the environment the operator gives the member pod, its hubs, users and
-// licence allocation from Kubernetes objects read through informers, and it
+// license allocation from Kubernetes objects read through informers, and it
 // renews its own Lease (liveness and load in one write) and fences its dynamic
 // hubs when it cannot renew. docs/member-cluster.md describes the behaviour.
 package cluster

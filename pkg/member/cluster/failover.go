@@ -7,7 +7,7 @@ package cluster
 // watches its peers' Leases and mesh links, and when a peer that holds dynamic
 // hubs is judged dead, one surviving member claims the dead peer's Lease and
 // moves its hubs by writing their status, exactly as the operator would. The
-// operator stays the place of creation-time placement, licences and
+// operator stays the place of creation-time placement, licenses and
 // conditions; this only keeps a member's death from waiting for an operator
 // pod to be rescheduled and elected.
 //

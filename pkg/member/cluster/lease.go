@@ -78,7 +78,7 @@ func (m *Member) renewLoop(ctx context.Context) {
 
 // renewOnce makes exactly one write: an update of cur, or, without a current
 // copy, a read and then an update or a create. The load is the member's
-// sessions per hub and kind, from which the operator also counts licences in use.
+// sessions per hub and kind, from which the operator also counts licenses in use.
 func (m *Member) renewOnce(ctx context.Context, cur *coordinationv1.Lease, start time.Time) (*coordinationv1.Lease, error) {
 	leases := m.cs.CoordinationV1().Leases(m.id.Namespace)
 	name := memberlease.LeaseName(m.id.Name)
@@ -161,13 +161,13 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 }
 
 // LoadOf turns the server's statistics into the Lease load: sessions per hub
-// (named "<namespace>/<name>", see HubName) and kind, and the licence
+// (named "<namespace>/<name>", see HubName) and kind, and the license
 // allocation the member applies (the operator's confirmation that a lowered
 // allocation took effect).
 func LoadOf(st member.Stats) memberlease.Load {
 	l := memberlease.Load{Sessions: map[string]memberlease.HubLoad{}}
 	if a := st.Licences; a.ClientAllocation >= 0 || a.BridgeAllocation >= 0 {
-		l.Licences = &memberlease.Allocation{Client: int32(max(a.ClientAllocation, 0)), Bridge: int32(max(a.BridgeAllocation, 0))}
+		l.Licenses = &memberlease.Allocation{Client: int32(max(a.ClientAllocation, 0)), Bridge: int32(max(a.BridgeAllocation, 0))}
 	}
 	for _, h := range st.Hubs {
 		if h.Clients+h.Bridges > 0 {

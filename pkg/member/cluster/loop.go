@@ -154,7 +154,7 @@ func (m *Member) snapshot(ctx context.Context, c crcache.Cache) (*snapshot, erro
 		s.hubs = append(s.hubs, &hubs.Items[i])
 	}
 	for i := range lics.Items {
-		s.licences = append(s.licences, &lics.Items[i])
+		s.licenses = append(s.licenses, &lics.Items[i])
 	}
 	for i := range leases.Items {
 		s.leases[leases.Items[i].Name] = &leases.Items[i]

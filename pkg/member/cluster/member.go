@@ -202,7 +202,7 @@ func loadPeerTLS(id *Identity, peer *peerCert) (*tls.Config, error) {
 
 // route answers member.Options.Route: a dynamic hub assigned to another
 // member that is a mesh peer, or for a static hub the member with the best
-// point when this one is full, out of licences or clearly busier
+// point when this one is full, out of licenses or clearly busier
 // (routeTable.staticTarget). A member whose Lease expired relays nothing: its
 // view of the placement may be stale, and a client that retries reaches a
 // member that knows better; until it has re-read the placement (fence.go) it
@@ -287,7 +287,7 @@ func (m *Member) Run(ctx context.Context) error {
 	return err
 }
 
-// watch registers the informers' handlers: any change of a hub, licence or
+// watch registers the informers' handlers: any change of a hub, license or
 // the VPNCluster asks for a pass; of a member Lease only a claim or release
 // (leaseTriggers), not the renewals.
 func (m *Member) watch(ctx context.Context, c crcache.Cache) error {
@@ -401,7 +401,7 @@ func (m *Member) getCluster(ctx context.Context) (*vpnv1alpha1.VPNCluster, error
 }
 
 // newCache caches exactly what the member's RBAC lets it read: hubs and
-// licences in its namespace (cluster-wide with hubNamespaces All/Selector),
+// licenses in its namespace (cluster-wide with hubNamespaces All/Selector),
 // and its own VPNCluster by name (the Role grants it by resourceNames, which
 // the API server allows for a list/watch with a metadata.name selector).
 func (m *Member) newCache(wide bool) (crcache.Cache, error) {

@@ -36,7 +36,7 @@ func mustJSON(t *testing.T, v any) []byte {
 
 // TestDynamicHubFollowsPlacement: the member serves a dynamic hub exactly
 // while its status names the member, reports the session on its Lease,
-// admits within its licence allocation, and shuts the session down when the
+// admits within its license allocation, and shuts the session down when the
 // hub moves away.
 func TestDynamicHubFollowsPlacement(t *testing.T) {
 	ns := fixture(t)
@@ -87,8 +87,8 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 		return nil
 	})
 
-	// A licence with an allocation of one client for this member: the second
-	// login is refused. Without the licence the cluster is unlimited again.
+	// A license with an allocation of one client for this member: the second
+	// login is refused. Without the license the cluster is unlimited again.
 	lic := &vpnv1alpha1.ConnectionLicense{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lic"},
 		Spec:       vpnv1alpha1.ConnectionLicenseSpec{ClusterRef: vpnv1alpha1.ClusterReference{Name: "vpn"}, ClientConnections: 2},
@@ -100,7 +100,7 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 	if err := k8s.Status().Patch(bg(), lic, patch); err != nil {
 		t.Fatal(err)
 	}
-	r.refusedWith(t, hub, "bob", protocol.LicenceExhausted)
+	r.refusedWith(t, hub, "bob", protocol.LicenseExhausted)
 	eventually(t, 10*time.Second, "allocation applied", func() error {
 		if a := r.m.Server().Stats().Licences; a.ClientAllocation != 1 {
 			return fmt.Errorf("client allocation %d", a.ClientAllocation)

@@ -22,7 +22,7 @@ import (
 type snapshot struct {
 	now      time.Time
 	hubs     []*vpnv1alpha1.VirtualHub
-	licences []*vpnv1alpha1.ConnectionLicense
+	licenses []*vpnv1alpha1.ConnectionLicense
 	cluster  *vpnv1alpha1.VPNCluster          // nil while not in the cache
 	leases   map[string]*coordinationv1.Lease // by Lease name
 	// secret looks up a user Secret; synced is false while the namespace's
@@ -55,10 +55,10 @@ type plan struct {
 // makePlan computes the desired state from s. Pure: no clock, no client, no
 // lock; equal snapshots give equal plans.
 func (p *planner) makePlan(s *snapshot) plan {
-	in := inputs{hubs: s.hubs, licences: s.licences, secret: s.secret, fenced: s.fenced}
+	in := inputs{hubs: s.hubs, licenses: s.licenses, secret: s.secret, fenced: s.fenced}
 	out := plan{fenced: s.fenced, config: desired(p.id, p.base, in)}
 	out.static = staticHubs(out.config.cfg)
-	out.view = &view{routes: buildRoutes(p.id, s.hubs, s.licences, s.cluster), peers: p.peers(s.cluster)}
+	out.view = &view{routes: buildRoutes(p.id, s.hubs, s.licenses, s.cluster), peers: p.peers(s.cluster)}
 	out.bridges = bridgeSpecs(p.id, s.hubs)
 	if s.cluster == nil {
 		return out

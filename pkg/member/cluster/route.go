@@ -32,12 +32,12 @@ type routeTable struct {
 	members map[string]placement.Member
 	// known are all the cluster's hubs that are not being deleted.
 	known map[string]bool
-	// free is each member's licences left by kind (allocation − in use from
-	// the ConnectionLicense status); nil when the cluster has no licence.
+	// free is each member's licenses left by kind (allocation − in use from
+	// the ConnectionLicense status); nil when the cluster has no license.
 	free map[string][2]int
 }
 
-// buildRoutes computes the route table of member id from the hubs, licences
+// buildRoutes computes the route table of member id from the hubs, licenses
 // and VPNCluster (nil when not in the cache yet) of its cluster.
 func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alpha1.ConnectionLicense, vc *vpnv1alpha1.VPNCluster) routeTable {
 	rt := routeTable{dynamic: map[string]string{}, static: map[string][]string{}, members: map[string]placement.Member{}, known: map[string]bool{}}
@@ -71,7 +71,7 @@ func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alph
 		if rt.free == nil {
 			rt.free = map[string][2]int{}
 		}
-		// Every licence of a cluster carries the same allocations; the first
+		// Every license of a cluster carries the same allocations; the first
 		// one that has them is the cluster's.
 		if len(rt.free) > 0 {
 			continue
@@ -85,8 +85,8 @@ func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alph
 
 // staticTarget chooses the member for a login to static hub hub that this
 // member (self) reached: the best point among the hub's instances on mesh
-// peers and on self, self unless it is full, out of licences or clearly
-// busier (placement.SessionMember). own are self's live licence figures,
+// peers and on self, self unless it is full, out of licenses or clearly
+// busier (placement.SessionMember). own are self's live license figures,
 // fresher than the status the operator wrote. It returns "" for self.
 func (rt *routeTable) staticTarget(self, hub string, kind uint8, own member.LicenceStats, peers map[string]string) string {
 	holders, ok := rt.static[hub]

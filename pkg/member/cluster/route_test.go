@@ -16,9 +16,9 @@ import (
 
 // TestStaticSessionRouting: a login for a static hub stays on the entry
 // member while it has room, goes to the member with the better point once
-// the entry is clearly busier, and goes to a member with a free licence when
+// the entry is clearly busier, and goes to a member with a free license when
 // the entry's allocation is used up — where without routing it would be
-// refused "licence exhausted" while the cluster still had licences.
+// refused "license exhausted" while the cluster still had licenses.
 func TestStaticSessionRouting(t *testing.T) {
 	ns := fixture(t)
 	vc := &vpnv1alpha1.VPNCluster{}
@@ -50,8 +50,8 @@ func TestStaticSessionRouting(t *testing.T) {
 	m0.mustLogin(t, lan, "bob")
 	sessionsAre(t, m0, m1, lan, 1, 1)
 
-	// Licences: m0 may admit 1 client (in use: 1), m1 4 (in use: 1). Report
-	// m1 as busier so only the licence decides: a login at m0 must still be
+	// Licenses: m0 may admit 1 client (in use: 1), m1 4 (in use: 1). Report
+	// m1 as busier so only the license decides: a login at m0 must still be
 	// admitted, on m1.
 	setClusterMembers(t, vc, []vpnv1alpha1.MemberStatus{
 		{Name: "vpn-member-0", PodIP: "127.0.0.1", Ready: true, State: "Ready", Weight: 100},
@@ -79,8 +79,8 @@ func TestStaticSessionRouting(t *testing.T) {
 	m0.mustLogin(t, lan, "alice")
 	sessionsAre(t, m0, m1, lan, 1, 2)
 
-	// No member with a free licence left as far as m0 knows: m0 refuses with
-	// its own reason, naming the licence.
+	// No member with a free license left as far as m0 knows: m0 refuses with
+	// its own reason, naming the license.
 	patch = client.RawPatch("application/merge-patch+json", mustJSON(t, map[string]any{"status": vpnv1alpha1.ConnectionLicenseStatus{
 		Allocations: []vpnv1alpha1.LicenseAllocation{
 			{Member: "vpn-member-0", Client: 1, ClientInUse: 1},
@@ -90,7 +90,7 @@ func TestStaticSessionRouting(t *testing.T) {
 	if err := k8s.Status().Patch(bg(), lic, patch); err != nil {
 		t.Fatal(err)
 	}
-	m0.refusedWith(t, lan, "bob", protocol.LicenceExhausted)
+	m0.refusedWith(t, lan, "bob", protocol.LicenseExhausted)
 	sessionsAre(t, m0, m1, lan, 1, 2)
 }
 

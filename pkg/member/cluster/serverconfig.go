@@ -51,7 +51,7 @@ func (s *serverConfig) apply(cfg *member.Config, problems []string, fenced bool)
 	for _, h := range cfg.Hubs {
 		s.dynamic = s.dynamic || h.Type != member.HubStatic
 	}
-	s.log.Info("configuration applied", "hubs", len(cfg.Hubs), "fenced", fenced, "licences", licString(cfg.Licences))
+	s.log.Info("configuration applied", "hubs", len(cfg.Hubs), "fenced", fenced, "licenses", licString(cfg.Licences))
 }
 
 // invalidate makes the next apply call Apply even for an equal
@@ -83,7 +83,7 @@ func (s *serverConfig) hubs() []string {
 	return out
 }
 
-func licString(l *member.Licences) string {
+func licString(l *member.Licenses) string {
 	if l == nil {
 		return "unlimited"
 	}

@@ -64,11 +64,11 @@ func TestLocalBridgeFailover(t *testing.T) {
 	c := e2e.CreateCluster(t, e2e.ClusterSpec{
 		Hubs:  []e2e.HubSpec{{Name: "lan", Static: true}},
 		Users: map[string]string{"alice": "alice-pw"},
-		// Client licences with room on every member (a member without a free
+		// Client licenses with room on every member (a member without a free
 		// allocation relays a new session to one that has, which would move
-		// client B's session off its pinned member) and no bridge licence:
+		// client B's session off its pinned member) and no bridge license:
 		// the local bridge uses none.
-		ClientLicences: 12,
+		ClientLicenses: 12,
 	})
 	ns := c.Namespace
 
@@ -118,7 +118,7 @@ func TestLocalBridgeFailover(t *testing.T) {
 	// reconnect. Client B enters at the member with the highest index, which
 	// never holds the bridge while a lower one is ready (the operator takes
 	// the first eligible member), and stays there while that member has a free
-	// licence. The bridge's own failover is read from a client whose session
+	// license. The bridge's own failover is read from a client whose session
 	// survived the kill (SessionAge tells); A's and B's figures are recorded
 	// as well.
 	members := c.MemberPods(t)

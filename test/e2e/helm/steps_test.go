@@ -33,7 +33,7 @@ func checkMetrics(t *testing.T, c *e2e.Cluster) {
 	op := e2e.Kubectl(t, "get", "--raw", "/api/v1/namespaces/"+namespace+"/services/"+release+"-metrics:metrics/proxy/metrics")
 	for _, want := range []string{
 		`hubfleet_member_ready{cluster="demo",cluster_namespace="default"`,
-		`hubfleet_licence_total{cluster="demo",cluster_namespace="default",kind="client"} 50`,
+		`hubfleet_license_total{cluster="demo",cluster_namespace="default",kind="client"} 50`,
 	} {
 		if !strings.Contains(op, want) {
 			t.Errorf("operator metrics lack %s", want)

@@ -13,26 +13,26 @@ import (
 	"github.com/hubfleet/hubfleet/internal/e2e"
 )
 
-// TestLicenceOfTwo: a cluster licensed for 2 client connections; 20 clients
+// TestLicenseOfTwo: a cluster licensed for 2 client connections; 20 clients
 // (`--no-retry`) connect at the same instant. Exactly 2 get a session, the 18
-// others exit 7 saying "licence exhausted", and at no moment are 3 connected —
+// others exit 7 saying "license exhausted", and at no moment are 3 connected —
 // sampled from the clients' own status lines every 20 ms and from the members'
 // Lease loads throughout. When one of the two leaves, a new client gets its
-// licence.
+// license.
 //
 // The hub is static, so every member holds an instance and the entry member
 // sends a session to a member with a free allocation (docs/member-cluster.md);
-// with 2 licences over 3 members no member holds more than 1.
-func TestLicenceOfTwo(t *testing.T) {
-	const clients, licences = 20, 2
+// with 2 licenses over 3 members no member holds more than 1.
+func TestLicenseOfTwo(t *testing.T) {
+	const clients, licenses = 20, 2
 	e2e.DeployOperator(t)
 	c := e2e.CreateCluster(t, e2e.ClusterSpec{
 		Hubs:           []e2e.HubSpec{{Name: "office", Static: true}},
 		Users:          map[string]string{"user": "user-pw"},
-		ClientLicences: licences,
+		ClientLicenses: licenses,
 	})
 	// Members admit nothing until the operator has published their allocations.
-	e2e.Eventually(t, 60*time.Second, "licence allocations published", func() (bool, error) {
+	e2e.Eventually(t, 60*time.Second, "license allocations published", func() (bool, error) {
 		var l struct {
 			Status struct {
 				Allocations []struct {
@@ -46,7 +46,7 @@ func TestLicenceOfTwo(t *testing.T) {
 		for _, a := range l.Status.Allocations {
 			sum += a.Client
 		}
-		return len(l.Status.Allocations) == c.Members && sum == licences, fmt.Errorf("allocations %+v", l.Status.Allocations)
+		return len(l.Status.Allocations) == c.Members && sum == licenses, fmt.Errorf("allocations %+v", l.Status.Allocations)
 	})
 
 	cls := make([]*e2e.Client, clients)
@@ -128,18 +128,18 @@ func TestLicenceOfTwo(t *testing.T) {
 			connected = append(connected, cl)
 			continue
 		}
-		if code := cl.Code(); code != 7 || !strings.Contains(cl.Output(), "licence exhausted") {
-			t.Errorf("client %s exited %d, want 7 with \"licence exhausted\":\n%s", cl.Name, code, cl.Output())
+		if code := cl.Code(); code != 7 || !strings.Contains(cl.Output(), "license exhausted") {
+			t.Errorf("client %s exited %d, want 7 with \"license exhausted\":\n%s", cl.Name, code, cl.Output())
 		}
 	}
-	if len(connected) != licences {
+	if len(connected) != licenses {
 		mu.Lock()
 		mc := maxClients
 		mu.Unlock()
 		st, _ := e2e.KubectlErr("get", "connectionlicense", "-n", c.Namespace, c.Name, "-o",
 			`jsonpath=clients {.status.clients}; allocations {.status.allocations}`)
-		t.Fatalf("%d clients connected with a licence of %d (at most %d seen at once); licence status: %s",
-			len(connected), licences, mc, st)
+		t.Fatalf("%d clients connected with a license of %d (at most %d seen at once); license status: %s",
+			len(connected), licenses, mc, st)
 	}
 	for _, cl := range connected {
 		cl.WaitConnected(t, 30*time.Second)
@@ -149,11 +149,11 @@ func TestLicenceOfTwo(t *testing.T) {
 	// leaseDuration/3).
 	e2e.Eventually(t, 30*time.Second, "members report 2 client sessions of the hub", func() (bool, error) {
 		n, err := leaseSessions(c, "office")
-		return n == licences, fmt.Errorf("%d sessions (%v)", n, err)
+		return n == licenses, fmt.Errorf("%d sessions (%v)", n, err)
 	})
-	t.Logf("refusal seen by a client: %s", firstLine(cls, "licence exhausted"))
+	t.Logf("refusal seen by a client: %s", firstLine(cls, "license exhausted"))
 
-	// One of the two leaves; a newcomer takes its licence (with retries: the
+	// One of the two leaves; a newcomer takes its license (with retries: the
 	// members' view of each other's free allocation follows the operator's
 	// status writes).
 	if code := connected[0].Stop(t); code != 0 {
@@ -163,17 +163,17 @@ func TestLicenceOfTwo(t *testing.T) {
 	late.WaitConnected(t, 60*time.Second)
 	e2e.Eventually(t, 30*time.Second, "members report 2 client sessions after the swap", func() (bool, error) {
 		n, err := leaseSessions(c, "office")
-		return n == licences, fmt.Errorf("%d sessions (%v)", n, err)
+		return n == licenses, fmt.Errorf("%d sessions (%v)", n, err)
 	})
 
 	stopSampling()
 	mu.Lock()
 	defer mu.Unlock()
-	if maxClients > licences || maxLease > licences {
-		t.Fatalf("at some moment %d clients (status lines) / %d sessions (Lease loads) were connected, licence %d", maxClients, maxLease, licences)
+	if maxClients > licenses || maxLease > licenses {
+		t.Fatalf("at some moment %d clients (status lines) / %d sessions (Lease loads) were connected, license %d", maxClients, maxLease, licenses)
 	}
-	e2e.Record(t, "licence of %d, %d clients at once: %d admitted, %d refused (exit 7), all settled in %.2fs; max connected seen %d (clients, every 20 ms) / %d (Lease loads)",
-		licences, clients, licences, clients-licences, settled.Seconds(), maxClients, maxLease)
+	e2e.Record(t, "license of %d, %d clients at once: %d admitted, %d refused (exit 7), all settled in %.2fs; max connected seen %d (clients, every 20 ms) / %d (Lease loads)",
+		licenses, clients, licenses, clients-licenses, settled.Seconds(), maxClients, maxLease)
 }
 
 // leaseSessions sums the client sessions of a hub over the members' Lease loads.
