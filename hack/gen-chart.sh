@@ -13,7 +13,7 @@ out=charts/hubfleet/templates
   for f in config/crd/bases/*.yaml; do
     echo "---"
     # The keep policy lets `helm uninstall` leave CRDs (and so every user's
-    # VPNClusters, hubs and licences) in place.
+    # VPNClusters, hubs and licenses) in place.
     sed -e '/^---$/d' \
         -e 's/^\(    controller-gen.kubebuilder.io\/version: .*\)$/\1\n    {{- if .Values.crds.keep }}\n    helm.sh\/resource-policy: keep\n    {{- end }}/' "$f"
   done

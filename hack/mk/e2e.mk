@@ -13,5 +13,5 @@ E2E_PKGS ?= ./test/e2e/...
 ##@ End-to-end
 
 .PHONY: e2e
-e2e: ## End-to-end suite on the local Kubernetes (root): failover, static hub, licences, isolation.
+e2e: ## End-to-end suite on the local Kubernetes (root): failover, static hub, licenses, isolation.
 	HUBFLEET_E2E=1 go test -p 1 -count=1 -v -timeout $(E2E_TIMEOUT) -run '$(E2E_RUN)' $(E2E_PKGS) 2>&1 | tee $(E2E_LOG)
