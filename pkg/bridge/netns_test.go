@@ -153,7 +153,7 @@ func newWorld(t testing.TB, clients int) *world {
 		KeyFile:  w.file("server.key", kp.KeyPEM),
 		// One client license and no bridge license: the local bridge is not
 		// a session and needs none.
-		Licences: &member.Licenses{Client: clients, Bridge: 0},
+		Licenses: &member.Licenses{Client: clients, Bridge: 0},
 		Hubs:     []member.HubConfig{{Name: "lan", Type: member.HubStatic, Users: map[string]string{"alice": hash}}},
 	}
 	w.srv, err = member.New(cfg, member.Options{})

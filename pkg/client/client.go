@@ -329,9 +329,9 @@ func (c *client) permanent(err error, lost time.Time) *Error {
 			return &Error{Reason: ReasonUnknownHub, Err: fmt.Errorf("hub %q: %w; check --hub against the cluster's VirtualHubs", c.opts.Hub, err)}
 		case protocol.VersionUnsupported, protocol.BadRequest:
 			return &Error{Reason: ReasonRefused, Err: err}
-		case protocol.LicenceExhausted:
+		case protocol.LicenseExhausted:
 			if c.opts.NoRetry {
-				return &Error{Reason: ReasonLicence, Err: err}
+				return &Error{Reason: ReasonLicense, Err: err}
 			}
 		}
 	}

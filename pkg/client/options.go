@@ -152,11 +152,6 @@ const (
 	ReasonRefused
 )
 
-// ReasonLicence is the old spelling of ReasonLicense.
-//
-// Deprecated: temporary, until pkg/client/client.go is swept.
-const ReasonLicence = ReasonLicense
-
 // Error is Run's error for a failure it does not retry.
 type Error struct {
 	Reason Reason

@@ -107,8 +107,8 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 	if _, _, err := m.login(pw("alpha", "alice", "alice-pw")); err == nil {
 		t.Error("login accepted after Shutdown")
 	}
-	if st := m.srv.Stats(); st.Sessions != 0 || st.Licences.ClientInUse+st.Licences.BridgeInUse != 0 {
-		t.Errorf("after Shutdown: %d sessions, licenses %+v in use", st.Sessions, st.Licences)
+	if st := m.srv.Stats(); st.Sessions != 0 || st.Licenses.ClientInUse+st.Licenses.BridgeInUse != 0 {
+		t.Errorf("after Shutdown: %d sessions, licenses %+v in use", st.Sessions, st.Licenses)
 	}
 }
 
@@ -140,7 +140,7 @@ hubs:
 		}
 		if cfg.CertFile != filepath.Join(dir, "tls.crt") || cfg.Listen != ":8443" ||
 			cfg.KeepaliveInterval.D() != 500*time.Millisecond || cfg.DeadTimeout.D() != 3*time.Second ||
-			cfg.Licences.Client != 10 || cfg.Hubs[0].MaxSessions != 50 || cfg.Name == "" {
+			cfg.Licenses.Client != 10 || cfg.Hubs[0].MaxSessions != 50 || cfg.Name == "" {
 			t.Errorf("loaded %+v", cfg)
 		}
 		if _, err := New(cfg, Options{Logger: testLogger(t)}); err != nil {

@@ -54,11 +54,9 @@ type Config struct {
 	Name              string   `json:"name,omitempty"`
 	KeepaliveInterval Duration `json:"keepaliveInterval,omitempty"` // default 1s
 	DeadTimeout       Duration `json:"deadTimeout,omitempty"`       // default 3s
-	// Licences is the member's license allocation (key "licenses"; the old
-	// spelling "licences" is read for one release, see LoadConfig).
-	// Deprecated: temporary field name, until pkg/member/server.go is swept:
-	// it will be Licenses.
-	Licences *Licenses   `json:"licenses,omitempty"` // nil = unlimited
+	// Licenses is the member's license allocation (the old spelling of the
+	// key, "licences", is read for one release: see LoadConfig).
+	Licenses *Licenses   `json:"licenses,omitempty"` // nil = unlimited
 	Hubs     []HubConfig `json:"hubs"`
 }
 

@@ -148,8 +148,8 @@ func TestOldLicenseKeySpelling(t *testing.T) {
 	if err != nil {
 		t.Fatalf("old key refused: %v", err)
 	}
-	if cfg.Licences == nil || *cfg.Licences != (Licenses{Client: 7, Bridge: 2}) {
-		t.Errorf("old key read as %+v; want client 7, bridge 2", cfg.Licences)
+	if cfg.Licenses == nil || *cfg.Licenses != (Licenses{Client: 7, Bridge: 2}) {
+		t.Errorf("old key read as %+v; want client 7, bridge 2", cfg.Licenses)
 	}
 	for _, want := range []string{"level=WARN", "deprecated key", "key=licences", "use=licenses"} {
 		if !strings.Contains(logs, want) {
@@ -158,7 +158,7 @@ func TestOldLicenseKeySpelling(t *testing.T) {
 	}
 
 	cfg, logs, err = load(t, head+"licenses: {client: 7, bridge: 2}\n")
-	if err != nil || cfg.Licences == nil || cfg.Licences.Client != 7 {
+	if err != nil || cfg.Licenses == nil || cfg.Licenses.Client != 7 {
 		t.Errorf("new key: %+v, %v", cfg, err)
 	}
 	if logs != "" {

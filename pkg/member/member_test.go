@@ -81,7 +81,7 @@ func TestHubsNeverSeeEachOthersFrames(t *testing.T) {
 func TestLoginRefusals(t *testing.T) {
 	m := startMember(t, func(c *Config) {
 		c.Hubs[1].MaxSessions = 1
-		c.Licences = &Licenses{Client: 2, Bridge: 1}
+		c.Licenses = &Licenses{Client: 2, Bridge: 1}
 	})
 	// Fill: beta's one slot (a client license), one more client, one bridge.
 	m.connect(t, pw("beta", "carol", "carol-pw"))
@@ -137,20 +137,20 @@ func TestLoginRefusals(t *testing.T) {
 	}
 	// Refusals took nothing: the counts are the three admitted sessions.
 	st := m.srv.Stats()
-	if st.Licences.ClientInUse != 2 || st.Licences.BridgeInUse != 1 || st.Sessions != 3 {
-		t.Errorf("after refusals: licenses %+v, sessions %d; want 2 client, 1 bridge, 3 sessions", st.Licences, st.Sessions)
+	if st.Licenses.ClientInUse != 2 || st.Licenses.BridgeInUse != 1 || st.Sessions != 3 {
+		t.Errorf("after refusals: licenses %+v, sessions %d; want 2 client, 1 bridge, 3 sessions", st.Licenses, st.Sessions)
 	}
 }
 
 func TestLicenseAndSlotFreedWhenSessionEnds(t *testing.T) {
-	m := startMember(t, func(c *Config) { c.Licences = &Licenses{Client: 1, Bridge: 0} })
+	m := startMember(t, func(c *Config) { c.Licenses = &Licenses{Client: 1, Bridge: 0} })
 	a := m.connect(t, pw("alpha", "alice", "alice-pw"))
 	if _, _, err := m.login(pw("alpha", "bob", "bob-pw")); loginErr(t, err).Code != protocol.LicenseExhausted {
 		t.Fatalf("second client admitted beyond an allocation of 1: %v", err)
 	}
 	a.conn.Close()
 	eventually(t, 5*time.Second, "license not released after the session closed", func() bool {
-		return m.srv.Stats().Licences.ClientInUse == 0
+		return m.srv.Stats().Licenses.ClientInUse == 0
 	})
 	m.connect(t, pw("alpha", "bob", "bob-pw"))
 }

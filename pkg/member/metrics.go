@@ -162,7 +162,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.dhcpMessages, d.Learned, ns, name, "learned")
 	}
 
-	l := st.Licences
+	l := st.Licenses
 	for _, d := range []*prometheus.Desc{c.licInUse, c.oldLicInUse} {
 		gauge(d, float64(l.ClientInUse), "client")
 		gauge(d, float64(l.BridgeInUse), "bridge")

@@ -193,7 +193,7 @@ func TestMetricsOfARealMember(t *testing.T) {
 
 	// Licenses from the configuration show as the member's allocation.
 	cfg := baseConfig(t, m.dir)
-	cfg.Licences = &Licenses{Client: 5, Bridge: 1}
+	cfg.Licenses = &Licenses{Client: 5, Bridge: 1}
 	if err := m.srv.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 // Licensed under the Apache License, Version 2.0 (see LICENSE).
 
 // Package member is the member server: it accepts VPN sessions over TLS, logs them
-// in (password or resumption ticket, hub capacity, connection licences) and
+// in (password or resumption ticket, hub capacity, connection licenses) and
 // attaches each to its Virtual Hub, with one reader and one writer goroutine per
 // session on a path that allocates nothing per frame.
 //
@@ -147,7 +147,7 @@ func (s *Server) Name() string { return s.settings.Load().name }
 // Apply replaces the configuration. Hubs that remain keep their sessions; users and
 // limits apply to new logins; a removed hub refuses logins at once and its
 // sessions are sent Shutdown ("hub removed") in the background, so their clients
-// log in again at once; the certificate, ticket key, licences and timers are
+// log in again at once; the certificate, ticket key, licenses and timers are
 // replaced (timers for new sessions). A change of listen address needs a restart
 // and is only logged. On error nothing changes.
 func (s *Server) Apply(cfg *Config) error {
@@ -158,9 +158,9 @@ func (s *Server) Apply(cfg *Config) error {
 	for i := range c.Hubs {
 		c.Hubs[i].Users = maps.Clone(c.Hubs[i].Users)
 	}
-	if cfg.Licences != nil {
-		l := *cfg.Licences
-		c.Licences = &l
+	if cfg.Licenses != nil {
+		l := *cfg.Licenses
+		c.Licenses = &l
 	}
 	if err := c.Validate(); err != nil {
 		return err
@@ -222,10 +222,10 @@ func (s *Server) Apply(cfg *Config) error {
 	if s.tlsConf != nil { // nil only in New's first Apply; New sets the keys itself
 		s.setSessionTicketKeys(next)
 	}
-	if c.Licences == nil {
+	if c.Licenses == nil {
 		s.gate.SetAllocation(license.Unlimited, license.Unlimited)
 	} else {
-		s.gate.SetAllocation(c.Licences.Client, c.Licences.Bridge)
+		s.gate.SetAllocation(c.Licenses.Client, c.Licenses.Bridge)
 	}
 	s.mu.Unlock()
 
@@ -369,12 +369,12 @@ type Stats struct {
 	Sessions int          `json:"sessions"`
 	Clients  int          `json:"clients"`
 	Bridges  int          `json:"bridges"`
-	Licences LicenceStats `json:"licences"`
+	Licenses LicenseStats `json:"licenses"`
 	Hubs     []HubStats   `json:"hubs"` // sorted by name
 }
 
-// LicenceStats are the member's allocation (-1: unlimited) and licences in use.
-type LicenceStats struct {
+// LicenseStats are the member's allocation (-1: unlimited) and licenses in use.
+type LicenseStats struct {
 	ClientAllocation int `json:"clientAllocation"`
 	BridgeAllocation int `json:"bridgeAllocation"`
 	ClientInUse      int `json:"clientInUse"`
@@ -390,11 +390,11 @@ type HubStats struct {
 	Switch  hub.Stats `json:"switch"`
 }
 
-// Licences returns the allocation and the licences in use without walking the
+// Licenses returns the allocation and the licenses in use without walking the
 // hubs: the cluster member's routing reads it on every login. In-use counts
 // every session, limited or not, so it is also the member's session count.
-func (s *Server) Licences() LicenceStats {
-	var l LicenceStats
+func (s *Server) Licenses() LicenseStats {
+	var l LicenseStats
 	l.ClientAllocation, l.BridgeAllocation = s.gate.Allocation()
 	l.ClientInUse, l.BridgeInUse = s.gate.InUse()
 	return l
@@ -402,7 +402,7 @@ func (s *Server) Licences() LicenceStats {
 
 // Stats returns a snapshot.
 func (s *Server) Stats() Stats {
-	st := Stats{Name: s.Name(), Licences: s.Licences()}
+	st := Stats{Name: s.Name(), Licenses: s.Licenses()}
 	s.mu.Lock()
 	hubs := make([]*hubState, 0, len(s.hubs))
 	for _, hs := range s.hubs {

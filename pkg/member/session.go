@@ -43,7 +43,7 @@ type session struct {
 }
 
 // run moves frames until the connection or the port ends, then releases the
-// session's hub slot and licence.
+// session's hub slot and license.
 func (se *session) run() {
 	start := time.Now()
 	log := se.srv.log.With("hub", se.hs.name, "user", se.user, "remote", se.remote, "kind", se.kind.String())

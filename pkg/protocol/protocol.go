@@ -111,11 +111,6 @@ const (
 	BadRequest         Code = 11
 )
 
-// LicenceExhausted is the old spelling of LicenseExhausted.
-//
-// Deprecated: temporary, until pkg/client/client.go is swept.
-const LicenceExhausted = LicenseExhausted
-
 var codeNames = [...]string{
 	OK:                 "ok",
 	UnknownHub:         "unknown hub",

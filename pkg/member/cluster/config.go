@@ -146,7 +146,7 @@ func desired(id *Identity, base member.Config, in inputs) result {
 		cfg.Hubs = append(cfg.Hubs, hc)
 	}
 	sort.Slice(cfg.Hubs, func(i, j int) bool { return cfg.Hubs[i].Name < cfg.Hubs[j].Name })
-	cfg.Licences = allocation(id, in.licenses)
+	cfg.Licenses = allocation(id, in.licenses)
 	r.cfg = &cfg
 	sort.Strings(r.problems)
 	return r

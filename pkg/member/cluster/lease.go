@@ -166,7 +166,7 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 // allocation took effect).
 func LoadOf(st member.Stats) memberlease.Load {
 	l := memberlease.Load{Sessions: map[string]memberlease.HubLoad{}}
-	if a := st.Licences; a.ClientAllocation >= 0 || a.BridgeAllocation >= 0 {
+	if a := st.Licenses; a.ClientAllocation >= 0 || a.BridgeAllocation >= 0 {
 		l.Licenses = &memberlease.Allocation{Client: int32(max(a.ClientAllocation, 0)), Bridge: int32(max(a.BridgeAllocation, 0))}
 	}
 	for _, h := range st.Hubs {

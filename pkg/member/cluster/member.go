@@ -208,7 +208,7 @@ func loadPeerTLS(id *Identity, peer *peerCert) (*tls.Config, error) {
 // member that knows better; until it has re-read the placement (fence.go) it
 // relays no dynamic hub.
 func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
-	own := m.srv.Licences()
+	own := m.srv.Licenses()
 	if m.lease.expired() {
 		return "", false
 	}

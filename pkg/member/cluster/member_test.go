@@ -102,7 +102,7 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 	}
 	r.refusedWith(t, hub, "bob", protocol.LicenseExhausted)
 	eventually(t, 10*time.Second, "allocation applied", func() error {
-		if a := r.m.Server().Stats().Licences; a.ClientAllocation != 1 {
+		if a := r.m.Server().Stats().Licenses; a.ClientAllocation != 1 {
 			return fmt.Errorf("client allocation %d", a.ClientAllocation)
 		}
 		return nil

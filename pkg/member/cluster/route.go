@@ -88,7 +88,7 @@ func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alph
 // peers and on self, self unless it is full, out of licenses or clearly
 // busier (placement.SessionMember). own are self's live license figures,
 // fresher than the status the operator wrote. It returns "" for self.
-func (rt *routeTable) staticTarget(self, hub string, kind uint8, own member.LicenceStats, peers map[string]string) string {
+func (rt *routeTable) staticTarget(self, hub string, kind uint8, own member.LicenseStats, peers map[string]string) string {
 	holders, ok := rt.static[hub]
 	if _, known := rt.members[self]; !ok || !known {
 		// Not listed yet (a member that just started): serve it here.

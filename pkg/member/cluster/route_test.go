@@ -71,7 +71,7 @@ func TestStaticSessionRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, "m0 learns its allocation of 1", func() error {
-		if a := m0.m.Server().Licences(); a.ClientAllocation != 1 {
+		if a := m0.m.Server().Licenses(); a.ClientAllocation != 1 {
 			return fmt.Errorf("allocation %d", a.ClientAllocation)
 		}
 		return nil

@@ -51,7 +51,7 @@ func (s *serverConfig) apply(cfg *member.Config, problems []string, fenced bool)
 	for _, h := range cfg.Hubs {
 		s.dynamic = s.dynamic || h.Type != member.HubStatic
 	}
-	s.log.Info("configuration applied", "hubs", len(cfg.Hubs), "fenced", fenced, "licenses", licString(cfg.Licences))
+	s.log.Info("configuration applied", "hubs", len(cfg.Hubs), "fenced", fenced, "licenses", licString(cfg.Licenses))
 }
 
 // invalidate makes the next apply call Apply even for an equal
