@@ -90,8 +90,19 @@ type failoverWork struct {
 	vc    *vpnv1alpha1.VPNCluster
 	peers []peerState
 	hubs  []*vpnv1alpha1.VirtualHub
-	act   []string
+	due   failoverDue
 	now   time.Time
+}
+
+// union is a followed by the names of b not in a.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, n := range b {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func newFailover(m *Member) *failover {
@@ -219,7 +230,7 @@ func (f *failover) run(ctx context.Context) {
 func (f *failover) do(ctx context.Context, w failoverWork) {
 	m := f.m
 	failed := false
-	for _, name := range w.act {
+	for _, name := range union(w.due.hubs, w.due.bridges) {
 		if m.lease.fencedNow() {
 			return // a member that cannot vouch for its own view acts on nothing
 		}
@@ -235,13 +246,17 @@ func (f *failover) do(ctx context.Context, w failoverWork) {
 				continue
 			}
 		}
-		if err := f.move(ctx, w.vc, w.peers, w.hubs, name, w.now); err != nil {
-			m.log.Warn("moving a failed peer's dynamic hubs", "peer", name, "err", err)
-			failed = true
+		if slices.Contains(w.due.hubs, name) {
+			if err := f.move(ctx, w.vc, w.peers, w.hubs, name, w.now); err != nil {
+				m.log.Warn("moving a failed peer's dynamic hubs", "peer", name, "err", err)
+				failed = true
+			}
 		}
-		if err := f.moveBridges(ctx, w.peers, w.hubs, p, w.now); err != nil {
-			m.log.Warn("moving a failed peer's local bridges", "peer", name, "err", err)
-			failed = true
+		if slices.Contains(w.due.bridges, name) {
+			if err := f.moveBridges(ctx, w.peers, w.hubs, p, w.now); err != nil {
+				m.log.Warn("moving a failed peer's local bridges", "peer", name, "err", err)
+				failed = true
+			}
 		}
 	}
 	f.mu.Lock()
@@ -318,6 +333,23 @@ func judgePeers(in judgeInputs) ([]peerState, time.Time) {
 	return out, next
 }
 
+// failoverDue is what decideFailover finds due now: the failed peers whose
+// dynamic hubs, and those whose local bridges, this member moves.
+type failoverDue struct {
+	hubs, bridges []string
+}
+
+func (d failoverDue) empty() bool { return len(d.hubs) == 0 && len(d.bridges) == 0 }
+
+// bridgeGrace is how long a failed peer's local bridge is left to the
+// operator before a member moves it. The operator places bridges with what
+// members cannot see (node labels, pod readiness) and moves a dead holder's
+// bridge within a few hundred milliseconds, so with it alive the members
+// never act; with it down the LAN is back about a second later than that,
+// inside the bridge's 3 s target. Dynamic hubs have no grace: a client's
+// every session waits on them.
+const bridgeGrace = time.Second
+
 // decideFailover chooses, from the judged peers, the failed ones this
 // member acts on now, and returns when the next one becomes due (zero if
 // none). interval is the renewal interval.
@@ -327,8 +359,8 @@ func judgePeers(in judgeInputs) ([]peerState, time.Time) {
 // server). A member holding its own death certificate acts at once, since
 // not every peer gets one (a link may be down, a probe inconclusive); the
 // claim still lets only one win. A peer claimed by another member is left
-// to it for two more intervals.
-func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.VirtualHub, interval time.Duration, now time.Time) (act []string, next time.Time) {
+// to it for two more intervals. Bridges wait bridgeGrace at least.
+func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.VirtualHub, interval time.Duration, now time.Time) (due failoverDue, next time.Time) {
 	var live []string
 	for _, p := range peers {
 		if p.live {
@@ -337,8 +369,17 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 	}
 	slices.Sort(live)
 	rank := slices.Index(live, id.Name)
+	at := func(t time.Time) bool {
+		if now.Before(t) {
+			if next.IsZero() || t.Before(next) {
+				next = t
+			}
+			return false
+		}
+		return true
+	}
 	for _, p := range peers {
-		if !p.failed || (!holdsDynamic(id, hubs, p.name) && !holdsBridge(id, hubs, p.name)) {
+		if !p.failed {
 			continue
 		}
 		delay := time.Duration(rank) * interval
@@ -348,15 +389,14 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 		if p.claim != nil && p.claim.By != id.Name {
 			delay += 2 * interval
 		}
-		if due := p.since.Add(delay); now.Before(due) {
-			if next.IsZero() || due.Before(next) {
-				next = due
-			}
-			continue
+		if holdsDynamic(id, hubs, p.name) && at(p.since.Add(delay)) {
+			due.hubs = append(due.hubs, p.name)
 		}
-		act = append(act, p.name)
+		if holdsBridge(id, hubs, p.name) && at(p.since.Add(max(delay, bridgeGrace))) {
+			due.bridges = append(due.bridges, p.name)
+		}
 	}
-	return act, next
+	return due, next
 }
 
 // holdsDynamic reports whether member holds a dynamic hub of this cluster.

@@ -199,7 +199,7 @@ func (m *Member) act(p plan) {
 	m.config.apply(p.config.cfg, p.config.problems, p.fenced)
 	m.meshes.attach(p.static)
 	m.bridges.sync(p.bridges, p.fenced)
-	if len(p.failover.act) > 0 {
+	if !p.failover.due.empty() {
 		m.failover.hand(p.failover)
 	}
 }

@@ -72,10 +72,10 @@ func (p *planner) makePlan(s *snapshot) plan {
 		// A little after the expiry, so it has certainly passed when we look.
 		out.wake = expiry.Add(20 * time.Millisecond)
 	}
-	act, due := decideFailover(p.id, peers, s.hubs, p.interval, s.now)
-	out.wake = earliest(out.wake, due)
-	if len(act) > 0 && !s.fenced { // a fenced member cannot vouch for its view
-		out.failover = failoverWork{vc: s.cluster, peers: peers, hubs: s.hubs, act: act, now: s.now}
+	due, next := decideFailover(p.id, peers, s.hubs, p.interval, s.now)
+	out.wake = earliest(out.wake, next)
+	if !due.empty() && !s.fenced { // a fenced member cannot vouch for its view
+		out.failover = failoverWork{vc: s.cluster, peers: peers, hubs: s.hubs, due: due, now: s.now}
 	}
 	return out
 }

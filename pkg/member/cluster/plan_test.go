@@ -96,8 +96,8 @@ func TestPlanServesRoutesAndActs(t *testing.T) {
 		t.Errorf("routes %+v do not follow the hubs' status", got.view.routes)
 	}
 	// The first live member by name acts on the expired peer at once.
-	if !slices.Equal(got.failover.act, []string{"vpn-member-2"}) {
-		t.Errorf("failover acts on %v, want vpn-member-2", got.failover.act)
+	if !slices.Equal(got.failover.due.hubs, []string{"vpn-member-2"}) {
+		t.Errorf("failover acts on %v, want vpn-member-2", got.failover.due)
 	}
 	// The next change without an event: member 1's expiry (2.5 s), a little after.
 	if want := planNow.Add(2500*time.Millisecond + 20*time.Millisecond); !got.wake.Equal(want) {
@@ -112,15 +112,15 @@ func TestPlanFencedServesNoDynamicHubAndMovesNothing(t *testing.T) {
 	if h := cfgHubs(got.config.cfg); !slices.Equal(h, []string{"ns/lan"}) {
 		t.Errorf("fenced member serves %v, want only the static hub", h)
 	}
-	if len(got.failover.act) != 0 {
-		t.Errorf("a fenced member acts on %v: it cannot vouch for its view", got.failover.act)
+	if !got.failover.due.empty() {
+		t.Errorf("a fenced member acts on %v: it cannot vouch for its view", got.failover.due)
 	}
 }
 
 func TestPlanIsPure(t *testing.T) {
 	p, s := planFixture("vpn-member-0")
 	a, b := p.makePlan(s), p.makePlan(s)
-	if !slices.Equal(cfgHubs(a.config.cfg), cfgHubs(b.config.cfg)) || !a.wake.Equal(b.wake) || !slices.Equal(a.failover.act, b.failover.act) {
+	if !slices.Equal(cfgHubs(a.config.cfg), cfgHubs(b.config.cfg)) || !a.wake.Equal(b.wake) || !slices.Equal(a.failover.due.hubs, b.failover.due.hubs) {
 		t.Errorf("two plans of one snapshot differ: %+v / %+v", a, b)
 	}
 }
@@ -151,12 +151,12 @@ func TestDecideFailoverRanksAndCertificates(t *testing.T) {
 			peerState{name: "m-3", failed: true, reason: ReasonLeaseExpired, since: expiry.Add(-time.Second), claim: &memberlease.Claim{By: "m-1"}}, true, time.Time{}},
 	} {
 		act, due := decideFailover(id(tc.self), peers(tc.p3), hubs, time.Second, planNow)
-		if (len(act) == 1) != tc.act || !due.Equal(tc.due) {
+		if (len(act.hubs) == 1) != tc.act || !due.Equal(tc.due) {
 			t.Errorf("%s: act %v due %v, want act=%v due %v", tc.name, act, due, tc.act, tc.due)
 		}
 	}
 	// A failed peer that holds no dynamic hub has nothing to move.
-	if act, due := decideFailover(id("m-0"), peers(expired), nil, time.Second, planNow); len(act) != 0 || !due.IsZero() {
+	if act, due := decideFailover(id("m-0"), peers(expired), nil, time.Second, planNow); !act.empty() || !due.IsZero() {
 		t.Errorf("nothing to move, yet act %v due %v", act, due)
 	}
 }
@@ -170,5 +170,26 @@ func TestLeaseTriggers(t *testing.T) {
 	}
 	if !leaseTriggers(o, claimed) {
 		t.Error("a claim does not trigger a pass")
+	}
+}
+
+// A failed peer's local bridge is left to the operator for bridgeGrace,
+// even when its dynamic hubs move at once on a death certificate.
+func TestDecideFailoverBridgeGrace(t *testing.T) {
+	dyn := planHub("h", vpnv1alpha1.HubDynamic, "m-1")
+	lan := planHub("lan", vpnv1alpha1.HubStatic, "m-0", "m-1")
+	lan.Spec.LocalBridge = &vpnv1alpha1.LocalBridgeSpec{Interface: "eth1"}
+	lan.Status.LocalBridge = "m-1"
+	hubs := []*vpnv1alpha1.VirtualHub{dyn, lan}
+	id := &Identity{Cluster: "vpn", Namespace: "ns", Name: "m-0"}
+	dead := func(ago time.Duration) []peerState {
+		return []peerState{{name: "m-0", live: true}, {name: "m-1", failed: true, reason: ReasonMemberDead, since: planNow.Add(-ago)}}
+	}
+	due, next := decideFailover(id, dead(100*time.Millisecond), hubs, time.Second, planNow)
+	if !slices.Equal(due.hubs, []string{"m-1"}) || len(due.bridges) != 0 || !next.Equal(planNow.Add(900*time.Millisecond)) {
+		t.Errorf("just dead: due %+v next %v; want the hubs now, the bridge at +900ms", due, next)
+	}
+	if due, _ := decideFailover(id, dead(bridgeGrace), hubs, time.Second, planNow); !slices.Equal(due.bridges, []string{"m-1"}) {
+		t.Errorf("after the grace: due %+v, want the bridge", due)
 	}
 }
