@@ -46,6 +46,9 @@ type Options struct {
 	// peer ends while the mesh is open: with a refused reconnect it is the
 	// fastest evidence that the peer's process is gone.
 	OnLinkDown func(peer string)
+	// OnCall, if set, answers a peer's Call (call.go): req is the request's
+	// JSON, the returned value is sent back as JSON.
+	OnCall func(req []byte) any
 }
 
 // Mesh is one member's side of the member mesh: a link to every peer,
@@ -157,6 +160,8 @@ func (m *Mesh) accept(raw net.Conn) {
 		m.acceptLink(tc)
 	case ALPNRelay:
 		m.acceptRelay(tc)
+	case ALPNCall:
+		m.acceptCall(tc)
 	default:
 		m.log.Info("mesh connection without a mesh ALPN", "remote", raw.RemoteAddr(), "alpn", p)
 		tc.Close()

@@ -16,6 +16,7 @@ import (
 const (
 	ALPNLink  = "hubfleet-mesh/1"
 	ALPNRelay = "hubfleet-relay/1"
+	ALPNCall  = "hubfleet-call/1" // one request and its answer (call.go)
 )
 
 // TLSConfig builds the one configuration a member uses on both ends of the
@@ -42,7 +43,7 @@ func TLSConfig(cert tls.Certificate, clusterCA *x509.CertPool, serverName string
 		ClientCAs:    clusterCA,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ServerName:   serverName,
-		NextProtos:   []string{ALPNLink, ALPNRelay},
+		NextProtos:   []string{ALPNLink, ALPNRelay, ALPNCall},
 		// Relays open a connection per session; resuming saves the peer a
 		// certificate signature and verification each time.
 		ClientSessionCache: tls.NewLRUClientSessionCache(64),
