@@ -19,6 +19,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/framing"
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
 // link is the one connection between this member and one peer. Its reader
@@ -342,7 +343,8 @@ func (l *link) write(b []byte) error {
 		}
 	}
 	l.lastWrite.Store(int64(now.Sub(l.epoch)))
-	_, err := l.conn.Write(b)
+	// A batch's TLS records leave in one write(2) (WrapTCP), not one each.
+	_, err := protocol.WriteHeld(l.conn, b)
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		err = fmt.Errorf("peer %s accepted no data for %v", l.peer, wt)
 	}

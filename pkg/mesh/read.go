@@ -16,19 +16,17 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/hub"
 )
 
-// read is the link's reader loop. A Frames body is read whole into the link's
-// body buffer and walked with the framing slice decoder; each frame is copied
-// into a pooled hub frame with its metadata (the hub keeps frames in queues
-// past this call) and handed to the hub's peer port a batch at a time.
+// read is the link's reader loop. A Frames body is walked with the framing
+// stream decoder; each frame is read into a pooled hub frame with its
+// metadata (the hub keeps frames in queues past this call), a long one
+// straight from TLS (readFrame), and handed to the hub's peer port a batch at
+// a time.
 func (l *link) read() error {
 	br := bufio.NewReaderSize(l.conn, 64<<10)
 	dead := l.m.opt.DeadTimeout
 	var armedAt time.Time
 	batch := make([]*hub.Frame, 0, maxBatch)
 	var hdr [headerLen]byte
-	// body grows to the largest batch the peer sends and stays: a member has
-	// one link per peer, and pumps cut batches at pumpBatchBody.
-	var body []byte
 	// Hub ports check the length of ordinary frames against the hub's own
 	// limit; the decoder stops only what no sender may produce.
 	dec := framing.Decoder{Limits: framing.Limits{MaxFrame: framing.MaxPlainFrame, MaxSuper: framing.MaxSuperFrame}}
@@ -70,20 +68,22 @@ func (l *link) read() error {
 		if n < 5+2 || n > limit {
 			return fmt.Errorf("peer %s sent a Frames message of %d bytes", l.peer, n)
 		}
-		if cap(body) < n {
-			body = make([]byte, n)
-		}
-		body = body[:n]
-		if _, err := io.ReadFull(br, body); err != nil {
+		var pre [5]byte // hub id, count
+		if _, err := io.ReadFull(br, pre[:]); err != nil {
 			return l.readErr(err)
 		}
-		id := binary.BigEndian.Uint32(body)
+		id := binary.BigEndian.Uint32(pre[:])
 		pp := (*l.byID.Load())[id] // nil: a hub detached meanwhile; drop its frames
-		if err := dec.BeginBody(format, body[4:]); err != nil {
+		if err := dec.Begin(format, int(pre[4]), n-5); err != nil {
 			return fmt.Errorf("peer %s: %w", l.peer, err)
 		}
 		for dec.Left() > 0 {
-			fr, fi, err := dec.NextInBody()
+			p, err := br.Peek(dec.Window())
+			if err != nil {
+				releaseAll(batch)
+				return l.readErr(err)
+			}
+			fi, err := dec.Next(p)
 			if err == nil && fi.Verdict != framing.Deliver {
 				// Pumps send only what the decoder accepts, so this is a
 				// broken peer, not a frame to drop quietly.
@@ -93,13 +93,21 @@ func (l *link) read() error {
 				releaseAll(batch)
 				return fmt.Errorf("peer %s: %w", l.peer, err)
 			}
+			br.Discard(fi.Header)
 			if pp == nil {
+				if _, err := br.Discard(fi.Len); err != nil {
+					return l.readErr(err)
+				}
 				continue
 			}
-			f := hub.NewFrameSize(len(fr))
-			f.SetLen(copy(f.Buf(), fr))
+			f := hub.NewFrameSize(fi.Len)
+			f.SetLen(fi.Len)
 			f.Meta = fi.Meta
 			batch = append(batch, f)
+			if err := l.readFrame(br, f.B); err != nil {
+				releaseAll(batch)
+				return l.readErr(err)
+			}
 		}
 		if pp != nil {
 			pp.port.Forward(batch) // takes the references
@@ -107,6 +115,26 @@ func (l *link) read() error {
 			batch = batch[:0]
 		}
 	}
+}
+
+// directRead is the frame length from which readFrame reads what the bufio
+// buffer does not hold straight from the TLS connection into the hub frame:
+// a super-frame's bytes are copied once, out of TLS.
+const directRead = 8 << 10
+
+// readFrame fills b (a hub frame) with the next bytes of the link.
+func (l *link) readFrame(br *bufio.Reader, b []byte) error {
+	if len(b) < directRead || br.Buffered() >= len(b) {
+		_, err := io.ReadFull(br, b)
+		return err
+	}
+	k := 0
+	if br.Buffered() > 0 {
+		k, _ = br.Read(b) // only what is buffered: no read from the connection
+	}
+	// The bufio buffer is empty now, so reading around it keeps it consistent.
+	_, err := io.ReadFull(l.conn, b[k:])
+	return err
 }
 
 func (l *link) control(typ byte, body []byte) error {
