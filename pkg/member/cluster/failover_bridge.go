@@ -21,9 +21,8 @@ import (
 // bridging process has certainly stopped: it is gone, or its Lease expired
 // and a member stops bridging before that (bridgeFenceMargin). So it gives
 // the bridge to the first live member, in member order as the operator
-// prefers them, that holds an instance of the hub and that the operator
-// last found eligible (status.localBridgeEligible: members cannot read
-// Nodes). The activation names no container — a member does not know its
+// prefers them, that the operator last found eligible
+// (status.localBridgeEligible: members cannot read Nodes). The activation names no container — a member does not know its
 // peers' — and is new text, so the chosen member's process bridges it (it
 // only refuses an activation it found when it started), while a process
 // that starts later does not. The operator, once back, activates it again
@@ -41,17 +40,14 @@ func bridgeOn(id *Identity, h *vpnv1alpha1.VirtualHub, member string) bool {
 }
 
 // bridgeTarget is the member that takes h's bridge: the first live member of
-// peers (in member order) holding an instance of h that may bridge it; ""
-// if none. Live (a fresh Lease of its own) is the readiness that counts, as
-// the operator's: an instance's ready flag lags a restart (seen in a rolling
-// update, where it sent the bridge past the member the operator would pick).
+// peers (in member order) that may bridge it; "" if none. Live (a fresh
+// Lease of its own) is the readiness that counts, as the operator's; the
+// hub's instance list is not consulted: it lags a restart (in a rolling
+// update it sent the bridge past the member the operator picks), and a
+// member not listed yet bridges as soon as the operator lists it.
 func bridgeTarget(h *vpnv1alpha1.VirtualHub, peers []peerState) string {
-	listed := map[string]bool{}
-	for _, in := range h.Status.Instances {
-		listed[in.Member] = true
-	}
 	for _, p := range peers {
-		if !p.live || !listed[p.name] {
+		if !p.live {
 			continue
 		}
 		if len(h.Spec.LocalBridge.NodeSelector) > 0 && !slices.Contains(h.Status.LocalBridgeEligible, p.name) {

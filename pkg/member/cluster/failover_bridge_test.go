@@ -48,13 +48,13 @@ func TestPeerMovesDeadMembersBridge(t *testing.T) {
 	}
 }
 
-// bridgeTarget: the first live member in member order with an instance;
+// bridgeTarget: the first live member in member order;
 // with a nodeSelector only among the members the operator found eligible.
 func TestBridgeTarget(t *testing.T) {
 	h := planHub("lan", vpnv1alpha1.HubStatic)
 	h.Spec.LocalBridge = &vpnv1alpha1.LocalBridgeSpec{Interface: "eth1"}
-	// m-1 holds no instance; m-2's is not marked ready yet (it restarted),
-	// but its Lease is fresh: it counts.
+	// m-1 is not listed among the instances yet (it restarted): its Lease
+	// is fresh, so it counts.
 	h.Status.Instances = []vpnv1alpha1.HubInstance{{Member: "m-0", Ready: true}, {Member: "m-2", Ready: false}, {Member: "m-3", Ready: true}}
 	peers := []peerState{{name: "m-0", failed: true}, {name: "m-1", live: true}, {name: "m-2", live: true}, {name: "m-3", live: true}}
 	for _, tc := range []struct {
@@ -62,9 +62,10 @@ func TestBridgeTarget(t *testing.T) {
 		eligible []string
 		want     string
 	}{
-		{nil, nil, "m-2"},
+		{nil, nil, "m-1"},
 		{map[string]string{"lan": "a"}, []string{"m-3"}, "m-3"},
-		{map[string]string{"lan": "a"}, []string{"m-0", "m-1"}, ""},
+		{map[string]string{"lan": "a"}, []string{"m-0", "m-3"}, "m-3"},
+		{map[string]string{"lan": "a"}, []string{"m-0"}, ""},
 		{map[string]string{"lan": "a"}, nil, ""},
 	} {
 		h.Spec.LocalBridge.NodeSelector, h.Status.LocalBridgeEligible = tc.selector, tc.eligible
