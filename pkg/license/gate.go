@@ -49,6 +49,10 @@ type Gate struct {
 	mu    sync.Mutex
 	alloc [sessionkind.N]int
 	inUse [sessionkind.N]int
+	// Loans between members (loan.go): lent out of alloc to peers, borrowed
+	// from peers on top of it. A member admits up to alloc − lent + borrowed.
+	lent     [sessionkind.N]int
+	borrowed [sessionkind.N]int
 }
 
 // NewGate returns a Gate with the given allocations (negative: unlimited).
@@ -88,8 +92,8 @@ func (g *Gate) Acquire(k sessionkind.Kind) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if a := g.alloc[k]; a != Unlimited && g.inUse[k] >= a {
-		return &ExhaustedError{Kind: k, Allocation: a, InUse: g.inUse[k]}
+	if a := g.alloc[k]; a != Unlimited && g.inUse[k] >= g.effectiveLocked(k) {
+		return &ExhaustedError{Kind: k, Allocation: g.effectiveLocked(k), InUse: g.inUse[k]}
 	}
 	g.inUse[k]++
 	return nil

@@ -257,9 +257,16 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	case err != nil:
 		return nil, refusal(protocol.HubFull, "hub %q is full: %d of %d sessions (maxSessions) in use; try again later or ask your administrator to raise maxSessions", req.Hub, limit, limit)
 	}
-	if err := s.gate.Acquire(kind); err != nil {
+	err = s.gate.Acquire(kind)
+	if errors.Is(err, license.ErrExhausted) && s.borrow != nil && s.borrow(ctx, kind) {
+		err = s.gate.Acquire(kind) // a peer lent one
+	}
+	if err != nil {
 		hs.unreserve(kind)
 		var ee *license.ExhaustedError
+		if errors.As(err, &ee) && s.borrow != nil {
+			return nil, refusal(protocol.LicenseExhausted, "license exhausted: every %s connection license of the cluster is in use (member %s: %d of %d, and no peer has one free); try again later or ask your administrator for more %s licenses", ee.Kind, st.name, ee.InUse, ee.Allocation, ee.Kind)
+		}
 		if errors.As(err, &ee) {
 			return nil, refusal(protocol.LicenseExhausted, "license exhausted: no %s connection license free on member %s (%d of %d in use); try again later or ask your administrator for more %s licenses", ee.Kind, st.name, ee.InUse, ee.Allocation, ee.Kind)
 		}

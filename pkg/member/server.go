@@ -53,6 +53,11 @@ type Options struct {
 	// NotServedHere, which clients retry, instead of UnknownHub, which tells
 	// them the name is wrong.
 	Known func(hub string) bool
+	// Borrow, if set, is asked for one license of kind k when this member's
+	// own are all in use (pkg/license loans): it returns true once a peer
+	// lent one and it was added to Gate(). A login refused after that means
+	// the cluster's total is in use.
+	Borrow func(ctx context.Context, k sessionkind.Kind) bool
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -65,6 +70,7 @@ type Server struct {
 	route   func(*protocol.LoginRequest) (string, bool)
 	relayTo func(context.Context, string, protocol.LoginRequest, net.Conn) error
 	known   func(string) bool
+	borrow  func(context.Context, sessionkind.Kind) bool
 
 	settings atomic.Pointer[settings]
 	gate     *license.Gate
@@ -104,6 +110,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		route:     opts.Route,
 		relayTo:   opts.Relay,
 		known:     opts.Known,
+		borrow:    opts.Borrow,
 		gate:      license.NewGate(license.Unlimited, license.Unlimited),
 		hubs:      map[string]*hubState{},
 		listeners: map[net.Listener]struct{}{},
@@ -390,12 +397,18 @@ type HubStats struct {
 	Switch  hub.Stats `json:"switch"`
 }
 
+// Gate is the member's license gate (the cluster member lends from it and
+// adds what it borrows).
+func (s *Server) Gate() *license.Gate { return s.gate }
+
 // Licenses returns the allocation and the licenses in use without walking the
 // hubs: the cluster member's routing reads it on every login. In-use counts
 // every session, limited or not, so it is also the member's session count.
 func (s *Server) Licenses() LicenseStats {
 	var l LicenseStats
-	l.ClientAllocation, l.BridgeAllocation = s.gate.Allocation()
+	// What the gate admits up to, loans included (license.Gate.Effective):
+	// the operator reads it as the allocation applied.
+	l.ClientAllocation, l.BridgeAllocation = s.gate.Effective()
 	l.ClientInUse, l.BridgeInUse = s.gate.InUse()
 	return l
 }

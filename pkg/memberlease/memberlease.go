@@ -64,6 +64,11 @@ type Load struct {
 	// to others only once that member reports the lower figure here
 	// (pkg/license.Safe).
 	Licenses *Allocation
+	// Borrowed are the licenses the member holds on loan, by lender
+	// (pkg/member/cluster/loans.go): a lender that restarts learns its
+	// loans from here, and one that sees fewer than it lent after this
+	// report writes the rest off.
+	Borrowed map[string]HubLoad
 }
 
 // wireLoad is Load as the annotation carries it. The allocation is still
@@ -77,11 +82,12 @@ type wireLoad struct {
 	Sessions map[string]HubLoad `json:"sessions,omitempty"`
 	OldKey   *Allocation        `json:"licences,omitempty"` // written; read
 	NewKey   *Allocation        `json:"licenses,omitempty"` // read only, for now
+	Borrowed map[string]HubLoad `json:"borrowed,omitempty"`
 }
 
 // MarshalJSON writes l in the annotation's form.
 func (l Load) MarshalJSON() ([]byte, error) {
-	return json.Marshal(wireLoad{Sessions: l.Sessions, OldKey: l.Licenses})
+	return json.Marshal(wireLoad{Sessions: l.Sessions, OldKey: l.Licenses, Borrowed: l.Borrowed})
 }
 
 // UnmarshalJSON reads the annotation's form, the allocation under either key.
@@ -97,7 +103,7 @@ func (l *Load) UnmarshalJSON(b []byte) error {
 	case w.OldKey != nil && *w.OldKey != *a:
 		return fmt.Errorf("the allocation is given twice, as licenses %+v and licences %+v: a member writes one of them", *a, *w.OldKey)
 	}
-	*l = Load{Sessions: w.Sessions, Licenses: a}
+	*l = Load{Sessions: w.Sessions, Licenses: a, Borrowed: w.Borrowed}
 	return nil
 }
 
@@ -122,12 +128,17 @@ func (l Load) Equal(o Load) bool {
 	if (l.Licenses == nil) != (o.Licenses == nil) || (l.Licenses != nil && *l.Licenses != *o.Licenses) {
 		return false
 	}
+	if !maps.Equal(dropZero(l.Borrowed), dropZero(o.Borrowed)) {
+		return false
+	}
 	return maps.Equal(l.drop0(), o.drop0())
 }
 
-func (l Load) drop0() map[string]HubLoad {
-	m := make(map[string]HubLoad, len(l.Sessions))
-	for k, v := range l.Sessions {
+func (l Load) drop0() map[string]HubLoad { return dropZero(l.Sessions) }
+
+func dropZero(in map[string]HubLoad) map[string]HubLoad {
+	m := make(map[string]HubLoad, len(in))
+	for k, v := range in {
 		if v != (HubLoad{}) {
 			m[k] = v
 		}
@@ -139,10 +150,14 @@ func (l Load) drop0() map[string]HubLoad {
 // (encoding/json sorts map keys), so an unchanged load gives the same string
 // and the operator's "annotation changed" check sees no change.
 func Encode(l Load) string {
-	if len(l.Sessions) == 0 && l.Licenses == nil {
+	if len(l.Sessions) == 0 && l.Licenses == nil && len(l.Borrowed) == 0 {
 		return "{}"
 	}
-	b, err := json.Marshal(Load{Sessions: l.drop0(), Licenses: l.Licenses})
+	var borrowed map[string]HubLoad
+	if b := dropZero(l.Borrowed); len(b) > 0 {
+		borrowed = b
+	}
+	b, err := json.Marshal(Load{Sessions: l.drop0(), Licenses: l.Licenses, Borrowed: borrowed})
 	if err != nil { // cannot happen: the types only hold strings and ints
 		panic(err)
 	}
@@ -167,6 +182,11 @@ func Decode(s string) (Load, error) {
 	}
 	if a := l.Licenses; a != nil && (a.Client < 0 || a.Bridge < 0) {
 		return Load{}, fmt.Errorf("member load annotation %s: negative license allocation", AnnotationLoad)
+	}
+	for _, k := range slices.Sorted(maps.Keys(l.Borrowed)) {
+		if h := l.Borrowed[k]; h.Client < 0 || h.Bridge < 0 {
+			return Load{}, fmt.Errorf("member load annotation %s: a negative loan from %s", AnnotationLoad, k)
+		}
 	}
 	return l, nil
 }

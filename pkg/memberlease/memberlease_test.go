@@ -109,3 +109,19 @@ func TestLicenseAllocationKeys(t *testing.T) {
 		t.Errorf("Decode accepted a negative allocation under the old key: %+v", l.Licenses)
 	}
 }
+
+// Loans round-trip through the annotation; an empty one is left out and a
+// negative one refused.
+func TestLoadBorrowed(t *testing.T) {
+	l := Load{Sessions: map[string]HubLoad{"ns/h": {Client: 1}}, Borrowed: map[string]HubLoad{"m-1": {Client: 2}, "m-2": {}}}
+	got, err := Decode(Encode(l))
+	if err != nil || got.Borrowed["m-1"].Client != 2 || len(got.Borrowed) != 1 {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	if !got.Equal(l) {
+		t.Fatal("a load with its loans does not equal itself after a round trip")
+	}
+	if _, err := Decode(`{"borrowed":{"m-1":{"client":-1}}}`); err == nil {
+		t.Fatal("a negative loan decoded")
+	}
+}

@@ -37,6 +37,9 @@ func (m *Member) renewLoop(ctx context.Context) {
 	var cur *coordinationv1.Lease // the Lease as our last write returned it
 	failing := false
 	for {
+		// Borrowed licenses this member no longer needs go back first, so
+		// the report below shows them gone (loans.go).
+		m.loans.repay(ctx)
 		start := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, interval)
 		next, err := m.renewOnce(rctx, cur, start)
@@ -146,7 +149,9 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
-	l.Annotations[memberlease.AnnotationLoad] = memberlease.Encode(LoadOf(m.srv.Stats()))
+	load := LoadOf(m.srv.Stats())
+	load.Borrowed = m.loans.borrowed()
+	l.Annotations[memberlease.AnnotationLoad] = memberlease.Encode(load)
 	if len(l.OwnerReferences) == 0 { // also gives a Lease from an older member its owner
 		l.OwnerReferences = m.leaseOwner()
 	}

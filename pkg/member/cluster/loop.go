@@ -178,7 +178,8 @@ func (m *Member) snapshot(ctx context.Context, c crcache.Cache) (*snapshot, erro
 //  3. static hubs leaving the configuration leave the mesh before Apply
 //     closes their switches;
 //  4. the routes, and relays whose route is gone end;
-//  5. the server's configuration (Apply);
+//  5. license loans reconciled with the peers' reports, then the server's
+//     configuration (Apply: the allocation);
 //  6. static hubs attached to the mesh (their switches exist only now);
 //  7. local bridges (after 5 and 6: a bridge needs its hub's switch, and a
 //     moved bridge re-attaches the hub);
@@ -196,6 +197,7 @@ func (m *Member) act(p plan) {
 			m.log.Info("Lease renewed: dynamic hubs placed here are served again")
 		}
 	}
+	m.loans.reconcile(p.loans)
 	m.config.apply(p.config.cfg, p.config.problems, p.fenced)
 	m.meshes.attach(p.static)
 	m.bridges.sync(p.bridges, p.fenced)

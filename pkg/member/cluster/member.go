@@ -109,6 +109,7 @@ type Member struct {
 	bridges  *memberBridges       // local bridges (bridge.go)
 	secrets  *secretInformers     // user Secrets per namespace (secrets.go)
 	failover *failover            // moving a dead peer's hubs (failover.go)
+	loans    *loans               // licenses lent and borrowed (loans.go)
 }
 
 // New builds the member server (serving no hub yet) and the API clients.
@@ -163,11 +164,13 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.planner = &planner{id: &m.id, base: base, peerAddr: opts.PeerAddr, interval: m.renewInterval()}
 	m.view.Store(&view{})
 	m.failover = newFailover(m)
-	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown})
-	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known})
+	m.loans = newLoans(id.Name, log, &m.view)
+	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.loans.answer})
+	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow})
 	if err != nil {
 		return nil, err
 	}
+	m.loans.mesh, m.loans.gate = m.mesh, m.srv.Gate()
 	m.mesh.OnRelayedSession(m.srv.ServeRelayed)
 	m.config = &serverConfig{srv: m.srv, log: log}
 	m.meshes = newMeshState(m.mesh, m.srv, log)

@@ -48,7 +48,8 @@ type plan struct {
 	view     *view           // routes and mesh peers
 	static   map[string]bool // static hubs to attach to the mesh
 	bridges  []bridgeSpec    // the cluster's local bridges
-	failover failoverWork    // failed peers to act on now (act empty: none)
+	failover failoverWork    // failed peers to act on now (due empty: none)
+	loans    []loanReport    // the peers' license loan reports
 	wake     time.Time       // when the plan changes with no event (zero: never)
 }
 
@@ -68,6 +69,7 @@ func (p *planner) makePlan(s *snapshot) plan {
 		ji.names = append(ji.names, memberpod.MemberName(p.id.Cluster, int(i)))
 	}
 	peers, expiry := judgePeers(ji)
+	out.loans = loanReports(p.id.Name, peers)
 	if !expiry.IsZero() {
 		// A little after the expiry, so it has certainly passed when we look.
 		out.wake = expiry.Add(20 * time.Millisecond)

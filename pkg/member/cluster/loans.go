@@ -1,0 +1,266 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/license"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/mesh"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
+)
+
+// License loans between members (docs/member-cluster.md, "Licenses"). The
+// operator splits a cluster's licenses into per-member allocations, but
+// every session of a dynamic hub lands on its owner, so a burst of logins
+// there ran out while the other members' licenses sat idle. Now a member
+// whose own are in use borrows one from a peer over the mesh, at the moment
+// of the login: the lender takes it out of its own allocation before
+// answering (license.Gate.Lend), so the members never admit more than the
+// total whatever order things happen in. The borrower gives it back as
+// soon as it has one free (on each renewal).
+//
+// Losing track: the borrower reports what it holds, per lender, in its
+// Lease load on every renewal. A lender rebuilds its loans from those
+// reports when it starts, and writes a loan off once a report made after
+// its last lend to that member no longer shows it (the repayment's call was
+// lost, or the borrower restarted). A borrower drops — stops admitting on —
+// the licenses of a lender that failed (its Lease expired or was claimed),
+// whose allocation the operator may give to others; the sessions admitted
+// on them go on, as with any lowered allocation.
+
+// loanBudget bounds the borrowing a login waits for.
+const loanBudget = 500 * time.Millisecond
+
+// loanSkew: a borrower's report counts as newer than a lend only this long
+// after it, for the two members' clocks.
+const loanSkew = time.Second
+
+type loanCall struct {
+	Op   string           `json:"op"` // "borrow" or "repay"
+	From string           `json:"from"`
+	Kind sessionkind.Kind `json:"kind"`
+}
+
+type loanAnswer struct {
+	Granted bool `json:"granted"`
+}
+
+type loans struct {
+	self string
+	log  *slog.Logger
+	mesh *mesh.Mesh
+	gate *license.Gate
+	view *atomic.Pointer[view]
+
+	mu     sync.Mutex
+	lentTo map[string][sessionkind.N]int // borrower -> licenses lent to it
+	lentAt map[string]time.Time          // borrower -> last lend
+	from   map[string][sessionkind.N]int // lender -> licenses borrowed from it
+}
+
+func newLoans(self string, log *slog.Logger, v *atomic.Pointer[view]) *loans {
+	return &loans{self: self, log: log, view: v, lentTo: map[string][sessionkind.N]int{}, lentAt: map[string]time.Time{}, from: map[string][sessionkind.N]int{}}
+}
+
+// borrow is member.Options.Borrow: ask the peers, those with the most free
+// licenses (the operator's last figures) first, until one lends.
+func (l *loans) borrow(ctx context.Context, k sessionkind.Kind) bool {
+	v := l.view.Load()
+	peers := slices.Collect(maps.Keys(v.peers))
+	slot := 0
+	if k == sessionkind.Bridge {
+		slot = 1
+	}
+	slices.SortFunc(peers, func(a, b string) int {
+		return cmp.Or(cmp.Compare(v.routes.free[b][slot], v.routes.free[a][slot]), cmp.Compare(a, b))
+	})
+	ctx, cancel := context.WithTimeout(ctx, loanBudget)
+	defer cancel()
+	for _, p := range peers {
+		var ans loanAnswer
+		if err := l.mesh.Call(ctx, p, loanCall{Op: "borrow", From: l.self, Kind: k}, &ans); err != nil {
+			l.log.Info("license loan: peer not reachable", "peer", p, "err", err)
+			continue
+		}
+		if !ans.Granted {
+			continue
+		}
+		l.mu.Lock()
+		n := l.from[p]
+		n[k]++
+		l.from[p] = n
+		l.gate.AddBorrowed(k)
+		l.mu.Unlock()
+		l.log.Info("borrowed a license from a peer", "kind", k, "lender", p)
+		return true
+	}
+	return false
+}
+
+// answer is the lender's side (mesh.Options.OnCall).
+func (l *loans) answer(req []byte) any {
+	var c loanCall
+	if err := json.Unmarshal(req, &c); err != nil || !c.Kind.Valid() || c.From == "" || c.From == l.self {
+		return loanAnswer{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.lentTo[c.From]
+	switch c.Op {
+	case "borrow":
+		if !l.gate.Lend(c.Kind) {
+			return loanAnswer{}
+		}
+		n[c.Kind]++
+		l.lentAt[c.From] = time.Now()
+	case "repay":
+		n[c.Kind] = max(n[c.Kind]-1, 0)
+	default:
+		return loanAnswer{}
+	}
+	l.lentTo[c.From] = n
+	l.setLentLocked()
+	return loanAnswer{Granted: true}
+}
+
+// setLentLocked gives the gate the sum of the loans. l.mu must be held.
+func (l *loans) setLentLocked() {
+	var sum [sessionkind.N]int
+	for _, n := range l.lentTo {
+		for k := range n {
+			sum[k] += n[k]
+		}
+	}
+	l.gate.SetLent(sessionkind.Client, sum[sessionkind.Client])
+	l.gate.SetLent(sessionkind.Bridge, sum[sessionkind.Bridge])
+}
+
+// repay gives back every borrowed license this member has free; the
+// renewal loop calls it before each renewal, so the report that follows
+// shows it gone. A lost repayment is written off by the lender from that
+// report.
+func (l *loans) repay(ctx context.Context) {
+	for _, k := range []sessionkind.Kind{sessionkind.Client, sessionkind.Bridge} {
+		for {
+			l.mu.Lock()
+			lender := ""
+			for p, n := range l.from {
+				if n[k] > 0 {
+					lender = p
+					break
+				}
+			}
+			if lender == "" || !l.gate.TakeSurplus(k) {
+				l.mu.Unlock()
+				break
+			}
+			n := l.from[lender]
+			n[k]--
+			l.from[lender] = n
+			l.mu.Unlock()
+			go func() {
+				var ans loanAnswer
+				if err := l.mesh.Call(ctx, lender, loanCall{Op: "repay", From: l.self, Kind: k}, &ans); err != nil {
+					l.log.Info("license repayment not delivered; the lender writes it off from the next Lease report", "lender", lender, "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// borrowed is this member's report for its Lease load.
+func (l *loans) borrowed() map[string]memberlease.HubLoad {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out map[string]memberlease.HubLoad
+	for p, n := range l.from {
+		if n[sessionkind.Client]+n[sessionkind.Bridge] == 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]memberlease.HubLoad{}
+		}
+		out[p] = memberlease.HubLoad{Client: int32(n[sessionkind.Client]), Bridge: int32(n[sessionkind.Bridge])}
+	}
+	return out
+}
+
+// loanReport is one peer's side of the loans, from its Lease.
+type loanReport struct {
+	peer     string
+	live     bool                // its Lease is fresh and its own
+	failed   bool                // expired, claimed, or its process is gone
+	renewed  time.Time           // its Lease's renewTime
+	borrowed memberlease.HubLoad // what it reports borrowed from this member
+}
+
+// loanReports are the peers' reports in a judgement (pure).
+func loanReports(self string, peers []peerState) []loanReport {
+	out := make([]loanReport, 0, len(peers))
+	for _, p := range peers {
+		if p.name == self {
+			continue
+		}
+		r := loanReport{peer: p.name, live: p.live, failed: p.failed, borrowed: p.load.Borrowed[self]}
+		if p.lease != nil && p.lease.Spec.RenewTime != nil {
+			r.renewed = p.lease.Spec.RenewTime.Time
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// reconcile brings the loans in line with the peers' reports (the loop
+// calls it each pass): a lender rebuilds and writes off, a borrower drops
+// the licenses of failed lenders.
+func (l *loans) reconcile(reports []loanReport) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	known := map[string]bool{}
+	for _, r := range reports {
+		known[r.peer] = true
+		rep := [sessionkind.N]int{}
+		rep[sessionkind.Client], rep[sessionkind.Bridge] = int(r.borrowed.Client), int(r.borrowed.Bridge)
+		if r.live {
+			n := l.lentTo[r.peer]
+			for k := range n {
+				if r.renewed.After(l.lentAt[r.peer].Add(loanSkew)) {
+					n[k] = rep[k] // reported after our last lend: it knows best
+				} else {
+					n[k] = max(n[k], rep[k])
+				}
+			}
+			if n != ([sessionkind.N]int{}) {
+				l.lentTo[r.peer] = n
+			} else {
+				delete(l.lentTo, r.peer)
+			}
+		}
+		if r.failed {
+			if n, ok := l.from[r.peer]; ok {
+				for _, k := range []sessionkind.Kind{sessionkind.Client, sessionkind.Bridge} {
+					l.gate.DropBorrowed(k, n[k])
+				}
+				delete(l.from, r.peer)
+				l.log.Warn("dropped the licenses borrowed from a failed peer; sessions on them go on", "lender", r.peer)
+			}
+		}
+	}
+	for p := range l.lentTo {
+		if !known[p] {
+			delete(l.lentTo, p) // no longer a member of the cluster
+		}
+	}
+	l.setLentLocked()
+}
