@@ -35,9 +35,9 @@ import (
 // reports when it starts, and writes a loan off once a report made after
 // its last lend to that member no longer shows it (the repayment's call was
 // lost, or the borrower restarted). A borrower drops — stops admitting on —
-// the licenses of a lender that failed (its Lease expired or was claimed),
-// whose allocation the operator may give to others; the sessions admitted
-// on them go on, as with any lowered allocation.
+// the licenses of a lender that failed (its Lease expired or was claimed);
+// the sessions admitted on them go on, as with any lowered allocation, and
+// stay in its reports until they end, so the lender, restarted, counts them.
 
 // loanBudget bounds the borrowing a login waits for.
 const loanBudget = 500 * time.Millisecond
@@ -67,10 +67,14 @@ type loans struct {
 	lentTo map[string][sessionkind.N]int // borrower -> licenses lent to it
 	lentAt map[string]time.Time          // borrower -> last lend
 	from   map[string][sessionkind.N]int // lender -> licenses borrowed from it
+	// frozen are licenses borrowed from lenders that failed: no longer
+	// admitted on, but reported while sessions admitted on them last, so a
+	// lender that restarts counts them as lent (it rebuilds from reports).
+	frozen map[string][sessionkind.N]int
 }
 
 func newLoans(self string, log *slog.Logger, v *atomic.Pointer[view]) *loans {
-	return &loans{self: self, log: log, view: v, lentTo: map[string][sessionkind.N]int{}, lentAt: map[string]time.Time{}, from: map[string][sessionkind.N]int{}}
+	return &loans{self: self, log: log, view: v, lentTo: map[string][sessionkind.N]int{}, lentAt: map[string]time.Time{}, from: map[string][sessionkind.N]int{}, frozen: map[string][sessionkind.N]int{}}
 }
 
 // borrow is member.Options.Borrow: ask the peers, those with the most free
@@ -179,19 +183,55 @@ func (l *loans) repay(ctx context.Context) {
 	}
 }
 
-// borrowed is this member's report for its Lease load.
+// thaw shrinks the frozen loans to the sessions still beyond what the gate
+// admits without them. l.mu must be held.
+func (l *loans) thawLocked() {
+	inC, inB := l.gate.InUse()
+	effC, effB := l.gate.Effective()
+	excess := [sessionkind.N]int{}
+	excess[sessionkind.Client], excess[sessionkind.Bridge] = max(inC-effC, 0), max(inB-effB, 0)
+	for _, k := range []sessionkind.Kind{sessionkind.Client, sessionkind.Bridge} {
+		total := 0
+		for _, n := range l.frozen {
+			total += n[k]
+		}
+		for p, n := range l.frozen {
+			if total <= excess[k] {
+				break
+			}
+			d := min(n[k], total-excess[k])
+			n[k] -= d
+			total -= d
+			l.frozen[p] = n
+		}
+	}
+	for p, n := range l.frozen {
+		if n == ([sessionkind.N]int{}) {
+			delete(l.frozen, p)
+		}
+	}
+}
+
+// borrowed is this member's report for its Lease load: live and frozen
+// loans by lender.
 func (l *loans) borrowed() map[string]memberlease.HubLoad {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.thawLocked()
 	var out map[string]memberlease.HubLoad
-	for p, n := range l.from {
-		if n[sessionkind.Client]+n[sessionkind.Bridge] == 0 {
-			continue
+	for _, m := range []map[string][sessionkind.N]int{l.from, l.frozen} {
+		for p, n := range m {
+			if n[sessionkind.Client]+n[sessionkind.Bridge] == 0 {
+				continue
+			}
+			if out == nil {
+				out = map[string]memberlease.HubLoad{}
+			}
+			h := out[p]
+			h.Client += int32(n[sessionkind.Client])
+			h.Bridge += int32(n[sessionkind.Bridge])
+			out[p] = h
 		}
-		if out == nil {
-			out = map[string]memberlease.HubLoad{}
-		}
-		out[p] = memberlease.HubLoad{Client: int32(n[sessionkind.Client]), Bridge: int32(n[sessionkind.Bridge])}
 	}
 	return out
 }
@@ -249,11 +289,14 @@ func (l *loans) reconcile(reports []loanReport) {
 		}
 		if r.failed {
 			if n, ok := l.from[r.peer]; ok {
+				f := l.frozen[r.peer]
 				for _, k := range []sessionkind.Kind{sessionkind.Client, sessionkind.Bridge} {
 					l.gate.DropBorrowed(k, n[k])
+					f[k] += n[k]
 				}
+				l.frozen[r.peer] = f
 				delete(l.from, r.peer)
-				l.log.Warn("dropped the licenses borrowed from a failed peer; sessions on them go on", "lender", r.peer)
+				l.log.Warn("dropped the licenses borrowed from a failed peer; sessions on them go on, and are reported until they end", "lender", r.peer)
 			}
 		}
 	}

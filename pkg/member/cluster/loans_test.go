@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/license"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
@@ -83,4 +84,40 @@ func TestLicenseLoansOnBurst(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A lender fails while sessions run on its licenses: the borrower admits no
+// more on them but reports them as long as those sessions last, so the
+// lender, restarting with a clean slate, still counts them as lent.
+func TestFrozenLoansReportedUntilSessionsEnd(t *testing.T) {
+	c := sessionkind.Client
+	g := license.NewGate(1, 0)
+	l := newLoans("m-1", testLogger(t), nil)
+	l.gate = g
+	for range 2 {
+		g.AddBorrowed(c)
+	}
+	l.from["m-0"] = [sessionkind.N]int{sessionkind.Client: 2}
+	for range 3 {
+		if !g.TryAcquire(c) {
+			t.Fatal("refused within allocation and loans")
+		}
+	}
+	l.reconcile([]loanReport{{peer: "m-0", failed: true}})
+	if g.TryAcquire(c) {
+		t.Fatal("admitted on the licenses of a failed lender")
+	}
+	report := func() int32 { return l.borrowed()["m-0"].Client }
+	if n := report(); n != 2 {
+		t.Fatalf("reports %d borrowed from the failed lender, want the 2 in use", n)
+	}
+	g.Release(c)
+	if n := report(); n != 1 {
+		t.Fatalf("one session ended: reports %d, want 1", n)
+	}
+	g.Release(c)
+	g.Release(c)
+	if n := report(); n != 0 {
+		t.Fatalf("all sessions ended: reports %d, want none", n)
+	}
 }
