@@ -31,6 +31,10 @@ const (
 	LabelCluster = "vpn.hubfleet.io/cluster"
 	// AnnotationLoad holds the member's Load as JSON.
 	AnnotationLoad = "vpn.hubfleet.io/load"
+	// AnnotationPodIP is the pod IP of the process renewing the Lease: peers
+	// dial its mesh port there, and a death certificate about another
+	// address (the process before a restart) says nothing about this one.
+	AnnotationPodIP = "vpn.hubfleet.io/pod-ip"
 )
 
 // LeaseName is the name of a member's Lease: exactly the member pod's name,

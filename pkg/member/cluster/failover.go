@@ -80,8 +80,9 @@ type failover struct {
 }
 
 type deathCert struct {
-	at  time.Time
-	msg string
+	at   time.Time
+	msg  string
+	addr string // the mesh address that refused: the process it was about
 }
 
 // failoverWork is what the loop hands the worker: the failed peers due now,
@@ -162,7 +163,7 @@ func (f *failover) linkDown(peer string) {
 		return
 	}
 	f.mu.Lock()
-	f.dead[peer] = deathCert{at: time.Now(), msg: fmt.Sprintf("its mesh link ended and %s refused a connection (process gone)", addr)}
+	f.dead[peer] = deathCert{at: time.Now(), addr: addr, msg: fmt.Sprintf("its mesh link ended and %s refused a connection (process gone)", addr)}
 	f.mu.Unlock()
 	f.m.log.Warn("peer member's process is gone", "peer", peer, "addr", addr)
 	f.m.urge()
@@ -320,7 +321,7 @@ func judgePeers(in judgeInputs) ([]peerState, time.Time) {
 		} else if !in.now.Before(expiry) {
 			p.failed, p.reason, p.since = true, ReasonLeaseExpired, expiry
 			p.msg = fmt.Sprintf("Lease not renewed since %s", renew.UTC().Format(time.RFC3339))
-		} else if certified && in.now.Sub(cert.at) < certTTL {
+		} else if certified && in.now.Sub(cert.at) < certTTL && sameProcess(cert, p.lease) {
 			p.failed, p.reason, p.msg, p.since = true, ReasonMemberDead, cert.msg, cert.at
 		} else {
 			p.live = true
@@ -397,6 +398,19 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 		}
 	}
 	return due, next
+}
+
+// sameProcess: the certificate is about the process that renews the Lease.
+// A member restarted in a new pod has a new IP; until the operator reports
+// it, peers still dial (and find dead) the old one, and that death says
+// nothing about the new process, which its Lease annotation names.
+func sameProcess(c deathCert, l *coordinationv1.Lease) bool {
+	ip := l.Annotations[memberlease.AnnotationPodIP]
+	if ip == "" || c.addr == "" {
+		return true // a member that does not say where it is
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	return err != nil || host == ip
 }
 
 // holdsDynamic reports whether member holds a dynamic hub of this cluster.

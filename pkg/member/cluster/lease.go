@@ -149,6 +149,9 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
+	if m.id.IP != "" {
+		l.Annotations[memberlease.AnnotationPodIP] = m.id.IP
+	}
 	load := LoadOf(m.srv.Stats())
 	load.Borrowed = m.loans.borrowed()
 	l.Annotations[memberlease.AnnotationLoad] = memberlease.Encode(load)

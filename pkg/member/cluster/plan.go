@@ -59,7 +59,7 @@ func (p *planner) makePlan(s *snapshot) plan {
 	in := inputs{hubs: s.hubs, licenses: s.licenses, secret: s.secret, fenced: s.fenced}
 	out := plan{fenced: s.fenced, config: desired(p.id, p.base, in)}
 	out.static = staticHubs(out.config.cfg)
-	out.view = &view{routes: buildRoutes(p.id, s.hubs, s.licenses, s.cluster), peers: p.peers(s.cluster)}
+	out.view = &view{routes: buildRoutes(p.id, s.hubs, s.licenses, s.cluster), peers: p.peers(s.cluster, s.leases)}
 	out.bridges = bridgeSpecs(p.id, s.hubs)
 	if s.cluster == nil {
 		return out
@@ -84,19 +84,32 @@ func (p *planner) makePlan(s *snapshot) plan {
 
 // peers are the members listed in the VPNCluster's status with their mesh
 // addresses (a member without a pod IP yet is left out until it has one).
-func (p *planner) peers(vc *vpnv1alpha1.VPNCluster) map[string]string {
+// The IP a member's own Lease names wins over the status: it is written by
+// the process itself on every renewal, so a member restarted in a new pod is
+// dialled at its new address without waiting for the operator (which may be
+// down) to report it.
+func (p *planner) peers(vc *vpnv1alpha1.VPNCluster, leases map[string]*coordinationv1.Lease) map[string]string {
 	peers := map[string]string{}
 	if vc == nil {
 		return peers
 	}
 	for _, ms := range vc.Status.Members {
-		if ms.PodIP == "" || ms.Name == p.id.Name {
+		if ms.Name == p.id.Name {
+			continue
+		}
+		ip := ms.PodIP
+		if l := leases[memberlease.LeaseName(ms.Name)]; l != nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == ms.Name {
+			if a := l.Annotations[memberlease.AnnotationPodIP]; a != "" {
+				ip = a
+			}
+		}
+		if ip == "" {
 			continue
 		}
 		if p.peerAddr != nil {
-			peers[ms.Name] = p.peerAddr(ms.Name, ms.PodIP)
+			peers[ms.Name] = p.peerAddr(ms.Name, ip)
 		} else {
-			peers[ms.Name] = net.JoinHostPort(ms.PodIP, MeshPort)
+			peers[ms.Name] = net.JoinHostPort(ip, MeshPort)
 		}
 	}
 	return peers

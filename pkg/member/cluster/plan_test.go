@@ -193,3 +193,26 @@ func TestDecideFailoverBridgeGrace(t *testing.T) {
 		t.Errorf("after the grace: due %+v, want the bridge", due)
 	}
 }
+
+// A member restarted in a new pod: its Lease names its new IP before the
+// operator reports it. Peers dial the new address, and a death certificate
+// about the old one does not make it dead.
+func TestRestartedMemberByLeaseIP(t *testing.T) {
+	p, s := planFixture("vpn-member-0")
+	l := s.leases[memberlease.LeaseName("vpn-member-1")]
+	l.Annotations = map[string]string{memberlease.AnnotationPodIP: "10.0.0.9"}
+	got := p.makePlan(s)
+	if a := got.view.peers["vpn-member-1"]; a != "10.0.0.9:11" {
+		t.Errorf("vpn-member-1 dialled at %q, want its Lease's new IP", a)
+	}
+	s.dead = map[string]deathCert{"vpn-member-1": {at: planNow, addr: "10.0.0.2:8444", msg: "refused"}}
+	peers, _ := judgePeers(judgeInputs{self: "vpn-member-0", names: []string{"vpn-member-0", "vpn-member-1"}, leases: s.leases, dead: s.dead, duration: 3 * time.Second, now: planNow})
+	if !peers[1].live {
+		t.Errorf("a restarted member judged %+v on a death certificate about its old address", peers[1])
+	}
+	s.dead["vpn-member-1"] = deathCert{at: planNow, addr: "10.0.0.9:8444", msg: "refused"}
+	peers, _ = judgePeers(judgeInputs{self: "vpn-member-0", names: []string{"vpn-member-0", "vpn-member-1"}, leases: s.leases, dead: s.dead, duration: 3 * time.Second, now: planNow})
+	if !peers[1].failed || peers[1].reason != ReasonMemberDead {
+		t.Errorf("a death certificate about the Lease's own address not taken: %+v", peers[1])
+	}
+}
