@@ -25,44 +25,13 @@ func TestLicenseBurstOnDynamicHub(t *testing.T) {
 		Users:          map[string]string{"user": "user-pw"},
 		ClientLicenses: licenses,
 	})
-	e2e.Eventually(t, 60*time.Second, "license allocations published", func() (bool, error) {
-		var l struct {
-			Status struct {
-				Allocations []struct {
-					Member string `json:"member"`
-					Client int    `json:"client"`
-				} `json:"allocations"`
-			} `json:"status"`
-		}
-		e2e.GetJSON(t, &l, "connectionlicense", "-n", c.Namespace, c.Name)
-		sum := 0
-		for _, a := range l.Status.Allocations {
-			sum += a.Client
-		}
-		return len(l.Status.Allocations) == c.Members && sum == licenses, fmt.Errorf("allocations %+v", l.Status.Allocations)
-	})
+	waitAllocations(t, c, licenses)
 	cls := make([]*e2e.Client, clients)
 	for i := range cls {
 		cls[i] = e2e.PrepareClient(t, fmt.Sprintf("B%02d", i), e2e.ClientOptions{Cluster: c, Hub: "burst", User: "user", NoRetry: true})
 	}
 	start := time.Now()
-	for _, cl := range cls {
-		cl.Launch(t)
-	}
-	for _, cl := range cls {
-		if err := cl.AttachTAP(); err != nil && !strings.Contains(err.Error(), e2e.ErrClientExited.Error()) {
-			t.Fatal(err)
-		}
-	}
-	e2e.Eventually(t, 60*time.Second, "every client connected or refused", func() (bool, error) {
-		settled := 0
-		for _, cl := range cls {
-			if cl.Exited() || cl.Connected() {
-				settled++
-			}
-		}
-		return settled == clients, fmt.Errorf("%d of %d settled", settled, clients)
-	})
+	launchAndSettle(t, cls)
 	settled := time.Since(start)
 	var connected, refused []*e2e.Client
 	for _, cl := range cls {

@@ -32,22 +32,7 @@ func TestLicenseOfTwo(t *testing.T) {
 		ClientLicenses: licenses,
 	})
 	// Members admit nothing until the operator has published their allocations.
-	e2e.Eventually(t, 60*time.Second, "license allocations published", func() (bool, error) {
-		var l struct {
-			Status struct {
-				Allocations []struct {
-					Member string `json:"member"`
-					Client int    `json:"client"`
-				} `json:"allocations"`
-			} `json:"status"`
-		}
-		e2e.GetJSON(t, &l, "connectionlicense", "-n", c.Namespace, c.Name)
-		sum := 0
-		for _, a := range l.Status.Allocations {
-			sum += a.Client
-		}
-		return len(l.Status.Allocations) == c.Members && sum == licenses, fmt.Errorf("allocations %+v", l.Status.Allocations)
-	})
+	waitAllocations(t, c, licenses)
 
 	cls := make([]*e2e.Client, clients)
 	for i := range cls {
@@ -105,23 +90,7 @@ func TestLicenseOfTwo(t *testing.T) {
 	t.Cleanup(stopSampling)
 
 	start := time.Now()
-	for _, cl := range cls {
-		cl.Launch(t)
-	}
-	for _, cl := range cls {
-		if err := cl.AttachTAP(); err != nil && !strings.Contains(err.Error(), e2e.ErrClientExited.Error()) {
-			t.Fatal(err)
-		}
-	}
-	e2e.Eventually(t, 60*time.Second, "every client connected or refused", func() (bool, error) {
-		settled := 0
-		for _, cl := range cls {
-			if cl.Exited() || cl.Connected() {
-				settled++
-			}
-		}
-		return settled == clients, fmt.Errorf("%d of %d settled", settled, clients)
-	})
+	launchAndSettle(t, cls)
 	var connected []*e2e.Client
 	for _, cl := range cls {
 		if !cl.Exited() {
@@ -174,6 +143,51 @@ func TestLicenseOfTwo(t *testing.T) {
 	}
 	e2e.Record(t, "license of %d, %d clients at once: %d admitted, %d refused (exit 7), all settled in %.2fs; max connected seen %d (clients, every 20 ms) / %d (Lease loads)",
 		licenses, clients, licenses, clients-licenses, settled.Seconds(), maxClients, maxLease)
+}
+
+// waitAllocations waits until the operator has published allocations for
+// every member adding up to licenses: members admit nothing before.
+func waitAllocations(t *testing.T, c *e2e.Cluster, licenses int) {
+	t.Helper()
+	e2e.Eventually(t, 60*time.Second, "license allocations published", func() (bool, error) {
+		var l struct {
+			Status struct {
+				Allocations []struct {
+					Member string `json:"member"`
+					Client int    `json:"client"`
+				} `json:"allocations"`
+			} `json:"status"`
+		}
+		e2e.GetJSON(t, &l, "connectionlicense", "-n", c.Namespace, c.Name)
+		sum := 0
+		for _, a := range l.Status.Allocations {
+			sum += a.Client
+		}
+		return len(l.Status.Allocations) == c.Members && sum == licenses, fmt.Errorf("allocations %+v", l.Status.Allocations)
+	})
+}
+
+// launchAndSettle starts every client at the same instant and waits until
+// each is connected or has exited (refused).
+func launchAndSettle(t *testing.T, cls []*e2e.Client) {
+	t.Helper()
+	for _, cl := range cls {
+		cl.Launch(t)
+	}
+	for _, cl := range cls {
+		if err := cl.AttachTAP(); err != nil && !strings.Contains(err.Error(), e2e.ErrClientExited.Error()) {
+			t.Fatal(err)
+		}
+	}
+	e2e.Eventually(t, 60*time.Second, "every client connected or refused", func() (bool, error) {
+		settled := 0
+		for _, cl := range cls {
+			if cl.Exited() || cl.Connected() {
+				settled++
+			}
+		}
+		return settled == len(cls), fmt.Errorf("%d of %d settled", settled, len(cls))
+	})
 }
 
 // leaseSessions sums the client sessions of a hub over the members' Lease loads.
