@@ -400,11 +400,20 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 	return due, next
 }
 
+// certSkew: a renewal this long after a death certificate cannot be the
+// dead process's (allowing for the two members' clocks).
+const certSkew = time.Second
+
 // sameProcess: the certificate is about the process that renews the Lease.
-// A member restarted in a new pod has a new IP; until the operator reports
-// it, peers still dial (and find dead) the old one, and that death says
-// nothing about the new process, which its Lease annotation names.
+// A process that renewed well after the certificate is a new one — its
+// container restarted (same IP) and it came back — and a member restarted
+// in a new pod has a new IP: until the operator reports it, peers still
+// dial (and find dead) the old one. Neither death says anything about the
+// process now renewing.
 func sameProcess(c deathCert, l *coordinationv1.Lease) bool {
+	if l.Spec.RenewTime != nil && l.Spec.RenewTime.After(c.at.Add(certSkew)) {
+		return false
+	}
 	ip := l.Annotations[memberlease.AnnotationPodIP]
 	if ip == "" || c.addr == "" {
 		return true // a member that does not say where it is

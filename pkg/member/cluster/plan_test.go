@@ -216,3 +216,22 @@ func TestRestartedMemberByLeaseIP(t *testing.T) {
 		t.Errorf("a death certificate about the Lease's own address not taken: %+v", peers[1])
 	}
 }
+
+// A member whose container restarted (same pod, same IP) renews again: a
+// death certificate from before that renewal is about the old process.
+func TestCertificateBeforeARestartIsVoid(t *testing.T) {
+	_, s := planFixture("vpn-member-0")
+	names := []string{"vpn-member-0", "vpn-member-1"}
+	judge := func(certAgo time.Duration) peerState {
+		dead := map[string]deathCert{"vpn-member-1": {at: planNow.Add(-certAgo), addr: "10.0.0.2:8444", msg: "refused"}}
+		peers, _ := judgePeers(judgeInputs{self: "vpn-member-0", names: names, leases: s.leases, dead: dead, duration: 3 * time.Second, now: planNow})
+		return peers[1]
+	}
+	// vpn-member-1 renewed 500 ms ago.
+	if p := judge(5 * time.Second); !p.live {
+		t.Errorf("a certificate 5 s old, before the member's renewal 0.5 s ago, condemned it: %+v", p)
+	}
+	if p := judge(time.Second); !p.failed {
+		t.Errorf("a certificate 1 s old (renewal 0.5 s ago within the clock allowance) not taken: %+v", p)
+	}
+}
