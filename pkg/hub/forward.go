@@ -53,11 +53,17 @@ func (p *Port) Forward(frames []*Frame) {
 		filter = ref.f
 	}
 	var c batchCounters
+	// The batch is counted in before any of its frames is queued, so whoever
+	// has received one of them (a session's peer, a test) finds it in
+	// FramesIn; the drop counters follow at the end.
+	for _, f := range frames {
+		c.bytes += uint64(len(f.B))
+	}
+	c.frames = uint64(len(frames))
+	p.in.publishIn(&c)
 
 	for _, f := range frames {
 		b := f.B
-		c.frames++
-		c.bytes += uint64(len(b))
 		if len(b) < ethHeader {
 			c.runt++
 			f.Release()

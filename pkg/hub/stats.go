@@ -103,9 +103,14 @@ type batchCounters struct {
 	accessList                            uint64
 }
 
-func (c *ingressCounters) publish(b *batchCounters) {
+// publishIn adds a batch's frames and bytes, before it is forwarded.
+func (c *ingressCounters) publishIn(b *batchCounters) {
 	c.frames.Add(b.frames)
 	c.bytes.Add(b.bytes)
+}
+
+// publish adds what became of a batch's frames, once it is forwarded.
+func (c *ingressCounters) publish(b *batchCounters) {
 	addNonZero(&c.flooded, b.flooded)
 	addNonZero(&c.filtered, b.filtered)
 	addNonZero(&c.runt, b.runt)
