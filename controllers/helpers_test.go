@@ -21,6 +21,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // eventually polls fn until it returns nil or the deadline passes. Polling a
@@ -127,7 +128,7 @@ func renew(cl *vpnv1alpha1.VPNCluster, member string, renew time.Time, load stri
 	exists := err == nil
 	l.Name, l.Namespace, l.Labels = memberlease.LeaseName(member), cl.Namespace, memberlease.Labels(cl.Name)
 	if load != "" {
-		l.Annotations = map[string]string{memberlease.AnnotationLoad: load}
+		l.Annotations = map[string]string{memberpod.AnnotationLoad: load}
 	}
 	l.Spec.HolderIdentity = ptr.To(member)
 	l.Spec.LeaseDurationSeconds = ptr.To(leaseDuration(cl))

@@ -15,6 +15,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // Reasons a member counts as failed; they become the reason of the hub moves
@@ -74,7 +75,7 @@ func (s *memberSet) requeueAfter(now time.Time) time.Duration {
 
 // loadMembers reads the cluster's member pods and Leases from the cache.
 func loadMembers(ctx context.Context, c client.Reader, cl *vpnv1alpha1.VPNCluster) (map[string]*corev1.Pod, map[string]*coordinationv1.Lease, error) {
-	sel := client.MatchingLabels{memberlease.LabelCluster: cl.Name}
+	sel := client.MatchingLabels{memberpod.LabelCluster: cl.Name}
 	var pods corev1.PodList
 	if err := c.List(ctx, &pods, client.InNamespace(cl.Namespace), sel); err != nil {
 		return nil, nil, err
@@ -118,7 +119,7 @@ func computeMembers(cl *vpnv1alpha1.VPNCluster, pods map[string]*corev1.Pod, lea
 			if !expired && (s.NextExpiry.IsZero() || expiry.Before(s.NextExpiry)) {
 				s.NextExpiry = expiry
 			}
-			if l, err := memberlease.Decode(v.Lease.Annotations[memberlease.AnnotationLoad]); err == nil {
+			if l, err := memberlease.Decode(v.Lease.Annotations[memberpod.AnnotationLoad]); err == nil {
 				v.Load = l
 				v.Client, v.Bridge = l.Totals()
 			}

@@ -14,6 +14,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // TestComputeMembersClaimedLease: a member whose Lease a peer claimed (it
@@ -35,14 +36,14 @@ func TestComputeMembersClaimedLease(t *testing.T) {
 		rt := metav1.NewMicroTime(now.Add(-500 * time.Millisecond))
 		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}, Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &rt}}
 	}
-	claim := map[string]string{memberlease.AnnotationClaim: memberlease.EncodeClaim(memberlease.Claim{
+	claim := map[string]string{memberpod.AnnotationClaim: memberlease.EncodeClaim(memberlease.Claim{
 		By: "vpn-member-0", Reason: "MemberDead", Message: "its mesh link ended and 10.0.0.2:8444 refused a connection (process gone)", Time: now,
 	})}
 	pods := map[string]*corev1.Pod{"vpn-member-0": readyPod("vpn-member-0"), "vpn-member-1": readyPod("vpn-member-1"), "vpn-member-2": readyPod("vpn-member-2")}
 	leases := map[string]*coordinationv1.Lease{
 		"vpn-member-0": lease("vpn-member-0", "vpn-member-0", nil),
-		"vpn-member-1": lease("vpn-member-1", memberlease.ClaimPrefix+"vpn-member-0", claim),
-		"vpn-member-2": lease("vpn-member-2", memberlease.ClaimPrefix+"vpn-member-0", claim),
+		"vpn-member-1": lease("vpn-member-1", memberpod.ClaimPrefix+"vpn-member-0", claim),
+		"vpn-member-2": lease("vpn-member-2", memberpod.ClaimPrefix+"vpn-member-0", claim),
 	}
 	// vpn-member-1 held a hub (it was up); vpn-member-2 never was.
 	s := computeMembers(cl, pods, leases, map[string]bool{"vpn-member-1": true}, now)

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
-	"github.com/hubfleet/hubfleet/pkg/memberlease"
 	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
@@ -83,18 +82,18 @@ const (
 // StatefulSet's selector is immutable.
 func selectorLabels(c *vpnv1alpha1.VPNCluster) map[string]string {
 	return map[string]string{
-		memberlease.LabelCluster: c.Name,
-		labelComponent:           "member",
+		memberpod.LabelCluster: c.Name,
+		labelComponent:         "member",
 	}
 }
 
 // objectLabels go on everything the operator creates for a cluster.
 func objectLabels(c *vpnv1alpha1.VPNCluster) map[string]string {
 	return map[string]string{
-		labelName:                "hubfleet",
-		labelInstance:            c.Name,
-		labelManagedBy:           "hubfleet-operator",
-		memberlease.LabelCluster: c.Name,
+		labelName:              "hubfleet",
+		labelInstance:          c.Name,
+		labelManagedBy:         "hubfleet-operator",
+		memberpod.LabelCluster: c.Name,
 	}
 }
 

@@ -33,7 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
-	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // Options configure the reconcilers.
@@ -126,7 +126,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 
 // memberToCluster maps a member pod or Lease to its cluster by label.
 func memberToCluster(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[memberlease.LabelCluster]
+	name := o.GetLabels()[memberpod.LabelCluster]
 	if name == "" {
 		return nil
 	}
@@ -170,7 +170,7 @@ func leaseChanged(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return true
 	}
-	if o.Annotations[memberlease.AnnotationLoad] != n.Annotations[memberlease.AnnotationLoad] ||
+	if o.Annotations[memberpod.AnnotationLoad] != n.Annotations[memberpod.AnnotationLoad] ||
 		ptrDiff(o.Spec.HolderIdentity, n.Spec.HolderIdentity) || !n.DeletionTimestamp.IsZero() {
 		return true
 	}

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/tools/events"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
-	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // VPNClusterReconciler runs a cluster's members: workload, Services, PDB,
@@ -158,7 +158,7 @@ func (r *VPNClusterReconciler) reconcile(ctx context.Context, cl *vpnv1alpha1.VP
 // and failed), so the operator tidies them.
 func (r *VPNClusterReconciler) collectRemovedLeases(ctx context.Context, cl *vpnv1alpha1.VPNCluster) error {
 	var leases coordinationv1.LeaseList
-	if err := r.Client.List(ctx, &leases, client.InNamespace(cl.Namespace), client.MatchingLabels{memberlease.LabelCluster: cl.Name}); err != nil {
+	if err := r.Client.List(ctx, &leases, client.InNamespace(cl.Namespace), client.MatchingLabels{memberpod.LabelCluster: cl.Name}); err != nil {
 		return err
 	}
 	for i := range leases.Items {
@@ -180,7 +180,7 @@ func (r *VPNClusterReconciler) finalize(ctx context.Context, cl *vpnv1alpha1.VPN
 		return err
 	}
 	var leases coordinationv1.LeaseList
-	if err := r.Client.List(ctx, &leases, client.InNamespace(cl.Namespace), client.MatchingLabels{memberlease.LabelCluster: cl.Name}); err != nil {
+	if err := r.Client.List(ctx, &leases, client.InNamespace(cl.Namespace), client.MatchingLabels{memberpod.LabelCluster: cl.Name}); err != nil {
 		return err
 	}
 	for i := range leases.Items {

@@ -15,6 +15,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // reconcileMemberRBAC gives the members' ServiceAccount exactly what a member
@@ -122,7 +123,7 @@ func (r *VPNClusterReconciler) clusterMeta(cl *vpnv1alpha1.VPNCluster, name stri
 }
 
 func clusterWideSelector(cl *vpnv1alpha1.VPNCluster) client.MatchingLabels {
-	return client.MatchingLabels{memberlease.LabelCluster: cl.Name, labelClusterNamespace: cl.Namespace}
+	return client.MatchingLabels{memberpod.LabelCluster: cl.Name, labelClusterNamespace: cl.Namespace}
 }
 
 // deleteClusterWideRBAC removes the cluster-scoped roles and bindings and the

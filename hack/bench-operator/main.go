@@ -46,6 +46,7 @@ import (
 	"github.com/hubfleet/hubfleet/internal/scheme"
 	"github.com/hubfleet/hubfleet/internal/testenv"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 var (
@@ -331,7 +332,7 @@ func startMember(ctx context.Context, c client.Client, cl *vpnv1alpha1.VPNCluste
 	name := fmt.Sprintf("%s-member-%d", cl.Name, i)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: name,
-			Labels: map[string]string{memberlease.LabelCluster: cl.Name, "app.kubernetes.io/component": "member"}},
+			Labels: map[string]string{memberpod.LabelCluster: cl.Name, "app.kubernetes.io/component": "member"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "member", Image: "hubfleet:bench"}}, AutomountServiceAccountToken: ptr.To(false)},
 	}
 	if err := c.Create(ctx, pod); err != nil {
@@ -346,7 +347,7 @@ func startMember(ctx context.Context, c client.Client, cl *vpnv1alpha1.VPNCluste
 func lease(cl *vpnv1alpha1.VPNCluster, name string) *coordinationv1.Lease {
 	return &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: cl.Namespace, Name: memberlease.LeaseName(name), Labels: memberlease.Labels(cl.Name),
-			Annotations: map[string]string{memberlease.AnnotationLoad: memberlease.Encode(memberlease.Load{})}},
+			Annotations: map[string]string{memberpod.AnnotationLoad: memberlease.Encode(memberlease.Load{})}},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(*leaseSec)),
 			RenewTime: &metav1.MicroTime{Time: time.Now()}},
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // randHex returns n random bytes as hex: names that never collide between tests.
@@ -332,7 +333,7 @@ func (c *Cluster) MemberPods(t testing.TB) []Pod {
 	var l struct {
 		Items []Pod `json:"items"`
 	}
-	GetJSON(t, &l, "pods", "-n", c.Namespace, "-l", memberlease.LabelCluster+"="+c.Name+",app.kubernetes.io/component=member")
+	GetJSON(t, &l, "pods", "-n", c.Namespace, "-l", memberpod.LabelCluster+"="+c.Name+",app.kubernetes.io/component=member")
 	sort.Slice(l.Items, func(i, j int) bool { return l.Items[i].Metadata.Name < l.Items[j].Metadata.Name })
 	return l.Items
 }
@@ -366,12 +367,12 @@ func (c *Cluster) loads() (map[string]memberlease.Load, error) {
 			} `json:"metadata"`
 		} `json:"items"`
 	}
-	if err := getJSON(&l, "leases", "-n", c.Namespace, "-l", memberlease.LabelCluster+"="+c.Name); err != nil {
+	if err := getJSON(&l, "leases", "-n", c.Namespace, "-l", memberpod.LabelCluster+"="+c.Name); err != nil {
 		return nil, err
 	}
 	out := map[string]memberlease.Load{}
 	for _, it := range l.Items {
-		ld, err := memberlease.Decode(it.Metadata.Annotations[memberlease.AnnotationLoad])
+		ld, err := memberlease.Decode(it.Metadata.Annotations[memberpod.AnnotationLoad])
 		if err != nil {
 			return nil, err
 		}

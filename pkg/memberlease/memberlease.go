@@ -22,19 +22,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-const (
-	// LabelCluster is set on every member Lease (and member pod) to the name
-	// of the VPNCluster, so the operator can list and watch one cluster's
-	// Leases with a label selector.
-	LabelCluster = "vpn.hubfleet.io/cluster"
-	// AnnotationLoad holds the member's Load as JSON.
-	AnnotationLoad = "vpn.hubfleet.io/load"
-	// AnnotationPodIP is the pod IP of the process renewing the Lease: peers
-	// dial its mesh port there, and a death certificate about another
-	// address (the process before a restart) says nothing about this one.
-	AnnotationPodIP = "vpn.hubfleet.io/pod-ip"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // LeaseName is the name of a member's Lease: exactly the member pod's name,
@@ -45,7 +34,7 @@ func LeaseName(podName string) string { return podName }
 
 // Labels returns the labels a member puts on its Lease.
 func Labels(cluster string) map[string]string {
-	return map[string]string{LabelCluster: cluster}
+	return map[string]string{memberpod.LabelCluster: cluster}
 }
 
 // HubLoad is the sessions of one hub on one member, by license kind.
@@ -177,19 +166,19 @@ func Decode(s string) (Load, error) {
 		return l, nil
 	}
 	if err := json.Unmarshal([]byte(s), &l); err != nil {
-		return Load{}, fmt.Errorf("member load annotation %s: %w", AnnotationLoad, err)
+		return Load{}, fmt.Errorf("member load annotation %s: %w", memberpod.AnnotationLoad, err)
 	}
 	for _, k := range slices.Sorted(maps.Keys(l.Sessions)) {
 		if h := l.Sessions[k]; h.Client < 0 || h.Bridge < 0 {
-			return Load{}, fmt.Errorf("member load annotation %s: hub %s has a negative session count", AnnotationLoad, k)
+			return Load{}, fmt.Errorf("member load annotation %s: hub %s has a negative session count", memberpod.AnnotationLoad, k)
 		}
 	}
 	if a := l.Licenses; a != nil && (a.Client < 0 || a.Bridge < 0) {
-		return Load{}, fmt.Errorf("member load annotation %s: negative license allocation", AnnotationLoad)
+		return Load{}, fmt.Errorf("member load annotation %s: negative license allocation", memberpod.AnnotationLoad)
 	}
 	for _, k := range slices.Sorted(maps.Keys(l.Borrowed)) {
 		if h := l.Borrowed[k]; h.Client < 0 || h.Bridge < 0 {
-			return Load{}, fmt.Errorf("member load annotation %s: a negative loan from %s", AnnotationLoad, k)
+			return Load{}, fmt.Errorf("member load annotation %s: a negative loan from %s", memberpod.AnnotationLoad, k)
 		}
 	}
 	return l, nil
@@ -208,16 +197,12 @@ func RenewInterval(duration time.Duration) time.Duration { return duration / 3 }
 // A Lease is claimed when a peer (or the operator) has judged its member dead
 // and is about to move the member's dynamic hubs: the claimer updates the
 // Lease with the resourceVersion it judged, setting holderIdentity to
-// ClaimPrefix+claimer and the Claim annotation. The API server's optimistic
+// memberpod.ClaimPrefix+claimer and the Claim annotation. The API server's optimistic
 // concurrency orders the claim against the member's own renewal (an update of
 // the same object), so either the member renewed first and the claim fails,
 // or the claim wins and the member's next renewal fails, after which it
 // fences itself exactly as after an expiry (docs/design-operator.md,
 // "Failover without the operator").
-const (
-	ClaimPrefix     = "fenced-by:"
-	AnnotationClaim = "vpn.hubfleet.io/claim"
-)
 
 // Claim is why and by whom a member's Lease was claimed.
 type Claim struct {
@@ -228,7 +213,7 @@ type Claim struct {
 	Time    time.Time `json:"time"`
 }
 
-// EncodeClaim renders c for AnnotationClaim.
+// EncodeClaim renders c for memberpod.AnnotationClaim.
 func EncodeClaim(c Claim) string {
 	b, err := json.Marshal(c)
 	if err != nil { // cannot happen: strings and a time
@@ -246,8 +231,8 @@ func Claimed(member string, holder *string, ann map[string]string) (Claim, bool)
 		return Claim{}, false
 	}
 	var c Claim
-	if err := json.Unmarshal([]byte(ann[AnnotationClaim]), &c); err != nil || c.By == "" {
-		c = Claim{By: strings.TrimPrefix(*holder, ClaimPrefix), Reason: "LeaseClaimed", Message: "Lease held by " + *holder}
+	if err := json.Unmarshal([]byte(ann[memberpod.AnnotationClaim]), &c); err != nil || c.By == "" {
+		c = Claim{By: strings.TrimPrefix(*holder, memberpod.ClaimPrefix), Reason: "LeaseClaimed", Message: "Lease held by " + *holder}
 	}
 	return c, true
 }

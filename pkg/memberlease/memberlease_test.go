@@ -6,6 +6,8 @@ package memberlease
 import (
 	"testing"
 	"time"
+
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
@@ -49,7 +51,7 @@ func TestNamesAndTiming(t *testing.T) {
 	if LeaseName("c-member-0") != "c-member-0" {
 		t.Error("Lease name must equal the pod name")
 	}
-	if Labels("c")[LabelCluster] != "c" {
+	if Labels("c")[memberpod.LabelCluster] != "c" {
 		t.Error("Labels must carry the cluster name")
 	}
 	r := time.Unix(100, 0)
@@ -63,7 +65,7 @@ func TestNamesAndTiming(t *testing.T) {
 
 func TestClaimed(t *testing.T) {
 	name := "vpn-member-0"
-	self, other := name, ClaimPrefix+"vpn-member-1"
+	self, other := name, memberpod.ClaimPrefix+"vpn-member-1"
 	claim := Claim{By: "vpn-member-1", Reason: "MemberDead", Message: "mesh link reset and connection refused"}
 	for _, tc := range []struct {
 		what   string
@@ -74,7 +76,7 @@ func TestClaimed(t *testing.T) {
 	}{
 		{"no holder", nil, nil, false, ""},
 		{"held by the member", &self, nil, false, ""},
-		{"claimed with the annotation", &other, map[string]string{AnnotationClaim: EncodeClaim(claim)}, true, "vpn-member-1"},
+		{"claimed with the annotation", &other, map[string]string{memberpod.AnnotationClaim: EncodeClaim(claim)}, true, "vpn-member-1"},
 		{"held by another name, no annotation", &other, nil, true, "vpn-member-1"},
 	} {
 		c, ok := Claimed(name, tc.holder, tc.ann)

@@ -5,8 +5,9 @@
 // member pods (controllers/vpncluster_workload.go), and `hubfleet member
 // --cluster`, which runs in them (pkg/member/cluster): environment variable
 // names, ports, mount paths and the readiness endpoint. Both sides import
-// these names so a change on one side cannot silently break the other; the
-// Lease's name, labels and load annotation are pkg/memberlease's.
+// these names so a change on one side cannot silently break the other: with
+// the member Lease's label and annotations, the whole contract is here
+// (pkg/memberlease encodes what the annotations carry).
 package memberpod
 
 import (
@@ -81,3 +82,24 @@ func MaxUnavailable(v *intstr.IntOrString, members int) int {
 	}
 	return max(n, 1)
 }
+
+// The member Lease (pkg/memberlease encodes the load and claims in it).
+const (
+	// LabelCluster is set on every member Lease (and member pod) to the name
+	// of the VPNCluster, so the operator can list and watch one cluster's
+	// Leases with a label selector.
+	LabelCluster = "vpn.hubfleet.io/cluster"
+	// AnnotationLoad holds the member's Load as JSON.
+	AnnotationLoad = "vpn.hubfleet.io/load"
+	// AnnotationPodIP is the pod IP of the process renewing the Lease: peers
+	// dial its mesh port there, and a death certificate about another
+	// address (the process before a restart) says nothing about this one.
+	AnnotationPodIP = "vpn.hubfleet.io/pod-ip"
+)
+
+// A claimed Lease (docs/design-operator.md, "Failover without the operator"):
+// holderIdentity is ClaimPrefix+claimer and AnnotationClaim says why.
+const (
+	ClaimPrefix     = "fenced-by:"
+	AnnotationClaim = "vpn.hubfleet.io/claim"
+)

@@ -310,7 +310,7 @@ func judgePeers(in judgeInputs) ([]peerState, time.Time) {
 			out = append(out, p) // never started: neither live nor failed
 			continue
 		}
-		if l, err := memberlease.Decode(p.lease.Annotations[memberlease.AnnotationLoad]); err == nil {
+		if l, err := memberlease.Decode(p.lease.Annotations[memberpod.AnnotationLoad]); err == nil {
 			p.load = l
 		}
 		renew := p.lease.Spec.RenewTime.Time
@@ -414,7 +414,7 @@ func sameProcess(c deathCert, l *coordinationv1.Lease) bool {
 	if l.Spec.RenewTime != nil && l.Spec.RenewTime.After(c.at.Add(certSkew)) {
 		return false
 	}
-	ip := l.Annotations[memberlease.AnnotationPodIP]
+	ip := l.Annotations[memberpod.AnnotationPodIP]
 	if ip == "" || c.addr == "" {
 		return true // a member that does not say where it is
 	}
@@ -438,13 +438,13 @@ func holdsDynamic(id *Identity, hubs []*vpnv1alpha1.VirtualHub, member string) b
 func (f *failover) claim(ctx context.Context, p *peerState, now time.Time) error {
 	m := f.m
 	l := p.lease.DeepCopy()
-	holder := memberlease.ClaimPrefix + m.id.Name
+	holder := memberpod.ClaimPrefix + m.id.Name
 	c := memberlease.Claim{By: m.id.Name, Reason: p.reason, Message: p.msg, Time: now}
 	l.Spec.HolderIdentity = &holder
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
-	l.Annotations[memberlease.AnnotationClaim] = memberlease.EncodeClaim(c)
+	l.Annotations[memberpod.AnnotationClaim] = memberlease.EncodeClaim(c)
 	cctx, cancel := context.WithTimeout(ctx, m.renewInterval())
 	defer cancel()
 	if _, err := m.cs.CoordinationV1().Leases(l.Namespace).Update(cctx, l, metav1.UpdateOptions{}); err != nil {

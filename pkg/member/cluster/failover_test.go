@@ -16,6 +16,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // No operator runs in these tests: every move is a member's own.
@@ -160,9 +161,9 @@ func TestClaimedMemberFencesAtOnce(t *testing.T) {
 
 	eventually(t, 10*time.Second, "claim written", func() error {
 		l := memberLease(t, ns, "vpn-member-0")
-		holder := memberlease.ClaimPrefix + "vpn-member-1"
+		holder := memberpod.ClaimPrefix + "vpn-member-1"
 		l.Spec.HolderIdentity = &holder
-		l.Annotations[memberlease.AnnotationClaim] = memberlease.EncodeClaim(memberlease.Claim{
+		l.Annotations[memberpod.AnnotationClaim] = memberlease.EncodeClaim(memberlease.Claim{
 			By: "vpn-member-1", Reason: ReasonMemberDead, Message: "test", Time: metav1.Now().Time,
 		})
 		return k8s.Update(bg(), l) // a conflict with a renewal: try again
@@ -179,7 +180,7 @@ func TestClaimedMemberFencesAtOnce(t *testing.T) {
 		s.conn.Close()
 		return nil
 	})
-	if l := memberLease(t, ns, "vpn-member-0"); *l.Spec.HolderIdentity != "vpn-member-0" || l.Annotations[memberlease.AnnotationClaim] != "" {
+	if l := memberLease(t, ns, "vpn-member-0"); *l.Spec.HolderIdentity != "vpn-member-0" || l.Annotations[memberpod.AnnotationClaim] != "" {
 		t.Fatalf("Lease not taken back: holder %s, annotations %v", *l.Spec.HolderIdentity, l.Annotations)
 	}
 }
@@ -196,10 +197,10 @@ func TestJudgePeers(t *testing.T) {
 	in := judgeInputs{
 		self: "m-0", names: []string{"m-0", "m-1", "m-2", "m-3", "m-4", "m-5"}, duration: 3 * time.Second, now: now,
 		leases: map[string]*coordinationv1.Lease{
-			"m-1": lease("m-1", time.Second, "m-1"),                         // fresh
-			"m-2": lease("m-2", 4*time.Second, "m-2"),                       // expired
-			"m-3": lease("m-3", time.Second, memberlease.ClaimPrefix+"m-5"), // claimed
-			"m-4": lease("m-4", 500*time.Millisecond, "m-4"),                // fresh, but its process is gone
+			"m-1": lease("m-1", time.Second, "m-1"),                       // fresh
+			"m-2": lease("m-2", 4*time.Second, "m-2"),                     // expired
+			"m-3": lease("m-3", time.Second, memberpod.ClaimPrefix+"m-5"), // claimed
+			"m-4": lease("m-4", 500*time.Millisecond, "m-4"),              // fresh, but its process is gone
 		},
 		dead: map[string]deathCert{"m-4": {at: now.Add(-time.Second), msg: "refused"}, "m-1": {at: now.Add(-time.Minute), msg: "old"}},
 	}

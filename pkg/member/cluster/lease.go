@@ -16,6 +16,7 @@ import (
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // MinRenewInterval keeps the renewal, the member's only periodic API write,
@@ -150,11 +151,11 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 		l.Annotations = map[string]string{}
 	}
 	if m.id.IP != "" {
-		l.Annotations[memberlease.AnnotationPodIP] = m.id.IP
+		l.Annotations[memberpod.AnnotationPodIP] = m.id.IP
 	}
 	load := LoadOf(m.srv.Stats())
 	load.Borrowed = m.loans.borrowed()
-	l.Annotations[memberlease.AnnotationLoad] = memberlease.Encode(load)
+	l.Annotations[memberpod.AnnotationLoad] = memberlease.Encode(load)
 	if len(l.OwnerReferences) == 0 { // also gives a Lease from an older member its owner
 		l.OwnerReferences = m.leaseOwner()
 	}
@@ -162,7 +163,7 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 	secs := int32(m.id.LeaseDuration / time.Second)
 	now := metav1.NewMicroTime(start)
 	l.Spec.HolderIdentity = &holder
-	delete(l.Annotations, memberlease.AnnotationClaim) // taken back: the claim is history
+	delete(l.Annotations, memberpod.AnnotationClaim) // taken back: the claim is history
 	l.Spec.LeaseDurationSeconds = &secs
 	l.Spec.RenewTime = &now
 	return l

@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 )
 
 // TestLeaseLoad measures what the default 3 s Lease costs the API server: N
@@ -85,7 +86,7 @@ func TestLeaseLoad(t *testing.T) {
 		name := fmt.Sprintf("vpn-member-%d", i)
 		cur, err := leases.Create(bg(), &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: memberlease.Labels("vpn"),
-				Annotations: map[string]string{memberlease.AnnotationLoad: "{}"}},
+				Annotations: map[string]string{memberpod.AnnotationLoad: "{}"}},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(name), LeaseDurationSeconds: ptr.To(int32(lease / time.Second))},
 		}, metav1.CreateOptions{})
 		if err != nil {

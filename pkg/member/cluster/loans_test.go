@@ -15,6 +15,7 @@ import (
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/license"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
@@ -67,7 +68,7 @@ func TestLicenseLoansOnBurst(t *testing.T) {
 		t.Fatalf("m0 lent %d licenses, want its 3", lent[sessionkind.Client])
 	}
 	eventually(t, 10*time.Second, "the loans in m1's Lease", func() error {
-		l, err := memberlease.Decode(memberLease(t, ns, "vpn-member-1").Annotations[memberlease.AnnotationLoad])
+		l, err := memberlease.Decode(memberLease(t, ns, "vpn-member-1").Annotations[memberpod.AnnotationLoad])
 		if err != nil || l.Borrowed["vpn-member-0"].Client != 3 {
 			return fmt.Errorf("load %+v %v", l, err)
 		}

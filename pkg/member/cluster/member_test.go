@@ -22,6 +22,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
+	"github.com/hubfleet/hubfleet/pkg/memberpod"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
@@ -66,7 +67,7 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 			return err
 		}
 		switch {
-		case l.Labels[memberlease.LabelCluster] != "vpn":
+		case l.Labels[memberpod.LabelCluster] != "vpn":
 			return fmt.Errorf("labels %v", l.Labels)
 		case l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != "vpn-member-0":
 			return errors.New("holderIdentity not the pod")
@@ -77,12 +78,12 @@ func TestDynamicHubFollowsPlacement(t *testing.T) {
 			// Owned by the cluster (collected with it), never by the pod.
 			t.Fatalf("the Lease has owner references %+v, want the VPNCluster only", l.OwnerReferences)
 		}
-		load, err := memberlease.Decode(l.Annotations[memberlease.AnnotationLoad])
+		load, err := memberlease.Decode(l.Annotations[memberpod.AnnotationLoad])
 		if err != nil {
 			return err
 		}
 		if got := load.Sessions[hub]; got != (memberlease.HubLoad{Client: 1}) {
-			return fmt.Errorf("load %s", l.Annotations[memberlease.AnnotationLoad])
+			return fmt.Errorf("load %s", l.Annotations[memberpod.AnnotationLoad])
 		}
 		return nil
 	})

@@ -99,7 +99,7 @@ func (p *planner) peers(vc *vpnv1alpha1.VPNCluster, leases map[string]*coordinat
 		}
 		ip := ms.PodIP
 		if l := leases[memberlease.LeaseName(ms.Name)]; l != nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity == ms.Name {
-			if a := l.Annotations[memberlease.AnnotationPodIP]; a != "" {
+			if a := l.Annotations[memberpod.AnnotationPodIP]; a != "" {
 				ip = a
 			}
 		}
@@ -150,5 +150,5 @@ func leaseTriggers(o, n *coordinationv1.Lease) bool {
 		}
 		return *l.Spec.HolderIdentity
 	}
-	return holder(o) != holder(n) || o.Annotations[memberlease.AnnotationClaim] != n.Annotations[memberlease.AnnotationClaim]
+	return holder(o) != holder(n) || o.Annotations[memberpod.AnnotationClaim] != n.Annotations[memberpod.AnnotationClaim]
 }

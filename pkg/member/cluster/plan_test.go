@@ -164,7 +164,7 @@ func TestDecideFailoverRanksAndCertificates(t *testing.T) {
 func TestLeaseTriggers(t *testing.T) {
 	o := planLease("m-1", time.Second, "m-1")
 	renewed := planLease("m-1", 0, "m-1")
-	claimed := planLease("m-1", time.Second, memberlease.ClaimPrefix+"m-0")
+	claimed := planLease("m-1", time.Second, memberpod.ClaimPrefix+"m-0")
 	if leaseTriggers(o, renewed) {
 		t.Error("a renewal triggers a pass; only its expiry (a timer) matters")
 	}
@@ -200,7 +200,7 @@ func TestDecideFailoverBridgeGrace(t *testing.T) {
 func TestRestartedMemberByLeaseIP(t *testing.T) {
 	p, s := planFixture("vpn-member-0")
 	l := s.leases[memberlease.LeaseName("vpn-member-1")]
-	l.Annotations = map[string]string{memberlease.AnnotationPodIP: "10.0.0.9"}
+	l.Annotations = map[string]string{memberpod.AnnotationPodIP: "10.0.0.9"}
 	got := p.makePlan(s)
 	if a := got.view.peers["vpn-member-1"]; a != "10.0.0.9:11" {
 		t.Errorf("vpn-member-1 dialled at %q, want its Lease's new IP", a)
