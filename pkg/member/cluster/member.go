@@ -226,7 +226,7 @@ func (m *Member) route(req *protocol.LoginRequest) (string, bool) {
 		_, peer := v.peers[owner]
 		return owner, peer
 	}
-	if to := v.routes.staticTarget(m.id.Name, req.Hub, req.Kind, own, v.peers); to != "" {
+	if to := v.routes.staticTarget(m.id.Name, req.Hub, req.SessionKind(), own, v.peers); to != "" {
 		return to, true
 	}
 	return "", false

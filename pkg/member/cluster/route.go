@@ -7,7 +7,7 @@ import (
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/placement"
-	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // view is where logins go, as the loop last computed it: the route table
@@ -88,14 +88,14 @@ func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alph
 // peers and on self, self unless it is full, out of licenses or clearly
 // busier (placement.SessionMember). own are self's live license figures,
 // fresher than the status the operator wrote. It returns "" for self.
-func (rt *routeTable) staticTarget(self, hub string, kind uint8, own member.LicenseStats, peers map[string]string) string {
+func (rt *routeTable) staticTarget(self, hub string, kind sessionkind.Kind, own member.LicenseStats, peers map[string]string) string {
 	holders, ok := rt.static[hub]
 	if _, known := rt.members[self]; !ok || !known {
 		// Not listed yet (a member that just started): serve it here.
 		return ""
 	}
 	k := 0
-	if kind == protocol.KindBridge {
+	if kind == sessionkind.Bridge {
 		k = 1
 	}
 	cands := make([]placement.SessionCandidate, 0, len(holders))
