@@ -3,9 +3,9 @@
 
 package cli
 
-import "github.com/hubfleet/hubfleet/pkg/client"
+import "github.com/hubfleet/hubfleet/pkg/sessionkind"
 
 func init() {
 	Register(Command{Name: "bridge", Summary: "join a local Linux bridge or interface to a hub (VPN bridge, bridge license)",
-		Run: func(args []string) int { return runVPN("bridge", client.KindBridge, args) }})
+		Run: func(args []string) int { return runVPN("bridge", sessionkind.Bridge, args) }})
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/hubfleet/hubfleet/pkg/client"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 	"github.com/hubfleet/hubfleet/pkg/version"
 )
 
@@ -31,7 +32,7 @@ const (
 
 func init() {
 	Register(Command{Name: "connect", Summary: "join this host to a hub through a TAP device (VPN client)",
-		Run: func(args []string) int { return runVPN("connect", client.KindClient, args) }})
+		Run: func(args []string) int { return runVPN("connect", sessionkind.Client, args) }})
 }
 
 // vpnFlags are the flags connect and bridge share.
@@ -45,7 +46,7 @@ type vpnFlags struct {
 	udp          bool
 }
 
-func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
+func newVPNFlags(cmd string, kind sessionkind.Kind) (*flag.FlagSet, *vpnFlags) {
 	v := &vpnFlags{opts: client.Options{Kind: kind}}
 	fs := newFlagSet(cmd, vpnHelp(cmd, kind))
 	o := &v.opts
@@ -58,7 +59,7 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.StringVar(&o.ServerName, "server-name", "", "name the member certificate must carry (default: any certificate of the trusted CA)")
 	fs.StringVar(&o.TAPName, "tap", "", "TAP device name (default: the kernel picks tapN)")
 	fs.StringVar(&o.Address, "address", "", "address to assign to the TAP device, CIDR (such as 172.31.0.1/24)")
-	if kind == client.KindClient {
+	if kind == sessionkind.Client {
 		fs.Var(&v.dhcp, "dhcp", "obtain the TAP's address from the hub's DHCP server, renew it and release it on exit (default: on when no --address is given)")
 	}
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
@@ -72,8 +73,8 @@ func newVPNFlags(cmd string, kind client.Kind) (*flag.FlagSet, *vpnFlags) {
 	return fs, v
 }
 
-func vpnHelp(cmd string, kind client.Kind) Help {
-	if kind == client.KindBridge {
+func vpnHelp(cmd string, kind sessionkind.Kind) Help {
+	if kind == sessionkind.Bridge {
 		return Help{
 			Usage: "hubfleet bridge --server HOST:PORT --hub HUB --user USER --bridge BRIDGE (--ca-file FILE | --ca-fingerprint SHA256) [flags]",
 			About: "Joins a local Linux bridge (or a plain interface) to a Virtual Hub, so the\n" +
@@ -98,9 +99,9 @@ func vpnHelp(cmd string, kind client.Kind) Help {
 	}
 }
 
-func runVPN(cmd string, kind client.Kind, args []string) int {
+func runVPN(cmd string, kind sessionkind.Kind, args []string) int {
 	fs, v := newVPNFlags(cmd, kind)
-	if kind == client.KindBridge {
+	if kind == sessionkind.Bridge {
 		fs.StringVar(&v.opts.Bridge, "bridge", "", "Linux bridge to join, or a plain interface to bridge with (a bridge hfbr-IFACE is created)")
 	}
 	if code, done := parseFlags(fs, args); done {

@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"strconv"
 
-	"github.com/hubfleet/hubfleet/pkg/client"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // optBool is a boolean flag that knows whether it was given.
@@ -25,9 +25,9 @@ func (b *optBool) Set(s string) (err error) {
 // resolve decides DHCP for connect: asked for, or by default when the TAP
 // gets no --address (a host on a hub with spec.dhcp then needs no flag),
 // on Linux, where the DHCP client runs. A bridge never: its TAP joins a LAN.
-func (b *optBool) resolve(kind client.Kind, address string) (bool, error) {
+func (b *optBool) resolve(kind sessionkind.Kind, address string) (bool, error) {
 	switch {
-	case kind != client.KindClient:
+	case kind != sessionkind.Client:
 		return false, nil
 	case b.set && b.on && address != "":
 		return false, errors.New("--dhcp and --address exclude each other: give one")

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/hubfleet/hubfleet/pkg/client"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 func TestDHCPFlag(t *testing.T) {
@@ -15,17 +15,17 @@ func TestDHCPFlag(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		set     []string // values given to --dhcp, in order
-		kind    client.Kind
+		kind    sessionkind.Kind
 		address string
 		want    bool
 		err     bool
 	}{
-		{"client without address", nil, client.KindClient, "", linux, false},
-		{"client with address", nil, client.KindClient, "10.0.0.1/24", false, false},
-		{"asked for", []string{"true"}, client.KindClient, "", true, false},
-		{"turned off", []string{"false"}, client.KindClient, "", false, false},
-		{"both", []string{"true"}, client.KindClient, "10.0.0.1/24", false, true},
-		{"bridge", nil, client.KindBridge, "", false, false},
+		{"client without address", nil, sessionkind.Client, "", linux, false},
+		{"client with address", nil, sessionkind.Client, "10.0.0.1/24", false, false},
+		{"asked for", []string{"true"}, sessionkind.Client, "", true, false},
+		{"turned off", []string{"false"}, sessionkind.Client, "", false, false},
+		{"both", []string{"true"}, sessionkind.Client, "10.0.0.1/24", false, true},
+		{"bridge", nil, sessionkind.Bridge, "", false, false},
 	} {
 		var b optBool
 		for _, v := range tc.set {

@@ -16,6 +16,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 
 	"github.com/hubfleet/hubfleet/internal/testutil"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -224,7 +225,7 @@ func TestCancelEndsTheSessionWithACloseAndReturnsNil(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Options{Server: m.addr(), Hub: "blue", User: "alice", Password: "secret", Kind: KindClient, CAFile: m.caFile, Device: dev})
+		done <- Run(ctx, Options{Server: m.addr(), Hub: "blue", User: "alice", Password: "secret", Kind: sessionkind.Client, CAFile: m.caFile, Device: dev})
 	}()
 	sess := m.nextSession()
 	// A frame through the TAP proves the client is in its session, past the login.
@@ -261,7 +262,7 @@ func TestBackoffGrowsWithJitterToTheCap(t *testing.T) {
 }
 
 func TestOptionsAreCheckedBeforeAnythingIsOpened(t *testing.T) {
-	err := Run(context.Background(), Options{Hub: "blue", Kind: KindClient, Device: newPipeTAP()})
+	err := Run(context.Background(), Options{Hub: "blue", Kind: sessionkind.Client, Device: newPipeTAP()})
 	ce, isErr := errors.AsType[*Error](err)
 	if !isErr || ce.Reason != ReasonConfig || !strings.Contains(err.Error(), "--server") || !strings.Contains(err.Error(), "--user") {
 		t.Fatalf("Run with missing options = %v, want a config error naming --server and --user", err)

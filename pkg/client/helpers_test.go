@@ -17,6 +17,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/certs"
 	"github.com/hubfleet/hubfleet/pkg/ethdev"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // testMember is a tiny member on loopback: it answers each login with what
@@ -187,7 +188,7 @@ func (p *pipeTAP) Close() error { p.closeOnce.Do(func() { close(p.closed) }); re
 func runClient(t testing.TB, m *testMember, dev *pipeTAP, status io.Writer, tweak func(*Options)) <-chan error {
 	t.Helper()
 	opts := Options{
-		Server: m.addr(), Hub: "blue", User: "alice", Password: "secret", Kind: KindClient,
+		Server: m.addr(), Hub: "blue", User: "alice", Password: "secret", Kind: sessionkind.Client,
 		CAFile: m.caFile, Status: status,
 	}
 	if dev != nil {

@@ -22,17 +22,6 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
 
-// Kind is the session kind; it decides which license a session uses. It is
-// sessionkind.Kind under the name internal/cli (connect, bridge) knows it by.
-type Kind = sessionkind.Kind
-
-const (
-	// KindClient joins one host to the hub (a client license).
-	KindClient = sessionkind.Client
-	// KindBridge joins a local network segment to the hub (a bridge license).
-	KindBridge = sessionkind.Bridge
-)
-
 // Options configure Run. There is deliberately no way to skip certificate
 // verification: without CAFile or CAFingerprint the system roots verify the
 // server as usual.

@@ -11,12 +11,6 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
-// Kind is sessionkind.Kind: a bridge session uses a bridge license, a client
-// session a client license. The alias only keeps pkg/member/session.go
-// compiling while another change there is in flight; new code names
-// sessionkind.Kind.
-type Kind = sessionkind.Kind
-
 // Unlimited is the allocation of a cluster without a ConnectionLicense.
 const Unlimited = -1
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
-	"github.com/hubfleet/hubfleet/pkg/license"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // batchFrames is the most frames a session moves per step: one wire batch.
@@ -26,7 +26,7 @@ type session struct {
 	hs     *hubState
 	conn   *protocol.Conn
 	port   *hub.Port
-	kind   license.Kind
+	kind   sessionkind.Kind
 	user   string
 	label  string
 	remote string
