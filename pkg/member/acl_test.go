@@ -4,6 +4,7 @@
 package member
 
 import (
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,20 @@ func TestAccessListFiltersAtIngress(t *testing.T) {
 	eventually(t, 5*time.Second, "two access-list drops counted", func() bool {
 		return m.hubStats(t, "alpha").Switch.Drops.AccessList == 2
 	})
+	// Per rule in the metrics: the rule that dropped them, and nothing for
+	// the default (Pass).
+	web := httptest.NewServer(MetricsHandler(m.srv, MetricsOptions{}))
+	defer web.Close()
+	got := scrape(t, web.URL)
+	if got["hubfleet_server_access_list_drops_total{hub=alpha,hub_namespace=,rule=no-exp-from-bob}"] != 2 {
+		t.Fatalf("per-rule drops not exported: %v", got)
+	}
+	if v, ok := got["hubfleet_server_access_list_drops_total{hub=alpha,hub_namespace=,rule=(default)}"]; !ok || v != 0 {
+		t.Fatalf("the default action's drops: %v (present %v), want 0", v, ok)
+	}
+	if _, ok := got["hubfleet_server_access_list_drops_total{hub=beta,hub_namespace=,rule=(default)}"]; ok {
+		t.Fatal("a hub without an access list has access-list series")
+	}
 	select {
 	case f := <-alice.rx:
 		t.Fatalf("alice received %q from bob through a Drop rule", f[14:])

@@ -239,3 +239,35 @@ func isTemporary(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.ENOBUFS)
 }
+
+// ruleDrops is one access-list rule's drop count.
+type ruleDrops struct {
+	rule string
+	n    uint64
+}
+
+// aclDrops returns, per hub with an access list, what each rule (and the
+// default action, as "(default)") dropped. The counters live in the
+// compiled list, so reading them costs the hot path nothing.
+func (s *Server) aclDrops() map[string][]ruleDrops {
+	s.mu.Lock()
+	progs := map[string]*acl.Program{}
+	for name, hs := range s.hubs {
+		hs.mu.Lock()
+		// A hub without a list has a program of no rules passing all.
+		if p := hs.acl; p != nil && (p.Len() > 0 || p.Default() != acl.Pass) {
+			progs[name] = p
+		}
+		hs.mu.Unlock()
+	}
+	s.mu.Unlock()
+	out := make(map[string][]ruleDrops, len(progs))
+	for name, p := range progs {
+		rs := make([]ruleDrops, 0, p.Len()+1)
+		for i := range p.Len() {
+			rs = append(rs, ruleDrops{rule: p.Name(i), n: p.Dropped(i)})
+		}
+		out[name] = append(rs, ruleDrops{rule: "(default)", n: p.Dropped(-1)})
+	}
+	return out
+}

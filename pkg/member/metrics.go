@@ -67,6 +67,7 @@ type collector struct {
 	// release so dashboards and alerts can move; removed in the next.
 	oldLicInUse, oldLicAlloc                           *prometheus.Desc
 	dhcpPool, dhcpInUse, dhcpQuarantined, dhcpMessages *prometheus.Desc
+	aclDrops                                           *prometheus.Desc
 	udp                                                udpDescs
 }
 
@@ -100,13 +101,14 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 		dhcpInUse:       d("dhcp_leases", "Bound, unexpired leases of the hub's DHCP server.", hub...),
 		dhcpQuarantined: d("dhcp_quarantined_addresses", "Pool addresses not handed out because a host answered an ARP probe for them or a client declined them.", hub...),
 		udp:             newUDPDescs(d),
+		aclDrops:        d("access_list_drops_total", "Frames the hub's access list dropped at this member's ingress, by rule name; rule=\"(default)\" counts the list's default action. Counting starts again when the list changes.", append(hub, "rule")...),
 		dhcpMessages:    d("dhcp_replies_total", "Replies of the hub's DHCP server by type (offer, ack, nak); learned counts renewals of leases the server had no record of (after a move), acknowledged after a probe.", append(hub, "type")...),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.sessions, c.hubs, c.macs, c.frames, c.bytes, c.flooded,
-		c.drops, c.licInUse, c.licAlloc, c.oldLicInUse, c.oldLicAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages} {
+		c.drops, c.licInUse, c.licAlloc, c.oldLicInUse, c.oldLicAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages, c.aclDrops} {
 		ch <- d
 	}
 	c.udp.describe(ch)
@@ -150,6 +152,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for t, n := range types {
 		gauge(c.hubs, float64(n), t)
+	}
+	for hubName, rules := range c.srv.aclDrops() {
+		ns, name := splitHubName(hubName)
+		for _, r := range rules {
+			counter(c.aclDrops, r.n, ns, name, r.rule)
+		}
 	}
 	for hubName, d := range c.srv.dhcpStats() {
 		ns, name := splitHubName(hubName)
