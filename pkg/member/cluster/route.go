@@ -34,7 +34,7 @@ type routeTable struct {
 	known map[string]bool
 	// free is each member's licenses left by kind (allocation − in use from
 	// the ConnectionLicense status); nil when the cluster has no license.
-	free map[string][2]int
+	free map[string][sessionkind.N]int
 }
 
 // buildRoutes computes the route table of member id from the hubs, licenses
@@ -69,7 +69,7 @@ func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alph
 			continue
 		}
 		if rt.free == nil {
-			rt.free = map[string][2]int{}
+			rt.free = map[string][sessionkind.N]int{}
 		}
 		// Every license of a cluster carries the same allocations; the first
 		// one that has them is the cluster's.
@@ -77,7 +77,9 @@ func buildRoutes(id *Identity, hubs []*vpnv1alpha1.VirtualHub, lics []*vpnv1alph
 			continue
 		}
 		for _, a := range l.Status.Allocations {
-			rt.free[a.Member] = [2]int{max(int(a.Client-a.ClientInUse), 0), max(int(a.Bridge-a.BridgeInUse), 0)}
+			var f [sessionkind.N]int
+			f[sessionkind.Client], f[sessionkind.Bridge] = max(int(a.Client-a.ClientInUse), 0), max(int(a.Bridge-a.BridgeInUse), 0)
+			rt.free[a.Member] = f
 		}
 	}
 	return rt
@@ -93,10 +95,6 @@ func (rt *routeTable) staticTarget(self, hub string, kind sessionkind.Kind, own 
 	if _, known := rt.members[self]; !ok || !known {
 		// Not listed yet (a member that just started): serve it here.
 		return ""
-	}
-	k := 0
-	if kind == sessionkind.Bridge {
-		k = 1
 	}
 	cands := make([]placement.SessionCandidate, 0, len(holders))
 	for _, name := range holders {
@@ -114,14 +112,14 @@ func (rt *routeTable) staticTarget(self, hub string, kind sessionkind.Kind, own 
 			c.Ready = true
 			c.Sessions = own.ClientInUse + own.BridgeInUse
 			alloc, inUse := own.ClientAllocation, own.ClientInUse
-			if k == 1 {
+			if kind == sessionkind.Bridge {
 				alloc, inUse = own.BridgeAllocation, own.BridgeInUse
 			}
 			if alloc >= 0 {
 				c.Free = max(alloc-inUse, 0)
 			}
 		} else if rt.free != nil {
-			c.Free = rt.free[name][k] // a member without an allocation has none
+			c.Free = rt.free[name][kind] // a member without an allocation has none
 		}
 		cands = append(cands, c)
 	}
