@@ -400,9 +400,10 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 	return due, next
 }
 
-// certSkew: a renewal this long after a death certificate cannot be the
-// dead process's (allowing for the two members' clocks).
-const certSkew = time.Second
+// clockSkew is how far apart two members' clocks may be: it separates
+// another member's Lease renewTime from an instant on this member's clock
+// (a renewal after a death certificate, a loan report after a lend).
+const clockSkew = time.Second
 
 // sameProcess: the certificate is about the process that renews the Lease.
 // A process that renewed well after the certificate is a new one — its
@@ -411,7 +412,7 @@ const certSkew = time.Second
 // dial (and find dead) the old one. Neither death says anything about the
 // process now renewing.
 func sameProcess(c deathCert, l *coordinationv1.Lease) bool {
-	if l.Spec.RenewTime != nil && l.Spec.RenewTime.After(c.at.Add(certSkew)) {
+	if l.Spec.RenewTime != nil && l.Spec.RenewTime.After(c.at.Add(clockSkew)) {
 		return false
 	}
 	ip := l.Annotations[memberpod.AnnotationPodIP]
