@@ -42,10 +42,6 @@ import (
 // loanBudget bounds the borrowing a login waits for.
 const loanBudget = 500 * time.Millisecond
 
-// loanSkew: a borrower's report counts as newer than a lend only this long
-// after it, for the two members' clocks.
-const loanSkew = time.Second
-
 type loanCall struct {
 	Op   string           `json:"op"` // "borrow" or "repay"
 	From string           `json:"from"`
@@ -82,12 +78,8 @@ func newLoans(self string, log *slog.Logger, v *atomic.Pointer[view]) *loans {
 func (l *loans) borrow(ctx context.Context, k sessionkind.Kind) bool {
 	v := l.view.Load()
 	peers := slices.Collect(maps.Keys(v.peers))
-	slot := 0
-	if k == sessionkind.Bridge {
-		slot = 1
-	}
 	slices.SortFunc(peers, func(a, b string) int {
-		return cmp.Or(cmp.Compare(v.routes.free[b][slot], v.routes.free[a][slot]), cmp.Compare(a, b))
+		return cmp.Or(cmp.Compare(v.routes.free[b][k], v.routes.free[a][k]), cmp.Compare(a, b))
 	})
 	ctx, cancel := context.WithTimeout(ctx, loanBudget)
 	defer cancel()
@@ -265,6 +257,11 @@ func loanReports(self string, peers []peerState) []loanReport {
 // calls it each pass): a lender rebuilds and writes off, a borrower drops
 // the licenses of failed lenders.
 func (l *loans) reconcile(reports []loanReport) {
+	if reports == nil {
+		// No judgement this pass (the VPNCluster is not in the cache): the
+		// members are unknown, which is not "nobody borrows any more".
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	known := map[string]bool{}
@@ -275,7 +272,7 @@ func (l *loans) reconcile(reports []loanReport) {
 		if r.live {
 			n := l.lentTo[r.peer]
 			for k := range n {
-				if r.renewed.After(l.lentAt[r.peer].Add(loanSkew)) {
+				if r.renewed.After(l.lentAt[r.peer].Add(clockSkew)) {
 					n[k] = rep[k] // reported after our last lend: it knows best
 				} else {
 					n[k] = max(n[k], rep[k])

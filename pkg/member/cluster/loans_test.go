@@ -122,3 +122,23 @@ func TestFrozenLoansReportedUntilSessionsEnd(t *testing.T) {
 		t.Fatalf("all sessions ended: reports %d, want none", n)
 	}
 }
+
+// A pass without the VPNCluster (not in the cache) judges no peer: the
+// lender must not write its loans off as if no member reported them.
+func TestLoansKeptWithoutAJudgement(t *testing.T) {
+	c := sessionkind.Client
+	g := license.NewGate(2, 0)
+	l := newLoans("m-0", testLogger(t), nil)
+	l.gate = g
+	if ans := l.answer([]byte(`{"op":"borrow","from":"m-1","kind":1}`)).(loanAnswer); !ans.Granted {
+		t.Fatal("an idle license was not lent")
+	}
+	l.reconcile(nil)
+	if lent, _ := g.Loans(); lent[c] != 1 {
+		t.Fatalf("lent %d after a pass with no judgement, want the loan kept", lent[c])
+	}
+	l.reconcile([]loanReport{})
+	if lent, _ := g.Loans(); lent[c] != 0 {
+		t.Fatalf("lent %d after a judgement without m-1 (no longer a member), want it written off", lent[c])
+	}
+}
