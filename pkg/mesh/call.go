@@ -5,6 +5,7 @@ package mesh
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,10 +53,7 @@ func (m *Mesh) Call(ctx context.Context, peer string, req, resp any) error {
 }
 
 // acceptCall answers one call with Options.OnCall.
-func (m *Mesh) acceptCall(tc interface {
-	io.ReadWriteCloser
-	SetDeadline(time.Time) error
-}) {
+func (m *Mesh) acceptCall(tc *tls.Conn) {
 	defer tc.Close()
 	_ = tc.SetDeadline(time.Now().Add(callTimeout))
 	var req json.RawMessage
