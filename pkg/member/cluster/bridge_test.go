@@ -13,7 +13,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/bridge"
@@ -244,24 +243,7 @@ func TestLocalBridgeFenced(t *testing.T) {
 // where they reach no LAN: it re-attaches the hub to the mesh, forgets what it
 // learned through that port, and floods to the new bridge.
 func TestLocalBridgeMoveForgetsOldHolderMACs(t *testing.T) {
-	ns := fixture(t)
-	iface := "lan-" + ns[len(ns)-5:]
-	vc := &vpnv1alpha1.VPNCluster{}
-	if err := k8s.Get(bg(), client.ObjectKey{Namespace: ns, Name: "vpn"}, vc); err != nil {
-		t.Fatal(err)
-	}
-	setClusterMembers(t, vc, []vpnv1alpha1.MemberStatus{
-		{Name: "vpn-member-0", PodIP: "127.0.0.1", Ready: true, State: "Ready", Weight: 100},
-		{Name: "vpn-member-1", PodIP: "127.0.0.1", Ready: true, State: "Ready", Weight: 100},
-	})
-	newBridgeHub(t, ns, "lan", iface)
-	// Activated after the members start: one found at start is not taken.
-	setStatus(t, ns, "lan", bridgeStatus("vpn-member-2", true, "zzz"))
-	m0, m1, _ := meshPair(t, ns)
-	renewedAndServing(t, m0, ns+"/lan")
-	renewedAndServing(t, m1, ns+"/lan")
-	setStatus(t, ns, "lan", bridgeStatus("vpn-member-1", true, "aaa"))
-	waitLAN(t, iface, 1, 1)
+	ns, iface, m0, _ := bridgedOnMember1(t)
 	lan1 := lanDevice(iface)
 
 	// A client at m0 reaches the LAN through m1's bridge, and a LAN host
@@ -279,4 +261,22 @@ func TestLocalBridgeMoveForgetsOldHolderMACs(t *testing.T) {
 	waitLAN(t, iface, 1, 2)
 	lan0 := lanDevice(iface)
 	sawFrame(t, lan0, "to-lan", func() { c0.send(t, frame(lanHost, mac(1), "to-lan")) })
+}
+
+// bridgedOnMember1 runs two meshed members serving static hub "lan" with a
+// local bridge, activated for vpn-member-1 after both started (one found at
+// start is not taken), and waits until its LAN interface is open.
+func bridgedOnMember1(t *testing.T) (ns, iface string, m0, m1 *runner) {
+	t.Helper()
+	ns = fixture(t)
+	twoMembersWithIPs(t, ns)
+	iface = "lan-" + ns[len(ns)-5:]
+	newBridgeHub(t, ns, "lan", iface)
+	setStatus(t, ns, "lan", bridgeStatus("vpn-member-1", false, "bbb"))
+	m0, m1, _ = meshPair(t, ns)
+	renewedAndServing(t, m0, ns+"/lan")
+	renewedAndServing(t, m1, ns+"/lan")
+	setStatus(t, ns, "lan", bridgeStatus("vpn-member-1", true, "aaa"))
+	waitLAN(t, iface, 1, 1)
+	return ns, iface, m0, m1
 }

@@ -20,18 +20,7 @@ import (
 // to itself and opens the LAN interface. A hub with no dynamic hub on the
 // dead member still gets its failover.
 func TestPeerMovesDeadMembersBridge(t *testing.T) {
-	ns := fixture(t)
-	twoMembersWithIPs(t, ns)
-	iface := "lanx-" + ns[len(ns)-5:]
-	newBridgeHub(t, ns, "lan", iface)
-	// Instances on both, the bridge on m1 but not active yet: a process
-	// never bridges an activation it found when it started.
-	setStatus(t, ns, "lan", bridgeStatus("vpn-member-1", false, "bbb"))
-	m0, m1, _ := meshPair(t, ns)
-	renewedAndServing(t, m0, ns+"/lan")
-	renewedAndServing(t, m1, ns+"/lan")
-	setStatus(t, ns, "lan", bridgeStatus("vpn-member-1", true, "bbb"))
-	waitLAN(t, iface, 1, 1)
+	ns, iface, m0, m1 := bridgedOnMember1(t)
 
 	died := time.Now()
 	m1.stop()
