@@ -8,18 +8,21 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/pkg/license"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
 )
 
 // Condition reasons of a ConnectionLicense.
@@ -27,6 +30,8 @@ const (
 	ReasonCounted     = "Counted"
 	ReasonExhausted   = "Exhausted"
 	ReasonWithinLimit = "WithinLimit"
+	ReasonBalanced    = "Balanced"
+	ReasonMoving      = "Moving"
 )
 
 // ConnectionLicenseReconciler totals a cluster's licenses, reads the members'
@@ -46,6 +51,42 @@ const (
 type ConnectionLicenseReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+
+	// damping is license.Damp's memory between passes: per cluster and
+	// kind, since when each member's ideal allocation has been below the
+	// one written.
+	dampMu  sync.Mutex
+	damping map[dampKey]map[string]time.Time
+}
+
+type dampKey struct {
+	cluster types.NamespacedName
+	bridge  bool
+}
+
+// rebalanceDelay is how long a member's usage must stay lower before the
+// operator moves its free licenses to others (license.Damp): loans serve a
+// burst at once, and a move during one leaves a license unusable until the
+// lowered member confirms.
+const rebalanceDelay = 5 * time.Second
+
+// damp runs license.Damp with the reconciler's memory for one cluster and kind.
+func (r *ConnectionLicenseReconciler) damp(key dampKey, total int, ideal map[string]int, held []license.Held, now time.Time) (map[string]int, time.Duration) {
+	r.dampMu.Lock()
+	defer r.dampMu.Unlock()
+	if r.damping == nil {
+		r.damping = map[dampKey]map[string]time.Time{}
+	}
+	since := r.damping[key]
+	if since == nil {
+		since = map[string]time.Time{}
+		r.damping[key] = since
+	}
+	out, next := license.Damp(total, ideal, held, since, now, rebalanceDelay)
+	if len(since) == 0 {
+		delete(r.damping, key)
+	}
+	return out, next
 }
 
 // Reconcile recomputes the licenses of the cluster named by req.
@@ -110,6 +151,7 @@ func inactive(l *vpnv1alpha1.ConnectionLicense, reason, msg string) vpnv1alpha1.
 	st := vpnv1alpha1.ConnectionLicenseStatus{Conditions: slices.Clone(l.Status.Conditions)}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionActive, Status: metav1.ConditionFalse, Reason: reason, Message: msg, ObservedGeneration: l.Generation})
 	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionExhausted)
+	meta.RemoveStatusCondition(&st.Conditions, vpnv1alpha1.ConditionBalanced)
 	return st
 }
 
@@ -157,9 +199,16 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 	// The ideal split, then only as much of it as can be written without a
 	// moment of oversubscription (license.Safe: freed licenses move on
 	// once their member confirms the lower allocation in its Lease).
+	// Decreases that only follow usage wait rebalanceDelay first
+	// (license.Damp): loans cover a burst meanwhile.
 	hc, hb := heldLicenses(ms.Members, items)
-	ca := license.Safe(ct, license.Allocate(ct, cu, licenseHeadroom(ct, len(ms.Members))), hc)
-	ba := license.Safe(bt, license.Allocate(bt, bu, licenseHeadroom(bt, len(ms.Members))), hb)
+	cluster := types.NamespacedName{Namespace: cl.Namespace, Name: cl.Name}
+	idealC := license.Allocate(ct, cu, licenseHeadroom(ct, len(ms.Members)))
+	idealB := license.Allocate(bt, bu, licenseHeadroom(bt, len(ms.Members)))
+	ic, waitC := r.damp(dampKey{cluster: cluster}, ct, idealC, hc, now)
+	ib, waitB := r.damp(dampKey{cluster: cluster, bridge: true}, bt, idealB, hb, now)
+	ca, ba := license.Safe(ct, ic, hc), license.Safe(bt, ib, hb)
+	balanced := balance(ms.Members, ca, idealC, ba, idealB)
 
 	st := vpnv1alpha1.ConnectionLicenseStatus{
 		ClientTotal: int32(ct), BridgeTotal: int32(bt), ClientInUse: clientInUse, BridgeInUse: bridgeInUse,
@@ -198,15 +247,40 @@ func (r *ConnectionLicenseReconciler) compute(ctx context.Context, cl *vpnv1alph
 			meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: vpnv1alpha1.ConditionExhausted, Status: metav1.ConditionFalse, Reason: ReasonWithinLimit, ObservedGeneration: gen,
 				Message: fmt.Sprintf("client %d/%d, bridge %d/%d in use", clientInUse, ct, bridgeInUse, bt)})
 		}
+		balanced.ObservedGeneration = gen
+		meta.SetStatusCondition(&s.Conditions, balanced)
 		desired[i] = s
 	}
-	return ms.requeueAfter(now), nil
+	return soonest(ms.requeueAfter(now), waitC, waitB), nil
+}
+
+// balance is the Balanced condition: whether the allocations written are
+// the split wanted for the current usage, and if not which are moving.
+func balance(members []memberView, client, idealClient, bridge, idealBridge map[string]int) metav1.Condition {
+	var moving []string
+	for _, m := range members {
+		if a, b := client[m.Name], idealClient[m.Name]; a != b {
+			moving = append(moving, fmt.Sprintf("%s client %d→%d", m.Name, a, b))
+		}
+		if a, b := bridge[m.Name], idealBridge[m.Name]; a != b {
+			moving = append(moving, fmt.Sprintf("%s bridge %d→%d", m.Name, a, b))
+		}
+	}
+	if len(moving) == 0 {
+		return metav1.Condition{Type: vpnv1alpha1.ConditionBalanced, Status: metav1.ConditionTrue, Reason: ReasonBalanced,
+			Message: "the allocations follow the members' usage"}
+	}
+	return metav1.Condition{Type: vpnv1alpha1.ConditionBalanced, Status: metav1.ConditionFalse, Reason: ReasonMoving,
+		Message: fmt.Sprintf("allocations moving toward usage: %s. A member's allocation is lowered once its usage has stayed lower for %s, and what it frees goes to the others once it confirms; a license on loan moves once it is given back. Members borrow from each other meanwhile", strings.Join(moving, ", "), rebalanceDelay)}
 }
 
 // heldLicenses is what each member may hold of each kind: the allocation
-// last written, the one its Lease reports applied, and its use. Every license
-// of a cluster carries the same list, but a pass may have written only some
-// of them (or the cache may lag one), so the highest figure of any counts.
+// last written, the one its Lease reports applied, its use and its loans.
+// Every license of a cluster carries the same list, but a pass may have
+// written only some of them (or the cache may lag one), so the highest
+// figure of any counts. A loan counts at its lender as the most that its own
+// report or its borrowers' show, and comes off a borrower's use only when
+// its lender is still a member (one that is gone reserves nothing).
 func heldLicenses(members []memberView, items []vpnv1alpha1.ConnectionLicense) (client, bridge []license.Held) {
 	written := map[string]vpnv1alpha1.LicenseAllocation{}
 	for i := range items {
@@ -216,14 +290,35 @@ func heldLicenses(members []memberView, items []vpnv1alpha1.ConnectionLicense) (
 			written[a.Member] = w
 		}
 	}
+	isMember := map[string]bool{}
+	for _, m := range members {
+		isMember[m.Name] = true
+	}
+	lentTo := map[string]memberlease.HubLoad{}  // lender -> what borrowers report
+	borrowed := map[string]memberlease.HubLoad{} // borrower -> from lenders that are members
+	for _, m := range members {
+		for lender, n := range m.Load.Borrowed {
+			if !isMember[lender] || lender == m.Name {
+				continue
+			}
+			l, b := lentTo[lender], borrowed[m.Name]
+			l.Client, l.Bridge = l.Client+n.Client, l.Bridge+n.Bridge
+			b.Client, b.Bridge = b.Client+n.Client, b.Bridge+n.Bridge
+			lentTo[lender], borrowed[m.Name] = l, b
+		}
+	}
 	for _, m := range members {
 		ac, ab := -1, -1
 		if a := m.Load.Licenses; a != nil {
 			ac, ab = int(a.Client), int(a.Bridge)
 		}
-		w := written[m.Name]
-		client = append(client, license.Held{Member: m.Name, Written: int(w.Client), Applied: ac, InUse: int(m.Client)})
-		bridge = append(bridge, license.Held{Member: m.Name, Written: int(w.Bridge), Applied: ab, InUse: int(m.Bridge)})
+		lc, lb := lentTo[m.Name].Client, lentTo[m.Name].Bridge
+		if l := m.Load.Lent; l != nil {
+			lc, lb = max(lc, l.Client), max(lb, l.Bridge)
+		}
+		w, b, ready := written[m.Name], borrowed[m.Name], m.Ready()
+		client = append(client, license.Held{Member: m.Name, Written: int(w.Client), Applied: ac, InUse: int(m.Client), Lent: int(lc), Borrowed: int(b.Client), Ready: ready})
+		bridge = append(bridge, license.Held{Member: m.Name, Written: int(w.Bridge), Applied: ab, InUse: int(m.Bridge), Lent: int(lb), Borrowed: int(b.Bridge), Ready: ready})
 	}
 	return client, bridge
 }

@@ -42,13 +42,13 @@ func TestUnitHeldLicenses(t *testing.T) {
 
 	client, bridge := heldLicenses(members, items)
 	wantClient := []license.Held{
-		{Member: m0, Written: 3, Applied: 2, InUse: 1},
-		{Member: m1, Written: 4, Applied: -1, InUse: 3},
+		{Member: m0, Written: 3, Applied: 2, InUse: 1, Ready: true},
+		{Member: m1, Written: 4, Applied: -1, InUse: 3, Ready: true},
 		{Member: m2, Written: 0, Applied: -1, InUse: 0},
 	}
 	wantBridge := []license.Held{
-		{Member: m0, Written: 2, Applied: 1, InUse: 1},
-		{Member: m1, Written: 0, Applied: -1, InUse: 0},
+		{Member: m0, Written: 2, Applied: 1, InUse: 1, Ready: true},
+		{Member: m1, Written: 0, Applied: -1, InUse: 0, Ready: true},
 		{Member: m2, Written: 0, Applied: -1, InUse: 0},
 	}
 	if !slices.Equal(client, wantClient) {
@@ -56,6 +56,30 @@ func TestUnitHeldLicenses(t *testing.T) {
 	}
 	if !slices.Equal(bridge, wantBridge) {
 		t.Errorf("bridge held\n got  %+v\n want %+v", bridge, wantBridge)
+	}
+}
+
+// Loans count once, at the lender: the most its own report or its
+// borrowers' show, taken off a borrower's use only for lenders that are
+// still members (a gone lender reserves nothing, so the borrower's sessions
+// on its licenses count at the borrower).
+func TestUnitHeldLicensesLoans(t *testing.T) {
+	lender := readyMember(m0)
+	lender.Load = memberlease.Load{Licenses: &memberlease.Allocation{Client: 2}, Lent: &memberlease.Allocation{Client: 1}}
+	borrower := readyMember(m1)
+	borrower.Client = 4
+	borrower.Load = memberlease.Load{Licenses: &memberlease.Allocation{Client: 1},
+		Borrowed: map[string]memberlease.HubLoad{m0: {Client: 2}, m2: {Client: 1}, "gone": {Client: 1}}}
+	other := readyMember(m2)
+	other.Load = memberlease.Load{Licenses: &memberlease.Allocation{Client: 1}}
+	client, _ := heldLicenses([]memberView{lender, borrower, other}, nil)
+	want := []license.Held{
+		{Member: m0, Applied: 2, Lent: 2, Ready: true},
+		{Member: m1, Applied: 1, InUse: 4, Borrowed: 3, Ready: true},
+		{Member: m2, Applied: 1, Lent: 1, Ready: true},
+	}
+	if !slices.Equal(client, want) {
+		t.Errorf("client held\n got  %+v\n want %+v", client, want)
 	}
 }
 

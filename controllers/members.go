@@ -73,6 +73,17 @@ func (s *memberSet) requeueAfter(now time.Time) time.Duration {
 	return max(s.NextExpiry.Sub(now), 0) + 20*time.Millisecond
 }
 
+// soonest is the shortest of the waits that are due at all (0: none).
+func soonest(waits ...time.Duration) time.Duration {
+	var out time.Duration
+	for _, w := range waits {
+		if w > 0 && (out == 0 || w < out) {
+			out = w
+		}
+	}
+	return out
+}
+
 // loadMembers reads the cluster's member pods and Leases from the cache.
 func loadMembers(ctx context.Context, c client.Reader, cl *vpnv1alpha1.VPNCluster) (map[string]*corev1.Pod, map[string]*coordinationv1.Lease, error) {
 	sel := client.MatchingLabels{memberpod.LabelCluster: cl.Name}

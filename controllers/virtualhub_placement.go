@@ -158,13 +158,7 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		}
 		emit(h, st, ev)
 	}
-	requeue := ms.requeueAfter(now)
-	for _, w := range []time.Duration{bridgeWait, hold} {
-		if w > 0 && (requeue == 0 || w < requeue) {
-			requeue = w
-		}
-	}
-	return ups, requeue, nil
+	return ups, soonest(ms.requeueAfter(now), bridgeWait, hold), nil
 }
 
 // base starts a desired status from the current one, so conditions keep

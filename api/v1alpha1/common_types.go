@@ -71,6 +71,11 @@ const (
 	// ConnectionLicense conditions.
 	ConditionActive    = "Active"
 	ConditionExhausted = "Exhausted"
+	// ConditionBalanced is True when the allocations written are the split
+	// the operator wants for the current usage, False while licenses are
+	// moving between members (a decrease waiting for usage to stay lower,
+	// or for the member to confirm it, before others get the licenses).
+	ConditionBalanced = "Balanced"
 )
 
 // Finalizer is put on VPNClusters so the operator can delete what owner references

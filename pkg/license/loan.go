@@ -33,16 +33,31 @@ func (g *Gate) Lend(k sessionkind.Kind) bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.alloc[k] == Unlimited {
-		return false
-	}
-	// Only licenses of its own: a borrowed one goes back to its lender.
-	free := min(g.effectiveLocked(k)-g.inUse[k], g.alloc[k]-g.lent[k])
-	if free < 1 {
+	if !g.lendableLocked(k) {
 		return false
 	}
 	g.lent[k]++
 	return true
+}
+
+// Lendable reports whether Lend would lend now.
+func (g *Gate) Lendable(k sessionkind.Kind) bool {
+	if !k.Valid() {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lendableLocked(k)
+}
+
+// lendableLocked: a free license of its own (a borrowed one goes back to
+// its lender), and not unlimited (a cluster without licenses has nothing to
+// lend). g.mu must be held.
+func (g *Gate) lendableLocked(k sessionkind.Kind) bool {
+	if g.alloc[k] == Unlimited {
+		return false
+	}
+	return min(g.effectiveLocked(k)-g.inUse[k], g.alloc[k]-g.lent[k]) >= 1
 }
 
 // SetLent sets the licenses of kind k lent out (the member reconciles its
@@ -101,19 +116,31 @@ func (g *Gate) Loans() (lent, borrowed [sessionkind.N]int) {
 }
 
 // Effective returns the allocations the gate admits up to: alloc − lent +
-// borrowed (Unlimited for none). The member reports these as the allocation
-// it applies: the operator lowers a member's allocation only once it
-// applies the one written (license.Safe), which with a loan in or out it
-// does not, and counts a borrower's loans in its reserve — both on the safe
-// side while loans are out.
+// borrowed (Unlimited for none): what the member routes and refuses by.
+// Its Lease reports alloc and lent instead (Figures), which is what the
+// operator's accounting needs (license.Safe).
 func (g *Gate) Effective() (client, bridge int) {
+	f := g.Figures()
+	return f.Effective(sessionkind.Client), f.Effective(sessionkind.Bridge)
+}
+
+// Figures are a gate's counts at one moment, by kind.
+type Figures struct {
+	Alloc, InUse, Lent, Borrowed [sessionkind.N]int
+}
+
+// Effective is what the gate admits up to of kind k (Unlimited for none).
+func (f Figures) Effective(k sessionkind.Kind) int {
+	if f.Alloc[k] == Unlimited {
+		return Unlimited
+	}
+	return f.Alloc[k] - f.Lent[k] + f.Borrowed[k]
+}
+
+// Figures returns every count under one lock, so a report made of them
+// (the member's Lease load) is of one moment.
+func (g *Gate) Figures() Figures {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	e := func(k sessionkind.Kind) int {
-		if g.alloc[k] == Unlimited {
-			return Unlimited
-		}
-		return g.effectiveLocked(k)
-	}
-	return e(sessionkind.Client), e(sessionkind.Bridge)
+	return Figures{Alloc: g.alloc, InUse: g.inUse, Lent: g.lent, Borrowed: g.borrowed}
 }

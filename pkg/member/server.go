@@ -382,10 +382,18 @@ type Stats struct {
 
 // LicenseStats are the member's allocation (-1: unlimited) and licenses in use.
 type LicenseStats struct {
+	// ClientAllocation and BridgeAllocation are what the member admits up
+	// to, loans included (license.Gate.Effective).
 	ClientAllocation int `json:"clientAllocation"`
 	BridgeAllocation int `json:"bridgeAllocation"`
 	ClientInUse      int `json:"clientInUse"`
 	BridgeInUse      int `json:"bridgeInUse"`
+	// Own is the allocation the operator gave the member, loans left out;
+	// Lent what it lent of it to peers. Its Lease reports these.
+	ClientOwn  int `json:"clientOwn"`
+	BridgeOwn  int `json:"bridgeOwn"`
+	ClientLent int `json:"clientLent"`
+	BridgeLent int `json:"bridgeLent"`
 }
 
 // HubStats are one hub's sessions by kind and its switch counters.
@@ -405,12 +413,14 @@ func (s *Server) Gate() *license.Gate { return s.gate }
 // hubs: the cluster member's routing reads it on every login. In-use counts
 // every session, limited or not, so it is also the member's session count.
 func (s *Server) Licenses() LicenseStats {
-	var l LicenseStats
-	// What the gate admits up to, loans included (license.Gate.Effective):
-	// the operator reads it as the allocation applied.
-	l.ClientAllocation, l.BridgeAllocation = s.gate.Effective()
-	l.ClientInUse, l.BridgeInUse = s.gate.InUse()
-	return l
+	f := s.gate.Figures()
+	c, b := sessionkind.Client, sessionkind.Bridge
+	return LicenseStats{
+		ClientAllocation: f.Effective(c), BridgeAllocation: f.Effective(b),
+		ClientInUse: f.InUse[c], BridgeInUse: f.InUse[b],
+		ClientOwn: f.Alloc[c], BridgeOwn: f.Alloc[b],
+		ClientLent: f.Lent[c], BridgeLent: f.Lent[b],
+	}
 }
 
 // Stats returns a snapshot.

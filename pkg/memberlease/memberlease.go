@@ -52,11 +52,15 @@ type Load struct {
 	// Hubs with no session may be left out.
 	Sessions map[string]HubLoad
 	// Licenses is the license allocation the member's gate applies at the
-	// moment of the report; nil when it admits without limit (no license).
-	// The operator hands licenses freed by lowering a member's allocation
-	// to others only once that member reports the lower figure here
-	// (pkg/license.Safe).
+	// moment of the report, its own, loans left out; nil when it admits
+	// without limit (no license). The operator hands licenses freed by
+	// lowering a member's allocation to others only once that member
+	// reports the lower figure here (pkg/license.Safe).
 	Licenses *Allocation
+	// Lent are the licenses of its own allocation the member has lent to
+	// peers at the moment of the report (pkg/license: a loan counts at its
+	// lender until it is given back).
+	Lent *Allocation
 	// Borrowed are the licenses the member holds on loan, by lender
 	// (pkg/member/cluster/loans.go): a lender that restarts learns its
 	// loans from here, and one that sees fewer than it lent after this
@@ -76,11 +80,12 @@ type wireLoad struct {
 	OldKey   *Allocation        `json:"licences,omitempty"` // written; read
 	NewKey   *Allocation        `json:"licenses,omitempty"` // read only, for now
 	Borrowed map[string]HubLoad `json:"borrowed,omitempty"`
+	Lent     *Allocation        `json:"lent,omitempty"`
 }
 
 // MarshalJSON writes l in the annotation's form.
 func (l Load) MarshalJSON() ([]byte, error) {
-	return json.Marshal(wireLoad{Sessions: l.Sessions, OldKey: l.Licenses, Borrowed: l.Borrowed})
+	return json.Marshal(wireLoad{Sessions: l.Sessions, OldKey: l.Licenses, Borrowed: l.Borrowed, Lent: l.Lent})
 }
 
 // UnmarshalJSON reads the annotation's form, the allocation under either key.
@@ -96,7 +101,7 @@ func (l *Load) UnmarshalJSON(b []byte) error {
 	case w.OldKey != nil && *w.OldKey != *a:
 		return fmt.Errorf("the allocation is given twice, as licenses %+v and licences %+v: a member writes one of them", *a, *w.OldKey)
 	}
-	*l = Load{Sessions: w.Sessions, Licenses: a, Borrowed: w.Borrowed}
+	*l = Load{Sessions: w.Sessions, Licenses: a, Borrowed: w.Borrowed, Lent: w.Lent}
 	return nil
 }
 
@@ -118,7 +123,7 @@ func (l Load) Totals() (client, bridge int32) {
 // Equal reports whether two loads carry the same figures (a nil and an empty
 // map are equal), so the member can skip re-encoding an unchanged load.
 func (l Load) Equal(o Load) bool {
-	if (l.Licenses == nil) != (o.Licenses == nil) || (l.Licenses != nil && *l.Licenses != *o.Licenses) {
+	if !equalAllocation(l.Licenses, o.Licenses) || !equalAllocation(l.lent(), o.lent()) {
 		return false
 	}
 	if !maps.Equal(dropZero(l.Borrowed), dropZero(o.Borrowed)) {
@@ -128,6 +133,18 @@ func (l Load) Equal(o Load) bool {
 }
 
 func (l Load) drop0() map[string]HubLoad { return dropZero(l.Sessions) }
+
+// lent is Lent with nothing lent as nil.
+func (l Load) lent() *Allocation {
+	if l.Lent == nil || *l.Lent == (Allocation{}) {
+		return nil
+	}
+	return l.Lent
+}
+
+func equalAllocation(a, b *Allocation) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
 
 func dropZero(in map[string]HubLoad) map[string]HubLoad {
 	m := make(map[string]HubLoad, len(in))
@@ -143,14 +160,14 @@ func dropZero(in map[string]HubLoad) map[string]HubLoad {
 // (encoding/json sorts map keys), so an unchanged load gives the same string
 // and the operator's "annotation changed" check sees no change.
 func Encode(l Load) string {
-	if len(l.Sessions) == 0 && l.Licenses == nil && len(l.Borrowed) == 0 {
+	if len(l.Sessions) == 0 && l.Licenses == nil && len(l.Borrowed) == 0 && l.lent() == nil {
 		return "{}"
 	}
 	var borrowed map[string]HubLoad
 	if b := dropZero(l.Borrowed); len(b) > 0 {
 		borrowed = b
 	}
-	b, err := json.Marshal(Load{Sessions: l.drop0(), Licenses: l.Licenses, Borrowed: borrowed})
+	b, err := json.Marshal(Load{Sessions: l.drop0(), Licenses: l.Licenses, Borrowed: borrowed, Lent: l.lent()})
 	if err != nil { // cannot happen: the types only hold strings and ints
 		panic(err)
 	}
@@ -175,6 +192,9 @@ func Decode(s string) (Load, error) {
 	}
 	if a := l.Licenses; a != nil && (a.Client < 0 || a.Bridge < 0) {
 		return Load{}, fmt.Errorf("member load annotation %s: negative license allocation", memberpod.AnnotationLoad)
+	}
+	if a := l.Lent; a != nil && (a.Client < 0 || a.Bridge < 0) {
+		return Load{}, fmt.Errorf("member load annotation %s: negative licenses lent", memberpod.AnnotationLoad)
 	}
 	for _, k := range slices.Sorted(maps.Keys(l.Borrowed)) {
 		if h := l.Borrowed[k]; h.Client < 0 || h.Bridge < 0 {

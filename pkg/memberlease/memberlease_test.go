@@ -127,3 +127,22 @@ func TestLoadBorrowed(t *testing.T) {
 		t.Fatal("a negative loan decoded")
 	}
 }
+
+// What a member lent round-trips too; nothing lent is the same as no
+// figure (an older member writes none), and a negative figure is refused.
+func TestLoadLent(t *testing.T) {
+	l := Load{Licenses: &Allocation{Client: 3}, Lent: &Allocation{Client: 2}}
+	got, err := Decode(Encode(l))
+	if err != nil || got.Lent == nil || got.Lent.Client != 2 || !got.Equal(l) {
+		t.Fatalf("decoded %+v (lent %+v), %v", got, got.Lent, err)
+	}
+	if a, b := (Load{Lent: &Allocation{}}), (Load{}); !a.Equal(b) || Encode(a) != Encode(b) {
+		t.Fatalf("nothing lent differs from no figure: %q vs %q", Encode(a), Encode(b))
+	}
+	if (Load{Lent: &Allocation{Bridge: 1}}).Equal(Load{}) {
+		t.Fatal("a bridge license lent equals nothing lent")
+	}
+	if _, err := Decode(`{"lent":{"client":-1,"bridge":0}}`); err == nil {
+		t.Fatal("a negative figure lent decoded")
+	}
+}

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/internal/e2e"
 )
 
@@ -146,16 +150,19 @@ func TestLicenseOfTwo(t *testing.T) {
 }
 
 // waitAllocations waits until the operator has published allocations for
-// every member adding up to licenses: members admit nothing before.
+// every member adding up to licenses, and has finished moving them to the
+// split it wants (condition Balanced): members admit nothing before, and a
+// license moving between two members is usable by neither for a moment.
 func waitAllocations(t *testing.T, c *e2e.Cluster, licenses int) {
 	t.Helper()
-	e2e.Eventually(t, 60*time.Second, "license allocations published", func() (bool, error) {
+	e2e.Eventually(t, 60*time.Second, "license allocations published and balanced", func() (bool, error) {
 		var l struct {
 			Status struct {
 				Allocations []struct {
 					Member string `json:"member"`
 					Client int    `json:"client"`
 				} `json:"allocations"`
+				Conditions []metav1.Condition `json:"conditions"`
 			} `json:"status"`
 		}
 		e2e.GetJSON(t, &l, "connectionlicense", "-n", c.Namespace, c.Name)
@@ -163,7 +170,9 @@ func waitAllocations(t *testing.T, c *e2e.Cluster, licenses int) {
 		for _, a := range l.Status.Allocations {
 			sum += a.Client
 		}
-		return len(l.Status.Allocations) == c.Members && sum == licenses, fmt.Errorf("allocations %+v", l.Status.Allocations)
+		balanced := meta.FindStatusCondition(l.Status.Conditions, vpnv1alpha1.ConditionBalanced)
+		return len(l.Status.Allocations) == c.Members && sum == licenses && balanced != nil && balanced.Status == metav1.ConditionTrue,
+			fmt.Errorf("allocations %+v, balanced %+v", l.Status.Allocations, balanced)
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/memberlease"
 	"github.com/hubfleet/hubfleet/pkg/memberpod"
+	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
 // MinRenewInterval keeps the renewal, the member's only periodic API write,
@@ -36,15 +37,31 @@ func (m *Member) renewInterval() time.Duration {
 func (m *Member) renewLoop(ctx context.Context) {
 	interval := m.renewInterval()
 	var cur *coordinationv1.Lease // the Lease as our last write returned it
+	var waiters []chan struct{}   // flushLoad callers this renewal answers
 	failing := false
 	for {
-		// Borrowed licenses this member no longer needs go back first, so
-		// the report below shows them gone (loans.go).
-		m.loans.repay(ctx)
+		for drained := false; !drained; {
+			select {
+			case w := <-m.flushes:
+				waiters = append(waiters, w)
+			default:
+				drained = true
+			}
+		}
+		// Borrowed licenses this member no longer needs are dropped before
+		// the report and given back after it is written, so the report
+		// shows them gone before their lender can admit on them again: the
+		// Lease loads never add up to more than the license (loans.go).
+		back := m.loans.takeSurplus()
 		start := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, interval)
 		next, err := m.renewOnce(rctx, cur, start)
 		cancel()
+		m.loans.giveBack(ctx, back)
+		for _, w := range waiters {
+			close(w)
+		}
+		waiters = waiters[:0]
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -58,6 +75,9 @@ func (m *Member) renewLoop(ctx context.Context) {
 			failing = true
 		} else {
 			cur = next
+			if l, err := memberlease.Decode(next.Annotations[memberpod.AnnotationLoad]); err == nil {
+				m.reported.Store(&l)
+			}
 			if failing {
 				m.log.Info("member Lease renewed again")
 			}
@@ -76,7 +96,38 @@ func (m *Member) renewLoop(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case w := <-m.flushes:
+			t.Stop()
+			waiters = append(waiters, w)
 		}
+	}
+}
+
+// flushLoad makes the member's Lease report its current sessions of kind k
+// before it returns (or ctx ends), if the last report shows more than it
+// has: a lender calls it before lending, so the license it lends is not
+// also counted by the session that freed it (the operator's and the
+// administrator's sum of the loads would otherwise read more sessions than
+// the license for up to a renewal interval).
+func (m *Member) flushLoad(ctx context.Context, k sessionkind.Kind) {
+	rep := m.reported.Load()
+	if rep == nil {
+		return
+	}
+	c, b := rep.Totals()
+	now := m.srv.Licenses()
+	if (k == sessionkind.Client && int(c) <= now.ClientInUse) || (k == sessionkind.Bridge && int(b) <= now.BridgeInUse) {
+		return
+	}
+	done := make(chan struct{})
+	select {
+	case m.flushes <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
@@ -170,13 +221,17 @@ func (m *Member) leaseFor(l *coordinationv1.Lease, start time.Time) *coordinatio
 }
 
 // LoadOf turns the server's statistics into the Lease load: sessions per hub
-// (named "<namespace>/<name>", see HubName) and kind, and the license
-// allocation the member applies (the operator's confirmation that a lowered
-// allocation took effect).
+// (named "<namespace>/<name>", see HubName) and kind, the license allocation
+// the member applies (the operator's confirmation that a lowered allocation
+// took effect) and what it lent of it; loans are left out of the allocation,
+// which the operator counts at the lender (license.Safe).
 func LoadOf(st member.Stats) memberlease.Load {
 	l := memberlease.Load{Sessions: map[string]memberlease.HubLoad{}}
-	if a := st.Licenses; a.ClientAllocation >= 0 || a.BridgeAllocation >= 0 {
-		l.Licenses = &memberlease.Allocation{Client: int32(max(a.ClientAllocation, 0)), Bridge: int32(max(a.BridgeAllocation, 0))}
+	if a := st.Licenses; a.ClientOwn >= 0 || a.BridgeOwn >= 0 {
+		l.Licenses = &memberlease.Allocation{Client: int32(max(a.ClientOwn, 0)), Bridge: int32(max(a.BridgeOwn, 0))}
+		if a.ClientLent+a.BridgeLent > 0 {
+			l.Lent = &memberlease.Allocation{Client: int32(a.ClientLent), Bridge: int32(a.BridgeLent)}
+		}
 	}
 	for _, h := range st.Hubs {
 		if h.Clients+h.Bridges > 0 {

@@ -39,8 +39,12 @@ import (
 // the sessions admitted on them go on, as with any lowered allocation, and
 // stay in its reports until they end, so the lender, restarted, counts them.
 
-// loanBudget bounds the borrowing a login waits for.
-const loanBudget = 500 * time.Millisecond
+// loanBudget bounds the borrowing a login waits for; flushBudget the part
+// of it a lender spends bringing its Lease report up to date first.
+const (
+	loanBudget  = 500 * time.Millisecond
+	flushBudget = 200 * time.Millisecond
+)
 
 type loanCall struct {
 	Op   string           `json:"op"` // "borrow" or "repay"
@@ -58,6 +62,9 @@ type loans struct {
 	mesh *mesh.Mesh
 	gate *license.Gate
 	view *atomic.Pointer[view]
+	// flush brings the member's Lease report of a kind's sessions up to
+	// date (Member.flushLoad).
+	flush func(context.Context, sessionkind.Kind)
 
 	mu     sync.Mutex
 	lentTo map[string][sessionkind.N]int // borrower -> licenses lent to it
@@ -110,6 +117,11 @@ func (l *loans) answer(req []byte) any {
 	if err := json.Unmarshal(req, &c); err != nil || !c.Kind.Valid() || c.From == "" || c.From == l.self {
 		return loanAnswer{}
 	}
+	if c.Op == "borrow" && l.flush != nil && l.gate.Lendable(c.Kind) {
+		ctx, cancel := context.WithTimeout(context.Background(), flushBudget)
+		l.flush(ctx, c.Kind)
+		cancel()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := l.lentTo[c.From]
@@ -142,14 +154,23 @@ func (l *loans) setLentLocked() {
 	l.gate.SetLent(sessionkind.Bridge, sum[sessionkind.Bridge])
 }
 
-// repay gives back every borrowed license this member has free; the
-// renewal loop calls it before each renewal, so the report that follows
-// shows it gone. A lost repayment is written off by the lender from that
-// report.
-func (l *loans) repay(ctx context.Context) {
+// repayment is one borrowed license dropped, to be given back.
+type repayment struct {
+	lender string
+	kind   sessionkind.Kind
+}
+
+// takeSurplus drops every borrowed license this member has free and
+// returns them for giveBack; the renewal loop calls it before each renewal
+// and gives them back after it, so the report shows them gone before the
+// lender can use them again. A lost repayment is written off by the lender
+// from that report.
+func (l *loans) takeSurplus() []repayment {
+	var out []repayment
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, k := range []sessionkind.Kind{sessionkind.Client, sessionkind.Bridge} {
 		for {
-			l.mu.Lock()
 			lender := ""
 			for p, n := range l.from {
 				if n[k] > 0 {
@@ -158,20 +179,26 @@ func (l *loans) repay(ctx context.Context) {
 				}
 			}
 			if lender == "" || !l.gate.TakeSurplus(k) {
-				l.mu.Unlock()
 				break
 			}
 			n := l.from[lender]
 			n[k]--
 			l.from[lender] = n
-			l.mu.Unlock()
-			go func() {
-				var ans loanAnswer
-				if err := l.mesh.Call(ctx, lender, loanCall{Op: "repay", From: l.self, Kind: k}, &ans); err != nil {
-					l.log.Info("license repayment not delivered; the lender writes it off from the next Lease report", "lender", lender, "err", err)
-				}
-			}()
+			out = append(out, repayment{lender: lender, kind: k})
 		}
+	}
+	return out
+}
+
+// giveBack tells the lenders, without waiting for their answers.
+func (l *loans) giveBack(ctx context.Context, back []repayment) {
+	for _, r := range back {
+		go func() {
+			var ans loanAnswer
+			if err := l.mesh.Call(ctx, r.lender, loanCall{Op: "repay", From: l.self, Kind: r.kind}, &ans); err != nil {
+				l.log.Info("license repayment not delivered; the lender writes it off from the next Lease report", "lender", r.lender, "err", err)
+			}
+		}()
 	}
 }
 

@@ -93,6 +93,11 @@ type Member struct {
 	kick    chan struct{} // an object changed: a pass after the debounce
 	urgent  chan struct{} // a pass at once: the fence, a death, a failed move
 	renewed chan struct{} // a Lease renewal succeeded
+	// flushes asks for a renewal now; the channel sent is closed once a
+	// renewal that began after the request has been attempted (lease.go).
+	flushes chan chan struct{}
+	// reported is the load of the last renewal that succeeded.
+	reported atomic.Pointer[memberlease.Load]
 	serving atomic.Bool   // listening; cleared when Run begins to stop
 
 	// Set by Run before any goroutine reads them.
@@ -157,6 +162,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m := &Member{
 		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, peer: peer,
 		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), renewed: make(chan struct{}, 1),
+		flushes: make(chan chan struct{}, 8),
 		lease:  newLeaseState(id.LeaseDuration, log),
 		passes: newPasses(),
 		relays: newRelaySet(log),
@@ -170,7 +176,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.loans.mesh, m.loans.gate = m.mesh, m.srv.Gate()
+	m.loans.mesh, m.loans.gate, m.loans.flush = m.mesh, m.srv.Gate(), m.flushLoad
 	m.mesh.OnRelayedSession(m.srv.ServeRelayed)
 	m.config = &serverConfig{srv: m.srv, log: log}
 	m.meshes = newMeshState(m.mesh, m.srv, log)
