@@ -294,7 +294,7 @@ func heldLicenses(members []memberView, items []vpnv1alpha1.ConnectionLicense) (
 	for _, m := range members {
 		isMember[m.Name] = true
 	}
-	lentTo := map[string]memberlease.HubLoad{}  // lender -> what borrowers report
+	lentTo := map[string]memberlease.HubLoad{}   // lender -> what borrowers report
 	borrowed := map[string]memberlease.HubLoad{} // borrower -> from lenders that are members
 	for _, m := range members {
 		for lender, n := range m.Load.Borrowed {

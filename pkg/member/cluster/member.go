@@ -98,7 +98,7 @@ type Member struct {
 	flushes chan chan struct{}
 	// reported is the load of the last renewal that succeeded.
 	reported atomic.Pointer[memberlease.Load]
-	serving atomic.Bool   // listening; cleared when Run begins to stop
+	serving  atomic.Bool // listening; cleared when Run begins to stop
 
 	// Set by Run before any goroutine reads them.
 	wide       bool      // hubs are read cluster-wide (hubNamespaces All/Selector)
@@ -163,9 +163,9 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 		id: id, opts: opts, log: log, cs: cs, reader: reader, rest: cfg, peer: peer,
 		kick: make(chan struct{}, 1), urgent: make(chan struct{}, 1), renewed: make(chan struct{}, 1),
 		flushes: make(chan chan struct{}, 8),
-		lease:  newLeaseState(id.LeaseDuration, log),
-		passes: newPasses(),
-		relays: newRelaySet(log),
+		lease:   newLeaseState(id.LeaseDuration, log),
+		passes:  newPasses(),
+		relays:  newRelaySet(log),
 	}
 	m.planner = &planner{id: &m.id, base: base, peerAddr: opts.PeerAddr, interval: m.renewInterval()}
 	m.view.Store(&view{})
