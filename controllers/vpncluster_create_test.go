@@ -52,6 +52,16 @@ func TestClusterCreatesMembersServicesPDBSecrets(t *testing.T) {
 	if pod.Affinity == nil || pod.Affinity.PodAntiAffinity == nil {
 		t.Error("member pods have no anti-affinity by default")
 	}
+	// The UDP data channel: the VPN port's number, for UDP, by its own name.
+	var udpPort *corev1.ContainerPort
+	for i, p := range c.Ports {
+		if p.Protocol == corev1.ProtocolUDP {
+			udpPort = &c.Ports[i]
+		}
+	}
+	if udpPort == nil || udpPort.Name != "vpn-udp" || udpPort.ContainerPort != 8443 {
+		t.Errorf("member container ports %+v: want vpn-udp 8443/UDP", c.Ports)
+	}
 	var vols []string
 	for _, v := range pod.Volumes {
 		vols = append(vols, v.Secret.SecretName)
@@ -72,6 +82,11 @@ func TestClusterCreatesMembersServicesPDBSecrets(t *testing.T) {
 	svc := get(t, &corev1.Service{}, ns, "vpn")
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.Ports[0].Port != 4443 || svc.Spec.Ports[0].TargetPort.StrVal != "vpn" {
 		t.Errorf("client Service %s %+v", svc.Spec.Type, svc.Spec.Ports)
+	}
+	// UDP beside TCP on the same number (a mixed-protocol LoadBalancer).
+	if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[1].Protocol != corev1.ProtocolUDP || svc.Spec.Ports[1].Port != 4443 ||
+		svc.Spec.Ports[1].TargetPort.StrVal != "vpn-udp" {
+		t.Errorf("client Service ports %+v: want vpn 4443/TCP and vpn-udp 4443/UDP", svc.Spec.Ports)
 	}
 	pdb := get(t, &policyv1.PodDisruptionBudget{}, ns, "vpn-member")
 	if pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {

@@ -109,8 +109,14 @@ func (r *VPNClusterReconciler) clientService(cl *vpnv1alpha1.VPNCluster) *corev1
 		port = 443
 	}
 	sp := corev1.ServicePort{Name: "vpn", Port: port, TargetPort: intstr.FromString("vpn"), Protocol: corev1.ProtocolTCP}
+	// The UDP data channel: the same port number, so the members advertise
+	// "the TCP port's number" and clients need nothing else. kube-proxy
+	// balances it apart from TCP; the members forward a datagram that
+	// reaches the wrong one over the mesh (pkg/mesh/udp.go).
+	up := corev1.ServicePort{Name: memberpod.PortNameVPNUDP, Port: port, TargetPort: intstr.FromString(memberpod.PortNameVPNUDP), Protocol: corev1.ProtocolUDP}
 	if cl.Spec.Service.NodePort != nil && typ != corev1.ServiceTypeClusterIP {
 		sp.NodePort = *cl.Spec.Service.NodePort
+		up.NodePort = sp.NodePort // one node port number may serve TCP and UDP
 	}
 	m := r.meta(cl, clientServiceName(cl))
 	maps.Copy(m.Annotations, cl.Spec.Service.Annotations)
@@ -119,7 +125,7 @@ func (r *VPNClusterReconciler) clientService(cl *vpnv1alpha1.VPNCluster) *corev1
 		Spec: corev1.ServiceSpec{
 			Type:                     typ,
 			Selector:                 selectorLabels(cl),
-			Ports:                    []corev1.ServicePort{sp},
+			Ports:                    []corev1.ServicePort{sp, up},
 			LoadBalancerSourceRanges: cl.Spec.Service.LoadBalancerSourceRanges,
 		},
 	}
@@ -198,6 +204,7 @@ func (r *VPNClusterReconciler) statefulSet(cl *vpnv1alpha1.VPNCluster) *appsv1.S
 		},
 		Ports: []corev1.ContainerPort{
 			{Name: memberpod.PortNameVPN, ContainerPort: portVPN, Protocol: corev1.ProtocolTCP},
+			{Name: memberpod.PortNameVPNUDP, ContainerPort: portVPN, Protocol: corev1.ProtocolUDP},
 			{Name: memberpod.PortNameMesh, ContainerPort: portMesh, Protocol: corev1.ProtocolTCP},
 			// `hubfleet member` serves Prometheus metrics here (docs/metrics.md).
 			{Name: memberpod.PortNameMetrics, ContainerPort: portMetrics, Protocol: corev1.ProtocolTCP},

@@ -58,6 +58,9 @@ type Options struct {
 	// lent one and it was added to Gate(). A login refused after that means
 	// the cluster's total is in use.
 	Borrow func(ctx context.Context, k sessionkind.Kind) bool
+	// UDPForward, if set, reaches the other members' UDP sockets and
+	// sessions (cluster mode: the mesh; udp.go).
+	UDPForward UDPForwarder
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -71,6 +74,7 @@ type Server struct {
 	relayTo func(context.Context, string, protocol.LoginRequest, net.Conn) error
 	known   func(string) bool
 	borrow  func(context.Context, sessionkind.Kind) bool
+	udpFwd  UDPForwarder
 
 	settings atomic.Pointer[settings]
 	gate     *license.Gate
@@ -111,6 +115,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		relayTo:   opts.Relay,
 		known:     opts.Known,
 		borrow:    opts.Borrow,
+		udpFwd:    opts.UDPForward,
 		gate:      license.NewGate(license.Unlimited, license.Unlimited),
 		hubs:      map[string]*hubState{},
 		listeners: map[net.Listener]struct{}{},

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -52,21 +53,62 @@ func UDPAddr(cfg *Config) (addr string, advertise uint16, ok bool) {
 	return cfg.UDPListen, uint16(n), true
 }
 
+// UDPForwarder reaches the other members of a cluster for the UDP data
+// channel (cluster mode: pkg/mesh's datagram forwarding). Behind a Service
+// a client's datagrams may reach a member other than the one holding its
+// session: that member forwards them, still sealed, to the owner, and sends
+// the owner's datagrams to the client from its own socket.
+type UDPForwarder interface {
+	// Tag goes in the first four bytes of every datagram session ID this
+	// member assigns, so the others can tell the owner from the header.
+	Tag() uint32
+	// Owner is the member whose sessions carry tag.
+	Owner(tag uint32) (member string, ok bool)
+	// Send forwards sealed datagrams of the client at addr to member:
+	// toClient false for a session of member's, true for member to send
+	// from its UDP socket. It copies ds before returning.
+	Send(member string, toClient bool, addr netip.AddrPort, ds [][]byte) error
+}
+
 // udpServer is the member's UDP socket and the sessions reachable through it.
 type udpServer struct {
 	s    *Server
 	conn *udpio.Conn
 	port uint16 // advertised in the LoginResult; 0: the TCP port's number
+	fwd  UDPForwarder
 
 	mu   sync.RWMutex
 	byID map[datagram.SessionID]*udpSession
 
-	// Reader state (one goroutine).
+	// Reader state: the UDP reader's and, in cluster mode, the mesh link
+	// readers' that deliver forwarded datagrams, one at a time under rmu.
+	rmu     sync.Mutex
 	touched []*udpSession
 	ackBuf  []byte
+	// pending are the datagrams of the current read for other members'
+	// sessions, by owner and client; sent when the read is done.
+	pending []fwdGroup
 
 	// Totals for the metrics (udp_metrics.go), beside each session's own.
 	unknown, malformed, rx, rxBad, rxReplay, tx, txErr atomic.Uint64
+	// Forwarded: to owners (received here for another member's session),
+	// to clients (sent here for another member's session), and lost (the
+	// mesh could not take them).
+	fwdToOwner, fwdToClient, fwdErr atomic.Uint64
+}
+
+// fwdGroup is one read's datagrams for one owner from one client.
+type fwdGroup struct {
+	owner string
+	from  netip.AddrPort
+	ds    [][]byte
+}
+
+// udpDest is where a session's datagrams go: the client's address, and the
+// member whose socket they leave from ("" this one's).
+type udpDest struct {
+	addr netip.AddrPort
+	via  string
 }
 
 // udpSession is one session's half of the channel.
@@ -78,7 +120,7 @@ type udpSession struct {
 	opener *datagram.Opener // the UDP reader goroutine's
 	path   *datagram.Path
 	lim    framing.Limits
-	peer   atomic.Pointer[netip.AddrPort]
+	peer   atomic.Pointer[udpDest]
 
 	// fwd serialises the hub port's ingress: hub.Port.Forward is for one
 	// goroutine, and this session's frames now come from two (its TLS
@@ -103,7 +145,7 @@ type udpSession struct {
 // told to send to (0: the number of the TCP port they dialled, which is what
 // a Kubernetes Service exposing one port number for TCP and UDP needs).
 func (s *Server) ServeUDP(c *udpio.Conn, advertise uint16) error {
-	u := &udpServer{s: s, conn: c, port: advertise, byID: map[datagram.SessionID]*udpSession{},
+	u := &udpServer{s: s, conn: c, port: advertise, fwd: s.udpFwd, byID: map[datagram.SessionID]*udpSession{},
 		ackBuf: make([]byte, datagram.MaxDatagram)}
 	if !s.udp.CompareAndSwap(nil, u) {
 		return errors.New("member: ServeUDP called twice")
@@ -111,10 +153,13 @@ func (s *Server) ServeUDP(c *udpio.Conn, advertise uint16) error {
 	defer s.udp.CompareAndSwap(u, nil)
 	gsoOn, groOn := c.Offloads()
 	s.log.Info("UDP data channel listening", "addr", c.LocalAddr().String(), "gso", gsoOn, "gro", groOn)
-	onDatagram := u.onDatagram
+	onDatagram := u.onLocalDatagram
 	for {
 		err := c.ReadBatch(onDatagram)
+		u.rmu.Lock()
 		u.flush()
+		u.rmu.Unlock()
+		u.forwardPending()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -137,8 +182,7 @@ func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session
 	if req.Capabilities&protocol.CapUDPChaCha != 0 {
 		suite = datagram.ChaCha20Poly1305
 	}
-	var id datagram.SessionID
-	rand.Read(id[:])
+	id := u.newSessionID()
 	p := datagram.Params{Session: id, Suite: suite, Role: datagram.Server, Exporter: datagram.TLSExporter(tc.ConnectionState())}
 	sealer, err := datagram.NewSealer(p)
 	if err != nil {
@@ -238,35 +282,153 @@ func (us *udpSession) probe(ctx context.Context) {
 
 func (us *udpSession) peerString() string {
 	if p := us.peer.Load(); p != nil {
-		return p.String()
+		return us.peerStringOf(p)
 	}
 	return ""
 }
 
-func (us *udpSession) send(to netip.AddrPort, d []byte) {
+func (us *udpSession) send(to udpDest, d []byte) {
 	one := [1][]byte{d}
-	if err := us.u.conn.WriteBatch(to, one[:]); err != nil {
-		us.txErr.Add(1)
-		us.u.txErr.Add(1)
-		return
-	}
-	us.tx.Add(1)
-	us.u.tx.Add(1)
+	us.sendBatch(to, one[:])
 }
 
-// onDatagram authenticates one datagram and acts on it, in the UDP reader.
-func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
+// sendBatch sends ds to the client: from this member's socket, or over the
+// mesh from the member its datagrams came through.
+func (us *udpSession) sendBatch(to udpDest, ds [][]byte) {
+	var err error
+	if to.via == "" {
+		err = us.u.conn.WriteBatch(to.addr, ds)
+	} else {
+		err = us.u.fwd.Send(to.via, true, to.addr, ds)
+	}
+	if err != nil {
+		us.txErr.Add(uint64(len(ds)))
+		us.u.txErr.Add(uint64(len(ds)))
+		return
+	}
+	us.tx.Add(uint64(len(ds)))
+	us.u.tx.Add(uint64(len(ds)))
+}
+
+// newSessionID picks a datagram session ID not in use here. In cluster mode
+// its first four bytes are this member's tag, so a member that receives the
+// session's datagrams knows where to forward them.
+func (u *udpServer) newSessionID() datagram.SessionID {
+	var id datagram.SessionID
+	for {
+		rand.Read(id[:])
+		if u.fwd != nil {
+			binary.BigEndian.PutUint32(id[:4], u.fwd.Tag())
+		}
+		u.mu.RLock()
+		_, taken := u.byID[id]
+		u.mu.RUnlock()
+		if !taken {
+			return id
+		}
+	}
+}
+
+// onLocalDatagram is a datagram read from this member's socket: one of its
+// own sessions', or, in cluster mode, one for another member to forward.
+func (u *udpServer) onLocalDatagram(d []byte, from netip.AddrPort) {
+	u.rmu.Lock()
+	done := u.onDatagram(d, from, "", u.fwd != nil)
+	u.rmu.Unlock()
+	if !done {
+		u.queueForward(d, from)
+	}
+}
+
+// queueForward adds a datagram for another member's session to the read's
+// pending groups (d stays valid until the read returns, when they are sent).
+func (u *udpServer) queueForward(d []byte, from netip.AddrPort) {
 	h, err := datagram.ParseHeader(d)
 	if err != nil {
 		u.malformed.Add(1)
 		return
 	}
+	tag := binary.BigEndian.Uint32(h.Session[:4])
+	owner, ok := u.fwd.Owner(tag)
+	if !ok || tag == u.fwd.Tag() {
+		u.unknown.Add(1)
+		return
+	}
+	for i := range u.pending {
+		if g := &u.pending[i]; g.owner == owner && g.from == from {
+			g.ds = append(g.ds, d)
+			return
+		}
+	}
+	u.pending = append(u.pending, fwdGroup{owner: owner, from: from, ds: append([][]byte(nil), d)})
+}
+
+// forwardPending sends the read's datagrams for other members' sessions, in
+// the UDP reader after its read.
+func (u *udpServer) forwardPending() {
+	for i := range u.pending {
+		g := &u.pending[i]
+		if err := u.fwd.Send(g.owner, false, g.from, g.ds); err != nil {
+			u.fwdErr.Add(uint64(len(g.ds)))
+		} else {
+			u.fwdToOwner.Add(uint64(len(g.ds)))
+		}
+		clear(g.ds)
+	}
+	if len(u.pending) > 0 {
+		// Keep the groups' slices for the next read when there are few.
+		if len(u.pending) > 16 {
+			u.pending = nil
+		} else {
+			u.pending = u.pending[:0]
+		}
+	}
+}
+
+// ForwardedDatagrams takes datagrams another member of the cluster forwarded
+// (cluster mode: pkg/mesh's handler). toClient false: the client at addr sent
+// them to member via, for sessions of this member; they are authenticated
+// here and answered through via. toClient true: this member sends them to
+// addr from its UDP socket for a session of via's. Never forwarded again.
+func (s *Server) ForwardedDatagrams(via string, toClient bool, addr netip.AddrPort, ds [][]byte) {
+	u := s.udp.Load()
+	if u == nil {
+		return
+	}
+	if toClient {
+		if err := u.conn.WriteBatch(addr, ds); err != nil {
+			u.txErr.Add(uint64(len(ds)))
+			return
+		}
+		u.fwdToClient.Add(uint64(len(ds)))
+		return
+	}
+	u.rmu.Lock()
+	for _, d := range ds {
+		u.onDatagram(d, addr, via, false)
+	}
+	u.flush()
+	u.rmu.Unlock()
+}
+
+// onDatagram authenticates one datagram that the client at from sent through
+// member via ("" this one) and acts on it (rmu held). With forwarding, a
+// datagram of no session of this member's is left to the caller (false).
+func (u *udpServer) onDatagram(d []byte, from netip.AddrPort, via string, forwarding bool) bool {
+	h, err := datagram.ParseHeader(d)
+	if err != nil {
+		u.malformed.Add(1)
+		return true
+	}
 	u.mu.RLock()
 	us := u.byID[h.Session]
 	u.mu.RUnlock()
 	if us == nil {
+		if forwarding {
+			return false
+		}
 		u.unknown.Add(1)
-		return
+		return true
 	}
 	_, payload, err := us.opener.Open(d)
 	if err != nil {
@@ -277,17 +439,19 @@ func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
 			us.rxBad.Add(1)
 			u.rxBad.Add(1)
 		}
-		return
+		return true
 	}
 	us.rx.Add(1)
 	u.rx.Add(1)
-	// The client may have moved (NAT rebinding, roaming): only a datagram
-	// that authenticated, and is no replay, moves the session to its source.
-	if p := us.peer.Load(); p == nil || *p != from {
-		moved := from // a copy, so only a move allocates
+	// The client may have moved (NAT rebinding, roaming, or kube-proxy
+	// now sends its flow to another member): only a datagram that
+	// authenticated, and is no replay, moves the session to its source.
+	now := udpDest{addr: from, via: via}
+	if p := us.peer.Load(); p == nil || *p != now {
+		moved := now // a copy, so only a move allocates
 		us.peer.Store(&moved)
 		if p != nil {
-			us.se.srv.log.Info("UDP peer address changed", "hub", us.se.hs.name, "user", us.se.user, "from", p.String(), "to", from.String())
+			us.se.srv.log.Info("UDP peer address changed", "hub", us.se.hs.name, "user", us.se.user, "from", us.peerStringOf(p), "to", us.peerStringOf(&moved))
 		}
 	}
 	switch h.Type {
@@ -304,7 +468,7 @@ func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
 	case datagram.TypeProbe:
 		if id, ok := datagram.ParseProbe(payload); ok {
 			if a, err := us.sealer.SealProbeAck(u.ackBuf, id, len(d)); err == nil {
-				us.send(from, a)
+				us.send(now, a)
 			}
 		}
 	case datagram.TypeProbeAck:
@@ -312,6 +476,14 @@ func (u *udpServer) onDatagram(d []byte, from netip.AddrPort) {
 			us.path.OnAck(time.Now(), id, size)
 		}
 	}
+	return true
+}
+
+func (us *udpSession) peerStringOf(p *udpDest) string {
+	if p.via != "" {
+		return p.addr.String() + " via " + p.via
+	}
+	return p.addr.String()
 }
 
 // keep copies a received frame into a hub frame, as the TLS reader does.
@@ -378,16 +550,8 @@ func (us *udpSession) addTooBig(i int) { us.tooBig = append(us.tooBig, i) }
 // flushDatagrams is the Packer's Flush: a lost batch is a lost batch (the
 // path prober notices a path that stopped working), never a session error.
 func (us *udpSession) flushDatagrams(ds [][]byte) error {
-	p := us.peer.Load()
-	if p == nil {
-		return nil
+	if p := us.peer.Load(); p != nil {
+		us.sendBatch(*p, ds)
 	}
-	if err := us.u.conn.WriteBatch(*p, ds); err != nil {
-		us.txErr.Add(uint64(len(ds)))
-		us.u.txErr.Add(uint64(len(ds)))
-		return nil
-	}
-	us.tx.Add(uint64(len(ds)))
-	us.u.tx.Add(uint64(len(ds)))
 	return nil
 }

@@ -42,6 +42,10 @@ const (
 	PortNameVPN     = "vpn"
 	PortNameMesh    = "mesh"
 	PortNameMetrics = "metrics"
+	// PortNameVPNUDP is PortVPN for UDP: the sessions' UDP data channel
+	// (docs/protocol.md, "UDP data channel"), the same number as TCP, which
+	// members advertise as port 0 ("the TCP port's number").
+	PortNameVPNUDP = "vpn-udp"
 )
 
 // ReadyPath is the readiness endpoint on PortMetrics: 200 while the member

@@ -66,6 +66,8 @@ type link struct {
 	// byID is ports, republished on every change, for the reader's
 	// lock-free lookup.
 	byID atomic.Pointer[map[uint32]*peerPort]
+
+	udpLinkState
 }
 
 // peerPort is one shared hub on one link: the hub's PortPeer port facing the
@@ -193,6 +195,9 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string, version uint16) error {
 		remote: make(map[string]uint32), ports: make(map[uint32]*peerPort),
 		ctrlKick: make(chan struct{}, 1),
 	}
+	if version >= udpLinkVersion {
+		l.udpq = make(chan *[]byte, udpQueue)
+	}
 	l.publishLocked()
 	m.mu.Lock()
 	if m.closed {
@@ -204,6 +209,7 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string, version uint16) error {
 		old.close(errors.New("replaced by a new link"))
 	}
 	m.links[peer] = l
+	m.publishUDPLinksLocked()
 	for name, lh := range m.hubs {
 		l.localAttachLocked(name, lh)
 	}
@@ -215,6 +221,13 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string, version uint16) error {
 		defer l.wg.Done()
 		l.controlWriter()
 	}()
+	if l.udpq != nil {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.udpWriter()
+		}()
+	}
 	err := l.read()
 	l.close(err)
 	m.linkEnded(peer)
@@ -222,6 +235,7 @@ func (m *Mesh) runLink(tc *tls.Conn, peer string, version uint16) error {
 	m.mu.Lock()
 	if m.links[peer] == l {
 		delete(m.links, peer)
+		m.publishUDPLinksLocked()
 	}
 	for id := range l.ports {
 		l.closePortLocked(id)

@@ -70,6 +70,8 @@ type Mesh struct {
 	links     map[string]*link              // live links by peer name
 	listeners map[net.Listener]struct{}
 	onRelay   func(*protocol.LoginRequest, net.Conn)
+
+	udpMeshState // datagram forwarding (udp.go)
 }
 
 type localHub struct {
@@ -214,6 +216,7 @@ func (m *Mesh) SetPeers(peers map[string]string) {
 		}
 	}
 	m.peers = next
+	m.publishTagsLocked()
 }
 
 // dialLoop keeps a link to name up until ctx ends, redialling with jittered

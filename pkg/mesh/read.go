@@ -46,6 +46,33 @@ func (l *link) read() error {
 		typ, n := parseHeader(hdr[:])
 		format, limit := framing.Plain, maxBody
 		switch typ {
+		case msgUDPIn, msgUDPOut:
+			if n > maxUDPBody {
+				return fmt.Errorf("peer %s sent a datagram message of %d bytes", l.peer, n)
+			}
+			// Read in place from the bufio buffer when it holds the body
+			// (64 KiB: it always does, the body is at most ~590 KiB only for
+			// jumbo datagrams), else into a buffer of its own.
+			var body []byte
+			if n <= br.Size() {
+				p, err := br.Peek(n)
+				if err != nil {
+					return l.readErr(err)
+				}
+				body = p
+			} else {
+				body = make([]byte, n)
+				if _, err := io.ReadFull(br, body); err != nil {
+					return l.readErr(err)
+				}
+			}
+			if err := l.readUDP(typ, body); err != nil {
+				return err
+			}
+			if n <= br.Size() {
+				br.Discard(n)
+			}
+			continue
 		case msgFrames:
 		case msgFramesGSO:
 			if l.version < 2 {

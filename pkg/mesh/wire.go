@@ -20,6 +20,8 @@ import (
 //	Keepalive 0x11  empty
 //	FramesGSO 0x14  hub id u32, then a framing.Meta batch: count u8, count ×
 //	                (length u24, flags, offload fields, bytes)  (version 2)
+//	UDPIn     0x20  client address [16], port u16, (length u16, datagram)…  (version 3, udp.go)
+//	UDPOut    0x21  the same, toward the client                            (version 3)
 //
 // The batches are pkg/framing's, as on client sessions. Version 2 links send
 // FramesGSO, so super-frames cross whole with their metadata; a version 1
@@ -45,8 +47,9 @@ const (
 	// its Hello offers; the acceptor answers with min(offered, its own), and
 	// both use that. minLinkVersion is the oldest accepted. Version 1 members
 	// refuse any Hello but 1, so a dialler whose version 2 Hello is refused
-	// without an answer retries once with 1 (see dialLink).
-	linkVersion    = 2
+	// without an answer retries once with 1 (see dialLink). Version 3 adds
+	// datagram forwarding (udp.go); a version 2 acceptor answers 2.
+	linkVersion    = 3
 	minLinkVersion = 1
 	// maxBatch is the most frames in one Frames message.
 	maxBatch = framing.MaxBatchFrames
