@@ -15,6 +15,7 @@ import (
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 	"github.com/hubfleet/hubfleet/internal/e2e"
+	"github.com/hubfleet/hubfleet/pkg/memberlease"
 )
 
 // TestLicenseOfTwo: a cluster licensed for 2 client connections; 20 clients
@@ -46,6 +47,7 @@ func TestLicenseOfTwo(t *testing.T) {
 	// Sample the connected count until the test ends.
 	var mu sync.Mutex
 	maxClients, maxLease := 0, 0
+	overLoads := "" // the first Lease loads that added up to more than the license
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -71,8 +73,12 @@ func TestLicenseOfTwo(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for {
-			if n, err := leaseSessions(c, "office"); err == nil {
+			if loads, err := c.LoadsErr(); err == nil {
+				n := sessionsOf(c, loads, "office")
 				mu.Lock()
+				if n > maxLease && n > licenses && overLoads == "" {
+					overLoads = fmt.Sprintf("%s: %+v", time.Now().Format("15:04:05.000"), loads)
+				}
 				maxLease = max(maxLease, n)
 				mu.Unlock()
 			}
@@ -143,7 +149,7 @@ func TestLicenseOfTwo(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if maxClients > licenses || maxLease > licenses {
-		t.Fatalf("at some moment %d clients (status lines) / %d sessions (Lease loads) were connected, license %d", maxClients, maxLease, licenses)
+		t.Fatalf("at some moment %d clients (status lines) / %d sessions (Lease loads) were connected, license %d; loads then: %s", maxClients, maxLease, licenses, overLoads)
 	}
 	e2e.Record(t, "license of %d, %d clients at once: %d admitted, %d refused (exit 7), all settled in %.2fs; max connected seen %d (clients, every 20 ms) / %d (Lease loads)",
 		licenses, clients, licenses, clients-licenses, settled.Seconds(), maxClients, maxLease)
@@ -205,11 +211,16 @@ func leaseSessions(c *e2e.Cluster, hub string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return sessionsOf(c, loads, hub), nil
+}
+
+// sessionsOf sums the client sessions of a hub over Lease loads.
+func sessionsOf(c *e2e.Cluster, loads map[string]memberlease.Load, hub string) int {
 	n := 0
 	for _, l := range loads {
 		n += int(l.Sessions[c.Namespace+"/"+hub].Client)
 	}
-	return n, nil
+	return n
 }
 
 func firstLine(cls []*e2e.Client, substr string) string {
