@@ -4,6 +4,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -71,12 +72,52 @@ type VirtualHubSpec struct {
 	// +optional
 	AccessListDefault AccessAction `json:"accessListDefault,omitempty"`
 
+	// userLimits limits what each user may hold on the hub: sessions at once,
+	// and the rate of each session (docs/user-guide.md, "Per-user limits").
+	// +optional
+	UserLimits *UserLimitsSpec `json:"userLimits,omitempty"`
+
 	// dhcp runs a DHCP server inside the hub, so clients connecting without an
 	// --address get one (docs/user-guide.md, "Addresses from the hub"). Served with
 	// the hub by the member holding a Dynamic hub; on a Static hub members do not
 	// serve it yet (each instance would lease on its own) and say so in their log.
 	// +optional
 	DHCP *DHCPSpec `json:"dhcp,omitempty"`
+}
+
+// UserLimitsSpec limits each user of a hub. A member enforces the limits on
+// the sessions it serves: every session of a Dynamic hub is on its one
+// member, so the session limit is exact there; on a Static hub it counts per
+// member (docs/user-guide.md, "Per-user limits").
+type UserLimitsSpec struct {
+	// maxSessionsPerUser is how many sessions one user may hold on the hub at
+	// once; a login beyond it is refused with a message naming the limit.
+	// Unset means no limit per user (maxSessions and licenses still apply).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	MaxSessionsPerUser *int32 `json:"maxSessionsPerUser,omitempty"`
+
+	// sessionRate limits each session's traffic, in each direction on its
+	// own: what the session sends into the hub and what the hub sends to it.
+	// +optional
+	SessionRate *SessionRateSpec `json:"sessionRate,omitempty"`
+}
+
+// SessionRateSpec is a token bucket per session and direction.
+type SessionRateSpec struct {
+	// bitsPerSecond is each direction's sustained rate in bits per second,
+	// as a quantity: "100M" is 100 Mbit/s, "1G" 1 Gbit/s. At least 1M.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1M')) >= 0",message="sessionRate.bitsPerSecond must be at least 1M (1 Mbit/s), written like 10M or 1G: below that a paced session's own writes could stall past the protocol's timeouts"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1T')) <= 0",message="sessionRate.bitsPerSecond must be at most 1T (1 Tbit/s): leave sessionRate out for no limit"
+	BitsPerSecond resource.Quantity `json:"bitsPerSecond"`
+
+	// burstBytes is how many bytes a session may send at once after an idle
+	// spell, as a quantity ("256Ki", "1Mi"). Unset: 50 ms at the rate, at
+	// least 64Ki.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1500')) >= 0 && quantity(string(self)).compareTo(quantity('1Gi')) <= 0",message="sessionRate.burstBytes must be from 1500 (one full frame) to 1Gi bytes, written like 256Ki; leave it out for 50 ms at the rate"
+	// +optional
+	BurstBytes *resource.Quantity `json:"burstBytes,omitempty"`
 }
 
 // DHCPSpec is a hub's DHCP server: it leases IPv4 addresses of a range to the

@@ -73,8 +73,11 @@ func BenchmarkEndToEndMemberCPU(b *testing.B) {
 	}
 }
 
-func benchEndToEnd(b *testing.B, size, npairs int) {
-	m := startMember(b, nil)
+func benchEndToEnd(b *testing.B, size, npairs int) { benchEndToEndEdit(b, size, npairs, nil) }
+
+// benchEndToEndEdit is benchEndToEnd on a member whose config edit changes.
+func benchEndToEndEdit(b *testing.B, size, npairs int, edit func(*Config)) {
+	m := startMember(b, edit)
 	ps := make([]*pair, npairs)
 	for i := range ps {
 		p, err := newPair(m.benchConn(b), m.benchConn(b), i, size)

@@ -85,6 +85,10 @@ type HubConfig struct {
 	// VirtualHub.spec.dhcp (docs/member-config.md); cluster mode copies it
 	// from the VirtualHub of a Dynamic hub.
 	DHCP *v1alpha1.DHCPSpec `json:"dhcp,omitempty"`
+	// UserLimits limits each user's sessions on the hub and each session's
+	// rate, with the fields and meaning of VirtualHub.spec.userLimits
+	// (docs/member-config.md); cluster mode copies it from the VirtualHub.
+	UserLimits *v1alpha1.UserLimitsSpec `json:"userLimits,omitempty"`
 }
 
 // accessList compiles the hub's access list (a Program that filters nothing
@@ -259,6 +263,11 @@ func (c *Config) Validate() error {
 		}
 		if _, err := h.accessList(); err != nil {
 			fail("%s.accessList: %v%s", at, err, of)
+		}
+		if _, _, err := UserLimitSettings(h.UserLimits); err != nil {
+			for _, e := range unjoin(err) {
+				fail("%s.userLimits.%v%s", at, e, of)
+			}
 		}
 		if _, err := h.dhcpConfig(); err != nil {
 			// Each of the pool's errors names its field; the path goes in front

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hubfleet/hubfleet/pkg/acl"
 	"github.com/hubfleet/hubfleet/pkg/hub"
+	"github.com/hubfleet/hubfleet/pkg/ratelimit"
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
@@ -27,10 +29,18 @@ type hubState struct {
 	acl      *acl.Program // cfg's access list, compiled; read under mu
 	sessions map[*session]struct{}
 	count    [sessionkind.N]int // sessions admitted (reserved or running) per kind
-	removed  bool
-	reason   string    // why it was removed, for sessions that arrive after
-	dhcp     *dhcpPort // the hub's DHCP server; nil without cfg.DHCP
-	now      func() time.Time
+	perUser  map[string]int     // sessions admitted per user (userlimits.go)
+	// maxPerUser is cfg's userLimits.maxSessionsPerUser (0: none); rate its
+	// sessionRate, read by the sessions' reader and writer per frame (nil:
+	// none), replaced (never changed in place) by update. rateDrops counts
+	// frames the egress shaper dropped.
+	maxPerUser int
+	rate       atomic.Pointer[ratelimit.Limit]
+	rateDrops  atomic.Uint64
+	removed    bool
+	reason     string    // why it was removed, for sessions that arrive after
+	dhcp       *dhcpPort // the hub's DHCP server; nil without cfg.DHCP
+	now        func() time.Time
 }
 
 func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState {
@@ -50,8 +60,10 @@ func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState
 		}),
 		cfg:      c,
 		sessions: map[*session]struct{}{},
+		perUser:  map[string]int{},
 		now:      now,
 	}
+	hs.setUserLimits(c)
 	hs.setDHCP(c, log)
 	return hs
 }
@@ -90,6 +102,7 @@ func (hs *hubState) update(c *HubConfig, log *slog.Logger) {
 	old := hs.cfg
 	hs.cfg = c
 	hs.acl = prog
+	hs.setUserLimits(c)
 	// Sessions already running get the new list at once: a rule added to stop
 	// a session's traffic must not wait for it to reconnect.
 	for se := range hs.sessions {
@@ -115,15 +128,28 @@ func (hs *hubState) userHash(user string) (phc string, ok bool) {
 	return phc, ok
 }
 
+// setUserLimits takes c's userLimits; the caller holds mu or owns hs. A
+// rate equal to the current one keeps its pointer, so running sessions keep
+// their buckets' state.
+func (hs *hubState) setUserLimits(c *HubConfig) {
+	maxPerUser, rate, _ := UserLimitSettings(c.UserLimits) // validated with the config
+	hs.maxPerUser = maxPerUser
+	if old := hs.rate.Load(); rate == nil || old == nil || *old != *rate {
+		hs.rate.Store(rate)
+	}
+}
+
 // reserve's refusals.
 var (
-	errHubGone = errors.New("hub removed")
-	errHubFull = errors.New("hub full")
+	errHubGone   = errors.New("hub removed")
+	errHubFull   = errors.New("hub full")
+	errUserLimit = errors.New("user session limit")
 )
 
-// reserve counts a session of kind k against maxSessions; on errHubFull it
-// returns the limit reached.
-func (hs *hubState) reserve(k sessionkind.Kind) (limit int, err error) {
+// reserve counts a session of kind k of user against maxSessions and
+// maxSessionsPerUser; on errHubFull or errUserLimit it returns the limit
+// reached.
+func (hs *hubState) reserve(k sessionkind.Kind, user string) (limit int, err error) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if hs.removed {
@@ -133,14 +159,28 @@ func (hs *hubState) reserve(k sessionkind.Kind) (limit int, err error) {
 	if limit > 0 && hs.count[sessionkind.Client]+hs.count[sessionkind.Bridge] >= limit {
 		return limit, errHubFull
 	}
+	if hs.maxPerUser > 0 && hs.perUser[user] >= hs.maxPerUser {
+		return hs.maxPerUser, errUserLimit
+	}
 	hs.count[k]++
+	hs.perUser[user]++
 	return limit, nil
 }
 
-func (hs *hubState) unreserve(k sessionkind.Kind) {
+func (hs *hubState) unreserve(k sessionkind.Kind, user string) {
 	hs.mu.Lock()
 	hs.count[k]--
+	hs.unreserveUser(user)
 	hs.mu.Unlock()
+}
+
+// unreserveUser drops one session of user; the caller holds mu.
+func (hs *hubState) unreserveUser(user string) {
+	if hs.perUser[user] <= 1 {
+		delete(hs.perUser, user)
+		return
+	}
+	hs.perUser[user]--
 }
 
 // attach gives an admitted session its switch port; false if the hub was
@@ -189,6 +229,7 @@ func (hs *hubState) deregister(se *session) {
 	hs.mu.Lock()
 	delete(hs.sessions, se)
 	hs.count[se.kind]--
+	hs.unreserveUser(se.user)
 	hs.mu.Unlock()
 }
 

@@ -70,7 +70,7 @@ func (s *Server) start(raw, conn net.Conn, se *session) {
 	// the member began shutting down) since, the client is told why at once.
 	if reason, ok := se.hs.register(se); !ok {
 		se.port.Close()
-		se.hs.unreserve(se.kind)
+		se.hs.unreserve(se.kind, se.user)
 		s.gate.Release(se.kind)
 		_ = se.conn.WriteShutdown(reason)
 		se.conn.Close()
@@ -179,7 +179,7 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	// The port exists before the client hears OK, so a frame another session
 	// sends once this client is "in" reaches it.
 	if !se.hs.attach(se) {
-		se.hs.unreserve(se.kind)
+		se.hs.unreserve(se.kind, se.user)
 		s.gate.Release(se.kind)
 		s.refuse(conn, remote, req, s.notHere(req.Hub, s.Name(), "was just removed from"))
 		return nil
@@ -187,11 +187,15 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	// From here Shutdown must not close the connection under the OK result: the
 	// session reaches it through its hub instead (register in start).
 	s.untrack(raw)
-	s.offerUDP(conn, req, se, res)
+	if se.hs.rate.Load() == nil {
+		// A rate-limited session stays on TLS: its ingress is paced by
+		// reading TLS slower (userlimits.go), which datagrams cannot be.
+		s.offerUDP(conn, req, se, res)
+	}
 	if err := protocol.WriteResult(conn, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
 		se.port.Close()
-		se.hs.unreserve(se.kind)
+		se.hs.unreserve(se.kind, se.user)
 		s.gate.Release(se.kind)
 		return nil
 	}
@@ -250,10 +254,12 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 		return nil, res
 	}
 	kind := req.SessionKind()
-	limit, err := hs.reserve(kind)
+	limit, err := hs.reserve(kind, req.User)
 	switch {
 	case errors.Is(err, errHubGone):
 		return nil, s.notHere(req.Hub, st.name, "was just removed from")
+	case errors.Is(err, errUserLimit):
+		return nil, refusal(protocol.UserSessionLimit, "%s", userLimitRefusal(req.User, req.Hub, st.name, limit))
 	case err != nil:
 		return nil, refusal(protocol.HubFull, "hub %q is full: %d of %d sessions (maxSessions) in use; try again later or ask your administrator to raise maxSessions", req.Hub, limit, limit)
 	}
@@ -262,7 +268,7 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 		err = s.gate.Acquire(kind) // a peer lent one
 	}
 	if err != nil {
-		hs.unreserve(kind)
+		hs.unreserve(kind, req.User)
 		var ee *license.ExhaustedError
 		if errors.As(err, &ee) && s.borrow != nil {
 			return nil, refusal(protocol.LicenseExhausted, "license exhausted: every %s connection license of the cluster is in use (member %s: %d of %d, and no peer has one free); try again later or ask your administrator for more %s licenses", ee.Kind, st.name, ee.InUse, ee.Allocation, ee.Kind)
@@ -276,7 +282,7 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	now := s.now()
 	ticket, expiry, err := s.ticket(st, req, &se.id, now)
 	if err != nil {
-		hs.unreserve(kind)
+		hs.unreserve(kind, req.User)
 		s.gate.Release(kind)
 		s.log.Error("issuing a resumption ticket failed", "err", err)
 		return nil, refusal(protocol.Internal, "member %s could not issue a resumption ticket; try again", st.name)

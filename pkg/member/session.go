@@ -12,6 +12,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/ratelimit"
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 
@@ -38,6 +39,13 @@ type session struct {
 	// so it never grows. next is the frame being read.
 	in   []*hub.Frame
 	next *hub.Frame
+
+	// Rate limiting (userlimits.go), used only while the hub has a
+	// sessionRate: each direction's bucket belongs to the goroutine that
+	// moves it, with the limit it was built from (a new one resets it).
+	inBucket, outBucket ratelimit.Bucket
+	inLimit, outLimit   *ratelimit.Limit
+	inSleep, outSleep   ratelimit.Sleeper
 
 	shutOnce sync.Once
 }
@@ -127,8 +135,12 @@ func (se *session) FrameBuffer(n int, m gso.Meta) []byte {
 
 // FrameDone (protocol.FrameSink) keeps the frame just read.
 func (se *session) FrameDone() {
-	se.in = append(se.in, se.next)
+	f := se.next
+	se.in = append(se.in, f)
 	se.next = nil
+	if rl := se.hs.rate.Load(); rl != nil {
+		se.paceIn(rl, len(f.B))
+	}
 }
 
 // writeBatch is the writer's working set for one wire batch. It is pooled and held
@@ -164,10 +176,10 @@ func (se *session) writer(ctx context.Context) {
 			}
 		}
 		var err error
-		if se.udp == nil {
-			err = se.conn.WriteFramesRoom(wb.bufs[:n], wb.metas[:n], wb.rooms[:n])
+		if rl := se.hs.rate.Load(); rl != nil {
+			err = se.writePaced(ctx, rl, wb, n)
 		} else {
-			err = se.write(wb.bufs[:n], wb.metas[:n])
+			err = se.writeOut(wb.bufs[:n], wb.metas[:n], wb.rooms[:n])
 		}
 		for i, f := range wb.frames[:n] {
 			f.Release()
@@ -178,6 +190,15 @@ func (se *session) writer(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// writeOut sends frames on the session's channel: TLS, or UDP while its
+// path is up.
+func (se *session) writeOut(bufs [][]byte, metas []gso.Meta, rooms [][]byte) error {
+	if se.udp == nil {
+		return se.conn.WriteFramesRoom(bufs, metas, rooms)
+	}
+	return se.write(bufs, metas)
 }
 
 // shutdown tells the client to log in again elsewhere, then ends the session.

@@ -109,6 +109,10 @@ const (
 	NotServedHere      Code = 9
 	Internal           Code = 10
 	BadRequest         Code = 11
+	// UserSessionLimit: the user already holds the hub's maxSessionsPerUser
+	// sessions. Clients before it print "code 12" with the message and retry,
+	// as for any refusal they do not know.
+	UserSessionLimit Code = 12
 )
 
 var codeNames = [...]string{
@@ -124,6 +128,7 @@ var codeNames = [...]string{
 	NotServedHere:      "hub not served by this member",
 	Internal:           "internal error",
 	BadRequest:         "bad request",
+	UserSessionLimit:   "user session limit",
 }
 
 func (c Code) String() string {

@@ -110,6 +110,16 @@ func desired(id *Identity, base member.Config, in inputs) result {
 			hc.MACAgeingSeconds, hc.MaxMACs = max(0, int(t.AgeingSeconds)), max(0, int(t.MaxEntries))
 		}
 		hc.AccessList, hc.AccessListDefault = h.Spec.AccessList, h.Spec.AccessListDefault
+		if u := h.Spec.UserLimits; u != nil {
+			if _, _, err := member.UserLimitSettings(u); err != nil {
+				// Fail closed, as for the access list: limits the owner asked
+				// for must not silently vanish. Only an object written past
+				// the CRD's validation can get here.
+				r.problems = append(r.problems, fmt.Sprintf("hub %s: userLimits: %v: the hub is not served until it is fixed", name, err))
+				continue
+			}
+			hc.UserLimits = u.DeepCopy()
+		}
 		if _, err := acl.CompileSpec(&h.Spec); err != nil {
 			// Fail closed: serving the hub without the filter its owner asked for
 			// would pass what the list drops. Only an object written past the
