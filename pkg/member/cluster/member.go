@@ -33,6 +33,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/memberpod"
 	"github.com/hubfleet/hubfleet/pkg/mesh"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/udpio"
 )
 
 // Listen is the member's VPN port (memberpod.PortVPN, container port `vpn`).
@@ -75,6 +76,10 @@ type Options struct {
 	// OpenBridge opens the LAN side of a local bridge (default bridge.Open;
 	// tests give a fake LAN).
 	OpenBridge func(iface string) (bridge.Device, error)
+	// UDPConn replaces listening on Listen for UDP, and UDPAdvertise the
+	// port then told to clients (default 0: the TCP port's number); tests.
+	UDPConn      *udpio.Conn
+	UDPAdvertise uint16
 }
 
 // Member is a member server driven by Kubernetes objects: one loop
@@ -172,10 +177,12 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.failover = newFailover(m)
 	m.loans = newLoans(id.Name, log, &m.view)
 	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.loans.answer})
-	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow})
+	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow,
+		UDPForward: meshUDP{m: m.mesh, tag: mesh.DatagramTag(id.Name)}})
 	if err != nil {
 		return nil, err
 	}
+	m.mesh.OnDatagrams(m.srv.ForwardedDatagrams)
 	m.loans.mesh, m.loans.gate, m.loans.flush = m.mesh, m.srv.Gate(), m.flushLoad
 	m.mesh.OnRelayedSession(m.srv.ServeRelayed)
 	m.config = &serverConfig{srv: m.srv, log: log}
@@ -364,6 +371,14 @@ func (m *Member) serve(ctx context.Context, c crcache.Cache, ln, mln net.Listene
 			m.log.Error("member mesh stopped accepting", "err", err)
 		}
 	}()
+	udpDone := make(chan struct{})
+	uc, advertise := m.listenUDP()
+	go func() {
+		defer close(udpDone)
+		if uc != nil {
+			m.serveUDP(uc, advertise)
+		}
+	}()
 	served := make(chan error, 1)
 	go func() { served <- m.srv.Serve(ln) }()
 	m.log.Info("listening on "+ln.Addr().String(), "mesh", mln.Addr().String())
@@ -380,6 +395,10 @@ func (m *Member) serve(ctx context.Context, c crcache.Cache, ln, mln net.Listene
 		m.log.Warn("shutdown timed out; remaining connections closed", "err", serr)
 	}
 	cancel()
+	if uc != nil {
+		uc.Close()
+	}
+	<-udpDone
 	return err
 }
 

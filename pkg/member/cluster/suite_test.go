@@ -28,6 +28,7 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/certs"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/udpio"
 
 	"github.com/hubfleet/hubfleet/internal/testutil"
 )
@@ -150,6 +151,10 @@ type meshSetup struct {
 	peerDir  string
 	ln       net.Listener
 	peerAddr func(member, podIP string) string
+	// udp, if set, is the member's UDP socket, and udpAdvertise the port it
+	// tells clients (udp_test.go); without, the member serves no UDP.
+	udp          *udpio.Conn
+	udpAdvertise uint16
 }
 
 func loopbackListener(t *testing.T) net.Listener {
@@ -204,6 +209,7 @@ func startMemberWith(t *testing.T, ns, name string, rc *rest.Config, ms meshSetu
 	m, err := New(rc, id, Options{
 		Logger: testLogger(t), Listener: ln, ShutdownTimeout: 2 * time.Second,
 		MeshListener: ms.ln, PeerAddr: ms.peerAddr, OpenBridge: openFakeLAN,
+		UDPConn: ms.udp, UDPAdvertise: ms.udpAdvertise,
 	})
 	if err != nil {
 		t.Fatal(err)
