@@ -108,14 +108,14 @@ type UserLimitsSpec struct {
 type SessionRateSpec struct {
 	// bitsPerSecond is each direction's sustained rate in bits per second,
 	// as a quantity: "100M" is 100 Mbit/s, "1G" 1 Gbit/s. At least 1M.
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1M')) >= 0",message="sessionRate.bitsPerSecond must be at least 1M (1 Mbit/s), written like 10M or 1G: below that a paced session's own writes could stall past the protocol's timeouts"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1T')) <= 0",message="sessionRate.bitsPerSecond must be at most 1T (1 Tbit/s): leave sessionRate out for no limit"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('1M')) >= 0",message="sessionRate.bitsPerSecond must be at least 1M (1 Mbit/s), written like 10M or 1G: below that a paced session's own writes could stall past the protocol's timeouts"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('1T')) <= 0",message="sessionRate.bitsPerSecond must be at most 1T (1 Tbit/s): leave sessionRate out for no limit"
 	BitsPerSecond resource.Quantity `json:"bitsPerSecond"`
 
 	// burstBytes is how many bytes a session may send at once after an idle
 	// spell, as a quantity ("256Ki", "1Mi"). Unset: 50 ms at the rate, at
 	// least 64Ki.
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity('1500')) >= 0 && quantity(string(self)).compareTo(quantity('1Gi')) <= 0",message="sessionRate.burstBytes must be from 1500 (one full frame) to 1Gi bytes, written like 256Ki; leave it out for 50 ms at the rate"
+	// +kubebuilder:validation:XValidation:rule="!isQuantity(string(self)) || quantity(string(self)).compareTo(quantity('1500')) >= 0 && quantity(string(self)).compareTo(quantity('1Gi')) <= 0",message="sessionRate.burstBytes must be from 1500 (one full frame) to 1Gi bytes, written like 256Ki; leave it out for 50 ms at the rate"
 	// +optional
 	BurstBytes *resource.Quantity `json:"burstBytes,omitempty"`
 }
