@@ -87,7 +87,7 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 		frames:      d("hub_frames_total", "Frames the hub's switch received (in) from and handed (out) to its ports: sessions, bridges and mesh peers. A flooded frame counts once per port it is handed to.", append(hub, "direction")...),
 		bytes:       d("hub_bytes_total", "Bytes of hubfleet_server_hub_frames_total.", append(hub, "direction")...),
 		flooded:     d("hub_flooded_frames_total", "Broadcast, multicast and unknown-unicast frames the hub flooded.", hub...),
-		drops:       d("hub_drops_total", "Frames the hub did not deliver, by reason: queue_full (a port's egress queue was full), oversize, runt, invalid_source, access_list (the session's access list dropped it); mac_table_full counts frames whose source MAC was not learned (they were still forwarded).", append(hub, "reason")...),
+		drops:       d("hub_drops_total", "Frames the hub did not deliver, by reason: queue_full (a port's egress queue was full), oversize, runt, invalid_source, access_list (the session's access list dropped it), session_rate (the receiving session's spec.userLimits.sessionRate shaper dropped it: more than 100 ms of its rate was waiting); mac_table_full counts frames whose source MAC was not learned (they were still forwarded).", append(hub, "reason")...),
 		licInUse:    d("license_in_use", "Connection licenses held by this member's sessions, by kind.", "kind"),
 		licAlloc:    d("license_allocation", "Connections of each kind this member may admit (its share of the cluster's licenses); absent while unlimited.", "kind"),
 		oldLicInUse: d("licence_in_use", "Deprecated: use hubfleet_server_license_in_use (removed in the next release).", "kind"),
@@ -131,6 +131,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.info, 1, st.Name, version.Version, version.Commit)
 
 	types := map[string]int{HubStatic: 0, HubDynamic: 0}
+	rateDrops := c.srv.rateDrops()
 	for _, h := range st.Hubs {
 		types[h.Type]++
 		ns, name := splitHubName(h.Name)
@@ -149,6 +150,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.drops, sw.Drops.Runt, ns, name, "runt")
 		counter(c.drops, sw.Drops.InvalidSource, ns, name, "invalid_source")
 		counter(c.drops, sw.Drops.AccessList, ns, name, "access_list")
+		counter(c.drops, rateDrops[h.Name], ns, name, "session_rate")
 	}
 	for t, n := range types {
 		gauge(c.hubs, float64(n), t)

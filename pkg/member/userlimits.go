@@ -162,3 +162,14 @@ func (se *session) writePaced(ctx context.Context, rl *ratelimit.Limit, wb *writ
 	}
 	return nil
 }
+
+// rateDrops returns, per hub, the frames its sessions' egress shapers dropped.
+func (s *Server) rateDrops() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]uint64, len(s.hubs))
+	for name, hs := range s.hubs {
+		out[name] = hs.rateDrops.Load()
+	}
+	return out
+}

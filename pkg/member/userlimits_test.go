@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/hubfleet/hubfleet/api/v1alpha1"
@@ -42,8 +43,8 @@ func TestMaxSessionsPerUser(t *testing.T) {
 			t.Errorf("refusal %q does not say %q", le.Error(), want)
 		}
 	}
-	if got := m.srv.logins[protocol.UserSessionLimit].Load(); got != 1 {
-		t.Errorf("logins counted under user_session_limit = %d, want 1", got)
+	if got := metricValue(t, m, "hubfleet_server_logins_total", "result", "user_session_limit"); got != 1 {
+		t.Errorf("hubfleet_server_logins_total{result=user_session_limit} = %v, want 1", got)
 	}
 
 	// Another user of the hub, and the same user on another hub, log in.
@@ -167,6 +168,9 @@ func TestSessionRateEgress(t *testing.T) {
 	if drops == 0 {
 		t.Fatal("twice the rate offered and no frame dropped: the excess must have queued without bound")
 	}
+	if got := metricValue(t, m, "hubfleet_server_hub_drops_total", "reason", "session_rate"); got < float64(drops) {
+		t.Errorf("hubfleet_server_hub_drops_total{reason=session_rate} = %v, want at least the %d counted", got, drops)
+	}
 }
 
 // A session of a hub without sessionRate is not slowed: the same flood as
@@ -217,4 +221,34 @@ func BenchmarkEndToEndLimited(b *testing.B) {
 			benchEndToEndEdit(b, size, 1, limitAlpha(rateSpec("1T", "1Gi")))
 		})
 	}
+}
+
+// metricValue is the member's metric name with the label (and hub alpha, when
+// the metric has a hub label) as its collector exports it; -1 when absent.
+func metricValue(t *testing.T, m *testMember, name, label, value string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(m.srv, MetricsOptions{}))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, s := range mf.GetMetric() {
+			for _, l := range s.GetLabel() {
+				if l.GetName() == label && l.GetValue() != value || l.GetName() == "hub" && l.GetValue() != "alpha" {
+					continue series
+				}
+			}
+			if s.GetCounter() != nil {
+				return s.GetCounter().GetValue()
+			}
+			return s.GetGauge().GetValue()
+		}
+	}
+	return -1
 }
