@@ -65,6 +65,8 @@ type ClientOptions struct {
 	NoRetry bool
 	// Verbose adds -v (session details in the output).
 	Verbose bool
+	// UDP adds --udp (offer the UDP data channel).
+	UDP bool
 }
 
 // Client is a running `hubfleet connect` whose TAP lives in its own namespace.
@@ -128,6 +130,9 @@ func PrepareClient(t testing.TB, name string, o ClientOptions) *Client {
 	}
 	if o.Verbose {
 		args = append(args, "-v")
+	}
+	if o.UDP {
+		args = append(args, "--udp")
 	}
 	c.cmd = exec.Command(HubfleetBin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
