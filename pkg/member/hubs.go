@@ -29,6 +29,12 @@ type hubState struct {
 	acl      *acl.Program // cfg's access list, compiled; read under mu
 	sessions map[*session]struct{}
 	count    [sessionkind.N]int // sessions admitted (reserved or running) per kind
+	// running are the sessions admitted and attached per kind: what Stats,
+	// and so the Lease load, reports. count also holds logins still being
+	// decided (waiting for a license loan, say), which a report must not
+	// count: summed over members they read more sessions than the license
+	// (seen end to end).
+	running [sessionkind.N]int
 	perUser  map[string]int     // sessions admitted per user (userlimits.go)
 	// maxPerUser is cfg's userLimits.maxSessionsPerUser (0: none); rate its
 	// sessionRate, read by the sessions' reader and writer per frame (nil:
@@ -174,6 +180,16 @@ func (hs *hubState) unreserve(k sessionkind.Kind, user string) {
 	hs.mu.Unlock()
 }
 
+// drop undoes attach and reserve for a session that never ran (its OK was
+// not sent, or the hub went before it registered).
+func (hs *hubState) drop(se *session) {
+	hs.mu.Lock()
+	hs.running[se.kind]--
+	hs.count[se.kind]--
+	hs.unreserveUser(se.user)
+	hs.mu.Unlock()
+}
+
 // unreserveUser drops one session of user; the caller holds mu.
 func (hs *hubState) unreserveUser(user string) {
 	if hs.perUser[user] <= 1 {
@@ -196,6 +212,7 @@ func (hs *hubState) attach(se *session) bool {
 		kind = hub.PortBridge
 	}
 	se.port = hs.sw.Attach(kind, se.label)
+	hs.running[se.kind]++
 	se.port.SetFilter(filterFor(hs.acl, se.user))
 	return true
 }
@@ -228,6 +245,7 @@ func (hs *hubState) register(se *session) (string, bool) {
 func (hs *hubState) deregister(se *session) {
 	hs.mu.Lock()
 	delete(hs.sessions, se)
+	hs.running[se.kind]--
 	hs.count[se.kind]--
 	hs.unreserveUser(se.user)
 	hs.mu.Unlock()

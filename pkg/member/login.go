@@ -70,7 +70,7 @@ func (s *Server) start(raw, conn net.Conn, se *session) {
 	// the member began shutting down) since, the client is told why at once.
 	if reason, ok := se.hs.register(se); !ok {
 		se.port.Close()
-		se.hs.unreserve(se.kind, se.user)
+		se.hs.drop(se)
 		s.gate.Release(se.kind)
 		_ = se.conn.WriteShutdown(reason)
 		se.conn.Close()
@@ -195,7 +195,7 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	if err := protocol.WriteResult(conn, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
 		se.port.Close()
-		se.hs.unreserve(se.kind, se.user)
+		se.hs.drop(se)
 		s.gate.Release(se.kind)
 		return nil
 	}

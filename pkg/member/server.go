@@ -439,7 +439,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Unlock()
 	for _, hs := range hubs {
 		hs.mu.Lock()
-		h := HubStats{Name: hs.name, Type: hs.cfg.Type, Clients: hs.count[sessionkind.Client], Bridges: hs.count[sessionkind.Bridge]}
+		h := HubStats{Name: hs.name, Type: hs.cfg.Type, Clients: hs.running[sessionkind.Client], Bridges: hs.running[sessionkind.Bridge]}
 		hs.mu.Unlock()
 		h.Switch = hs.sw.Stats()
 		st.Clients += h.Clients
