@@ -143,8 +143,8 @@ func TestVersion1PeerGetsSegments(t *testing.T) {
 	m0 := newMember(t, "m0", "127.0.0.1:0", ca.conf, 1, "office")
 	m0.m.SetPeers(map[string]string{"m9": addr})
 	waitShared(t, m0.node, "office", "m9")
-	if v1, v2 := <-versions, <-versions; v1 != 2 || v2 != 1 {
-		t.Fatalf("Hellos offered versions %d then %d, want 2 then 1", v1, v2)
+	if v1, v2 := <-versions, <-versions; v1 != linkVersion || v2 != 1 {
+		t.Fatalf("Hellos offered versions %d then %d, want %d then 1", v1, v2, linkVersion)
 	}
 
 	b, meta := superFrame(m0.sessions["office"].src, 10000, 1448)
