@@ -35,7 +35,7 @@ type hubState struct {
 	// count: summed over members they read more sessions than the license
 	// (seen end to end).
 	running [sessionkind.N]int
-	perUser  map[string]int     // sessions admitted per user (userlimits.go)
+	perUser map[string]int // sessions admitted per user (userlimits.go)
 	// maxPerUser is cfg's userLimits.maxSessionsPerUser (0: none); rate its
 	// sessionRate, read by the sessions' reader and writer per frame (nil:
 	// none), replaced (never changed in place) by update. rateDrops counts
