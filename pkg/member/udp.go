@@ -169,21 +169,43 @@ func (s *Server) ServeUDP(c *udpio.Conn, advertise uint16) error {
 	}
 }
 
-// offerUDP grants CapUDP to a client that asked, when this member serves UDP
-// and the login came straight from the client: a relayed session's TLS ends
-// at the entry member, so the keys could not be exported here.
+// offerUDP grants CapUDP to a client that asked, when this member serves UDP:
+// keys from the client's TLS session for a login that came straight from the
+// client, and, for a relayed one, the keys its entry member exported and sent
+// with the login (udprelay.go; an entry that sends none keeps it on TLS).
 func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session, res *protocol.LoginResult) {
 	u := s.udp.Load()
-	tc, ok := conn.(*tls.Conn)
-	if u == nil || !ok || req.Relayed || req.Capabilities&protocol.CapUDP == 0 {
+	if u == nil || req.Capabilities&protocol.CapUDP == 0 {
 		return
+	}
+	var exp datagram.Exporter
+	var client netip.AddrPort // the client's address, for the path's size ceiling
+	var keys *relayKeys
+	if req.Relayed {
+		if keys = s.relayUDPKeys(req); keys == nil {
+			return
+		}
+		exp = keys.table.Export
+		client, _ = netip.ParseAddrPort(req.RelayClientAddr)
+	} else {
+		tc, ok := conn.(*tls.Conn)
+		if !ok {
+			return
+		}
+		exp = datagram.TLSExporter(tc.ConnectionState())
+		if ta, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
+			client = ta.AddrPort()
+		}
 	}
 	suite := datagram.PreferredSuite()
 	if req.Capabilities&protocol.CapUDPChaCha != 0 {
 		suite = datagram.ChaCha20Poly1305
 	}
 	id := u.newSessionID()
-	p := datagram.Params{Session: id, Suite: suite, Role: datagram.Server, Exporter: datagram.TLSExporter(tc.ConnectionState())}
+	if keys != nil {
+		keys.id = id
+	}
+	p := datagram.Params{Session: id, Suite: suite, Role: datagram.Server, Exporter: exp}
 	sealer, err := datagram.NewSealer(p)
 	if err != nil {
 		s.log.Warn("UDP keys could not be derived; the session stays on TLS", "err", err)
@@ -197,9 +219,8 @@ func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session
 	// The search's ceiling is the route towards the client's TCP address:
 	// its datagrams come from the same host, behind the same links.
 	var pcfg datagram.PathConfig
-	if ta, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
-		ap := ta.AddrPort()
-		pcfg.MaxSize = udpio.MaxPayload(udpio.RouteMTU(ap), ap.Addr())
+	if client.IsValid() {
+		pcfg.MaxSize = udpio.MaxPayload(udpio.RouteMTU(client), client.Addr())
 	}
 	us := &udpSession{u: u, se: se, id: id, sealer: sealer, opener: opener,
 		path: datagram.NewPath(pcfg, time.Now())}

@@ -38,6 +38,11 @@ type LoginRequest struct {
 	Relayed         bool
 	RelayEntry      string
 	RelayClientAddr string
+	// RelayUDPKeys (relayed logins only) are the UDP data channel's keys of
+	// the first epochs, exported by the entry from the client's TLS session
+	// (datagram.EpochKeys), so the owner can run the session's UDP channel.
+	// Secret: sent only over the member mesh, never logged.
+	RelayUDPKeys []byte
 	// Capabilities the client offers (CapGSO, …). A relaying entry member
 	// forwards them unchanged: the session runs end to end with the owner.
 	Capabilities uint32
@@ -96,6 +101,10 @@ func (r *LoginRequest) invalid() string {
 		return fmt.Sprintf("password longer than %d bytes", maxPassword)
 	case len(r.Ticket) > maxTicket:
 		return fmt.Sprintf("ticket longer than %d bytes", maxTicket)
+	case len(r.RelayUDPKeys) > 0 && !r.Relayed:
+		return "relayed UDP keys in a login that is not relayed"
+	case len(r.RelayUDPKeys)%relayUDPKeyLen != 0 || len(r.RelayUDPKeys) > maxRelayUDPKeys:
+		return fmt.Sprintf("relayed UDP keys of %d bytes: want whole epochs of %d bytes, at most %d", len(r.RelayUDPKeys), relayUDPKeyLen, maxRelayUDPKeys)
 	}
 	return ""
 }

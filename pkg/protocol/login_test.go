@@ -130,6 +130,7 @@ func TestLoginRequestRoundTrip(t *testing.T) {
 		Version: 1, MinVersion: 1, Hub: "team-a/vpn", User: "bridge-1", Ticket: []byte{9, 8, 7},
 		Kind: KindBridge, ClientName: "hubfleet-bridge/0.1 linux/arm64", MaxFrame: 9000,
 		Relayed: true, RelayEntry: "vpn-member-0", RelayClientAddr: "203.0.113.9:50123",
+		RelayUDPKeys: bytes.Repeat([]byte{0xa5}, 2*relayUDPKeyLen), Capabilities: CapUDP,
 	}
 	b := encodeLoginRequest(&in)
 	out, err := decodeLoginRequest(b[headerLen:])
@@ -146,16 +147,19 @@ func TestMalformedLoginsAreBadRequests(t *testing.T) {
 		req  LoginRequest
 		want string
 	}{
-		"no hub":           {LoginRequest{User: "u", Password: "p", Kind: KindClient}, "hub name missing"},
-		"bad kind":         {LoginRequest{Hub: "h", User: "u", Password: "p", Kind: 7}, "session kind 7"},
-		"two credentials":  {LoginRequest{Hub: "h", User: "u", Password: "p", Ticket: []byte{1}, Kind: KindClient}, "one credential"},
-		"ticket, no user":  {LoginRequest{Hub: "h", Ticket: []byte{1}, Kind: KindClient}, "user name missing"},
-		"tiny max frame":   {LoginRequest{Hub: "h", User: "u", Password: "p", Kind: KindClient, MaxFrame: 10}, "max frame 10"},
-		"overlong user":    {LoginRequest{Hub: "h", User: strings.Repeat("u", 300), Password: "p", Kind: KindClient}, "user name is 300 bytes"},
-		"overlong passwd":  {LoginRequest{Hub: "h", User: "u", Password: strings.Repeat("p", 2000), Kind: KindClient}, "password is 2000 bytes"},
-		"invalid UTF-8":    {LoginRequest{Hub: "h\xff", User: "u", Password: "p", Kind: KindClient}, "not valid UTF-8"},
-		"empty range":      {LoginRequest{Version: 1, MinVersion: 2, Hub: "h", Kind: KindClient}, "range 2..1 is empty"},
-		"cert login is ok": {LoginRequest{Hub: "h", Kind: KindClient}, ""},
+		"no hub":                  {LoginRequest{User: "u", Password: "p", Kind: KindClient}, "hub name missing"},
+		"bad kind":                {LoginRequest{Hub: "h", User: "u", Password: "p", Kind: 7}, "session kind 7"},
+		"two credentials":         {LoginRequest{Hub: "h", User: "u", Password: "p", Ticket: []byte{1}, Kind: KindClient}, "one credential"},
+		"ticket, no user":         {LoginRequest{Hub: "h", Ticket: []byte{1}, Kind: KindClient}, "user name missing"},
+		"tiny max frame":          {LoginRequest{Hub: "h", User: "u", Password: "p", Kind: KindClient, MaxFrame: 10}, "max frame 10"},
+		"overlong user":           {LoginRequest{Hub: "h", User: strings.Repeat("u", 300), Password: "p", Kind: KindClient}, "user name is 300 bytes"},
+		"overlong passwd":         {LoginRequest{Hub: "h", User: "u", Password: strings.Repeat("p", 2000), Kind: KindClient}, "password is 2000 bytes"},
+		"invalid UTF-8":           {LoginRequest{Hub: "h\xff", User: "u", Password: "p", Kind: KindClient}, "not valid UTF-8"},
+		"empty range":             {LoginRequest{Version: 1, MinVersion: 2, Hub: "h", Kind: KindClient}, "range 2..1 is empty"},
+		"cert login is ok":        {LoginRequest{Hub: "h", Kind: KindClient}, ""},
+		"client sends relay keys": {LoginRequest{Hub: "h", Kind: KindClient, RelayUDPKeys: make([]byte, relayUDPKeyLen)}, "not relayed"},
+		"partial relay keys":      {LoginRequest{Hub: "h", Kind: KindClient, Relayed: true, RelayUDPKeys: make([]byte, 70)}, "relayed UDP keys of 70 bytes"},
+		"too many relay keys":     {LoginRequest{Hub: "h", Kind: KindClient, Relayed: true, RelayUDPKeys: make([]byte, maxRelayUDPKeys+relayUDPKeyLen)}, "at most"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

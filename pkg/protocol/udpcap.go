@@ -22,6 +22,18 @@ const (
 	CapUDPChaCha uint32 = 1 << 2
 )
 
+// tagRelayUDPKeys is the Login field with a relayed session's UDP keys
+// (LoginRequest.RelayUDPKeys): epochs 0.. of both directions, each epoch
+// the client-to-server key then the server-to-client key (datagram.EpochKeys).
+const tagRelayUDPKeys = 12
+
+// relayUDPKeyLen is one epoch's keys; maxRelayUDPKeys bounds the field
+// (datagram.MaxRelayKeyEpochs epochs).
+const (
+	relayUDPKeyLen  = 64
+	maxRelayUDPKeys = 64 * relayUDPKeyLen
+)
+
 // tagUDP is the LoginResult field with the UDP parameters (OK with CapUDP).
 const tagUDP = 12
 

@@ -155,6 +155,9 @@ func encodeLoginRequest(r *LoginRequest) []byte {
 	if r.Capabilities != 0 {
 		b = appendField(b, tagCapabilities, binary.BigEndian.AppendUint32(nil, r.Capabilities))
 	}
+	if len(r.RelayUDPKeys) > 0 {
+		b = appendField(b, tagRelayUDPKeys, r.RelayUDPKeys)
+	}
 	putHeader(b, msgLogin, len(b)-headerLen)
 	return b
 }
@@ -224,6 +227,8 @@ func decodeLoginRequest(body []byte) (*LoginRequest, error) {
 			if v, err = fixed(v, "capabilities", 4); err == nil {
 				r.Capabilities = binary.BigEndian.Uint32(v)
 			}
+		case tagRelayUDPKeys:
+			r.RelayUDPKeys = append([]byte(nil), v...)
 		}
 		return err
 	})

@@ -176,9 +176,9 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.view.Store(&view{})
 	m.failover = newFailover(m)
 	m.loans = newLoans(id.Name, log, &m.view)
-	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.loans.answer})
+	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.answerCall})
 	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow,
-		UDPForward: meshUDP{m: m.mesh, tag: mesh.DatagramTag(id.Name)}})
+		UDPForward: meshUDP{m: m.mesh, tag: mesh.DatagramTag(id.Name), self: id.Name}})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/datagram"
 	"github.com/hubfleet/hubfleet/pkg/member"
 	"github.com/hubfleet/hubfleet/pkg/mesh"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
@@ -45,6 +46,9 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 	if req.RelayClientAddr == "" {
 		req.RelayClientAddr = c.RemoteAddr().String()
 	}
+	// A client that offered UDP gets it from the owner with the keys the
+	// entry exports from its TLS session (udprelay.go).
+	udpExp := relayUDPKeys(c, &req)
 	var owner net.Conn
 	var res *protocol.LoginResult
 	var err error
@@ -80,6 +84,7 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 		m.log.Info("relay target gone; the hub moved meanwhile, relaying to its new owner", "hub", req.Hub, "from", peer, "to", next)
 		peer = next
 	}
+	clear(req.RelayUDPKeys)
 	if werr := protocol.WriteResult(c, res); werr != nil || err != nil {
 		if owner != nil {
 			owner.Close()
@@ -87,6 +92,9 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 		return errors.Join(err, werr)
 	}
 	defer owner.Close()
+	if udpExp != nil && res.UDP != nil && res.Capabilities&protocol.CapUDP != 0 {
+		defer m.relays.addUDP(peer, res.UDP.Session, udpExp)()
+	}
 	// Closing a TLS connection sends close_notify with a 5 s write deadline;
 	// to a client that stopped reading that blocks, and it is called under
 	// the relay set's lock, so it runs on its own goroutine.
@@ -178,6 +186,9 @@ type relaySet struct {
 
 	mu  sync.Mutex
 	set map[*activeRelay]struct{}
+	// udp are the exporters of relayed sessions with a UDP channel, for
+	// their owners' key calls (udprelay.go).
+	udp map[relayUDPKey]datagram.Exporter
 }
 
 func newRelaySet(log *slog.Logger) *relaySet {

@@ -21,8 +21,9 @@ import (
 
 // meshUDP is member.UDPForwarder over the mesh.
 type meshUDP struct {
-	m   *mesh.Mesh
-	tag uint32
+	m    *mesh.Mesh
+	tag  uint32
+	self string // this member's name, for relayed sessions' key calls (udprelay.go)
 }
 
 func (f meshUDP) Tag() uint32 { return f.tag }
