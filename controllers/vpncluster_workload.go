@@ -47,9 +47,9 @@ const (
 // replacing a member out of order) placement does not need: a removed
 // member's hubs move with reason MemberRemoved.
 func (r *VPNClusterReconciler) reconcileWorkload(ctx context.Context, cl *vpnv1alpha1.VPNCluster) error {
-	// The client Service's node port: applied only when the spec pins one;
-	// otherwise the API server keeps the one it allocated.
-	for _, obj := range []client.Object{r.headlessService(cl), r.clientService(cl), r.pdb(cl)} {
+	// The client Service's node port: the one the spec pins, else the one
+	// the API server allocated to TCP, for UDP too (vpncluster_nodeport.go).
+	for _, obj := range []client.Object{r.headlessService(cl), r.clientServiceNodePorts(ctx, cl), r.pdb(cl)} {
 		if err := r.applyLogged(ctx, cl, obj); err != nil {
 			return err
 		}
