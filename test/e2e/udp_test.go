@@ -23,11 +23,16 @@ import (
 // datagrams often reach another member than its session's; the members
 // forward them over the mesh. Both clients must report their UDP path up,
 // ping each other, and move TCP through the tunnel (iperf3, recorded).
+//
+// A dynamic hub's clients too: C logs in at a member that does not hold the
+// hub (its pod IP), so its session is relayed to the owner, and D through
+// the Service's node port (the UDP node port is the TCP one's number). Both
+// must report their UDP path up and ping each other over it.
 func TestUDPThroughService(t *testing.T) {
 	e2e.DeployOperator(t)
 	c := e2e.CreateCluster(t, e2e.ClusterSpec{
-		Hubs:  []e2e.HubSpec{{Name: "lan", Static: true}},
-		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw"},
+		Hubs:  []e2e.HubSpec{{Name: "lan", Static: true}, {Name: "dyn"}},
+		Users: map[string]string{"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "dave": "dave-pw"},
 	})
 	ip := strings.TrimSpace(e2e.Kubectl(t, "get", "service", "-n", c.Namespace, c.Name, "-o", "jsonpath={.spec.clusterIP}"))
 	ports := strings.TrimSpace(e2e.Kubectl(t, "get", "service", "-n", c.Namespace, c.Name, "-o", `jsonpath={range .spec.ports[*]}{.port}/{.protocol} {end}`))
@@ -42,29 +47,46 @@ func TestUDPThroughService(t *testing.T) {
 	}
 	a.PingUntil(t, 20*time.Second, b.Address)
 	for _, cl := range []*e2e.Client{a, b} {
-		e2e.Eventually(t, 30*time.Second, "client "+cl.Name+" reports its UDP path up", func() (bool, error) {
-			out := cl.Output()
-			i := strings.LastIndex(out, "UDP path to ")
-			if i < 0 {
-				return false, fmt.Errorf("no UDP path line yet")
-			}
-			line, _, _ := strings.Cut(out[i:], "\n")
-			return strings.Contains(line, " up "), fmt.Errorf("last: %q", line)
-		})
+		waitUDPUp(t, cl)
 	}
 	if n := a.PingCount(t, b.Address, 20, 50*time.Millisecond); n < 18 {
 		t.Errorf("%d of 20 pings A → B answered over the UDP path", n)
 	}
-	for _, cl := range []*e2e.Client{a, b} {
-		out := cl.Output()
-		if i := strings.LastIndex(out, "UDP path to "); i >= 0 && strings.Contains(strings.SplitN(out[i:], "\n", 2)[0], " down") {
-			t.Errorf("client %s's UDP path went down: %s", cl.Name, strings.SplitN(out[i:], "\n", 2)[0])
+	checkUDPStayedUp(t, a, b)
+
+	// The dynamic hub: C relayed (TLS at a member other than the owner),
+	// D through the node port.
+	owner := c.AssignedMember(t, "dyn")
+	var entry, entryIP string
+	for _, p := range c.MemberPods(t) {
+		if p.Metadata.Name != owner && entryIP == "" {
+			entry, entryIP = p.Metadata.Name, p.Status.PodIP
 		}
 	}
+	nodePorts := strings.TrimSpace(e2e.Kubectl(t, "get", "service", "-n", c.Namespace, c.Name, "-o", `jsonpath={range .spec.ports[*]}{.nodePort}/{.protocol} {end}`))
+	t.Logf("hub dyn on %s; C logs in at %s; client Service node ports %s", owner, entry, nodePorts)
+	if np := strings.Fields(nodePorts); len(np) != 2 || strings.TrimSuffix(np[0], "/TCP") != strings.TrimSuffix(np[1], "/UDP") {
+		t.Errorf("client Service node ports %q: want one number for TCP and UDP", nodePorts)
+	}
+	cc := e2e.StartClient(t, "C relayed", e2e.ClientOptions{Cluster: c, Hub: "dyn", User: "carol", Server: entryIP + ":8443", Address: e2e.Overlay(3), UDP: true})
+	d := e2e.StartClient(t, "D node port", e2e.ClientOptions{Cluster: c, Hub: "dyn", User: "dave", Address: e2e.Overlay(4), UDP: true})
+	for _, cl := range []*e2e.Client{cc, d} {
+		cl.WaitConnected(t, 30*time.Second)
+	}
+	cc.PingUntil(t, 20*time.Second, d.Address)
+	c.WaitSessions(t, "dyn", 30*time.Second, map[string]int{owner: 2})
+	for _, cl := range []*e2e.Client{cc, d} {
+		waitUDPUp(t, cl)
+	}
+	if n := cc.PingCount(t, d.Address, 20, 50*time.Millisecond); n < 18 {
+		t.Errorf("%d of 20 pings C (relayed) → D answered over the UDP path", n)
+	}
+	checkUDPStayedUp(t, cc, d)
+
 	for _, p := range c.MemberPods(t) {
 		logs, _ := e2e.KubectlErr("logs", "-n", c.Namespace, p.Metadata.Name, "--tail=-1")
 		for _, l := range strings.Split(logs, "\n") {
-			if strings.Contains(l, "UDP path") || strings.Contains(l, "UDP peer") || strings.Contains(l, "UDP data channel") {
+			if strings.Contains(l, "UDP path") || strings.Contains(l, "UDP peer") || strings.Contains(l, "UDP data channel") || strings.Contains(l, "relay") {
 				t.Logf("%s: %s", p.Metadata.Name, l)
 			}
 		}
@@ -102,4 +124,30 @@ func TestUDPThroughService(t *testing.T) {
 		return mbps > 0, nil
 	})
 	e2e.Record(t, "TCP throughput A → B through a static hub, both clients on the UDP data channel via the client Service (iperf3 4 s): %.0f Mbit/s", mbps)
+}
+
+// waitUDPUp waits for the client to report its UDP path up (its last "UDP
+// path to" line).
+func waitUDPUp(t *testing.T, cl *e2e.Client) {
+	t.Helper()
+	e2e.Eventually(t, 30*time.Second, "client "+cl.Name+" reports its UDP path up", func() (bool, error) {
+		out := cl.Output()
+		i := strings.LastIndex(out, "UDP path to ")
+		if i < 0 {
+			return false, fmt.Errorf("no UDP path line yet")
+		}
+		line, _, _ := strings.Cut(out[i:], "\n")
+		return strings.Contains(line, " up "), fmt.Errorf("last: %q", line)
+	})
+}
+
+// checkUDPStayedUp fails when a client's last UDP path line says down.
+func checkUDPStayedUp(t *testing.T, cls ...*e2e.Client) {
+	t.Helper()
+	for _, cl := range cls {
+		out := cl.Output()
+		if i := strings.LastIndex(out, "UDP path to "); i >= 0 && strings.Contains(strings.SplitN(out[i:], "\n", 2)[0], " down") {
+			t.Errorf("client %s's UDP path went down: %s", cl.Name, strings.SplitN(out[i:], "\n", 2)[0])
+		}
+	}
 }
