@@ -129,7 +129,7 @@ func (se *session) writePaced(ctx context.Context, rl *ratelimit.Limit, wb *writ
 	// The bytes waiting for this session: those in hand and, estimated at
 	// their average size, the frames still queued on the port.
 	waiting := inHand + int64(se.port.Queued())*inHand/int64(n)
-	excess := waiting - (b.Available(now) + rl.BytesPerSecond*int64(maxQueueDelay)/int64(time.Second))
+	excess := waiting - (b.Available(now) + rl.BytesIn(maxQueueDelay))
 	k := 0
 	for i := range n {
 		if excess > 0 {

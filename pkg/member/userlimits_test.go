@@ -173,6 +173,26 @@ func TestSessionRateEgress(t *testing.T) {
 	}
 }
 
+// A rate far above what flows changes nothing: every frame arrives, none is
+// dropped (the shaper's arithmetic must hold at the largest rate allowed).
+func TestHighSessionRateDeliversAll(t *testing.T) {
+	m := startMember(t, limitAlpha(rateSpec("1T", "1Gi")))
+	rx := m.connect(t, pw("alpha", "bob", "bob-pw"))
+	tx := m.connect(t, pw("alpha", "alice", "alice-pw"))
+	hello := eth(broadcast, mac(9), "hello")
+	rx.send(t, hello)
+	tx.expect(t, hello)
+	for i := range 200 {
+		tx.send(t, eth(mac(9), mac(1), fmt.Sprintf("frame %d", i)))
+	}
+	for i := range 200 {
+		rx.expect(t, eth(mac(9), mac(1), fmt.Sprintf("frame %d", i)))
+	}
+	if d := m.srv.hubs["alpha"].rateDrops.Load(); d != 0 {
+		t.Fatalf("%d frames dropped under a 1T limit", d)
+	}
+}
+
 // A session of a hub without sessionRate is not slowed: the same flood as
 // TestSessionRateIngress passes far above the rate that test holds.
 func TestNoSessionRateByDefault(t *testing.T) {

@@ -131,6 +131,13 @@ func (b *Bucket) refill(now time.Time) {
 	b.tokens += int64(el) * b.rate
 }
 
+// BytesIn is how many bytes the limit passes in d (without the burst),
+// without overflowing for any rate up to 1 Tbit/s and d up to hours.
+func (l Limit) BytesIn(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	return l.BytesPerSecond/1000*ms + l.BytesPerSecond%1000*ms/1000
+}
+
 // Available is the bytes the bucket holds as of now (after refilling):
 // negative while in debt.
 func (b *Bucket) Available(now time.Time) int64 {

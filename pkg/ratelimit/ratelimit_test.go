@@ -100,6 +100,24 @@ func TestNoOverflow(t *testing.T) {
 	}
 }
 
+// BytesIn does not overflow at the largest rate the API allows.
+func TestBytesIn(t *testing.T) {
+	for _, c := range []struct {
+		rate int64
+		d    time.Duration
+		want int64
+	}{
+		{125_000_000_000, 100 * time.Millisecond, 12_500_000_000}, // 1 Tbit/s
+		{125_000, 100 * time.Millisecond, 12_500},
+		{1_999, time.Second, 1_999},
+		{125_000_000_000, time.Hour, 450_000_000_000_000},
+	} {
+		if got := (Limit{BytesPerSecond: c.rate}).BytesIn(c.d); got != c.want {
+			t.Errorf("%d B/s in %v = %d, want %d", c.rate, c.d, got, c.want)
+		}
+	}
+}
+
 func TestValidateAndDefaultBurst(t *testing.T) {
 	if (Limit{BytesPerSecond: 0, Burst: 1}).Validate() == nil || (Limit{BytesPerSecond: 1, Burst: 0}).Validate() == nil {
 		t.Fatal("a zero rate or burst is valid")
