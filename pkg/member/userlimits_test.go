@@ -15,7 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
+	"github.com/hubfleet/hubfleet/pkg/ratelimit"
 )
 
 func limitAlpha(u *v1alpha1.UserLimitsSpec) func(*Config) {
@@ -271,4 +273,30 @@ func metricValue(t *testing.T, m *testMember, name, label, value string) float64
 		}
 	}
 	return -1
+}
+
+// BenchmarkFrameDone is the reader's per-frame step that the ingress limit
+// hooks into: with no sessionRate it is the append it always was plus one
+// atomic pointer load; with a rate that never binds, a bucket charge too.
+func BenchmarkFrameDone(b *testing.B) {
+	for _, limited := range []bool{false, true} {
+		b.Run(fmt.Sprintf("limited=%v", limited), func(b *testing.B) {
+			hs := &hubState{}
+			if limited {
+				hs.rate.Store(&ratelimit.Limit{BytesPerSecond: 1 << 40, Burst: 1 << 30})
+			}
+			se := &session{hs: hs, in: make([]*hub.Frame, 0, batchFrames)}
+			f := hub.NewFrameSize(1400)
+			f.SetLen(1400)
+			b.ReportAllocs()
+			for range b.N {
+				se.next = f
+				se.FrameDone()
+				if len(se.in) == batchFrames {
+					se.in = se.in[:0]
+					se.inBucket.Refund(batchFrames * 1400)
+				}
+			}
+		})
+	}
 }
