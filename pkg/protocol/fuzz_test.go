@@ -17,6 +17,9 @@ func FuzzReadLogin(f *testing.F) {
 	f.Add(encodeLoginRequest(&LoginRequest{Version: 1, MinVersion: 1, Hub: "default/vpn", User: "alice", Password: "pw", Kind: KindClient}))
 	f.Add([]byte{msgLogin, 0, 0, 4, 0, 9, 0, 9})
 	f.Add(encodeLoginRequest(&LoginRequest{Version: 1, MinVersion: 1, Hub: "h", Kind: KindBridge, Capabilities: CapGSO | 1<<31}))
+	f.Add(encodeLoginRequest(&LoginRequest{Version: 1, MinVersion: 1, Hub: "h", User: "u", Password: "p", Kind: KindClient, Capabilities: CapUDP,
+		Relayed: true, RelayEntry: "m1", RelayUDPKeys: make([]byte, relayUDPKeyLen)}))
+	f.Add([]byte{msgLogin, 0, 0, 19, 0, 1, 0, 1, tagHub, 0, 1, 'h', tagKind, 0, 1, 1, tagRelayFlags, 0, 1, 1, tagRelayUDPKeys, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := ReadLogin(&fakeConn{Reader: bytes.NewReader(data)})
 		if le, ok := errors.AsType[*LoginError](err); ok {

@@ -228,7 +228,9 @@ func decodeLoginRequest(body []byte) (*LoginRequest, error) {
 				r.Capabilities = binary.BigEndian.Uint32(v)
 			}
 		case tagRelayUDPKeys:
-			r.RelayUDPKeys = append([]byte(nil), v...)
+			if len(v) > 0 {
+				r.RelayUDPKeys = append([]byte(nil), v...)
+			}
 		}
 		return err
 	})
