@@ -165,6 +165,12 @@ func (o *Opener) Open(b []byte) (h Header, payload []byte, err error) {
 	case uint8(o.prev.epoch):
 		k = &o.prev
 	}
+	if k == &o.next && k.aead == nil {
+		// The derivation at advance failed: a relayed session's key table
+		// (keytable.go) did not have the key yet. Try again, so the channel
+		// recovers once it has; only then can this epoch authenticate.
+		k.aead, _ = deriveKey(o.p.Exporter, o.p.Suite, o.p.Role == Server, k.epoch)
+	}
 	if k == nil || k.aead == nil {
 		return h, nil, ErrEpoch
 	}

@@ -116,3 +116,71 @@ func TestEpochKeysLayout(t *testing.T) {
 		t.Fatal("EpochKeys exported more than a hand-over may carry")
 	}
 }
+
+// TestKeyTableLateRefill: the entry does not answer while the owner's key
+// table runs out, so the owner cannot derive the next epoch's key when its
+// receiver advances; the client's datagrams of that epoch are refused. Once
+// the entry answers again the receiver derives the key it missed and opens
+// them.
+func TestKeyTableLateRefill(t *testing.T) {
+	exp := fakeExporter("tls session at the entry")
+	first, err := EpochKeys(exp, 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := false
+	refilled := make(chan struct{}, 16)
+	kt, err := NewKeyTable(first, func(from uint32) ([]byte, error) {
+		if !answer {
+			return nil, errors.New("entry not answering")
+		}
+		return EpochKeys(exp, from, RelayKeyEpochs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kt.refilled = func() { refilled <- struct{}{} }
+	wait := func() {
+		kt.mu.Lock()
+		f := kt.fetching
+		kt.mu.Unlock()
+		if f {
+			<-refilled
+		}
+	}
+	cs, err := NewSealer(Params{Session: testSID, Suite: AES256GCM, Role: Client, Exporter: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oo, err := NewOpener(Params{Session: testSID, Suite: AES256GCM, Role: Server, Exporter: kt.Export})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	cs.rekeyAfter = 1 // one datagram per epoch
+	for e := range 4 {
+		if _, _, err := oo.Open(seal(t, cs, "x")); err != nil {
+			t.Fatalf("epoch %d: %v", e, err)
+		}
+		wait()
+	}
+	// Epoch 4's key was never handed over: refused, and again.
+	late := seal(t, cs, "late")
+	for range 2 {
+		if _, _, err := oo.Open(late); !errors.Is(err, ErrEpoch) {
+			t.Fatalf("epoch 4 without its key: %v, want ErrEpoch", err)
+		}
+		wait()
+	}
+	answer = true
+	if _, _, err := oo.Open(late); !errors.Is(err, ErrEpoch) {
+		t.Fatalf("epoch 4 while the refill runs: %v, want ErrEpoch", err)
+	}
+	wait() // the refill that Open started
+	if _, p, err := oo.Open(late); err != nil || string(p) != "late" {
+		t.Fatalf("epoch 4 after the refill: %q, %v", p, err)
+	}
+	if oo.Epoch() != 4 {
+		t.Fatalf("receiver at epoch %d, want 4", oo.Epoch())
+	}
+}
