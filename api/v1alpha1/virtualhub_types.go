@@ -370,7 +370,81 @@ type VirtualHubStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// sessionList are the sessions the hub's members serve now, one entry
+	// per session, each written by the member serving it (server-side
+	// apply, field manager hubfleet-member/<member>), so members of a
+	// static hub never overwrite each other's entries. Entries appear about
+	// a second after a login or logout; counters are refreshed at most every
+	// 30 s. A member lists at most a bounded number of sessions per hub
+	// (sessionReports says when it left some out). See docs/sessions.md.
+	// +listType=map
+	// +listMapKey=id
+	// +optional
+	SessionList []HubSession `json:"sessionList,omitempty"`
+	// sessionReports has one entry per member listing sessions of this hub:
+	// how many it serves and how many of them sessionList shows.
+	// +listType=map
+	// +listMapKey=member
+	// +optional
+	SessionReports []SessionReport `json:"sessionReports,omitempty"`
 }
+
+// HubSession is one session of a hub, as the member serving it reports it.
+type HubSession struct {
+	// id is the session's identifier (32 hex digits); it names the session
+	// in vpn.hubfleet.io/disconnect. A reconnect is a new session with a new id.
+	// +kubebuilder:validation:MaxLength=64
+	ID string `json:"id"`
+	// user logged in.
+	User string `json:"user"`
+	// kind is client or bridge.
+	Kind string `json:"kind"`
+	// source is the client's address as the serving member sees it; a
+	// session relayed by another member reads "<client> via <entry member>".
+	// +optional
+	Source string `json:"source,omitempty"`
+	// member serving the session.
+	Member string `json:"member"`
+	// since is when the session logged in.
+	Since metav1.Time `json:"since"`
+	// rxBytes and rxFrames: from the client into the hub.
+	// +optional
+	RxBytes int64 `json:"rxBytes,omitempty"`
+	// +optional
+	RxFrames int64 `json:"rxFrames,omitempty"`
+	// txBytes and txFrames: from the hub to the client.
+	// +optional
+	TxBytes int64 `json:"txBytes,omitempty"`
+	// +optional
+	TxFrames int64 `json:"txFrames,omitempty"`
+	// dhcpAddress is the address the hub's DHCP server leased to a station
+	// behind the session, when the hub has spec.dhcp and one did.
+	// +optional
+	DHCPAddress string `json:"dhcpAddress,omitempty"`
+	// lastUpdated is when the member last wrote the counters.
+	LastUpdated metav1.Time `json:"lastUpdated"`
+}
+
+// SessionReport is one member's summary of the sessions it serves on a hub.
+type SessionReport struct {
+	// member reporting.
+	Member string `json:"member"`
+	// sessions the member serves on the hub.
+	Sessions int32 `json:"sessions"`
+	// listed is how many of them sessionList shows; fewer than sessions
+	// means the member reached its cap (docs/sessions.md).
+	Listed int32 `json:"listed"`
+	// lastUpdated is when the member last wrote its entries.
+	LastUpdated metav1.Time `json:"lastUpdated"`
+}
+
+// AnnotationDisconnect asks the members serving a hub to end sessions: a
+// comma-separated list of session ids (status.sessionList[].id). The member
+// serving a listed session sends its client Shutdown ("disconnected by an
+// administrator") and drops it from status.sessionList. `hubfleet
+// disconnect` writes it (patch on virtualhubs) and prunes ids no longer
+// listed; an id matches one session only, never its reconnect.
+const AnnotationDisconnect = "vpn.hubfleet.io/disconnect"
 
 // VirtualHub is one Virtual Hub hosted by a VPNCluster.
 // +kubebuilder:object:root=true

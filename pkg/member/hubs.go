@@ -47,6 +47,8 @@ type hubState struct {
 	reason     string    // why it was removed, for sessions that arrive after
 	dhcp       *dhcpPort // the hub's DHCP server; nil without cfg.DHCP
 	now        func() time.Time
+	log        *slog.Logger
+	onSessions func(hub string) // Options.OnSessions (sessions.go)
 }
 
 func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState {
@@ -68,6 +70,7 @@ func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState
 		sessions: map[*session]struct{}{},
 		perUser:  map[string]int{},
 		now:      now,
+		log:      log,
 	}
 	hs.setUserLimits(c)
 	hs.setDHCP(c, log)
@@ -114,6 +117,7 @@ func (hs *hubState) update(c *HubConfig, log *slog.Logger) {
 	for se := range hs.sessions {
 		se.port.SetFilter(filterFor(prog, se.user))
 	}
+	hs.endRemovedUsers(c) // sessions.go
 	hs.mu.Unlock()
 	hs.setDHCP(c, log)
 	if old.MACAgeingSeconds != c.MACAgeingSeconds || old.MaxMACs != c.MaxMACs {
@@ -234,6 +238,10 @@ func (hs *hubState) register(se *session) (string, bool) {
 	defer hs.mu.Unlock()
 	if hs.removed {
 		return hs.reason, false
+	}
+	if _, ok := hs.cfg.Users[se.user]; !ok {
+		// Removed while it logged in: endRemovedUsers did not see it.
+		return ReasonUserRemoved, false
 	}
 	hs.sessions[se] = struct{}{}
 	// The list may have changed since attach; update only reaches registered

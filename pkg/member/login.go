@@ -176,6 +176,7 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	}
 	se.label = req.User + "@" + remote
 	se.remote = remote
+	se.since = s.now()
 	// The port exists before the client hears OK, so a frame another session
 	// sends once this client is "in" reaches it.
 	if !se.hs.attach(se) {

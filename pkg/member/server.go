@@ -61,6 +61,9 @@ type Options struct {
 	// UDPForward, if set, reaches the other members' UDP sockets and
 	// sessions (cluster mode: the mesh; udp.go).
 	UDPForward UDPForwarder
+	// OnSessions, if set, is called (without locks held) when a session of
+	// hub started or ended; Sessions lists them (sessions.go).
+	OnSessions func(hub string)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -75,6 +78,7 @@ type Server struct {
 	known   func(string) bool
 	borrow  func(context.Context, sessionkind.Kind) bool
 	udpFwd  UDPForwarder
+	onSess  func(string)
 
 	settings atomic.Pointer[settings]
 	gate     *license.Gate
@@ -116,6 +120,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		known:     opts.Known,
 		borrow:    opts.Borrow,
 		udpFwd:    opts.UDPForward,
+		onSess:    opts.OnSessions,
 		gate:      license.NewGate(license.Unlimited, license.Unlimited),
 		hubs:      map[string]*hubState{},
 		listeners: map[net.Listener]struct{}{},
@@ -221,7 +226,9 @@ func (s *Server) Apply(cfg *Config) error {
 			hs.update(h, s.log)
 			continue
 		}
-		s.hubs[h.Name] = newHubState(h, s.now, s.log)
+		hs := newHubState(h, s.now, s.log)
+		hs.onSessions = s.onSess
+		s.hubs[h.Name] = hs
 		s.log.Info("hub added", "hub", h.Name, "type", h.Type, "users", len(h.Users))
 	}
 	for name, hs := range s.hubs {

@@ -31,6 +31,7 @@ type session struct {
 	user   string
 	label  string
 	remote string
+	since  time.Time // login; set before register
 	id     [16]byte
 	udp    *udpSession // set when the session negotiated CapUDP (udp.go)
 
@@ -56,6 +57,7 @@ func (se *session) run() {
 	start := time.Now()
 	log := se.srv.log.With("hub", se.hs.name, "user", se.user, "remote", se.remote, "kind", se.kind.String())
 	log.Info("session started", "gso", se.conn.Config().GSO)
+	se.hs.sessionsChanged()
 	ctx, cancel := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
 	go func() {
@@ -73,6 +75,7 @@ func (se *session) run() {
 	se.conn.Close()
 	<-writerDone
 	se.hs.deregister(se)
+	se.hs.sessionsChanged()
 	se.srv.gate.Release(se.kind)
 	st := se.conn.Stats()
 	log.Info("session ended", "reason", endReason(err), "duration", time.Since(start).Round(time.Millisecond),
