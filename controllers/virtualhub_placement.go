@@ -37,6 +37,7 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 	var ups []hubUpdate
 	emit := func(h liveHub, st vpnv1alpha1.VirtualHubStatus, ev *hubEvent) {
 		st.ObservedGeneration = h.obj.Generation
+		keepServedSessions(&h.status, &st) // virtualhub_sessions.go
 		if !hubStatusEqual(&h.status, &st) {
 			ups = append(ups, hubUpdate{hub: h, desired: st, event: ev})
 		}
@@ -289,7 +290,7 @@ func hubStatusEqual(a, b *vpnv1alpha1.VirtualHubStatus) bool {
 	if a.ObservedGeneration != b.ObservedGeneration || a.AssignedMember != b.AssignedMember ||
 		a.Placement != b.Placement || a.Sessions != b.Sessions || a.LocalBridge != b.LocalBridge ||
 		!slices.Equal(a.Instances, b.Instances) || !slices.Equal(a.LocalBridgeEligible, b.LocalBridgeEligible) ||
-		!slices.EqualFunc(a.Conditions, b.Conditions, conditionEqual) {
+		!slices.EqualFunc(a.Conditions, b.Conditions, conditionEqual) || !sessionsEqual(a, b) {
 		return false
 	}
 	ra, rb := a.LastReassignment, b.LastReassignment

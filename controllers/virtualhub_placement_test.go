@@ -124,6 +124,8 @@ func TestHubStatusEqualSeesEveryField(t *testing.T) {
 			Instances:        []vpnv1alpha1.HubInstance{{Member: "m", Sessions: 1, Ready: true}},
 			LastReassignment: &vpnv1alpha1.Reassignment{From: "a", To: "m", Reason: "r", Time: now},
 			Conditions:       []metav1.Condition{{Type: "Ready", Status: "True", Reason: "r", Message: "x", ObservedGeneration: 1, LastTransitionTime: now}},
+			SessionList:      []vpnv1alpha1.HubSession{{ID: "s", Member: "m", User: "u"}},
+			SessionReports:   []vpnv1alpha1.SessionReport{{Member: "m", Sessions: 1, Listed: 1}},
 		}
 	}
 	a, b := full(), full()
@@ -144,9 +146,13 @@ func TestHubStatusEqualSeesEveryField(t *testing.T) {
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.Conditions[0].Message = "y" },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.Conditions[0].Status = "False" },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.Conditions = nil },
+		// Session entries count by identity (the operator only drops them).
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.SessionList = nil },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.SessionList[0].Member = "n" },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.SessionReports = nil },
 	}
 	// Every field of the status type must be covered by an edit above.
-	if n := reflect.TypeOf(vpnv1alpha1.VirtualHubStatus{}).NumField(); n != 9 {
+	if n := reflect.TypeOf(vpnv1alpha1.VirtualHubStatus{}).NumField(); n != 11 {
 		t.Fatalf("VirtualHubStatus has %d fields; update hubStatusEqual and this test", n)
 	}
 	for i, edit := range edits {

@@ -120,6 +120,7 @@ type Member struct {
 	secrets  *secretInformers     // user Secrets per namespace (secrets.go)
 	failover *failover            // moving a dead peer's hubs (failover.go)
 	loans    *loans               // licenses lent and borrowed (loans.go)
+	sessions *sessionPublisher    // sessions into hub statuses (sessions.go)
 }
 
 // New builds the member server (serving no hub yet) and the API clients.
@@ -176,12 +177,14 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.view.Store(&view{})
 	m.failover = newFailover(m)
 	m.loans = newLoans(id.Name, log, &m.view)
+	m.sessions = newSessionPublisher(id.Name, reader, log)
 	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.answerCall})
 	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow,
-		UDPForward: meshUDP{m: m.mesh, tag: mesh.DatagramTag(id.Name), self: id.Name}})
+		UDPForward: meshUDP{m: m.mesh, tag: mesh.DatagramTag(id.Name), self: id.Name}, OnSessions: m.sessions.changed})
 	if err != nil {
 		return nil, err
 	}
+	m.sessions.srv = m.srv
 	m.mesh.OnDatagrams(m.srv.ForwardedDatagrams)
 	m.loans.mesh, m.loans.gate, m.loans.flush = m.mesh, m.srv.Gate(), m.flushLoad
 	m.mesh.OnRelayedSession(m.srv.ServeRelayed)
@@ -292,6 +295,7 @@ func (m *Member) Run(ctx context.Context) error {
 		go m.renewLoop(ctx)
 		go m.watchFiles(ctx)
 		go m.failover.run(ctx)
+		go func() { _ = m.sessions.run(ctx, c) }()
 		wake := m.pass(ctx, c) // serve the known placement before accepting
 		ln, mln, err = m.listen()
 		if err == nil {
@@ -314,9 +318,12 @@ func (m *Member) watch(ctx context.Context, c crcache.Cache) error {
 		}
 		_, _ = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc: func(any) { m.poke() }, DeleteFunc: func(any) { m.poke() },
-			UpdateFunc: func(_, n any) {
+			UpdateFunc: func(o, n any) {
 				if v, ok := n.(*vpnv1alpha1.VPNCluster); ok && isWide(v) != m.wide {
 					m.log.Warn("hubNamespaces changed between Same and All/Selector: restart the member pods to watch the new namespaces", "from", v.Spec.HubNamespaces.From)
+				}
+				if oh, ok := o.(*vpnv1alpha1.VirtualHub); ok && sessionsOnly(oh, n.(*vpnv1alpha1.VirtualHub)) {
+					return // session entries (sessions.go): nothing the plan reads
 				}
 				m.poke()
 			},

@@ -1,0 +1,210 @@
+// Copyright 2026 The hubfleet authors.
+// Licensed under the Apache License, Version 2.0 (see LICENSE).
+
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/member"
+	"github.com/hubfleet/hubfleet/pkg/protocol"
+)
+
+// idLogin logs in at r (retrying while the member learns the hub) and
+// returns the session and its id as the status lists it.
+func idLogin(t *testing.T, r *runner, hub, user string) (*session, string) {
+	t.Helper()
+	var s *session
+	var id string
+	eventually(t, 20*time.Second, "login to "+hub+" as "+user, func() error {
+		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
+		defer cancel()
+		conn, res, err := protocol.Dial(ctx, r.addr, r.client, protocol.LoginRequest{Hub: hub, User: user, Password: user + "-pw", Kind: protocol.KindClient})
+		if err != nil {
+			return err
+		}
+		s, id = &session{conn: conn, end: make(chan error, 1)}, member.SessionID(res.SessionID)
+		return nil
+	})
+	go func() { _ = s.conn.RunKeepalive(bg()) }()
+	go func() {
+		for {
+			if _, err := s.conn.ReadFrames(func([]byte) {}); err != nil {
+				s.end <- err
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { s.conn.Close() })
+	return s, id
+}
+
+// shutDownWith waits for s to end with a Shutdown giving reason.
+func (s *session) shutDownWith(t *testing.T, reason string) {
+	t.Helper()
+	select {
+	case err := <-s.end:
+		if se, ok := errors.AsType[*protocol.ShutdownError](err); !ok || se.Reason != reason {
+			t.Fatalf("session ended with %v, want Shutdown %q", err, reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("session still open after 10s, want Shutdown %q", reason)
+	}
+}
+
+func getHub(ns, name string) (*vpnv1alpha1.VirtualHub, error) {
+	h := &vpnv1alpha1.VirtualHub{}
+	return h, k8s.Get(bg(), types.NamespacedName{Namespace: ns, Name: name}, h)
+}
+
+// listedAre checks a hub's listed sessions: id → member, user.
+func listedAre(ns, name string, want map[string][2]string) error {
+	h, err := getHub(ns, name)
+	if err != nil {
+		return err
+	}
+	got := map[string][2]string{}
+	for _, s := range h.Status.SessionList {
+		got[s.ID] = [2]string{s.Member, s.User}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		return fmt.Errorf("sessionList %v, want %v", got, want)
+	}
+	reports := map[string]int32{}
+	for _, r := range h.Status.SessionReports {
+		if r.Listed != r.Sessions {
+			return fmt.Errorf("report %+v: listed != sessions", r)
+		}
+		reports[r.Member] += r.Sessions
+	}
+	per := map[string]int32{}
+	for _, mu := range want {
+		per[mu[0]]++
+	}
+	if fmt.Sprint(reports) != fmt.Sprint(per) {
+		return fmt.Errorf("sessionReports %v, want %v", reports, per)
+	}
+	return nil
+}
+
+// The two members of a static hub each list the session they serve in the
+// hub's status, with their own field manager, without overwriting each
+// other; the disconnect annotation ends exactly the named session (Shutdown
+// "disconnected by an administrator") and its entry goes; removing a user
+// from the users Secret ends that user's session and its entry goes.
+func TestSessionsInHubStatus(t *testing.T) {
+	ns := fixture(t)
+	twoMembersWithIPs(t, ns)
+	both := []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}, {Member: "vpn-member-1"}}
+	newHub(t, ns, "lan", vpnv1alpha1.HubStatic)
+	setStatus(t, ns, "lan", vpnv1alpha1.VirtualHubStatus{Instances: both})
+	m0, m1 := meshPairWith(t, ns, func(_ string, rt http.RoundTripper) http.RoundTripper { return rt })
+	lan := ns + "/lan"
+
+	began := time.Now().Add(-time.Second)
+	alice, aliceID := idLogin(t, m0, lan, "alice")
+	bob, bobID := idLogin(t, m1, lan, "bob")
+	// Each served where it logged in (equal load: no relay).
+	if l, _ := m0.m.Server().Sessions(lan); len(l) != 1 || l[0].ID != aliceID {
+		t.Fatalf("m0 serves %+v, want alice's session only", l)
+	}
+	want := map[string][2]string{aliceID: {"vpn-member-0", "alice"}, bobID: {"vpn-member-1", "bob"}}
+	eventually(t, 10*time.Second, "both sessions listed", func() error { return listedAre(ns, "lan", want) })
+
+	h, _ := getHub(ns, "lan")
+	for _, s := range h.Status.SessionList {
+		if s.Kind != "client" || !strings.HasPrefix(s.Source, "127.0.0.1:") || s.Since.Time.Before(began) ||
+			s.LastUpdated.IsZero() || s.Since.Time.After(s.LastUpdated.Time) {
+			t.Errorf("entry %+v", s)
+		}
+	}
+	managers := map[string]bool{}
+	for _, mf := range h.ManagedFields {
+		if mf.Subresource == "status" {
+			managers[mf.Manager] = true
+		}
+	}
+	if !managers["hubfleet-member/vpn-member-0"] || !managers["hubfleet-member/vpn-member-1"] {
+		t.Errorf("status managers %v, want one per member", managers)
+	}
+
+	// Disconnect alice (and an id nobody has).
+	h.Annotations = map[string]string{vpnv1alpha1.AnnotationDisconnect: "ffffffffffffffffffffffffffffffff," + aliceID}
+	if err := k8s.Update(bg(), h); err != nil {
+		t.Fatal(err)
+	}
+	alice.shutDownWith(t, member.ReasonDisconnected)
+	delete(want, aliceID)
+	eventually(t, 10*time.Second, "alice's entry gone, bob's kept", func() error { return listedAre(ns, "lan", want) })
+	select {
+	case err := <-bob.end:
+		t.Fatalf("bob's session ended: %v", err)
+	default:
+	}
+
+	// Remove bob from the users Secret.
+	sec := &corev1.Secret{}
+	if err := k8s.Get(bg(), client.ObjectKey{Namespace: ns, Name: "users"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	delete(sec.Data, "bob")
+	if err := k8s.Update(bg(), sec); err != nil {
+		t.Fatal(err)
+	}
+	bob.shutDownWith(t, member.ReasonUserRemoved)
+	eventually(t, 10*time.Second, "no session listed", func() error { return listedAre(ns, "lan", map[string][2]string{}) })
+	// alice, still a user, logs in again: a new id, listed.
+	_, again := idLogin(t, m0, lan, "alice")
+	if again == aliceID {
+		t.Fatal("a new login kept the disconnected session's id")
+	}
+	eventually(t, 10*time.Second, "alice's new session listed", func() error {
+		return listedAre(ns, "lan", map[string][2]string{again: {"vpn-member-0", "alice"}})
+	})
+}
+
+// A member that restarts under the same name removes the entries its
+// earlier process left (it died without removing them).
+func TestSessionsLeftByEarlierProcessRemoved(t *testing.T) {
+	ns := fixture(t)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-0", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}}})
+	// The earlier process's entry, applied with the member's field manager.
+	p := newSessionPublisher("vpn-member-0", k8s, testLogger(t))
+	now := metav1.Now()
+	if err := p.apply(bg(), ns, "dyn", statusApply{
+		SessionList:    []vpnv1alpha1.HubSession{{ID: "0123456789abcdef0123456789abcdef", User: "alice", Kind: "client", Member: "vpn-member-0", Since: now, LastUpdated: now}},
+		SessionReports: []vpnv1alpha1.SessionReport{{Member: "vpn-member-0", Sessions: 1, Listed: 1, LastUpdated: now}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := listedAre(ns, "dyn", map[string][2]string{"0123456789abcdef0123456789abcdef": {"vpn-member-0", "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := startMember(t, ns, "vpn-member-0", env.Config)
+	eventually(t, 10*time.Second, "stale entry removed", func() error { return listedAre(ns, "dyn", map[string][2]string{}) })
+	_, id := idLogin(t, r, ns+"/dyn", "alice")
+	eventually(t, 10*time.Second, "new session listed", func() error {
+		return listedAre(ns, "dyn", map[string][2]string{id: {"vpn-member-0", "alice"}})
+	})
+}
+
+func TestSessionCap(t *testing.T) {
+	for members, want := range map[int]int{0: 500, 1: 500, 2: 500, 3: 333, 10: 100, 40: 50} {
+		if got := sessionCap(members); got != want {
+			t.Errorf("sessionCap(%d) = %d, want %d", members, got, want)
+		}
+	}
+}
