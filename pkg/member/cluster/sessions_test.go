@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
@@ -206,5 +208,62 @@ func TestSessionCap(t *testing.T) {
 		if got := sessionCap(members); got != want {
 			t.Errorf("sessionCap(%d) = %d, want %d", members, got, want)
 		}
+	}
+}
+
+// statusWrites counts a member's PATCHes of virtualhubs/status.
+type statusWrites struct {
+	n    atomic.Int64
+	next http.RoundTripper
+}
+
+func (w *statusWrites) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPatch && strings.Contains(req.URL.Path, "/virtualhubs/") && strings.HasSuffix(req.URL.Path, "/status") {
+		w.n.Add(1)
+	}
+	return w.next.RoundTrip(req)
+}
+
+// A burst of logins and one of logouts are a few status writes, not one per
+// session: a change is written a second after the first one (debounced).
+func TestSessionWritesDebounced(t *testing.T) {
+	ns := fixture(t)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-0", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}}})
+	w := &statusWrites{}
+	rc := rest.CopyConfig(env.Config)
+	rc.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { w.next = rt; return w }
+	r := startMember(t, ns, "vpn-member-0", rc)
+	dyn := ns + "/dyn"
+	_, first := idLogin(t, r, dyn, "alice") // the member serves the hub now
+	eventually(t, 10*time.Second, "first session listed", func() error {
+		return listedAre(ns, "dyn", map[string][2]string{first: {"vpn-member-0", "alice"}})
+	})
+	before := w.n.Load()
+
+	const n = 20
+	began := time.Now()
+	want := map[string][2]string{first: {"vpn-member-0", "alice"}}
+	var all []*session
+	for i := range n {
+		user := []string{"alice", "bob"}[i%2]
+		s, id := idLogin(t, r, dyn, user)
+		want[id] = [2]string{"vpn-member-0", user}
+		all = append(all, s)
+	}
+	burst := time.Since(began)
+	eventually(t, 10*time.Second, "all sessions listed", func() error { return listedAre(ns, "dyn", want) })
+	logins := w.n.Load() - before
+	for _, s := range all {
+		s.conn.Close()
+	}
+	eventually(t, 10*time.Second, "only the first session listed", func() error {
+		return listedAre(ns, "dyn", map[string][2]string{first: {"vpn-member-0", "alice"}})
+	})
+	logouts := w.n.Load() - before - logins
+	t.Logf("%d logins in %v: %d status writes; %d logouts: %d writes", n, burst.Round(time.Millisecond), logins, n, logouts)
+	// One write per debounce period of the burst, plus the one it ends with.
+	if limit := int64(burst/sessionDebounce) + 2; logins > limit || logouts > 2 {
+		t.Errorf("%d writes for %d logins over %v (limit %d), %d for the logouts (limit 2)", logins, n, burst, limit, logouts)
 	}
 }
