@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hubfleet/hubfleet/internal/scheme"
@@ -29,13 +31,23 @@ func init() {
 // the caller's own kubeconfig, so the API server's RBAC decides.
 type kubeFlags struct {
 	kubeconfig, context, namespace string
+	as                             string
+	asGroups                       stringList
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config, else in-cluster)")
 	fs.StringVar(&k.context, "context", "", "kubeconfig context (default: the current one)")
 	fs.StringVar(&k.namespace, "n", "", "the hub's namespace (default: the context's)")
 	fs.StringVar(&k.namespace, "namespace", "", "same as -n")
+	fs.StringVar(&k.as, "as", "", "impersonate this user, as kubectl --as (to check what a tenant may do)")
+	fs.Var(&k.asGroups, "as-group", "impersonate this group, as kubectl --as-group (repeatable)")
 }
 
 // client builds a client and the namespace to use.
@@ -44,7 +56,10 @@ func (k *kubeFlags) client() (client.Client, string, error) {
 	if k.kubeconfig != "" {
 		rules.ExplicitPath = k.kubeconfig
 	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: k.context})
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{
+		CurrentContext: k.context,
+		AuthInfo:       clientcmdapi.AuthInfo{Impersonate: k.as, ImpersonateGroups: k.asGroups},
+	})
 	cfg, err := cc.ClientConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("no Kubernetes API configuration: %w", err)
