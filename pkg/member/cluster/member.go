@@ -322,8 +322,11 @@ func (m *Member) watch(ctx context.Context, c crcache.Cache) error {
 				if v, ok := n.(*vpnv1alpha1.VPNCluster); ok && isWide(v) != m.wide {
 					m.log.Warn("hubNamespaces changed between Same and All/Selector: restart the member pods to watch the new namespaces", "from", v.Spec.HubNamespaces.From)
 				}
-				if oh, ok := o.(*vpnv1alpha1.VirtualHub); ok && sessionsOnly(oh, n.(*vpnv1alpha1.VirtualHub)) {
-					return // session entries (sessions.go): nothing the plan reads
+				// Session entries (sessions.go) are nothing the plan reads;
+				// while fenced every event counts (the resync waits for the
+				// cache to catch up, fence.go).
+				if oh, ok := o.(*vpnv1alpha1.VirtualHub); ok && !m.lease.fencedNow() && sessionsOnly(oh, n.(*vpnv1alpha1.VirtualHub)) {
+					return
 				}
 				m.poke()
 			},
