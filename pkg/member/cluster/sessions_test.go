@@ -267,3 +267,32 @@ func TestSessionWritesDebounced(t *testing.T) {
 		t.Errorf("%d writes for %d logins over %v (limit %d), %d for the logouts (limit 2)", logins, n, burst, limit, logouts)
 	}
 }
+
+// Only updates that change the session entries or the disconnect
+// annotation are kept from the loop.
+func TestSessionsOnly(t *testing.T) {
+	base := &vpnv1alpha1.VirtualHub{ObjectMeta: metav1.ObjectMeta{Name: "h", ResourceVersion: "1", Annotations: map[string]string{"x": "y"}}}
+	base.Status.AssignedMember = "m"
+	sess := base.DeepCopy()
+	sess.ResourceVersion = "2"
+	sess.Status.SessionList = []vpnv1alpha1.HubSession{{ID: "a"}}
+	sess.Status.SessionReports = []vpnv1alpha1.SessionReport{{Member: "m"}}
+	sess.Annotations[vpnv1alpha1.AnnotationDisconnect] = "a"
+	if !sessionsOnly(base, sess) {
+		t.Error("entries and annotation: not sessionsOnly")
+	}
+	if _, ok := base.Annotations[vpnv1alpha1.AnnotationDisconnect]; ok || len(sess.Status.SessionList) != 1 {
+		t.Error("sessionsOnly changed its arguments")
+	}
+	moved := sess.DeepCopy()
+	moved.Status.AssignedMember = "n"
+	other := sess.DeepCopy()
+	other.Annotations["x"] = "z"
+	spec := sess.DeepCopy()
+	spec.Spec.Users = &vpnv1alpha1.UsersSpec{SecretName: "other"}
+	for name, n := range map[string]*vpnv1alpha1.VirtualHub{"status": moved, "annotation": other, "spec": spec} {
+		if sessionsOnly(sess, n) {
+			t.Errorf("%s change counted as sessions only", name)
+		}
+	}
+}
