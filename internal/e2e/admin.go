@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
@@ -12,8 +13,9 @@ import (
 
 // HubfleetAdmin runs an administrator's command of the hubfleet binary
 // (`hubfleet sessions`, `hubfleet disconnect`) against the local cluster:
-// `hubfleet <cmd> --kubeconfig <the cluster's> args...`. It returns the
-// combined output, and an error wrapping the exit status if it failed.
+// `hubfleet <cmd> --kubeconfig <the cluster's> args...`. It returns its
+// stdout, or stdout and stderr with an error wrapping the exit status if it
+// failed.
 func HubfleetAdmin(cmd string, args ...string) (string, error) {
 	if HubfleetBin == "" {
 		return "", fmt.Errorf("the hubfleet binary is not set up: the test must run under e2e.Main (TestMain)")
@@ -21,9 +23,11 @@ func HubfleetAdmin(cmd string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), kubectlTimeout)
 	defer cancel()
 	c := exec.CommandContext(ctx, HubfleetBin, append([]string{cmd, "--kubeconfig", kubeconfig}, args...)...)
-	out, err := c.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("hubfleet %s %s: %w: %s", cmd, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		out := stdout.String() + stderr.String()
+		return out, fmt.Errorf("hubfleet %s %s: %w: %s", cmd, strings.Join(args, " "), err, strings.TrimSpace(out))
 	}
-	return string(out), nil
+	return stdout.String(), nil
 }
