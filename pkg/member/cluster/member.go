@@ -178,6 +178,7 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.failover = newFailover(m)
 	m.loans = newLoans(id.Name, log, &m.view)
 	m.sessions = newSessionPublisher(id.Name, reader, log)
+	m.sessions.placed = func(h *vpnv1alpha1.VirtualHub) bool { placed, _ := m.id.placedHere(h); return placed }
 	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.answerCall})
 	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow,
 		UDPForward: meshUDP{m: m.mesh, tag: mesh.DatagramTag(id.Name), self: id.Name}, OnSessions: m.sessions.changed})

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,13 +88,16 @@ type sessionPublisher struct {
 	asked map[string]bool // disconnect ids already acted on
 	wake  chan struct{}
 	cache client.Reader // set by run
+	// placed says whether the hub is placed on this member (Identity.placedHere).
+	placed   func(*vpnv1alpha1.VirtualHub) bool
+	cleaning map[string]bool // hub/member whose stale entries are being removed
 }
 
 func newSessionPublisher(self string, writer client.Client, log *slog.Logger) *sessionPublisher {
 	return &sessionPublisher{
 		self: self, log: log, writer: writer, now: time.Now,
 		due: map[string]time.Time{}, last: map[string]*published{}, asked: map[string]bool{},
-		wake: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), cleaning: map[string]bool{},
 	}
 }
 
@@ -221,6 +225,79 @@ func (p *sessionPublisher) observe(o any) {
 	if !known && listsMember(h, p.self) {
 		p.mark(name, p.now())
 	}
+	for _, gone := range p.staleMembers(h) {
+		key := name + "/" + gone
+		p.mu.Lock()
+		busy := p.cleaning[key]
+		p.cleaning[key] = true
+		p.mu.Unlock()
+		if !busy {
+			go p.removeStale(h.Namespace, h.Name, gone, key)
+		}
+	}
+}
+
+// staleMembers are the members with entries on h that h's placement no
+// longer names, when this member holds h and is the first (by name) of
+// those that do: it removes them, so a dead member's entries go even with
+// the operator down (the operator does the same, virtualhub_sessions.go).
+func (p *sessionPublisher) staleMembers(h *vpnv1alpha1.VirtualHub) []string {
+	if len(h.Status.SessionReports) == 0 && len(h.Status.SessionList) == 0 {
+		return nil
+	}
+	if p.placed == nil || !p.placed(h) {
+		return nil
+	}
+	serving := map[string]bool{}
+	if h.Status.AssignedMember != "" {
+		serving[h.Status.AssignedMember] = true
+	}
+	for _, in := range h.Status.Instances {
+		serving[in.Member] = true
+	}
+	for m := range serving {
+		if m < p.self {
+			return nil // that one cleans
+		}
+	}
+	var out []string
+	add := func(m string) {
+		if !serving[m] && m != p.self && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	for _, r := range h.Status.SessionReports {
+		add(r.Member)
+	}
+	for _, s := range h.Status.SessionList {
+		add(s.Member)
+	}
+	return out
+}
+
+// removeStale gives up member's entries on the hub by applying nothing with
+// member's field manager: the API server removes what that manager alone
+// applied.
+func (p *sessionPublisher) removeStale(ns, name, member, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body, err := json.Marshal(map[string]any{
+		"apiVersion": vpnv1alpha1.GroupVersion.String(), "kind": "VirtualHub",
+		"metadata": map[string]string{"namespace": ns, "name": name}, "status": statusApply{},
+	})
+	if err == nil {
+		obj := &vpnv1alpha1.VirtualHub{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+		err = p.writer.Status().Patch(ctx, obj, client.RawPatch(types.ApplyPatchType, body),
+			client.FieldOwner(sessionsManager(member)), client.ForceOwnership)
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		p.log.Warn("removing the session entries of a member that no longer holds the hub failed", "hub", ns+"/"+name, "member", member, "err", err)
+	} else {
+		p.log.Info("removed the session entries of a member that no longer holds the hub", "hub", ns+"/"+name, "member", member)
+	}
+	p.mu.Lock()
+	delete(p.cleaning, key)
+	p.mu.Unlock()
 }
 
 // disconnect ends the sessions of hub named in ids that this member serves.

@@ -296,3 +296,26 @@ func TestSessionsOnly(t *testing.T) {
 		}
 	}
 }
+
+// The member holding a hub removes the entries of a member the hub's
+// placement no longer names (it died and the hub moved), with no operator.
+func TestSessionsOfGoneMemberRemovedByHolder(t *testing.T) {
+	ns := fixture(t)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-0", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}}})
+	r := startMember(t, ns, "vpn-member-0", env.Config)
+	_, id := idLogin(t, r, ns+"/dyn", "alice")
+	mine := map[string][2]string{id: {"vpn-member-0", "alice"}}
+	eventually(t, 10*time.Second, "own session listed", func() error { return listedAre(ns, "dyn", mine) })
+
+	// vpn-member-1 held the hub before and died: its entry is still there.
+	p := newSessionPublisher("vpn-member-1", k8s, testLogger(t))
+	now := metav1.Now()
+	if err := p.apply(bg(), ns, "dyn", statusApply{
+		SessionList:    []vpnv1alpha1.HubSession{{ID: "0123456789abcdef0123456789abcdef", User: "bob", Kind: "client", Member: "vpn-member-1", Since: now, LastUpdated: now}},
+		SessionReports: []vpnv1alpha1.SessionReport{{Member: "vpn-member-1", Sessions: 1, Listed: 1, LastUpdated: now}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the gone member's entry removed, ours kept", func() error { return listedAre(ns, "dyn", mine) })
+}
