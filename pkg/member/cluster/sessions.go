@@ -35,9 +35,10 @@ import (
 // members' sets: a member's apply replaces only the entries it applied
 // before, so the members of a static hub never overwrite each other, and an
 // apply without entries removes all of this member's. What a member stopped
-// listing by dying is removed by the operator once the member leaves the
-// hub's placement (controllers/virtualhub_sessions.go), or by the member
-// itself when it comes back under the same name.
+// listing by dying is removed once the member leaves the hub's placement,
+// by the operator (controllers/virtualhub_sessions.go) and by the member
+// now holding the hub (staleMembers), or by the member itself when it comes
+// back under the same name.
 //
 // Writes: a login or logout marks its hub due sessionDebounce later, so a
 // burst is one write; counters are refreshed every sessionRefresh, and only
