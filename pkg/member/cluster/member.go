@@ -80,6 +80,9 @@ type Options struct {
 	// port then told to clients (default 0: the TCP port's number); tests.
 	UDPConn      *udpio.Conn
 	UDPAdvertise uint16
+	// SessionRefresh is how often the counters of listed sessions are
+	// rewritten when they changed (sessions.go); default 30s.
+	SessionRefresh time.Duration
 }
 
 // Member is a member server driven by Kubernetes objects: one loop
@@ -178,6 +181,9 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.failover = newFailover(m)
 	m.loans = newLoans(id.Name, log, &m.view)
 	m.sessions = newSessionPublisher(id.Name, reader, log)
+	if opts.SessionRefresh > 0 {
+		m.sessions.refresh = opts.SessionRefresh
+	}
 	m.sessions.placed = func(h *vpnv1alpha1.VirtualHub) bool { placed, _ := m.id.placedHere(h); return placed }
 	m.mesh = mesh.New(mesh.Options{Self: id.Name, TLS: meshTLS, Logger: log, OnLinkDown: m.failover.linkDown, OnCall: m.answerCall})
 	m.srv, err = member.New(&base, member.Options{Logger: log, Route: m.route, Relay: m.relay, Known: m.known, Borrow: m.loans.borrow,

@@ -82,6 +82,8 @@ type sessionPublisher struct {
 	writer client.Client // uncached; status apply
 	srv    *member.Server
 	now    func() time.Time
+	// refresh is how often changed counters are rewritten (sessionRefresh).
+	refresh time.Duration
 
 	mu    sync.Mutex
 	due   map[string]time.Time // hub → when to write it
@@ -96,7 +98,7 @@ type sessionPublisher struct {
 
 func newSessionPublisher(self string, writer client.Client, log *slog.Logger) *sessionPublisher {
 	return &sessionPublisher{
-		self: self, log: log, writer: writer, now: time.Now,
+		self: self, log: log, writer: writer, now: time.Now, refresh: sessionRefresh,
 		due: map[string]time.Time{}, last: map[string]*published{}, asked: map[string]bool{},
 		wake: make(chan struct{}, 1), cleaning: map[string]bool{},
 	}
@@ -133,7 +135,7 @@ func (p *sessionPublisher) run(ctx context.Context, c crcache.Cache) error {
 		AddFunc:    func(o any) { p.observe(o) },
 		UpdateFunc: func(_, n any) { p.observe(n) },
 	})
-	refresh := time.NewTicker(sessionRefresh)
+	refresh := time.NewTicker(p.refresh)
 	defer refresh.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

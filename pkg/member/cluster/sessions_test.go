@@ -319,3 +319,46 @@ func TestSessionsOfGoneMemberRemovedByHolder(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the gone member's entry removed, ours kept", func() error { return listedAre(ns, "dyn", mine) })
 }
+
+// Counters are rewritten at the refresh while they change: frames alice
+// sends show in her entry's rx and bob's tx.
+func TestSessionCountersRefreshed(t *testing.T) {
+	ns := fixture(t)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-0", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}}})
+	peerDir := t.TempDir()
+	writePeerPKI(t, peerDir)
+	r := startMemberWith(t, ns, "vpn-member-0", env.Config, meshSetup{peerDir: peerDir, ln: loopbackListener(t), sessionRefresh: 200 * time.Millisecond})
+	alice, aliceID := idLogin(t, r, ns+"/dyn", "alice")
+	_, bobID := idLogin(t, r, ns+"/dyn", "bob")
+	// Listed (the login's write) before any frame: only a refresh can
+	// bring the counters.
+	eventually(t, 10*time.Second, "both listed", func() error {
+		return listedAre(ns, "dyn", map[string][2]string{aliceID: {"vpn-member-0", "alice"}, bobID: {"vpn-member-0", "bob"}})
+	})
+	const n = 50
+	for i := range n {
+		if err := alice.conn.WriteFrames([][]byte{frame(broadcast, mac(1), fmt.Sprint("count ", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "counters in the status", func() error {
+		h, err := getHub(ns, "dyn")
+		if err != nil {
+			return err
+		}
+		var a, b *vpnv1alpha1.HubSession
+		for i := range h.Status.SessionList {
+			switch h.Status.SessionList[i].ID {
+			case aliceID:
+				a = &h.Status.SessionList[i]
+			case bobID:
+				b = &h.Status.SessionList[i]
+			}
+		}
+		if a == nil || b == nil || a.RxFrames < n || b.TxFrames < n || a.RxBytes < b.TxBytes-int64(n) || b.TxBytes == 0 {
+			return fmt.Errorf("alice %+v bob %+v", a, b)
+		}
+		return nil
+	})
+}

@@ -155,6 +155,8 @@ type meshSetup struct {
 	// tells clients (udp_test.go); without, the member serves no UDP.
 	udp          *udpio.Conn
 	udpAdvertise uint16
+	// sessionRefresh is Options.SessionRefresh (0: the default).
+	sessionRefresh time.Duration
 }
 
 func loopbackListener(t *testing.T) net.Listener {
@@ -209,7 +211,7 @@ func startMemberWith(t *testing.T, ns, name string, rc *rest.Config, ms meshSetu
 	m, err := New(rc, id, Options{
 		Logger: testLogger(t), Listener: ln, ShutdownTimeout: 2 * time.Second,
 		MeshListener: ms.ln, PeerAddr: ms.peerAddr, OpenBridge: openFakeLAN,
-		UDPConn: ms.udp, UDPAdvertise: ms.udpAdvertise,
+		UDPConn: ms.udp, UDPAdvertise: ms.udpAdvertise, SessionRefresh: ms.sessionRefresh,
 	})
 	if err != nil {
 		t.Fatal(err)
