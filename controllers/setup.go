@@ -94,7 +94,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		// Hub counts in the cluster status may lag by a second; batching hub
 		// events keeps a burst of 10,000 placements from re-running the
 		// cluster phases thousands of times.
-		Watches(&vpnv1alpha1.VirtualHub{}, delayedHandler{delay: time.Second}).
+		Watches(&vpnv1alpha1.VirtualHub{}, delayedHandler{delay: time.Second}, builderPredicate(notSessionsOnly)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2}).
 		Complete(cr); err != nil {
 		return err

@@ -4,7 +4,11 @@
 package controllers
 
 import (
+	"maps"
+	"reflect"
 	"slices"
+
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 )
@@ -45,4 +49,30 @@ func keepServedSessions(old, st *vpnv1alpha1.VirtualHubStatus) {
 func sessionsEqual(a, b *vpnv1alpha1.VirtualHubStatus) bool {
 	return slices.EqualFunc(a.SessionList, b.SessionList, func(x, y vpnv1alpha1.HubSession) bool { return x.ID == y.ID && x.Member == y.Member }) &&
 		slices.EqualFunc(a.SessionReports, b.SessionReports, func(x, y vpnv1alpha1.SessionReport) bool { return x.Member == y.Member })
+}
+
+// notSessionsOnly passes hub updates that change more than the session
+// entries and the disconnect annotation: members rewrite those every few
+// seconds on a busy cluster, and nothing the VPNCluster reconciler computes
+// depends on them.
+func notSessionsOnly(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*vpnv1alpha1.VirtualHub)
+	n, ok2 := e.ObjectNew.(*vpnv1alpha1.VirtualHub)
+	if !ok1 || !ok2 {
+		return true
+	}
+	strip := func(h *vpnv1alpha1.VirtualHub) *vpnv1alpha1.VirtualHub {
+		c := *h
+		c.ResourceVersion, c.ManagedFields = "", nil
+		c.Status.SessionList, c.Status.SessionReports = nil, nil
+		if _, ok := c.Annotations[vpnv1alpha1.AnnotationDisconnect]; ok {
+			c.Annotations = maps.Clone(c.Annotations)
+			delete(c.Annotations, vpnv1alpha1.AnnotationDisconnect)
+			if len(c.Annotations) == 0 {
+				c.Annotations = nil
+			}
+		}
+		return &c
+	}
+	return !reflect.DeepEqual(strip(o), strip(n))
 }

@@ -6,6 +6,8 @@ package controllers
 import (
 	"testing"
 
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
 )
 
@@ -33,5 +35,23 @@ func TestKeepServedSessions(t *testing.T) {
 	}
 	if sessionsEqual(&old, &static) || !sessionsEqual(&static, &static) {
 		t.Error("sessionsEqual")
+	}
+}
+
+func TestNotSessionsOnly(t *testing.T) {
+	o := &vpnv1alpha1.VirtualHub{}
+	o.Name, o.ResourceVersion = "h", "1"
+	o.Status.AssignedMember = "m"
+	n := o.DeepCopy()
+	n.ResourceVersion = "2"
+	n.Status.SessionList = []vpnv1alpha1.HubSession{{ID: "a"}}
+	n.Annotations = map[string]string{vpnv1alpha1.AnnotationDisconnect: "a"}
+	if notSessionsOnly(event.UpdateEvent{ObjectOld: o, ObjectNew: n}) {
+		t.Error("a session-only update passed")
+	}
+	m := n.DeepCopy()
+	m.Status.AssignedMember = "other"
+	if !notSessionsOnly(event.UpdateEvent{ObjectOld: n, ObjectNew: m}) {
+		t.Error("a placement change was dropped")
 	}
 }

@@ -455,6 +455,9 @@ func sessionsOnly(o, n *vpnv1alpha1.VirtualHub) bool {
 		if _, ok := c.Annotations[vpnv1alpha1.AnnotationDisconnect]; ok {
 			c.Annotations = maps.Clone(c.Annotations)
 			delete(c.Annotations, vpnv1alpha1.AnnotationDisconnect)
+			if len(c.Annotations) == 0 {
+				c.Annotations = nil
+			}
 		}
 		return &c
 	}

@@ -284,6 +284,14 @@ func TestSessionsOnly(t *testing.T) {
 	if _, ok := base.Annotations[vpnv1alpha1.AnnotationDisconnect]; ok || len(sess.Status.SessionList) != 1 {
 		t.Error("sessionsOnly changed its arguments")
 	}
+	// The first disconnect request on a hub without annotations.
+	bare := base.DeepCopy()
+	bare.Annotations = nil
+	first := bare.DeepCopy()
+	first.Annotations = map[string]string{vpnv1alpha1.AnnotationDisconnect: "a"}
+	if !sessionsOnly(bare, first) {
+		t.Error("the first disconnect annotation: not sessionsOnly")
+	}
 	moved := sess.DeepCopy()
 	moved.Status.AssignedMember = "n"
 	other := sess.DeepCopy()
