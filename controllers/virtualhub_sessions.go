@@ -4,8 +4,6 @@
 package controllers
 
 import (
-	"maps"
-	"reflect"
 	"slices"
 
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -61,18 +59,5 @@ func notSessionsOnly(e event.UpdateEvent) bool {
 	if !ok1 || !ok2 {
 		return true
 	}
-	strip := func(h *vpnv1alpha1.VirtualHub) *vpnv1alpha1.VirtualHub {
-		c := *h
-		c.ResourceVersion, c.ManagedFields = "", nil
-		c.Status.SessionList, c.Status.SessionReports = nil, nil
-		if _, ok := c.Annotations[vpnv1alpha1.AnnotationDisconnect]; ok {
-			c.Annotations = maps.Clone(c.Annotations)
-			delete(c.Annotations, vpnv1alpha1.AnnotationDisconnect)
-			if len(c.Annotations) == 0 {
-				c.Annotations = nil
-			}
-		}
-		return &c
-	}
-	return !reflect.DeepEqual(strip(o), strip(n))
+	return !vpnv1alpha1.SessionsOnlyChange(o, n)
 }

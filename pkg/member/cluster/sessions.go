@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -447,19 +446,4 @@ func (p *sessionPublisher) apply(ctx context.Context, ns, name string, st status
 // sessionsOnly reports whether an update of a hub changed nothing the
 // member's loop reads: only the session entries, reports or the disconnect
 // annotation (and the object's version). The loop is not woken for those.
-func sessionsOnly(o, n *vpnv1alpha1.VirtualHub) bool {
-	strip := func(h *vpnv1alpha1.VirtualHub) *vpnv1alpha1.VirtualHub {
-		c := *h
-		c.ResourceVersion, c.ManagedFields = "", nil
-		c.Status.SessionList, c.Status.SessionReports = nil, nil
-		if _, ok := c.Annotations[vpnv1alpha1.AnnotationDisconnect]; ok {
-			c.Annotations = maps.Clone(c.Annotations)
-			delete(c.Annotations, vpnv1alpha1.AnnotationDisconnect)
-			if len(c.Annotations) == 0 {
-				c.Annotations = nil
-			}
-		}
-		return &c
-	}
-	return reflect.DeepEqual(strip(o), strip(n))
-}
+func sessionsOnly(o, n *vpnv1alpha1.VirtualHub) bool { return vpnv1alpha1.SessionsOnlyChange(o, n) }
