@@ -28,13 +28,23 @@ const HandshakeTimeout = DefaultDeadPeerTimeout
 var ErrNoAnswer = errors.New("member did not answer")
 
 // handshakeAttempts is how many connections Dial opens, one every
-// HandshakeTimeout/handshakeAttempts while none has completed its handshake.
-// Behind a Service (a NodePort, a load balancer) each connection may reach a
-// different member, so a second one made while the first waits on a frozen
-// member usually completes in milliseconds on a live one; the first handshake
-// to complete wins and the others are closed. Against one member it costs
-// two idle connections at most.
-const handshakeAttempts = 3
+// handshakeStagger while none has completed its handshake. Behind a Service
+// (a NodePort, a load balancer) each connection may reach a different member,
+// so a second one made while the first waits on a frozen member usually
+// completes in milliseconds on a live one; the first handshake to complete
+// wins and the others are closed. Against one member it costs a few idle
+// connections at most.
+//
+// The stagger is 250 ms, as in Happy Eyeballs (RFC 8305): it was
+// HandshakeTimeout/3 = 1 s, and a reconnect that kube-proxy sent to the
+// frozen member (not yet marked not Ready) waited that second before trying
+// another, which put frozen-member failover at 4.1 s in one CI run (p99
+// target 4 s). On a long path whose handshake takes more than 250 ms the
+// cost is an extra connection per login, closed when the first completes.
+const (
+	handshakeAttempts = 4
+	handshakeStagger  = 250 * time.Millisecond
+)
 
 // Dial connects to a member at addr (host:port), completes the TLS handshake and
 // logs in. On OK it returns the session; on a refusal it returns the result and its
@@ -65,8 +75,8 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, req LoginReques
 }
 
 // firstHandshake returns the first connection to addr whose TLS handshake
-// completes. A new attempt starts every HandshakeTimeout/handshakeAttempts
-// while none has; an attempt that fails outright (refused, a certificate
+// completes. A new attempt starts every handshakeStagger (up to
+// handshakeAttempts) while none has; an attempt that fails outright (refused, a certificate
 // the client does not trust) ends Dial with its error once no other attempt
 // is pending, as a single connection would.
 func firstHandshake(ctx context.Context, addr string, conf *tls.Config) (*tls.Conn, error) {
@@ -83,7 +93,7 @@ func firstHandshake(ctx context.Context, addr string, conf *tls.Config) (*tls.Co
 			results <- result{tc, err}
 		}()
 	}
-	stagger := time.NewTicker(HandshakeTimeout / handshakeAttempts)
+	stagger := time.NewTicker(handshakeStagger)
 	defer stagger.Stop()
 	launch()
 	started, pending := 1, 1

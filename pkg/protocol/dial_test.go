@@ -141,7 +141,7 @@ func TestDialStaggersPastSilentMember(t *testing.T) {
 	}
 	conn.Close()
 	(<-sessions).Close()
-	if want := HandshakeTimeout / handshakeAttempts; took < want-50*time.Millisecond || took > want+time.Second {
+	if want := handshakeStagger; took < want-50*time.Millisecond || took > want+time.Second {
 		t.Fatalf("logged in after %v; want about one stagger (%v)", took, want)
 	}
 	t.Logf("logged in on the second connection after %v", took.Round(time.Millisecond))
