@@ -38,29 +38,8 @@ func TestUDPForwardedOverMesh(t *testing.T) {
 	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
 	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-0", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}}})
 
-	peerDir := t.TempDir()
-	writePeerPKI(t, peerDir)
-	names := []string{"vpn-member-0", "vpn-member-1"}
-	setups := map[string]*meshSetup{}
-	addrs := map[string]string{}
-	udps := map[string]*udpio.Conn{}
-	for _, name := range names {
-		ln := loopbackListener(t)
-		addrs[name] = ln.Addr().String()
-		uc, err := udpio.Listen("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		udps[name] = uc
-		setups[name] = &meshSetup{peerDir: peerDir, ln: ln, udp: uc, peerAddr: func(member, _ string) string { return addrs[member] }}
-	}
 	// Both advertise member-1's port: the "Service" sends every flow there.
-	m1UDP := udps["vpn-member-1"].LocalAddr()
-	for _, ms := range setups {
-		ms.udpAdvertise = m1UDP.Port()
-	}
-	m0 := startMemberWith(t, ns, "vpn-member-0", env.Config, *setups["vpn-member-0"])
-	startMemberWith(t, ns, "vpn-member-1", env.Config, *setups["vpn-member-1"])
+	m0, _, m1UDP := udpMembersBehindOnePort(t, ns)
 
 	dyn := ns + "/dyn"
 	bob := m0.frameLogin(t, dyn, "bob", "bob@m0")
@@ -184,4 +163,34 @@ func (r *runner) udpLogin(t *testing.T, hub, user string) (*protocol.Conn, *prot
 		}
 	}()
 	return conn, res
+}
+
+// udpMembersBehindOnePort starts vpn-member-0 and vpn-member-1 meshed on
+// loopback, each with a UDP socket, both advertising member-1's UDP port —
+// as a Service would send every client's flow to member-1.
+func udpMembersBehindOnePort(t *testing.T, ns string) (m0, m1 *runner, m1UDP netip.AddrPort) {
+	t.Helper()
+	peerDir := t.TempDir()
+	writePeerPKI(t, peerDir)
+	names := []string{"vpn-member-0", "vpn-member-1"}
+	setups := map[string]*meshSetup{}
+	addrs := map[string]string{}
+	udps := map[string]*udpio.Conn{}
+	for _, name := range names {
+		ln := loopbackListener(t)
+		addrs[name] = ln.Addr().String()
+		uc, err := udpio.Listen("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		udps[name] = uc
+		setups[name] = &meshSetup{peerDir: peerDir, ln: ln, udp: uc, peerAddr: func(member, _ string) string { return addrs[member] }}
+	}
+	m1UDP = udps["vpn-member-1"].LocalAddr()
+	for _, ms := range setups {
+		ms.udpAdvertise = m1UDP.Port()
+	}
+	m0 = startMemberWith(t, ns, "vpn-member-0", env.Config, *setups["vpn-member-0"])
+	m1 = startMemberWith(t, ns, "vpn-member-1", env.Config, *setups["vpn-member-1"])
+	return m0, m1, m1UDP
 }
