@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -68,26 +67,7 @@ func TestRelayThroughput(t *testing.T) {
 
 	run := func(from *e2e.Client) float64 {
 		t.Helper()
-		var mbps float64
-		e2e.Eventually(t, 60*time.Second, "iperf3 run from "+from.Name, func() (bool, error) {
-			out, err := from.Exec(30*time.Second, "iperf3", "-c", b.Address, "-p", "5201", "-t", "4", "-J")
-			if err != nil {
-				return false, fmt.Errorf("%v: %.300s", err, out)
-			}
-			var res struct {
-				End struct {
-					SumReceived struct {
-						BitsPerSecond float64 `json:"bits_per_second"`
-					} `json:"sum_received"`
-				} `json:"end"`
-			}
-			if err := json.Unmarshal([]byte(out), &res); err != nil {
-				return false, err
-			}
-			mbps = res.End.SumReceived.BitsPerSecond / 1e6
-			return mbps > 0, nil
-		})
-		return mbps
+		return iperfRun(t, from, b.Address)
 	}
 	var direct, relayed []float64
 	for range 3 {

@@ -114,9 +114,17 @@ func iperf(t *testing.T, from, to *e2e.Client) float64 {
 		t.Fatal(err)
 	}
 	defer func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); srv.Wait() }()
+	return iperfRun(t, from, to.Address)
+}
+
+// iperfRun runs one 4 s iperf3 TCP test from a client to a server already
+// listening at addr:5201 and returns the Mbit/s received, retrying for up
+// to a minute while the path comes up.
+func iperfRun(t *testing.T, from *e2e.Client, addr string) float64 {
+	t.Helper()
 	var mbps float64
-	e2e.Eventually(t, 60*time.Second, "iperf3 "+from.Name+" → "+to.Name+" over the UDP path", func() (bool, error) {
-		out, err := from.Exec(30*time.Second, "iperf3", "-c", to.Address, "-p", "5201", "-t", "4", "-J")
+	e2e.Eventually(t, 60*time.Second, "iperf3 from "+from.Name+" to "+addr, func() (bool, error) {
+		out, err := from.Exec(30*time.Second, "iperf3", "-c", addr, "-p", "5201", "-t", "4", "-J")
 		if err != nil {
 			return false, fmt.Errorf("%v: %.300s", err, out)
 		}
