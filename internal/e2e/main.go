@@ -13,6 +13,12 @@
 //
 // Main skips everything unless HUBFLEET_E2E=1 (`make e2e` sets it), because it
 // starts a Kubernetes node as root.
+//
+// On its own (`HUBFLEET_E2E=1 go test ./test/e2e/bridge`) Main brings the local
+// cluster up and down for its package. `make e2e` instead runs RunSuite
+// (internal/e2e/suite), which brings the cluster up once for every package and
+// sets SharedEnv: Main then uses that cluster and returns it to the state it
+// found it in (shared.go).
 package e2e
 
 import (
@@ -75,8 +81,10 @@ func run(m *testing.M) int {
 		logf("the e2e tests need root (the local cluster, network namespaces, TAP devices)")
 		return 1
 	}
-	_, file, _, _ := runtime.Caller(0)
-	Root = filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	Root = repoRoot()
+	if dir := os.Getenv(SharedEnv); dir != "" {
+		return runShared(m, dir)
+	}
 
 	unlock, err := lockCluster()
 	if err != nil {
@@ -119,6 +127,12 @@ func run(m *testing.M) int {
 		code = 1
 	}
 	return code
+}
+
+// repoRoot is the repository's root directory (this file's ../..).
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
 // lockCluster takes the exclusive flock on LockFile, blocking (and saying so)
@@ -169,11 +183,10 @@ func setup() error {
 		return err
 	}
 	logf("TIMING cluster up: %.1fs", time.Since(t).Seconds())
-	bin, err := os.ReadFile(filepath.Join(ClusterDir, "state", "bin"))
-	if err != nil {
-		return fmt.Errorf("the cluster script did not record its bin directory: %w", err)
+	var err error
+	if kubectlBin, err = clusterKubectl(); err != nil {
+		return err
 	}
-	kubectlBin = filepath.Join(strings.TrimSpace(string(bin)), "kubectl")
 
 	// Our own build directory: bin/ and dist/ of the checkout are shared with
 	// whoever else builds there meanwhile.
@@ -193,6 +206,15 @@ func setup() error {
 	}
 	logf("TIMING image build + import: %.1fs", time.Since(t).Seconds())
 	return nil
+}
+
+// clusterKubectl is the kubectl the running cluster's script recorded.
+func clusterKubectl() (string, error) {
+	bin, err := os.ReadFile(filepath.Join(ClusterDir, "state", "bin"))
+	if err != nil {
+		return "", fmt.Errorf("the cluster script did not record its bin directory: %w", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(bin)), "kubectl"), nil
 }
 
 // teardown brings the cluster down and checks that nothing is left; false if
