@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -24,6 +25,9 @@ import (
 // k8s is a direct (uncached) client to the test API server: tests see what
 // the operator wrote, not a cache of it.
 var k8s client.Client
+
+// restConfig reaches the same API server, for tests that watch.
+var restConfig *rest.Config
 
 // TestMain runs one real kube-apiserver and one operator for the whole
 // suite; each test works in its own namespace, so tests run in parallel.
@@ -47,6 +51,7 @@ func run(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	k8s = env.Client
+	restConfig = env.Config
 
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 scheme.New(),

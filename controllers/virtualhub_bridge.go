@@ -13,8 +13,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,148 +67,27 @@ func (n *nodeLabels) get(ctx context.Context, name string) (labels.Set, error) {
 	return node.Labels, nil
 }
 
-// bridgeStatus decides a static hub's local bridge (pkg/placement.PlaceBridge)
-// and writes status.localBridge and the Bridged condition into st. instances
-// are the members holding an instance of the hub. It returns the Event of a
-// change and when to look again (a bridge waiting for its holder to stop).
+// bridgeKind is the local bridge as a singleton service of the hub
+// (virtualhub_singleton.go).
+func bridgeKind(h *vpnv1alpha1.VirtualHub) *singletonKind {
+	lb := h.Spec.LocalBridge
+	return &singletonKind{
+		condition: vpnv1alpha1.ConditionBridged, activeReason: ReasonBridged,
+		releasing: ReasonBridgeReleasing, placed: ReasonBridgePlaced, moved: ReasonBridgeMoved, restarted: ReasonBridgeRestarted,
+		placeAction: "PlaceBridge", moveAction: "MoveBridge", releaseAction: "ReleaseBridge",
+		noun: "bridge", service: "bridge to interface " + lb.Interface,
+		does: "bridges interface " + lb.Interface, stopping: "bridging interface " + lb.Interface, stopped: "bridging",
+		nodeSelector: lb.NodeSelector,
+		holder:       func(st *vpnv1alpha1.VirtualHubStatus) *string { return &st.LocalBridge },
+		eligible:     func(st *vpnv1alpha1.VirtualHubStatus) *[]string { return &st.LocalBridgeEligible },
+	}
+}
+
+// bridgeStatus decides a static hub's local bridge and writes
+// status.localBridge and the Bridged condition into st (singletonStatus).
 func bridgeStatus(ctx context.Context, h liveHub, st *vpnv1alpha1.VirtualHubStatus, instances []string, ms *memberSet,
 	pods map[string]*corev1.Pod, leases map[string]*coordinationv1.Lease, cl *vpnv1alpha1.VPNCluster, nodes *nodeLabels, now time.Time) (*hubEvent, time.Duration, error) {
-	lb := h.obj.Spec.LocalBridge
-	gen := h.obj.Generation
-	dur := time.Duration(leaseDuration(cl)) * time.Second
-	old := meta.FindStatusCondition(h.status.Conditions, vpnv1alpha1.ConditionBridged)
-
-	bs := placement.BridgeState{Holder: h.status.LocalBridge, Grace: dur}
-	if old != nil && bs.Holder != "" {
-		bs.Active = old.Status == metav1.ConditionTrue
-		bs.HolderProcess, bs.Known = processIn(old.Message)
-		if !bs.Active {
-			bs.Inactive = now.Sub(old.LastTransitionTime.Time)
-		}
-	}
-	sel := labels.SelectorFromSet(lb.NodeSelector)
-	members := make([]placement.BridgeMember, 0, len(ms.Members)+1)
-	why := map[string]string{} // why a member is not a candidate, for messages
-	for _, m := range ms.Members {
-		bm := placement.BridgeMember{Name: m.Name, Ready: m.Ready() && slices.Contains(instances, m.Name)}
-		bm.Process, bm.Stopped = bridgeProcess(m.Pod, m.Lease, dur, now)
-		if len(lb.NodeSelector) == 0 {
-			bm.Eligible = true
-		} else if m.Pod != nil && m.Pod.Spec.NodeName != "" {
-			l, err := nodes.get(ctx, m.Pod.Spec.NodeName)
-			if err != nil {
-				return nil, 0, err
-			}
-			bm.Eligible = sel.Matches(l)
-		}
-		switch {
-		case !bm.Eligible:
-			why[m.Name] = "not on a node matching nodeSelector " + selectorString(lb.NodeSelector)
-		case !bm.Ready:
-			why[m.Name] = "not ready: " + m.Message
-		}
-		members = append(members, bm)
-	}
-	if bs.Holder != "" && ms.byName(bs.Holder) == nil {
-		// A member removed by a scale-down may still be terminating.
-		bm := placement.BridgeMember{Name: bs.Holder}
-		bm.Process, bm.Stopped = bridgeProcess(pods[bs.Holder], leases[memberlease.LeaseName(bs.Holder)], dur, now)
-		why[bs.Holder] = "removed from the cluster"
-		members = append(members, bm)
-	}
-
-	d := placement.PlaceBridge(bs, members)
-	st.LocalBridge = d.Holder
-	// Members move the bridge of a failed holder while the operator is away
-	// (pkg/member/cluster/failover.go); they cannot read Nodes, so the
-	// operator tells them who is eligible.
-	st.LocalBridgeEligible = nil
-	for _, m := range members {
-		if m.Eligible && ms.byName(m.Name) != nil {
-			st.LocalBridgeEligible = append(st.LocalBridgeEligible, m.Name)
-		}
-	}
-	var ev *hubEvent
-	switch d.Why {
-	case placement.BridgeKept, placement.BridgePlaced, placement.BridgeMoved, placement.BridgeRestarted:
-		msg := fmt.Sprintf("member %s bridges interface %s %s%s)", d.Holder, lb.Interface, bridgeProcessMark, d.Process)
-		setBridged(st, gen, metav1.ConditionTrue, ReasonBridged, msg, now)
-		switch {
-		case d.Why == placement.BridgeMoved:
-			ev = &hubEvent{typ: corev1.EventTypeWarning, reason: ReasonBridgeMoved, action: "MoveBridge", member: d.Holder,
-				note: fmt.Sprintf("bridge to interface %s moved from %s to %s: %s certainly stopped bridging (%s)", lb.Interface, d.From, d.Holder, d.From, stopReason(d.From, members, bs, pods, leases, dur, now))}
-		case d.Why == placement.BridgeRestarted:
-			ev = &hubEvent{typ: corev1.EventTypeNormal, reason: ReasonBridgeRestarted, action: "PlaceBridge", member: d.Holder,
-				note: fmt.Sprintf("member %s runs a new process (container %s): bridge to interface %s activated for it", d.Holder, d.Process, lb.Interface)}
-		case old == nil || old.Status != metav1.ConditionTrue || h.status.LocalBridge != d.Holder:
-			ev = &hubEvent{typ: corev1.EventTypeNormal, reason: ReasonBridgePlaced, action: "PlaceBridge", member: d.Holder,
-				note: fmt.Sprintf("bridge to interface %s placed on member %s", lb.Interface, d.Holder)}
-		}
-	case placement.BridgeReleasing:
-		reason := why[d.Holder]
-		if reason == "" {
-			reason = "not ready"
-		}
-		proc := "unknown"
-		if bs.Known {
-			proc = bs.HolderProcess
-		}
-		msg := fmt.Sprintf("member %s is %s and must stop bridging interface %s %s%s); the bridge moves once it has certainly stopped: its container ends, its Lease expires, or %s after this condition turned False",
-			d.Holder, reason, lb.Interface, bridgeProcessMark, proc, dur)
-		setBridged(st, gen, metav1.ConditionFalse, ReasonBridgeReleasing, msg, now)
-		if old == nil || old.Reason != ReasonBridgeReleasing {
-			ev = &hubEvent{typ: corev1.EventTypeWarning, reason: ReasonBridgeReleasing, action: "ReleaseBridge", member: d.Holder, note: msg}
-		}
-	case placement.BridgeNoEligible:
-		msg := "no ready member holds an instance of the hub"
-		if len(lb.NodeSelector) > 0 {
-			msg = "no ready member on a node matching nodeSelector " + selectorString(lb.NodeSelector)
-		}
-		var notes []string
-		for _, m := range members {
-			if why[m.Name] != "" {
-				notes = append(notes, m.Name+" "+why[m.Name])
-			}
-		}
-		if len(notes) > 0 {
-			msg += " (" + strings.Join(notes, "; ") + ")"
-		}
-		setBridged(st, gen, metav1.ConditionFalse, ReasonNoEligibleMember, msg, now)
-		if old == nil || old.Reason != ReasonNoEligibleMember {
-			ev = &hubEvent{typ: corev1.EventTypeWarning, reason: ReasonNoEligibleMember, action: "PlaceBridge", note: msg}
-		}
-	}
-	return ev, d.Wait, nil
-}
-
-// bridgeEvent merges a bridge Event into the hub's scheduling Event of the
-// same pass (a hub update carries one Event): a bridge placed with the hub
-// is told in the Placed Event; any other bridge Event wins.
-func bridgeEvent(ev, bev *hubEvent) *hubEvent {
-	switch {
-	case bev == nil:
-		return ev
-	case ev == nil:
-		return bev
-	case bev.reason == ReasonBridgePlaced:
-		e := *ev
-		e.note += "; " + bev.note
-		return &e
-	}
-	return bev
-}
-
-// setBridged sets the Bridged condition. A new activation (a True message
-// naming another member or process) is a transition of its own: its time is
-// when that member was told to bridge.
-func setBridged(st *vpnv1alpha1.VirtualHubStatus, gen int64, s metav1.ConditionStatus, reason, msg string, now time.Time) {
-	c := metav1.Condition{Type: vpnv1alpha1.ConditionBridged, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen}
-	if old := meta.FindStatusCondition(st.Conditions, c.Type); old != nil && old.Status == s && old.Reason == reason {
-		c.LastTransitionTime = old.LastTransitionTime
-	} else {
-		c.LastTransitionTime = metav1.NewTime(now)
-	}
-	meta.SetStatusCondition(&st.Conditions, c)
+	return singletonStatus(ctx, bridgeKind(h.obj), h, st, instances, ms, pods, leases, cl, nodes, now)
 }
 
 // bridgeProcess returns the member container's ID and whether the member

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -144,12 +145,19 @@ func (r *VirtualHubReconciler) place(ctx context.Context, cl *vpnv1alpha1.VPNClu
 		if h.obj.Spec.Type == vpnv1alpha1.HubStatic {
 			st = staticStatus(h, d.Static[keys[i]], per, cl)
 			ev = transitionEvent(h, st, "")
-			if h.obj.Spec.LocalBridge != nil {
-				bev, wait, err := bridgeStatus(ctx, h, &st, d.Static[keys[i]], &ms, pods, leases, cl, nodes, now)
+			// The hub's singleton services (virtualhub_singleton.go).
+			for _, svc := range []struct {
+				on     bool
+				status func(context.Context, liveHub, *vpnv1alpha1.VirtualHubStatus, []string, *memberSet, map[string]*corev1.Pod, map[string]*coordinationv1.Lease, *vpnv1alpha1.VPNCluster, *nodeLabels, time.Time) (*hubEvent, time.Duration, error)
+			}{{h.obj.Spec.LocalBridge != nil, bridgeStatus}, {h.obj.Spec.DHCP != nil, dhcpStatus}} {
+				if !svc.on {
+					continue
+				}
+				sev, wait, err := svc.status(ctx, h, &st, d.Static[keys[i]], &ms, pods, leases, cl, nodes, now)
 				if err != nil {
 					return nil, 0, err
 				}
-				ev = bridgeEvent(ev, bev)
+				ev = singletonEvent(ev, sev)
 				if wait > 0 && (bridgeWait == 0 || wait < bridgeWait) {
 					bridgeWait = wait
 				}
@@ -181,6 +189,7 @@ func unscheduled(h liveHub, reason, msg string) vpnv1alpha1.VirtualHubStatus {
 	cond(&st, h.obj.Generation, vpnv1alpha1.ConditionScheduled, metav1.ConditionFalse, reason, msg)
 	cond(&st, h.obj.Generation, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, reason, "not scheduled: "+msg)
 	removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	removeCondition(&st.Conditions, vpnv1alpha1.ConditionDHCPServer)
 	return st
 }
 
@@ -240,6 +249,7 @@ func dynamicStatus(h liveHub, key string, d placement.Decision, mv placement.Mov
 		cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonMemberNotReady, msg)
 	}
 	removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	removeCondition(&st.Conditions, vpnv1alpha1.ConditionDHCPServer)
 
 	if mv.Hub == "" || h.status.AssignedMember == member {
 		return st, transitionEvent(h, st, "")
@@ -276,9 +286,13 @@ func staticStatus(h liveHub, members []string, per map[string]int32, cl *vpnv1al
 	cond(&st, gen, vpnv1alpha1.ConditionScheduled, metav1.ConditionTrue, ReasonPlaced, msg)
 	cond(&st, gen, vpnv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonInstancesReady, msg)
 
-	// The local bridge, if any, is placed by bridgeStatus (virtualhub_bridge.go).
+	// The local bridge and the DHCP server, if any, are placed by
+	// singletonStatus (virtualhub_singleton.go).
 	if h.obj.Spec.LocalBridge == nil {
 		removeCondition(&st.Conditions, vpnv1alpha1.ConditionBridged)
+	}
+	if h.obj.Spec.DHCP == nil {
+		removeCondition(&st.Conditions, vpnv1alpha1.ConditionDHCPServer)
 	}
 	return st
 }
@@ -288,7 +302,7 @@ func staticStatus(h liveHub, members []string, per map[string]int32, cl *vpnv1al
 // reflection-based equality.Semantic.DeepEqual cost more than Place itself.
 func hubStatusEqual(a, b *vpnv1alpha1.VirtualHubStatus) bool {
 	if a.ObservedGeneration != b.ObservedGeneration || a.AssignedMember != b.AssignedMember ||
-		a.Placement != b.Placement || a.Sessions != b.Sessions || a.LocalBridge != b.LocalBridge ||
+		a.Placement != b.Placement || a.Sessions != b.Sessions || a.LocalBridge != b.LocalBridge || a.DHCPServer != b.DHCPServer ||
 		!slices.Equal(a.Instances, b.Instances) || !slices.Equal(a.LocalBridgeEligible, b.LocalBridgeEligible) ||
 		!slices.EqualFunc(a.Conditions, b.Conditions, conditionEqual) || !sessionsEqual(a, b) {
 		return false

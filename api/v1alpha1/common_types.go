@@ -67,6 +67,10 @@ const (
 	ConditionScheduled = "Scheduled"
 	ConditionReady     = "Ready"
 	ConditionBridged   = "Bridged"
+	// ConditionDHCPServer is a Static hub's DHCP server: True names the
+	// member told to serve it (status.dhcpServer), as Bridged does for the
+	// local bridge.
+	ConditionDHCPServer = "DHCPServer"
 
 	// ConnectionLicense conditions.
 	ConditionActive    = "Active"

@@ -79,8 +79,9 @@ type VirtualHubSpec struct {
 
 	// dhcp runs a DHCP server inside the hub, so clients connecting without an
 	// --address get one (docs/user-guide.md, "Addresses from the hub"). Served with
-	// the hub by the member holding a Dynamic hub; on a Static hub members do not
-	// serve it yet (each instance would lease on its own) and say so in their log.
+	// the hub by the member holding a Dynamic hub; on a Static hub by exactly one
+	// member at a time, placed, fenced and moved as the local bridge is
+	// (status.dhcpServer and the DHCPServer condition).
 	// +optional
 	DHCP *DHCPSpec `json:"dhcp,omitempty"`
 }
@@ -362,10 +363,16 @@ type VirtualHubStatus struct {
 	// members do not read Nodes.
 	// +optional
 	LocalBridgeEligible []string `json:"localBridgeEligible,omitempty"`
+	// dhcpServer names the member that runs a Static hub's DHCP server
+	// (spec.dhcp); the DHCPServer condition says whether it is told to serve.
+	// One member at a time, never two: placed and moved like the local bridge.
+	// +optional
+	DHCPServer string `json:"dhcpServer,omitempty"`
 	// lastReassignment is the last move of the hub between members.
 	// +optional
 	LastReassignment *Reassignment `json:"lastReassignment,omitempty"`
-	// conditions: Scheduled, Ready (and Bridged with a localBridge).
+	// conditions: Scheduled, Ready (and Bridged with a localBridge, DHCPServer
+	// with dhcp on a Static hub).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -456,6 +463,7 @@ const AnnotationDisconnect = "vpn.hubfleet.io/disconnect"
 // +kubebuilder:printcolumn:name="Sessions",type=integer,JSONPath=`.status.sessions`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Bridge",type=string,JSONPath=`.status.localBridge`,priority=1
+// +kubebuilder:printcolumn:name="DHCP",type=string,JSONPath=`.status.dhcpServer`,priority=1,description="member running a Static hub's DHCP server"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type VirtualHub struct {
 	metav1.TypeMeta   `json:",inline"`
