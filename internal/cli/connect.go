@@ -44,6 +44,7 @@ type vpnFlags struct {
 	offload      bool
 	dhcp         optBool // connect only; default: on without --address
 	udp          bool
+	handoff      bool
 }
 
 func newVPNFlags(cmd string, kind sessionkind.Kind) (*flag.FlagSet, *vpnFlags) {
@@ -65,6 +66,7 @@ func newVPNFlags(cmd string, kind sessionkind.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.IntVar(&o.MTU, "mtu", 0, "TAP device MTU (default: the kernel's 1500)")
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
+	fs.BoolVar(&v.handoff, "handoff", true, "when the member the connection reaches relays the session to the member that holds the hub, let that member take the session's TLS over, so the first one only copies bytes (--handoff=false: it decrypts and re-encrypts every frame, as before)")
 	fs.BoolVar(&v.udp, "udp", false, "also offer the UDP data channel: frames go as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise. For lossy, long-delay networks; off by default because the UDP path cuts super-frames to the path MTU, so on fast paths TLS is quicker")
 	// The client is quiet unless something goes wrong: its status lines
 	// (not the log) tell a user what it is doing.
@@ -135,6 +137,7 @@ func runVPN(cmd string, kind sessionkind.Kind, args []string) int {
 		return ExitUsage
 	}
 	v.opts.NoUDP = !v.udp
+	v.opts.NoHandoff = !v.handoff
 	err = client.Run(ctx, v.opts)
 	if err == nil {
 		return ExitOK

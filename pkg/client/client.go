@@ -288,6 +288,9 @@ func (c *client) dial(ctx context.Context, addr string) (*protocol.Conn, *protoc
 		req.Capabilities = protocol.CapGSO
 	}
 	req.Capabilities |= c.udpCaps()
+	if !c.opts.NoHandoff {
+		req.Capabilities |= protocol.CapHandoff
+	}
 	withTicket := len(c.ticket) > 0 && time.Now().Before(c.ticketExpiry)
 	if withTicket {
 		req.Ticket = c.ticket

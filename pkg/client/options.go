@@ -75,6 +75,14 @@ type Options struct {
 	// path stops working.
 	NoUDP bool
 
+	// NoHandoff keeps a relayed session's TLS at the entry member: the
+	// session does not offer CapHandoff, so a login that lands on a member
+	// without the hub stays relayed frame by frame (two more AES-GCM passes
+	// per byte) instead of moving to a TLS session with the hub's member
+	// (protocol/handoff.go). For comparison and for entries that must see
+	// the session; handoff is on by default.
+	NoHandoff bool
+
 	// NoRetry makes Run return the first failure instead of retrying, for
 	// scripts that want an exit code rather than a client that waits.
 	NoRetry bool

@@ -44,6 +44,8 @@ func (s *Server) handle(raw net.Conn) {
 		// Only mTLS peers on the mesh port may state the relay fields
 		// (ServeRelayed); a client must never claim another entry or address.
 		s.refuse(tc, remote, req, refusal(protocol.BadRequest, "member %s accepts relayed logins only over the member mesh; clients must not set the relay fields", s.Name()))
+	} else if len(req.HandoffToken) > 0 {
+		s.refuse(tc, remote, req, refusal(protocol.BadRequest, "member %s accepts a handoff login only on a connection an entry member handed over; clients must not send a handoff token of their own", s.Name()))
 	} else if peer, ok := s.routeElsewhere(req); ok {
 		// The connection stays tracked for the relay's life, so Shutdown
 		// closes it and the client reconnects (to another member) at once.
@@ -160,6 +162,13 @@ func (s *Server) ServeRelayed(req *protocol.LoginRequest, conn net.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), protocol.LoginTimeout)
 	remote := req.RelayClientAddr + " via " + req.RelayEntry
+	if mtls, ok := handsOff(req, conn); ok {
+		se, sc := s.loginHandoff(ctx, mtls, remote, req)
+		cancel()
+		s.start(conn, sc, se)
+		return
+	}
+	req.HandoffToken = nil
 	se := s.login(ctx, conn, conn, remote, req)
 	cancel()
 	s.start(conn, conn, se)

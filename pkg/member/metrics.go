@@ -62,6 +62,7 @@ type collector struct {
 
 	info, sessions, hubs, macs, frames, bytes, flooded, drops *prometheus.Desc
 	licInUse, licAlloc, logins, relayed, meshLinks, fenced    *prometheus.Desc
+	handoffs                                                  *prometheus.Desc
 	// oldLicInUse and oldLicAlloc are the same series under the names of the
 	// earlier releases (hubfleet_server_licence_*), exported for one more
 	// release so dashboards and alerts can move; removed in the next.
@@ -94,6 +95,7 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 		oldLicAlloc: d("licence_allocation", "Deprecated: use hubfleet_server_license_allocation (removed in the next release).", "kind"),
 		logins:      d("logins_total", "Logins decided by this member, by result (ok or the refusal code). A relayed login is counted by the member that owns the hub.", "result"),
 		relayed:     d("relayed_sessions", "Sessions this member accepted as entry and relays over the member mesh to the member that holds their hub."),
+		handoffs:    d("handoffs_total", "Relayed logins this member, as the hub's owner, took over from their entry member (CapHandoff): the client's TLS session ends here and the entry only copies bytes."),
 		meshLinks:   d("mesh_links", "Live member-mesh links to other members."),
 		fenced:      d("fenced", "1 while the member does not serve its dynamic hubs because it could not renew its Lease in time."),
 		// Only hubs whose DHCP server runs on this member have these series.
@@ -108,7 +110,7 @@ func NewCollector(srv *Server, opts MetricsOptions) prometheus.Collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.info, c.sessions, c.hubs, c.macs, c.frames, c.bytes, c.flooded,
-		c.drops, c.licInUse, c.licAlloc, c.oldLicInUse, c.oldLicAlloc, c.logins, c.relayed, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages, c.aclDrops} {
+		c.drops, c.licInUse, c.licAlloc, c.oldLicInUse, c.oldLicAlloc, c.logins, c.relayed, c.handoffs, c.dhcpPool, c.dhcpInUse, c.dhcpQuarantined, c.dhcpMessages, c.aclDrops} {
 		ch <- d
 	}
 	c.udp.describe(ch)
@@ -194,6 +196,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(c.relayed, float64(c.srv.relaying.Load()))
+	counter(c.handoffs, c.srv.handoffs.Load())
 	c.udp.collect(c.srv, ch)
 	if c.opts.MeshLinks != nil {
 		gauge(c.meshLinks, float64(c.opts.MeshLinks()))

@@ -86,7 +86,8 @@ type Server struct {
 
 	// For the metrics (metrics.go): one atomic add per login or relay.
 	logins   loginCounters
-	relaying atomic.Int64 // sessions relayed to their hub's owner now
+	relaying atomic.Int64  // sessions relayed to their hub's owner now
+	handoffs atomic.Uint64 // relayed logins taken over by handoff (handoff.go)
 
 	udp atomic.Pointer[udpServer] // set while ServeUDP runs (udp.go)
 

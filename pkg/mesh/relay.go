@@ -114,6 +114,9 @@ func (m *Mesh) Relay(ctx context.Context, peer string, req protocol.LoginRequest
 	if req.RelayClientAddr == "" {
 		req.RelayClientAddr = client.RemoteAddr().String()
 	}
+	if err := OfferHandoff(&req); err != nil {
+		return err
+	}
 	owner, res, err := m.DialRelay(ctx, peer, req)
 	if res == nil {
 		return err
@@ -124,8 +127,62 @@ func (m *Mesh) Relay(ctx context.Context, peer string, req protocol.LoginRequest
 		}
 		return errors.Join(err, werr)
 	}
+	if res.Capabilities&protocol.CapHandoff != 0 {
+		return SpliceRaw(client, owner)
+	}
 	defer owner.Close()
 	return Splice(client, owner, res.DeadPeerTimeout)
+}
+
+// OfferHandoff gives a relayed login whose client offered CapHandoff a
+// fresh handoff token (protocol/handoff.go). An owner that grants it answers
+// with CapHandoff; the entry then forwards that answer and carries the
+// session with SpliceRaw.
+func OfferHandoff(req *protocol.LoginRequest) error {
+	if req.Capabilities&protocol.CapHandoff == 0 {
+		return nil
+	}
+	t, err := protocol.NewHandoffToken()
+	if err != nil {
+		return fmt.Errorf("relay: a handoff token: %w", err)
+	}
+	req.HandoffToken = t
+	return nil
+}
+
+// SpliceRaw carries a handed-off session at the entry: it copies bytes both
+// ways between the TCP connections under the client's and the owner's TLS
+// connections (protocol.SpliceTarget), in the kernel (splice(2)), until
+// either side ends, then closes both. The TLS sessions above are dropped
+// without close_notify: the bytes that follow belong to the client's new
+// TLS session with the owner. Unlike Splice there is no idle timeout: the
+// client and the owner each end a session whose peer goes silent (their
+// keepalives cross the copy), and closing their end closes the copy; an
+// entry that sees the hub move closes it itself (pkg/member/cluster).
+func SpliceRaw(client, owner net.Conn) error {
+	a, b := protocol.SpliceTarget(client), protocol.SpliceTarget(owner)
+	errc := make(chan error, 2)
+	cp := func(dst, src net.Conn) {
+		var err error
+		if rf, ok := dst.(io.ReaderFrom); ok {
+			_, err = rf.ReadFrom(src)
+		} else {
+			_, err = io.Copy(dst, src)
+		}
+		a.Close()
+		b.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+		errc <- err
+	}
+	go cp(a, b)
+	go cp(b, a)
+	err := <-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
 }
 
 // spliceBuf is the most one direction of a splice buffers before the reader

@@ -211,3 +211,6 @@ func opErr(op string, c *net.TCPConn, err error) error {
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
+
+// tcpConn is the connection under the wrapper (SpliceTarget).
+func (w *rawTCP) tcpConn() *net.TCPConn { return w.TCPConn }

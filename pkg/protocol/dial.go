@@ -71,6 +71,13 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, req LoginReques
 		tc.Close()
 		return nil, res, err
 	}
+	if res.Capabilities&CapHandoff != 0 {
+		// The entry member relayed the login and hands the connection
+		// over to the hub's member (handoff.go).
+		if tc, res, err = handOver(ctx, tc, tlsConf, req, res); err != nil {
+			return nil, res, err
+		}
+	}
 	return NewConn(tc, res.ConnConfig()), res, nil
 }
 

@@ -46,6 +46,10 @@ type LoginRequest struct {
 	// Capabilities the client offers (CapGSO, …). A relaying entry member
 	// forwards them unchanged: the session runs end to end with the owner.
 	Capabilities uint32
+	// HandoffToken (HandoffTokenLen bytes, handoff.go) is set by an entry
+	// member in a relayed login that may be handed off, and by the client in
+	// the login it sends the owner over the handed-off connection. Secret.
+	HandoffToken []byte
 }
 
 // String leaves the credentials out, so a request can be logged.
@@ -106,6 +110,19 @@ func (r *LoginRequest) invalid() string {
 	case len(r.RelayUDPKeys)%relayUDPKeyLen != 0 || len(r.RelayUDPKeys) > maxRelayUDPKeys:
 		return fmt.Sprintf("relayed UDP keys of %d bytes: want whole epochs of %d bytes, at most %d", len(r.RelayUDPKeys), relayUDPKeyLen, maxRelayUDPKeys)
 	}
+	return r.invalidHandoff()
+}
+
+func (r *LoginRequest) invalidHandoff() string {
+	switch {
+	case len(r.HandoffToken) == 0:
+	case len(r.HandoffToken) != HandoffTokenLen:
+		return fmt.Sprintf("handoff token of %d bytes, want %d", len(r.HandoffToken), HandoffTokenLen)
+	case r.Relayed && r.Capabilities&CapHandoff == 0:
+		return "a relayed login with a handoff token must offer CapHandoff"
+	case !r.Relayed && (r.Password != "" || len(r.Ticket) > 0):
+		return "a handoff login carries the token, not a password or ticket"
+	}
 	return ""
 }
 
@@ -129,6 +146,9 @@ type LoginResult struct {
 	Capabilities uint32
 	// UDP is set with CapUDP: where and how to send datagrams (udpcap.go).
 	UDP *UDPParams
+	// HandoffToken is set with CapHandoff: the client presents it to the
+	// owner in the login after the new handshake (handoff.go). Secret.
+	HandoffToken []byte
 	// ServerMinVersion and ServerMaxVersion are sent with VersionUnsupported.
 	ServerMinVersion, ServerMaxVersion uint16
 }

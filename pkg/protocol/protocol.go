@@ -41,6 +41,11 @@ const (
 	// CapGSO: frames may travel as FramesGSO batches with their segmentation
 	// offload metadata, including super-frames of up to MaxSuperFrame bytes.
 	CapGSO uint32 = 1
+	// CapHandoff: when the entry member relays the login to the hub's owner,
+	// the client's session moves to a TLS session of its own with the owner,
+	// on the same TCP connection, and the entry only copies bytes
+	// (handoff.go). CapUDP and CapUDPChaCha are in udpcap.go.
+	CapHandoff uint32 = 1 << 3
 )
 
 // The wire bytes of the session kinds (sessionkind.Kind, the one type for a

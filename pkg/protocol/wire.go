@@ -158,6 +158,9 @@ func encodeLoginRequest(r *LoginRequest) []byte {
 	if len(r.RelayUDPKeys) > 0 {
 		b = appendField(b, tagRelayUDPKeys, r.RelayUDPKeys)
 	}
+	if len(r.HandoffToken) > 0 {
+		b = appendField(b, tagHandoffToken, r.HandoffToken)
+	}
 	putHeader(b, msgLogin, len(b)-headerLen)
 	return b
 }
@@ -231,6 +234,10 @@ func decodeLoginRequest(body []byte) (*LoginRequest, error) {
 			if len(v) > 0 {
 				r.RelayUDPKeys = append([]byte(nil), v...)
 			}
+		case tagHandoffToken:
+			if len(v) > 0 {
+				r.HandoffToken = append([]byte(nil), v...)
+			}
 		}
 		return err
 	})
@@ -269,6 +276,9 @@ func encodeLoginResult(r *LoginResult) []byte {
 			b = appendField(b, tagCapabilities, binary.BigEndian.AppendUint32(nil, r.Capabilities))
 		}
 		b = appendUDPParams(b, r)
+		if r.Capabilities&CapHandoff != 0 && len(r.HandoffToken) > 0 {
+			b = appendField(b, tagHandoffToken, r.HandoffToken)
+		}
 	}
 	if r.ServerMaxVersion != 0 {
 		b = appendU16(b, tagServerMinVersion, r.ServerMinVersion)
@@ -334,11 +344,18 @@ func decodeLoginResult(body []byte) (*LoginResult, error) {
 			}
 		case tagUDP:
 			err = decodeUDPParams(r, v)
+		case tagHandoffToken:
+			if r.Code == OK && len(v) > 0 {
+				r.HandoffToken = append([]byte(nil), v...)
+			}
 		}
 		return err
 	})
 	if err == nil {
 		err = checkUDP(r)
+	}
+	if err == nil {
+		err = checkHandoff(r)
 	}
 	if err != nil {
 		return nil, protoErr("bad login result: %v", err)

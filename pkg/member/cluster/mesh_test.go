@@ -31,11 +31,17 @@ type frameClient struct {
 
 func (r *runner) frameLogin(t *testing.T, hub, user, name string) *frameClient {
 	t.Helper()
+	return r.frameLoginCaps(t, hub, user, name, 0)
+}
+
+// frameLoginCaps is frameLogin offering capabilities caps.
+func (r *runner) frameLoginCaps(t *testing.T, hub, user, name string, caps uint32) *frameClient {
+	t.Helper()
 	var c *frameClient
 	eventually(t, 20*time.Second, "login to "+hub+" as "+user, func() error {
 		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
 		defer cancel()
-		conn, _, err := protocol.Dial(ctx, r.addr, r.client, protocol.LoginRequest{Hub: hub, User: user, Password: user + "-pw", Kind: protocol.KindClient})
+		conn, _, err := protocol.Dial(ctx, r.addr, r.client, protocol.LoginRequest{Hub: hub, User: user, Password: user + "-pw", Kind: protocol.KindClient, Capabilities: caps})
 		if err != nil {
 			return err
 		}

@@ -49,6 +49,9 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 	// A client that offered UDP gets it from the owner with the keys the
 	// entry exports from its TLS session (udprelay.go).
 	udpExp := relayUDPKeys(c, &req)
+	if err := mesh.OfferHandoff(&req); err != nil {
+		return fmt.Errorf("%w: %v", member.ErrRelayUnreachable, err)
+	}
 	var owner net.Conn
 	var res *protocol.LoginResult
 	var err error
@@ -90,6 +93,17 @@ func (m *Member) relay(ctx context.Context, peer string, req protocol.LoginReque
 			owner.Close()
 		}
 		return errors.Join(err, werr)
+	}
+	if res.Capabilities&protocol.CapHandoff != 0 {
+		// The owner took the client's session over (protocol/handoff.go):
+		// from here the entry copies bytes and holds no keys, so a UDP
+		// channel needs nothing from it but the datagram forwarding every
+		// session gets. Closing the TCP connections ends the copy at once.
+		cr, or := protocol.SpliceTarget(c), protocol.SpliceTarget(owner)
+		ar := &activeRelay{hub: req.Hub, peer: peer, close: func() { cr.Close(); or.Close() }}
+		m.relays.add(ar, &m.view)
+		defer m.relays.remove(ar)
+		return mesh.SpliceRaw(c, owner)
 	}
 	defer owner.Close()
 	if udpExp != nil && res.UDP != nil && res.Capabilities&protocol.CapUDP != 0 {

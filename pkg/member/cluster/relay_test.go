@@ -110,11 +110,17 @@ func silentPeer(t *testing.T) string {
 // (counted from the moment the relay starts dialling the owner).
 func relayedNow(t *testing.T, r *runner) string {
 	t.Helper()
+	return metricNow(t, r, "hubfleet_server_relayed_sessions")
+}
+
+// metricNow scrapes the member's metric name (a series without labels).
+func metricNow(t *testing.T, r *runner, name string) string {
+	t.Helper()
 	rec := httptest.NewRecorder()
 	member.MetricsHandler(r.m.Server(), r.m.MetricsOptions()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	sc := bufio.NewScanner(rec.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "hubfleet_server_relayed_sessions "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			return v
 		}
 	}
