@@ -24,10 +24,29 @@ type sinkOwner struct {
 	got  atomic.Int64
 	want int64
 	done chan struct{}
+	// handoff, when set, is the owner's client-facing TLS configuration:
+	// relayed logins that offer CapHandoff are taken over (protocol/handoff.go).
+	handoff *tls.Config
 }
 
 func (s *sinkOwner) serve(req *protocol.LoginRequest, conn net.Conn) {
 	res := &protocol.LoginResult{Code: protocol.OK, MaxFrame: 2048}
+	mtls, isTLS := conn.(*tls.Conn)
+	if s.handoff != nil && isTLS && req.Capabilities&protocol.CapHandoff != 0 && len(req.HandoffToken) > 0 {
+		res.Capabilities, res.HandoffToken = protocol.CapHandoff, req.HandoffToken
+		if protocol.WriteResult(conn, res) != nil {
+			conn.Close()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		tc, _, err := protocol.AcceptHandoff(ctx, mtls, s.handoff, req)
+		cancel()
+		if err != nil {
+			mtls.NetConn().Close()
+			return
+		}
+		conn, res = tc, &protocol.LoginResult{Code: protocol.OK, MaxFrame: 2048, SessionID: res.SessionID}
+	}
 	if protocol.WriteResult(conn, res) != nil {
 		conn.Close()
 		return
@@ -51,10 +70,10 @@ func (s *sinkOwner) serve(req *protocol.LoginRequest, conn net.Conn) {
 
 // pushFrames logs in at addr and writes n 1400-byte frames in batches of 128,
 // returning when the sink has counted them all.
-func pushFrames(b *testing.B, addr string, clients *tls.Config, sink *sinkOwner, n int) time.Duration {
+func pushFrames(b *testing.B, addr string, clients *tls.Config, sink *sinkOwner, n int, caps uint32) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pc, _, err := protocol.Dial(ctx, addr, clients, protocol.LoginRequest{Hub: "bench", Kind: protocol.KindClient, MaxFrame: 2048})
+	pc, _, err := protocol.Dial(ctx, addr, clients, protocol.LoginRequest{Hub: "bench", Kind: protocol.KindClient, MaxFrame: 2048, Capabilities: caps})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -150,7 +169,7 @@ func BenchmarkThroughput(b *testing.B) {
 	n1 := startNode(b, "m1", "127.0.0.1:0", ca.conf)
 	connect(n0, n1)
 
-	sink := &sinkOwner{done: make(chan struct{}, 1)}
+	sink := &sinkOwner{done: make(chan struct{}, 1), handoff: ca.clientFacing(b)}
 	n1.m.OnRelayedSession(sink.serve)
 	direct := directServer(b, ca, sink)
 	e := startEntry(b, ca, n0.m, "m1")
@@ -161,10 +180,12 @@ func BenchmarkThroughput(b *testing.B) {
 	b.SetBytes(benchFrame)
 	b.ResetTimer()
 	c0 := cpuTime()
-	dDirect := pushFrames(b, direct, e.clients, sink, n)
+	dDirect := pushFrames(b, direct, e.clients, sink, n, 0)
 	c1 := cpuTime()
-	dRelay := pushFrames(b, e.addr, e.clients, sink, n)
+	dRelay := pushFrames(b, e.addr, e.clients, sink, n, 0)
 	c2 := cpuTime()
+	dHandoff := pushFrames(b, e.addr, e.clients, sink, n, protocol.CapHandoff)
+	c3 := cpuTime()
 	dLink := linkFrames(b, s0, s1, srcMAC, dstMAC, n)
 	b.StopTimer()
 	// CPU per frame (this process: client, members and sink) is steadier
@@ -174,6 +195,9 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ReportMetric(cpuDirect, "direct_cpu-ns/frame")
 	b.ReportMetric(cpuRelay, "relay_cpu-ns/frame")
 	b.ReportMetric(cpuDirect/cpuRelay, "direct/relay_cpu")
+	cpuHandoff := float64(c3-c2) / float64(n)
+	b.ReportMetric(cpuHandoff, "handoff_cpu-ns/frame")
+	b.ReportMetric(cpuDirect/cpuHandoff, "direct/handoff_cpu")
 
 	report := func(name string, d time.Duration) float64 {
 		fps := float64(n) / d.Seconds()
@@ -183,6 +207,7 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	fd, fr, fl := report("direct", dDirect), report("relay", dRelay), report("link", dLink)
 	b.ReportMetric(fr/fd, "relay/direct")
+	b.ReportMetric(report("handoff", dHandoff)/fd, "handoff/direct")
 	b.ReportMetric(fl/fd, "link/direct")
 }
 

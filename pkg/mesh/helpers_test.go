@@ -169,20 +169,12 @@ func newLoopbackListener() (net.Listener, error) { return net.Listen("tcp", "127
 // it to handle, which owns conn from then on. It returns the listener's address.
 func serveLogins(t testing.TB, ca *testCA, handle func(req *protocol.LoginRequest, conn net.Conn)) string {
 	t.Helper()
-	kp, err := ca.ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A member's listener: TLS over protocol.WrapTCP, as pkg/member serves.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := protocol.ServerTLSConfig(cert, nil)
+	conf := ca.clientFacing(t)
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -202,4 +194,19 @@ func serveLogins(t testing.TB, ca *testCA, handle func(req *protocol.LoginReques
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// clientFacing is a member's server TLS configuration for clients, with a
+// certificate of ca for 127.0.0.1.
+func (ca *testCA) clientFacing(t testing.TB) *tls.Config {
+	t.Helper()
+	kp, err := ca.ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return protocol.ServerTLSConfig(cert, nil)
 }
