@@ -67,6 +67,9 @@ type ClientOptions struct {
 	Verbose bool
 	// UDP adds --udp (offer the UDP data channel).
 	UDP bool
+	// NoHandoff adds --handoff=false: a relayed session stays relayed frame
+	// by frame by its entry member (protocol/handoff.go).
+	NoHandoff bool
 }
 
 // Client is a running `hubfleet connect` whose TAP lives in its own namespace.
@@ -130,6 +133,9 @@ func PrepareClient(t testing.TB, name string, o ClientOptions) *Client {
 	}
 	if o.Verbose {
 		args = append(args, "-v")
+	}
+	if o.NoHandoff {
+		args = append(args, "--handoff=false")
 	}
 	if o.UDP {
 		args = append(args, "--udp")
