@@ -5,11 +5,13 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"testing"
 	"time"
 
 	vpnv1alpha1 "github.com/hubfleet/hubfleet/api/v1alpha1"
+	"github.com/hubfleet/hubfleet/pkg/datagram"
 	"github.com/hubfleet/hubfleet/pkg/protocol"
 )
 
@@ -89,4 +91,60 @@ func TestHandoffOfRelayedSession(t *testing.T) {
 	if n := hubClients(m0.m.Server().Stats().Hubs, dyn); n != 1 {
 		t.Fatalf("m0 runs %d sessions of %s after the move, want 1", n, dyn)
 	}
+}
+
+// TestUDPForHandedOffSession: alice's login lands on member-1, which hands
+// her session over to member-0, the hub's member. Her UDP keys then come
+// from her own TLS session with member-0 — member-1 exports nothing and
+// holds no key of hers — and her datagrams, sent to member-1 as a Service
+// would, still reach member-0 by the session ID's tag, and member-0's reach
+// her from member-1's socket.
+func TestUDPForHandedOffSession(t *testing.T) {
+	ns := fixture(t)
+	twoMembersWithIPs(t, ns)
+	newHub(t, ns, "dyn", vpnv1alpha1.HubDynamic)
+	setStatus(t, ns, "dyn", vpnv1alpha1.VirtualHubStatus{AssignedMember: "vpn-member-0", Instances: []vpnv1alpha1.HubInstance{{Member: "vpn-member-0"}}})
+	m0, m1, m1UDP := udpMembersBehindOnePort(t, ns)
+	dyn := ns + "/dyn"
+	bob := m0.frameLogin(t, dyn, "bob", "bob@m0")
+
+	var alice *protocol.Conn
+	var res *protocol.LoginResult
+	eventually(t, 20*time.Second, "alice's login at member-1 with CapUDP and CapHandoff", func() error {
+		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
+		defer cancel()
+		var err error
+		alice, res, err = protocol.Dial(ctx, m1.addr, m1.client, protocol.LoginRequest{Hub: dyn, User: "alice", Password: "alice-pw",
+			Kind: protocol.KindClient, Capabilities: protocol.CapUDP | protocol.CapGSO | protocol.CapHandoff})
+		return err
+	})
+	t.Cleanup(func() { alice.Close() })
+	go func() { _ = alice.RunKeepalive(bg()) }()
+	go func() {
+		for {
+			if _, err := alice.ReadFrames(func([]byte) {}); err != nil {
+				return
+			}
+		}
+	}()
+	if got := metricNow(t, m0, "hubfleet_server_handoffs_total"); got != "1" {
+		t.Fatalf("member-0 handoffs_total = %q, want 1", got)
+	}
+	if res.Capabilities&protocol.CapUDP == 0 || res.UDP == nil || res.Capabilities&protocol.CapHandoff != 0 {
+		t.Fatalf("final result capabilities %#x (UDP params %v): want CapUDP granted and CapHandoff done", res.Capabilities, res.UDP)
+	}
+	m1.m.relays.mu.Lock()
+	n := len(m1.m.relays.udp)
+	m1.m.relays.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the entry holds UDP exporters for %d sessions; a handed-off session needs none", n)
+	}
+	exp := datagram.TLSExporter(alice.NetConn().(*tls.Conn).ConnectionState())
+	uc := newUDPTestClient(t, res, exp, m1UDP)
+	eventually(t, 20*time.Second, "a frame from alice's datagrams at bob", func() error {
+		tag := "handoff-udp-in " + time.Now().String()
+		uc.sendData(t, frame(mac(2), mac(1), tag))
+		return bob.receive(300*time.Millisecond, tag)
+	})
+	uc.receiveByDatagram(t, bob, "handoff-udp-out ", m1UDP)
 }
