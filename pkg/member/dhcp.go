@@ -5,6 +5,7 @@ package member
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -45,6 +46,7 @@ func (h *HubConfig) dhcpConfig() (*dhcp.Config, error) {
 type dhcpPort struct {
 	srv    *dhcp.Server
 	spec   *v1alpha1.DHCPSpec // what it was started from, to tell a change
+	held   bool               // started by HoldDHCP, not by the configuration
 	port   *hub.Port
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -133,3 +135,65 @@ func (s *Server) dhcpStats() map[string]dhcp.Stats {
 	}
 	return out
 }
+
+// DHCPHold is a DHCP server run on a hub outside the configuration
+// (HoldDHCP).
+type DHCPHold struct {
+	hs *hubState
+	d  *dhcpPort
+}
+
+// HoldDHCP starts a DHCP server with pool d on hub name, whose switch must
+// still be sw (a hub closed and served again has a new switch, and the
+// caller decided for the old one). Cluster mode runs a static hub's one
+// server this way, on the member the operator names, and stops it with its
+// own fence (pkg/member/cluster, singleton.go); the configuration of a hub
+// served with a held server has no dhcp, and Apply leaves the held server
+// alone. Closing the hub stops it: Done is closed.
+//
+// The server starts with an empty table and announces its address (a
+// gratuitous ARP from the hub's server MAC, the same on every member), so
+// the segment learns where it now is; clients' renewals teach it their
+// leases after a probe (pkg/dhcp), as after a dynamic hub's move.
+func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec) (*DHCPHold, error) {
+	c, err := DHCPSettings(d).Config()
+	if err != nil {
+		return nil, err
+	}
+	c.ServerMAC = dhcp.MACFor(name)
+	s.mu.Lock()
+	hs := s.hubs[name]
+	s.mu.Unlock()
+	if hs == nil || hs.sw != sw {
+		return nil, fmt.Errorf("hub %s is not served here (any more)", name)
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	switch {
+	case hs.removed:
+		return nil, fmt.Errorf("hub %s is being removed", name)
+	case hs.dhcp != nil:
+		return nil, fmt.Errorf("hub %s runs a DHCP server already", name)
+	}
+	p := startDHCP(hs.sw, c, hs.now, s.log)
+	p.spec, p.held = d, true
+	hs.dhcp = p
+	return &DHCPHold{hs: hs, d: p}, nil
+}
+
+// Done is closed when the server stopped by itself (its hub was closed).
+func (h *DHCPHold) Done() <-chan struct{} { return h.d.done }
+
+// Stop stops the server and detaches it from its hub; it returns once the
+// server's goroutine has ended, so no reply is sent after it.
+func (h *DHCPHold) Stop() {
+	h.hs.mu.Lock()
+	if h.hs.dhcp == h.d {
+		h.hs.dhcp = nil
+	}
+	h.hs.mu.Unlock()
+	h.d.stop()
+}
+
+// Stats are the server's figures now.
+func (h *DHCPHold) Stats() dhcp.Stats { return h.d.srv.Stats(h.d.now()) }

@@ -45,7 +45,7 @@ type hubState struct {
 	rateDrops  atomic.Uint64
 	removed    bool
 	reason     string    // why it was removed, for sessions that arrive after
-	dhcp       *dhcpPort // the hub's DHCP server; nil without cfg.DHCP
+	dhcp       *dhcpPort // the hub's DHCP server; nil without cfg.DHCP or a HoldDHCP
 	now        func() time.Time
 	log        *slog.Logger
 	onSessions func(hub string) // Options.OnSessions (sessions.go)
@@ -83,7 +83,8 @@ func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState
 func (hs *hubState) setDHCP(c *HubConfig, log *slog.Logger) {
 	hs.mu.Lock()
 	old := hs.dhcp
-	if old != nil && reflect.DeepEqual(old.spec, c.DHCP) {
+	if old != nil && (old.held || reflect.DeepEqual(old.spec, c.DHCP)) {
+		// A held server (HoldDHCP) is its holder's to stop.
 		hs.mu.Unlock()
 		return
 	}

@@ -128,19 +128,15 @@ func desired(id *Identity, base member.Config, in inputs) result {
 			continue
 		}
 		if d := h.Spec.DHCP; d != nil {
-			if _, err := member.DHCPSettings(d).Config(); !dynamic {
-				// Every member holds an instance of a static hub; a server on each
-				// would lease from its own table and give one address to two
-				// clients. One fenced holder, placed like the local bridge, is
-				// still to come (docs/user-guide.md).
-				r.problems = append(r.problems, fmt.Sprintf("hub %s: dhcp is not served on a Static hub yet (each member would lease on its own): the hub is served without DHCP; use a Dynamic hub for DHCP, or give clients --address", name))
-			} else if err != nil {
+			if _, err := member.DHCPSettings(d).Config(); err != nil {
 				// Unlike an access list, a missing DHCP server grants nothing, so
 				// the hub is served; clients with --address keep working.
 				r.problems = append(r.problems, fmt.Sprintf("hub %s: dhcp: %v: the hub is served without DHCP until it is fixed", name, err))
-			} else {
+			} else if dynamic {
 				hc.DHCP = d
 			}
+			// A static hub's one server runs on the member its status names,
+			// outside the configuration (dhcp.go).
 		}
 		if h.Spec.Users != nil && h.Spec.Users.SecretName != "" {
 			s, synced := in.secret(h.Namespace, h.Spec.Users.SecretName)

@@ -231,7 +231,7 @@ func (f *failover) run(ctx context.Context) {
 func (f *failover) do(ctx context.Context, w failoverWork) {
 	m := f.m
 	failed := false
-	for _, name := range union(w.due.hubs, w.due.bridges) {
+	for _, name := range union(w.due.hubs, w.due.singletons) {
 		if m.lease.fencedNow() {
 			return // a member that cannot vouch for its own view acts on nothing
 		}
@@ -253,9 +253,9 @@ func (f *failover) do(ctx context.Context, w failoverWork) {
 				failed = true
 			}
 		}
-		if slices.Contains(w.due.bridges, name) {
-			if err := f.moveBridges(ctx, w.peers, w.hubs, p, w.now); err != nil {
-				m.log.Warn("moving a failed peer's local bridges", "peer", name, "err", err)
+		if slices.Contains(w.due.singletons, name) {
+			if err := f.moveSingletons(ctx, w.peers, w.hubs, p, w.now); err != nil {
+				m.log.Warn("moving a failed peer's local bridges and DHCP servers", "peer", name, "err", err)
 				failed = true
 			}
 		}
@@ -335,20 +335,22 @@ func judgePeers(in judgeInputs) ([]peerState, time.Time) {
 }
 
 // failoverDue is what decideFailover finds due now: the failed peers whose
-// dynamic hubs, and those whose local bridges, this member moves.
+// dynamic hubs, and those whose singleton services (local bridges, static
+// hubs' DHCP servers), this member moves.
 type failoverDue struct {
-	hubs, bridges []string
+	hubs, singletons []string
 }
 
-func (d failoverDue) empty() bool { return len(d.hubs) == 0 && len(d.bridges) == 0 }
+func (d failoverDue) empty() bool { return len(d.hubs) == 0 && len(d.singletons) == 0 }
 
 // bridgeGrace is how long a failed peer's local bridge is left to the
 // operator before a member moves it. The operator places bridges with what
 // members cannot see (node labels, pod readiness) and moves a dead holder's
 // bridge within a few hundred milliseconds, so with it alive the members
 // never act; with it down the LAN is back about a second later than that,
-// inside the bridge's 3 s target. Dynamic hubs have no grace: a client's
-// every session waits on them.
+// inside the bridge's 3 s target. A static hub's DHCP server waits as long:
+// clients renew long before their leases end. Dynamic hubs have no grace: a
+// client's every session waits on them.
 const bridgeGrace = time.Second
 
 // decideFailover chooses, from the judged peers, the failed ones this
@@ -360,7 +362,7 @@ const bridgeGrace = time.Second
 // server). A member holding its own death certificate acts at once, since
 // not every peer gets one (a link may be down, a probe inconclusive); the
 // claim still lets only one win. A peer claimed by another member is left
-// to it for two more intervals. Bridges wait bridgeGrace at least.
+// to it for two more intervals. Singletons wait bridgeGrace at least.
 func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.VirtualHub, interval time.Duration, now time.Time) (due failoverDue, next time.Time) {
 	var live []string
 	for _, p := range peers {
@@ -393,8 +395,8 @@ func decideFailover(id *Identity, peers []peerState, hubs []*vpnv1alpha1.Virtual
 		if holdsDynamic(id, hubs, p.name) && at(p.since.Add(delay)) {
 			due.hubs = append(due.hubs, p.name)
 		}
-		if holdsBridge(id, hubs, p.name) && at(p.since.Add(max(delay, bridgeGrace))) {
-			due.bridges = append(due.bridges, p.name)
+		if holdsSingleton(id, hubs, p.name) && at(p.since.Add(max(delay, bridgeGrace))) {
+			due.singletons = append(due.singletons, p.name)
 		}
 	}
 	return due, next

@@ -181,8 +181,8 @@ func (m *Member) snapshot(ctx context.Context, c crcache.Cache) (*snapshot, erro
 //  5. license loans reconciled with the peers' reports, then the server's
 //     configuration (Apply: the allocation);
 //  6. static hubs attached to the mesh (their switches exist only now);
-//  7. local bridges (after 5 and 6: a bridge needs its hub's switch, and a
-//     moved bridge re-attaches the hub);
+//  7. local bridges and static hubs' DHCP servers (after 5 and 6: each
+//     needs its hub's switch, and a moved bridge re-attaches the hub);
 //  8. the failover worker.
 func (m *Member) act(p plan) {
 	m.secrets.ensure(p.config.secretNamespaces)
@@ -201,6 +201,7 @@ func (m *Member) act(p plan) {
 	m.config.apply(p.config.cfg, p.config.problems, p.fenced)
 	m.meshes.attach(p.static)
 	m.bridges.sync(p.bridges, p.fenced)
+	m.dhcp.sync(p.dhcp, p.fenced)
 	if !p.failover.due.empty() {
 		m.failover.hand(p.failover)
 	}

@@ -119,7 +119,8 @@ type Member struct {
 	config   *serverConfig        // the server's applied configuration
 	meshes   *meshState           // mesh peers and attached static hubs
 	relays   *relaySet            // sessions relayed from here (relay.go)
-	bridges  *memberBridges       // local bridges (bridge.go)
+	bridges  *singletons          // local bridges (bridge.go)
+	dhcp     *singletons          // static hubs' DHCP servers (dhcp.go)
 	secrets  *secretInformers     // user Secrets per namespace (secrets.go)
 	failover *failover            // moving a dead peer's hubs (failover.go)
 	loans    *loans               // licenses lent and borrowed (loans.go)
@@ -198,11 +199,8 @@ func New(cfg *rest.Config, id Identity, opts Options) (*Member, error) {
 	m.config = &serverConfig{srv: m.srv, log: log}
 	m.meshes = newMeshState(m.mesh, m.srv, log)
 	m.secrets = newSecretInformers(cs, log, m.poke)
-	m.bridges = &memberBridges{
-		self: id.Name, log: log, lease: m.lease, open: opts.OpenBridge, hubOf: m.srv.Hub, reattach: m.meshes.reattach,
-		margin: bridgeMargin(id.LeaseDuration, m.renewInterval()),
-		seen:   map[string]bool{}, inherited: map[string]string{}, active: map[string]*localBridge{}, activation: map[string]string{},
-	}
+	m.bridges = m.newBridges(opts.OpenBridge)
+	m.dhcp = m.newDHCPServers()
 	return m, nil
 }
 
@@ -405,6 +403,7 @@ func (m *Member) serve(ctx context.Context, c crcache.Cache, ln, mln net.Listene
 
 	m.serving.Store(false)
 	m.bridges.close()
+	m.dhcp.close()
 	_ = m.mesh.Close()
 	<-meshDone
 	sctx, cancel := context.WithTimeout(context.Background(), m.opts.ShutdownTimeout)

@@ -47,7 +47,8 @@ type plan struct {
 	fenced   bool            // as in the snapshot
 	view     *view           // routes and mesh peers
 	static   map[string]bool // static hubs to attach to the mesh
-	bridges  []bridgeSpec    // the cluster's local bridges
+	bridges  []singletonSpec // the cluster's local bridges
+	dhcp     []singletonSpec // the cluster's static hubs' DHCP servers
 	failover failoverWork    // failed peers to act on now (due empty: none)
 	loans    []loanReport    // the peers' license loan reports
 	wake     time.Time       // when the plan changes with no event (zero: never)
@@ -61,6 +62,7 @@ func (p *planner) makePlan(s *snapshot) plan {
 	out.static = staticHubs(out.config.cfg)
 	out.view = &view{routes: buildRoutes(p.id, s.hubs, s.licenses, s.cluster), peers: p.peers(s.cluster, s.leases)}
 	out.bridges = bridgeSpecs(p.id, s.hubs)
+	out.dhcp = dhcpSpecs(p.id, s.hubs)
 	if s.cluster == nil {
 		return out
 	}

@@ -186,10 +186,10 @@ func TestDecideFailoverBridgeGrace(t *testing.T) {
 		return []peerState{{name: "m-0", live: true}, {name: "m-1", failed: true, reason: ReasonMemberDead, since: planNow.Add(-ago)}}
 	}
 	due, next := decideFailover(id, dead(100*time.Millisecond), hubs, time.Second, planNow)
-	if !slices.Equal(due.hubs, []string{"m-1"}) || len(due.bridges) != 0 || !next.Equal(planNow.Add(900*time.Millisecond)) {
+	if !slices.Equal(due.hubs, []string{"m-1"}) || len(due.singletons) != 0 || !next.Equal(planNow.Add(900*time.Millisecond)) {
 		t.Errorf("just dead: due %+v next %v; want the hubs now, the bridge at +900ms", due, next)
 	}
-	if due, _ := decideFailover(id, dead(bridgeGrace), hubs, time.Second, planNow); !slices.Equal(due.bridges, []string{"m-1"}) {
+	if due, _ := decideFailover(id, dead(bridgeGrace), hubs, time.Second, planNow); !slices.Equal(due.singletons, []string{"m-1"}) {
 		t.Errorf("after the grace: due %+v, want the bridge", due)
 	}
 }
