@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"sigs.k8s.io/yaml"
 )
 
 // newDHCPEnv is newEnv with the member's namespace named hfdhcp-m-…, so every
@@ -38,25 +36,11 @@ func newDHCPEnv(t *testing.T) *env {
 
 // addDHCP adds a dhcp section to hubs of the member config writeConfig wrote.
 func (e *env) addDHCP(pools map[string]map[string]any) {
-	raw, err := os.ReadFile(e.config)
-	if err != nil {
-		e.t.Fatal(err)
+	values := map[string]any{}
+	for hub, p := range pools {
+		values[hub] = p
 	}
-	var cfg map[string]any
-	if err := yaml.Unmarshal(raw, &cfg); err != nil {
-		e.t.Fatal(err)
-	}
-	for _, h := range cfg["hubs"].([]any) {
-		h := h.(map[string]any)
-		if p, ok := pools[h["name"].(string)]; ok {
-			h["dhcp"] = p
-		}
-	}
-	out, err := yaml.Marshal(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.config = e.file("member.yaml", out)
+	e.setHubField("dhcp", values)
 }
 
 var (
