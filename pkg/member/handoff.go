@@ -37,6 +37,9 @@ func handsOff(req *protocol.LoginRequest, conn net.Conn) (*tls.Conn, bool) {
 // nil and the connection to close when the login was refused or the
 // handoff failed.
 func (s *Server) loginHandoff(ctx context.Context, mtls *tls.Conn, remote string, req *protocol.LoginRequest) (*session, net.Conn) {
+	// An entry sends the keys it exported for an owner that cannot hand
+	// off; this session's keys come from its own TLS session.
+	clear(req.RelayUDPKeys)
 	se, res := s.admit(ctx, req)
 	if se == nil {
 		s.refuse(mtls, remote, req, res)
