@@ -441,8 +441,25 @@ type SessionReport struct {
 	// listed is how many of them sessionList shows; fewer than sessions
 	// means the member reached its cap (docs/sessions.md).
 	Listed int32 `json:"listed"`
+	// dhcp is the use of the hub's DHCP pool, reported by the member that
+	// runs the hub's DHCP server (a Static hub's: the member status.dhcpServer
+	// names). Refreshed about a second after a DHCP exchange.
+	// +optional
+	DHCP *DHCPPoolUse `json:"dhcp,omitempty"`
 	// lastUpdated is when the member last wrote its entries.
 	LastUpdated metav1.Time `json:"lastUpdated"`
+}
+
+// DHCPPoolUse is how much of a hub's DHCP pool is leased.
+type DHCPPoolUse struct {
+	// poolAddresses the server leases (rangeStart+1 to rangeEnd).
+	PoolAddresses int32 `json:"poolAddresses"`
+	// leases bound and unexpired.
+	Leases int32 `json:"leases"`
+	// quarantined addresses: a host answered the server's ARP probe for them,
+	// or a client declined them; not handed out for ten minutes.
+	// +optional
+	Quarantined int32 `json:"quarantined,omitempty"`
 }
 
 // AnnotationDisconnect asks the members serving a hub to end sessions: a

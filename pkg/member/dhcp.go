@@ -51,13 +51,16 @@ type dhcpPort struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	now    func() time.Time
+	// changed, if set, is called after the server handled a DHCP message
+	// (its leases may have changed), on the server's goroutine.
+	changed func()
 }
 
 // batch is how many frames the server takes from its queue at once.
 const dhcpBatch = 64
 
-func startDHCP(sw *hub.Hub, c *dhcp.Config, now func() time.Time, log *slog.Logger) *dhcpPort {
-	d := &dhcpPort{port: sw.Attach(hub.PortSession, "dhcp"), done: make(chan struct{}), now: now}
+func startDHCP(sw *hub.Hub, c *dhcp.Config, now func() time.Time, log *slog.Logger, changed func()) *dhcpPort {
+	d := &dhcpPort{port: sw.Attach(hub.PortSession, "dhcp"), done: make(chan struct{}), now: now, changed: changed}
 	one := make([]*hub.Frame, 1)
 	// send runs on the server goroutine only (Handle, Tick and Announce are
 	// called there), which is the one goroutine allowed to Forward on the port.
@@ -92,13 +95,18 @@ func (d *dhcpPort) run(ctx context.Context) {
 			return
 		}
 		now := d.now()
+		messages := false
 		for _, f := range frames[:n] {
 			if dhcp.Wants(f.B) {
 				d.srv.Handle(f.B, now)
+				messages = messages || f.B[12] == 0x08 && f.B[13] == 0x00 // not ARP
 			}
 			f.Release()
 		}
 		next = d.srv.Tick(now)
+		if messages && d.changed != nil {
+			d.changed()
+		}
 	}
 }
 
@@ -155,7 +163,10 @@ type DHCPHold struct {
 // gratuitous ARP from the hub's server MAC, the same on every member), so
 // the segment learns where it now is; clients' renewals teach it their
 // leases after a probe (pkg/dhcp), as after a dynamic hub's move.
-func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec) (*DHCPHold, error) {
+//
+// changed, if set, is called after the server handled a DHCP message (its
+// leases may have changed; DHCPUse says how), on the server's goroutine.
+func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec, changed func()) (*DHCPHold, error) {
 	c, err := DHCPSettings(d).Config()
 	if err != nil {
 		return nil, err
@@ -175,7 +186,7 @@ func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec) (*DHCP
 	case hs.dhcp != nil:
 		return nil, fmt.Errorf("hub %s runs a DHCP server already", name)
 	}
-	p := startDHCP(hs.sw, c, hs.now, s.log)
+	p := startDHCP(hs.sw, c, hs.now, s.log, changed)
 	p.spec, p.held = d, true
 	hs.dhcp = p
 	return &DHCPHold{hs: hs, d: p}, nil
@@ -197,3 +208,21 @@ func (h *DHCPHold) Stop() {
 
 // Stats are the server's figures now.
 func (h *DHCPHold) Stats() dhcp.Stats { return h.d.srv.Stats(h.d.now()) }
+
+// DHCPUse is the statistics of hub's DHCP server if it runs on this member
+// (from the configuration or HoldDHCP).
+func (s *Server) DHCPUse(hub string) (dhcp.Stats, bool) {
+	s.mu.Lock()
+	hs := s.hubs[hub]
+	s.mu.Unlock()
+	if hs == nil {
+		return dhcp.Stats{}, false
+	}
+	hs.mu.Lock()
+	d := hs.dhcp
+	hs.mu.Unlock()
+	if d == nil {
+		return dhcp.Stats{}, false
+	}
+	return d.srv.Stats(d.now()), true
+}

@@ -97,7 +97,7 @@ func (hs *hubState) setDHCP(c *HubConfig, log *slog.Logger) {
 	if dc == nil {
 		return
 	}
-	d := startDHCP(hs.sw, dc, hs.now, log)
+	d := startDHCP(hs.sw, dc, hs.now, log, nil)
 	d.spec = c.DHCP
 	hs.mu.Lock()
 	hs.dhcp = d

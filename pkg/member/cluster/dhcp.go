@@ -60,24 +60,33 @@ func poolString(d *vpnv1alpha1.DHCPSpec) string {
 // newDHCPServers runs static hubs' DHCP servers on this member's instances.
 func (m *Member) newDHCPServers() *singletons {
 	start := func(sw *hub.Hub, sp singletonSpec) (service, error) {
-		h, err := m.srv.HoldDHCP(sp.hub, sw, sp.arg.(*vpnv1alpha1.DHCPSpec))
+		// The pool's use goes into the hub's status with this member's
+		// session report (sessions.go): after each DHCP exchange, and once
+		// the server starts and stops.
+		changed := func() { m.sessions.changed(sp.hub) }
+		h, err := m.srv.HoldDHCP(sp.hub, sw, sp.arg.(*vpnv1alpha1.DHCPSpec), changed)
 		if err != nil {
 			return nil, err
 		}
-		return dhcpService{h}, nil
+		changed()
+		return dhcpService{h: h, changed: changed}, nil
 	}
 	// No reattach: the server's announcement teaches every switch its place.
 	return newSingletons("dhcp server", m.id.Name, m.log, m.lease, bridgeMargin(m.id.LeaseDuration, m.renewInterval()),
 		m.srv.Hub, start, nil)
 }
 
-type dhcpService struct{ h *member.DHCPHold }
+type dhcpService struct {
+	h       *member.DHCPHold
+	changed func()
+}
 
 func (d dhcpService) Done() <-chan struct{} { return d.h.Done() }
 func (d dhcpService) Err() error            { return errors.New("the hub's switch closed") }
 func (d dhcpService) Stop() []any {
 	st := d.h.Stats()
 	d.h.Stop()
+	d.changed()
 	return []any{"leases", st.InUse, "pool", st.PoolSize, "offers", st.Offers, "acks", st.Acks, "learned", st.Learned}
 }
 

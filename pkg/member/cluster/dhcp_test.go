@@ -185,7 +185,7 @@ func serving(r *runner) []string {
 // moves the server to itself (status written by the member) and the
 // client's renewal of its address succeeds there: the new server learns
 // the lease it had no record of, and does not give that address to another
-// client.
+// client. The server's member reports the pool's use in the hub's status.
 func TestStaticHubDHCPOneServer(t *testing.T) {
 	ns := fixture(t)
 	twoMembersWithIPs(t, ns)
@@ -230,6 +230,9 @@ func TestStaticHubDHCPOneServer(t *testing.T) {
 		t.Fatalf("client saw %d offers and %d acks; the holder sent %v and %v", got[dhcp.Offer], got[dhcp.Ack], offers, acks)
 	}
 
+	// The holder reports the pool's use in the hub's status.
+	poolUse(t, ns, "vpn-member-1", 1)
+
 	// The holder's process dies; no operator runs. The survivor claims its
 	// Lease, moves the server to itself and starts it.
 	died := time.Now()
@@ -262,4 +265,22 @@ func TestStaticHubDHCPOneServer(t *testing.T) {
 	if other := c1.bind(t); other == addr {
 		t.Fatalf("the moved server leased %s, held by another client, again", addr)
 	}
+	poolUse(t, ns, "vpn-member-0", 2)
+}
+
+// poolUse waits until member's session report on hub corp says leases of
+// the 190 addresses of staticPool are leased.
+func poolUse(t *testing.T, ns, member string, leases int32) {
+	t.Helper()
+	eventually(t, 15*time.Second, fmt.Sprintf("%s reports %d leases", member, leases), func() error {
+		for _, r := range hubStatus(t, ns, "corp").SessionReports {
+			if r.Member == member {
+				if r.DHCP == nil || r.DHCP.PoolAddresses != 190 || r.DHCP.Leases != leases {
+					return fmt.Errorf("report %+v, dhcp %+v", r, r.DHCP)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no report")
+	})
 }

@@ -71,6 +71,7 @@ type published struct {
 	counters map[string][4]int64 // rx bytes, rx frames, tx bytes, tx frames
 	total    int
 	at       time.Time
+	dhcp     *vpnv1alpha1.DHCPPoolUse // the hub's DHCP pool, if its server runs here
 }
 
 // sessionPublisher writes the member's sessions into hub statuses and ends
@@ -160,7 +161,7 @@ func (p *sessionPublisher) run(ctx context.Context, c crcache.Cache) error {
 		case <-refresh.C:
 			p.mu.Lock()
 			for h, pub := range p.last {
-				if pub.total > 0 {
+				if pub.total > 0 || pub.dhcp != nil {
 					if _, ok := p.due[h]; !ok {
 						p.due[h] = p.now()
 					}
@@ -372,16 +373,16 @@ func (p *sessionPublisher) publish(ctx context.Context, hub string) {
 		next.ids[s.ID] = true
 		next.counters[s.ID] = [4]int64{int64(s.RxBytes), int64(s.RxFrames), int64(s.TxBytes), int64(s.TxFrames)}
 	}
-	if prev != nil && prev.total == total && reflect.DeepEqual(prev.counters, next.counters) {
-		return
+	if d, ok := p.srv.DHCPUse(hub); ok {
+		next.dhcp = &vpnv1alpha1.DHCPPoolUse{PoolAddresses: int32(d.PoolSize), Leases: int32(d.InUse), Quarantined: int32(d.Quarantined)}
 	}
-	if prev != nil && prev.total == 0 && total == 0 {
+	if prev != nil && prev.total == total && reflect.DeepEqual(prev.counters, next.counters) && reflect.DeepEqual(prev.dhcp, next.dhcp) {
 		return
 	}
 	now := metav1.NewTime(next.at.Truncate(time.Second))
 	st := statusApply{}
-	if total > 0 {
-		st.SessionReports = []vpnv1alpha1.SessionReport{{Member: p.self, Sessions: int32(total), Listed: int32(len(list)), LastUpdated: now}}
+	if total > 0 || next.dhcp != nil {
+		st.SessionReports = []vpnv1alpha1.SessionReport{{Member: p.self, Sessions: int32(total), Listed: int32(len(list)), LastUpdated: now, DHCP: next.dhcp}}
 		for _, s := range list {
 			e := vpnv1alpha1.HubSession{
 				ID: s.ID, User: s.User, Kind: s.Kind.String(), Source: s.Source, Member: p.self,
