@@ -13,6 +13,18 @@
 #
 #   hack/bench-udp.sh [seconds per run, default 10] [output table file]
 #
+# Environment:
+#   HUBFLEET_BENCH_ONLY="40ms/1 20ms/0"  these RTT/loss% settings only (any
+#                                        values; repeat one to run it again)
+#   HUBFLEET_BENCH_CC=reno               TCP congestion control of every
+#                                        namespace (default: the host's, logged;
+#                                        a namespace may only pick one in
+#                                        net.ipv4.tcp_allowed_congestion_control)
+#   HUBFLEET_BENCH_MTUS="1500 1419"      TAP MTUs of both clients, in turn
+#   HUBFLEET_BENCH_BASE_BIN=/tmp/hf-old  a second hubfleet binary for the
+#                                        clients, in turn with this tree's:
+#                                        before and after a change, one run
+#
 # Results go to docs/benchmarks-udp.md by hand, with the machine's state.
 set -euo pipefail
 cd "$(dirname "$0")/.."

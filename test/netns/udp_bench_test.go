@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,20 +44,69 @@ func TestUDPBenchmark(t *testing.T) {
 		{80 * time.Millisecond, 0}, {80 * time.Millisecond, 0.005}, {80 * time.Millisecond, 0.02},
 		{40 * time.Millisecond, 0.01}, // the issue's target point
 	}
+	// HUBFLEET_BENCH_ONLY: "RTT/loss%" settings instead ("40ms/1 20ms/0").
 	if only := os.Getenv("HUBFLEET_BENCH_ONLY"); only != "" {
-		var keep []scenario
-		for _, s := range scenarios {
-			if strings.Contains(only, fmt.Sprintf("%v/%g", s.rtt, s.loss*100)) {
-				keep = append(keep, s)
+		scenarios = nil
+		for _, f := range strings.Fields(only) {
+			r, l, ok := strings.Cut(f, "/")
+			rtt, err1 := time.ParseDuration(r)
+			loss, err2 := strconv.ParseFloat(l, 64)
+			if !ok || err1 != nil || err2 != nil {
+				t.Fatalf("HUBFLEET_BENCH_ONLY: %q is not RTT/loss%%", f)
 			}
+			scenarios = append(scenarios, scenario{rtt, loss / 100})
 		}
-		scenarios = keep
+	}
+	// HUBFLEET_BENCH_CC: the TCP congestion control of every namespace (the
+	// inner TCP's in A and B, the TLS path's outer TCP's in A and the
+	// member). Unset, they inherit the host's; either way it is logged.
+	cc := os.Getenv("HUBFLEET_BENCH_CC")
+	for _, ns := range []string{w.nsA, w.nsB, w.e.member, w.wanNS} {
+		if cc != "" {
+			w.sh(ns, "sysctl", "-qw", "net.ipv4.tcp_congestion_control="+cc)
+		}
+	}
+	cc = strings.TrimSpace(w.sh(w.nsA, "sysctl", "-n", "net.ipv4.tcp_congestion_control"))
+	t.Logf("TCP congestion control in the namespaces: %s", cc)
+	// HUBFLEET_BENCH_MTUS: TAP MTUs (both clients') to compare in turn for
+	// each setting, e.g. "1500 1419"; unset, the TAPs keep the default.
+	mtus := []string{""}
+	if m := strings.Fields(os.Getenv("HUBFLEET_BENCH_MTUS")); len(m) > 0 {
+		mtus = m
+	}
+	setMTU := func(mtu string) {
+		if mtu != "" {
+			w.sh(w.nsA, "ip", "link", "set", "hf0", "mtu", mtu)
+			w.sh(w.nsB, "ip", "link", "set", "hf0", "mtu", mtu)
+		}
+	}
+	// HUBFLEET_BENCH_BASE_BIN: another hubfleet binary (a build of the
+	// commit before a change) whose clients are measured in turn with this
+	// tree's, for each setting and TAP MTU: before and after in one run.
+	type variant struct{ name, bin string }
+	variants := []variant{{"this tree", ""}}
+	if b := os.Getenv("HUBFLEET_BENCH_BASE_BIN"); b != "" {
+		variants = append(variants, variant{"base", b})
 	}
 	var rows []string
 	gen := 0
+	useClients := func(v variant) {
+		if w.clientBin == v.bin {
+			return
+		}
+		w.clientBin = v.bin
+		w.b.signal(15)
+		w.b.wait(t, 15*time.Second)
+		gen++
+		w.b = w.connect(fmt.Sprintf("client B (%d)", gen), w.nsB, 2, "bob", addrB)
+		eventually(t, 60*time.Second, "B's TAP up", func() bool { return w.ping(w.nsB, addrB) })
+	}
 	restartA := func(udp bool) {
 		w.a.signal(15)
 		w.a.wait(t, 15*time.Second)
+		if m := regexp.MustCompile(`UDP channel closed.* pmtu=(\d+)`).FindStringSubmatch(w.a.out.String()); m != nil {
+			t.Logf("client A's datagram size at the end of the run: %s bytes", m[1])
+		}
 		gen++
 		arg := "--udp=true"
 		if !udp {
@@ -90,26 +141,33 @@ func TestUDPBenchmark(t *testing.T) {
 	}
 	for _, s := range scenarios {
 		w.wan(s.rtt, "-loss", fmt.Sprint(s.loss))
-		res := map[bool]float64{}
-		rtx := map[bool]int{}
-		for _, udp := range []bool{true, false} {
-			restartA(udp)
-			d0 := w.drops()
-			res[udp], rtx[udp] = iperf()
-			t.Logf("drops during the run: %s", w.drops().sub(d0))
-			path := "TLS"
-			if udp {
-				path = "UDP"
+		for _, mtu := range mtus {
+			for _, v := range variants {
+				useClients(v)
+				setMTU(mtu)
+				res := map[bool]float64{}
+				rtx := map[bool]int{}
+				for _, udp := range []bool{true, false} {
+					restartA(udp)
+					setMTU(mtu)
+					d0 := w.drops()
+					res[udp], rtx[udp] = iperf()
+					t.Logf("drops during the run: %s", w.drops().sub(d0))
+					path := "TLS"
+					if udp {
+						path = "UDP"
+					}
+					t.Logf("RTT %v, loss %g %% each way, TAP MTU %s, clients %s, %s path: %.1f Mbit/s (inner TCP retransmits %d)", s.rtt, s.loss*100, orDefault(mtu), v.name, path, res[udp], rtx[udp])
+				}
+				ratio := "—"
+				if res[false] > 0 {
+					ratio = fmt.Sprintf("%.1f×", res[true]/res[false])
+				}
+				rows = append(rows, fmt.Sprintf("| %v | %g %% | %s | %s | %s | %.1f | %.1f | %s | %d / %d |", s.rtt, s.loss*100, cc, orDefault(mtu), v.name, res[true], res[false], ratio, rtx[true], rtx[false]))
 			}
-			t.Logf("RTT %v, loss %g %% each way, %s path: %.1f Mbit/s (inner TCP retransmits %d)", s.rtt, s.loss*100, path, res[udp], rtx[udp])
 		}
-		ratio := "—"
-		if res[false] > 0 {
-			ratio = fmt.Sprintf("%.1f×", res[true]/res[false])
-		}
-		rows = append(rows, fmt.Sprintf("| %v | %g %% | %.1f | %.1f | %s | %d / %d |", s.rtt, s.loss*100, res[true], res[false], ratio, rtx[true], rtx[false]))
 	}
-	table := "| RTT | loss each way | UDP path Mbit/s | TLS path Mbit/s | UDP / TLS | inner TCP retransmits UDP / TLS |\n| --- | --- | --- | --- | --- | --- |\n" + strings.Join(rows, "\n")
+	table := "| RTT | loss each way | TCP CC | TAP MTU | clients | UDP path Mbit/s | TLS path Mbit/s | UDP / TLS | inner TCP retransmits UDP / TLS |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + strings.Join(rows, "\n")
 	t.Logf("results:\n%s", table)
 	if p := os.Getenv("HUBFLEET_BENCH_OUT"); p != "" {
 		if err := os.WriteFile(p, []byte(table+"\n"), 0o644); err != nil {
@@ -147,4 +205,11 @@ func (w *udpWorld) drops() dropCounts {
 	d.udpM = w.snmpUDP(w.e.member, "RcvbufErrors")
 	d.udpB = w.snmpUDP(w.nsB, "RcvbufErrors")
 	return d
+}
+
+func orDefault(mtu string) string {
+	if mtu == "" {
+		return "1500"
+	}
+	return mtu
 }

@@ -59,6 +59,9 @@ type udpWorld struct {
 	member     *proc
 	a, b       *proc
 	memberArgs []string
+	// clientBin, when set, is the hubfleet binary connect starts (the
+	// benchmark's base build), not the one built from this tree.
+	clientBin string
 }
 
 func newUDPWorld(t *testing.T, clientAArgs ...string) *udpWorld {
@@ -113,6 +116,9 @@ func (w *udpWorld) connect(name, ns string, i int, user, addr string, extra ...s
 	args := append([]string{"connect", "--server", memberAddr(i) + ":8443", "--hub", "blue",
 		"--user", user, "--password-file", pw, "--ca-file", w.e.caFile,
 		"--tap", "hf0", "--address", addr + "/24", "--udp"}, extra...)
+	if w.clientBin != "" {
+		return w.startBin(name, ns, w.clientBin, args...)
+	}
 	return w.e.start(name, ns, args...)
 }
 
