@@ -182,8 +182,11 @@ func (u *udpChannel) stop() {
 }
 
 // WriteFramesGSO sends a batch from the TAP: by UDP while the path is up,
-// frames the path cannot carry and everything else by TLS.
+// frames the path cannot carry and everything else by TLS. TCP SYNs get an
+// MSS whose segments fit a datagram whole (datagram.ClampMSS), whichever
+// way they go: the connection outlives a fallback.
 func (u *udpChannel) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
+	u.clampMSS(frames, metas)
 	if !u.path.Up() {
 		return u.conn.WriteFramesGSO(frames, metas)
 	}
@@ -208,6 +211,19 @@ func (u *udpChannel) WriteFramesGSO(frames [][]byte, metas []gso.Meta) error {
 }
 
 func (u *udpChannel) addTooBig(i int) { u.tooBig = append(u.tooBig, i) }
+
+// clampMSS clamps the SYNs among frames from the TAP (which the client owns
+// until the next read) to the path's planned size.
+func (u *udpChannel) clampMSS(frames [][]byte, metas []gso.Meta) {
+	size := u.path.PlanSize()
+	for i, f := range frames {
+		var m gso.Meta
+		if metas != nil {
+			m = metas[i]
+		}
+		datagram.ClampMSS(f, m, size)
+	}
+}
 
 // flush is the Packer's: a failed send is loss, which the path notices.
 func (u *udpChannel) flush(ds [][]byte) error {
@@ -305,6 +321,10 @@ func (u *udpChannel) onDatagram(d []byte, from netip.AddrPort) {
 // writeTAP writes one received frame, as client.writeTAP does; offload work
 // the device does not take is done here first.
 func (u *udpChannel) writeTAP(frame []byte, m gso.Meta) {
+	// The far end's SYNs too (frame is this reader's datagram buffer): the
+	// TCP here then sends segments that fit, even when the far end did not
+	// clamp (a host on the member's LAN bridge, an older client).
+	datagram.ClampMSS(frame, m, u.path.PlanSize())
 	if !m.IsZero() && !u.offload.Accepts(m) {
 		if !gso.Split(m, frame, u.scratch, u.plain) {
 			u.tapErr.Add(1)

@@ -4,6 +4,7 @@
 package datagram
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/hubfleet/hubfleet/internal/testutil"
@@ -70,4 +71,31 @@ func frames(n, size int) [][]byte {
 func superFrames() ([][]byte, []gso.Meta) {
 	f, m := testutil.TCPSuperFrame([6]byte{2, 0, 0, 0, 0, 1}, [6]byte{2, 0, 0, 0, 0, 2}, false, false, 65000, 1448)
 	return [][]byte{f}, []gso.Meta{m}
+}
+
+// BenchmarkClampMSS is what MSS clamping adds per frame: a full-sized TCP
+// segment (the common case: not a SYN, left alone), a super-frame, and a
+// SYN clamped with its checksum fixed.
+func BenchmarkClampMSS(b *testing.B) {
+	seg, _ := testutil.TCPSuperFrame([6]byte{2}, [6]byte{4}, false, false, 1448, 0)
+	super, sm := superFrames()
+	syn, _ := synFrame(false, false, false, []byte{2, 4, 0x05, 0xb4, 1, 3, 3, 7})
+	for _, c := range []struct {
+		name string
+		f    []byte
+		m    gso.Meta
+	}{{"segment", seg, gso.Meta{}}, {"super64K", super[0], sm[0]}, {"SYN", syn, gso.Meta{}}} {
+		b.Run(c.name, func(b *testing.B) {
+			mss := c.f
+			if c.name == "SYN" {
+				mss = bytes.Clone(c.f)
+			}
+			for b.Loop() {
+				if c.name == "SYN" {
+					copy(mss, c.f) // clamp it again each time
+				}
+				ClampMSS(mss, c.m, 1472)
+			}
+		})
+	}
 }

@@ -97,8 +97,12 @@ type Path struct {
 	changes    uint64
 	since      time.Time
 
+	// found: a search ended since the last reset.
+	found bool
+
 	up   atomic.Bool
 	size atomic.Int64
+	plan atomic.Int64
 }
 
 // NewPath starts Probing at now.
@@ -129,7 +133,25 @@ func (p *Path) resetSearch() {
 	p.lo, p.hi = MinDatagram, p.cfg.MaxSize
 	p.probeID, p.misses, p.triedTop = 0, 0, false
 	p.searchDone = time.Time{}
+	p.found = false
 	p.size.Store(MinDatagram)
+	p.plan.Store(int64(p.hi))
+}
+
+// PlanSize is the datagram size to plan TCP segments for (ClampMSS): the
+// largest size not ruled out while the first search runs, which is what
+// most paths turn out to carry, then the size the search found. Frames
+// planned for a size the path then does not carry are cut smaller, as
+// without planning.
+func (p *Path) PlanSize() int { return int(p.plan.Load()) }
+
+// updatePlan keeps PlanSize current (mu held).
+func (p *Path) updatePlan() {
+	if p.found {
+		p.plan.Store(p.size.Load())
+	} else {
+		p.plan.Store(int64(p.hi))
+	}
 }
 
 // Up reports whether frames should go by UDP now.
@@ -192,7 +214,7 @@ func (p *Path) Tick(now time.Time, out *[2]Probe) int {
 		}
 	}
 	if p.probeID == 0 && p.searchDone.IsZero() && p.hi-p.lo < 8 && p.triedTop {
-		p.searchDone = now
+		p.searchDone, p.found = now, true
 	}
 	if !p.searchDone.IsZero() && now.Sub(p.searchDone) >= p.cfg.Research {
 		p.hi, p.searchDone, p.triedTop = p.cfg.MaxSize, time.Time{}, false
@@ -212,6 +234,7 @@ func (p *Path) Tick(now time.Time, out *[2]Probe) int {
 		out[n] = Probe{ID: p.probeID, Size: size}
 		n++
 	}
+	p.updatePlan()
 	return n
 }
 
@@ -229,6 +252,7 @@ func (p *Path) OnAck(now time.Time, id uint32, size int) {
 		if int(p.size.Load()) < size {
 			p.size.Store(int64(size))
 		}
+		p.updatePlan()
 	}
 }
 

@@ -142,3 +142,26 @@ func TestPathMTUSearch(t *testing.T) {
 	s.mtu = 1472
 	s.until(2*time.Minute, func() bool { return s.p.Size() == 1472 })
 }
+
+// PlanSize is the ceiling while the first search runs and the size found
+// once it ended: on a path that carries the ceiling, TCP segments are
+// planned for it from the start; on a smaller one, for what it carries.
+func TestPathPlanSize(t *testing.T) {
+	cfg := DefaultPathConfig()
+	for _, mtu := range []int{1472, 1400} {
+		s := newSim(t, cfg, mtu)
+		if got := s.p.PlanSize(); got != 1472 {
+			t.Fatalf("mtu %d: PlanSize %d before the search, want the ceiling 1472", mtu, got)
+		}
+		s.until(30*time.Second, func() bool { return s.p.found })
+		if got, size := s.p.PlanSize(), s.p.Size(); got != size || size > mtu || size < mtu-8 {
+			t.Fatalf("mtu %d: PlanSize %d, Size %d after the search", mtu, got, size)
+		}
+		// Down: the search starts over, planning for the ceiling again.
+		s.open = false
+		s.until(10*time.Second, func() bool { return !s.p.Up() })
+		if got := s.p.PlanSize(); got != 1472 {
+			t.Fatalf("mtu %d: PlanSize %d after the path went down", mtu, got)
+		}
+	}
+}
