@@ -120,7 +120,7 @@ func TestHubStatusEqualSeesEveryField(t *testing.T) {
 	now := metav1.Now()
 	full := func() vpnv1alpha1.VirtualHubStatus {
 		return vpnv1alpha1.VirtualHubStatus{
-			ObservedGeneration: 1, AssignedMember: "m", Placement: "m", Sessions: 1, LocalBridge: "b", LocalBridgeEligible: []string{"b"},
+			ObservedGeneration: 1, AssignedMember: "m", Placement: "m", Sessions: 1, LocalBridge: "b", LocalBridgeEligible: []string{"b"}, DHCPServer: "d",
 			Instances:        []vpnv1alpha1.HubInstance{{Member: "m", Sessions: 1, Ready: true}},
 			LastReassignment: &vpnv1alpha1.Reassignment{From: "a", To: "m", Reason: "r", Time: now},
 			Conditions:       []metav1.Condition{{Type: "Ready", Status: "True", Reason: "r", Message: "x", ObservedGeneration: 1, LastTransitionTime: now}},
@@ -139,6 +139,7 @@ func TestHubStatusEqualSeesEveryField(t *testing.T) {
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.Sessions = 2 },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.LocalBridge = "" },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.LocalBridgeEligible = nil },
+		func(s *vpnv1alpha1.VirtualHubStatus) { s.DHCPServer = "" },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.Instances[0].Ready = false },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.Instances = nil },
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.LastReassignment = nil },
@@ -152,7 +153,7 @@ func TestHubStatusEqualSeesEveryField(t *testing.T) {
 		func(s *vpnv1alpha1.VirtualHubStatus) { s.SessionReports = nil },
 	}
 	// Every field of the status type must be covered by an edit above.
-	if n := reflect.TypeOf(vpnv1alpha1.VirtualHubStatus{}).NumField(); n != 11 {
+	if n := reflect.TypeOf(vpnv1alpha1.VirtualHubStatus{}).NumField(); n != 12 {
 		t.Fatalf("VirtualHubStatus has %d fields; update hubStatusEqual and this test", n)
 	}
 	for i, edit := range edits {
