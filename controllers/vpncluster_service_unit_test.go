@@ -47,3 +47,16 @@ func TestClientServiceExposesUDPBesideTCP(t *testing.T) {
 		}
 	}
 }
+
+// spec.udp: Disabled leaves the client Service with the TLS port only, for
+// every Service type.
+func TestClientServiceWithoutUDP(t *testing.T) {
+	for _, typ := range []corev1.ServiceType{corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer} {
+		cl := &vpnv1alpha1.VPNCluster{ObjectMeta: metav1.ObjectMeta{Name: "vpn", Namespace: "ns"}}
+		cl.Spec.Service.Type, cl.Spec.UDP = typ, vpnv1alpha1.UDPDisabled
+		ps := (&VPNClusterReconciler{}).clientService(cl).Spec.Ports
+		if len(ps) != 1 || ps[0].Protocol != corev1.ProtocolTCP {
+			t.Errorf("%s with spec.udp Disabled: ports %+v, want the TCP port only", typ, ps)
+		}
+	}
+}

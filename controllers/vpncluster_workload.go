@@ -118,6 +118,10 @@ func (r *VPNClusterReconciler) clientService(cl *vpnv1alpha1.VPNCluster) *corev1
 		sp.NodePort = *cl.Spec.Service.NodePort
 		up.NodePort = sp.NodePort // one node port number may serve TCP and UDP
 	}
+	ports := []corev1.ServicePort{sp, up}
+	if cl.Spec.UDP == vpnv1alpha1.UDPDisabled {
+		ports = ports[:1] // spec.udp: Disabled; the members keep every session on TLS
+	}
 	m := r.meta(cl, clientServiceName(cl))
 	maps.Copy(m.Annotations, cl.Spec.Service.Annotations)
 	return &corev1.Service{
@@ -125,7 +129,7 @@ func (r *VPNClusterReconciler) clientService(cl *vpnv1alpha1.VPNCluster) *corev1
 		Spec: corev1.ServiceSpec{
 			Type:                     typ,
 			Selector:                 selectorLabels(cl),
-			Ports:                    []corev1.ServicePort{sp, up},
+			Ports:                    ports,
 			LoadBalancerSourceRanges: cl.Spec.Service.LoadBalancerSourceRanges,
 		},
 	}

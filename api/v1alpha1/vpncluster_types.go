@@ -50,6 +50,17 @@ type VPNClusterSpec struct {
 	// +optional
 	MaxSessionsPerMember int32 `json:"maxSessionsPerMember,omitempty"`
 
+	// udp is the UDP data channel (docs/user-guide.md, "The UDP data channel"):
+	// Enabled lets clients that offer it (hubfleet connect --udp) move frames as
+	// datagrams through the client Service's UDP port, with TLS kept for control
+	// and fallback. Disabled removes that port from the Service and keeps every
+	// session on TLS; sessions using UDP fall back to TLS within seconds, without
+	// reconnecting. For networks where UDP is unwanted or filtered.
+	// +kubebuilder:default=Enabled
+	// +kubebuilder:validation:Enum=Enabled;Disabled
+	// +optional
+	UDP UDPMode `json:"udp,omitempty"`
+
 	// failover tunes failure detection and the guard against mass reassignment.
 	// +kubebuilder:default={}
 	// +optional
@@ -297,3 +308,13 @@ type VPNClusterList struct {
 func init() {
 	register(&VPNCluster{}, &VPNClusterList{})
 }
+
+// UDPMode switches the UDP data channel of a cluster.
+type UDPMode string
+
+const (
+	// UDPEnabled offers the UDP data channel to clients that ask for it.
+	UDPEnabled UDPMode = "Enabled"
+	// UDPDisabled keeps every session on TLS.
+	UDPDisabled UDPMode = "Disabled"
+)

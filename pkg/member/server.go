@@ -108,6 +108,7 @@ type settings struct {
 	randomKey  bool
 	keepalive  time.Duration
 	dead       time.Duration
+	udpOff     bool // udpListen "off": no login is offered the UDP channel
 }
 
 // New builds a server from a validated or unvalidated cfg (it is validated here)
@@ -190,6 +191,7 @@ func (s *Server) Apply(cfg *Config) error {
 	next := &settings{
 		name: c.Name, listen: c.Listen, cert: &m.cert,
 		keepalive: c.KeepaliveInterval.D(), dead: c.DeadTimeout.D(),
+		udpOff: c.UDPListen == UDPOff,
 	}
 	prev := s.settings.Load()
 	switch {

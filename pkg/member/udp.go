@@ -175,7 +175,7 @@ func (s *Server) ServeUDP(c *udpio.Conn, advertise uint16) error {
 // with the login (udprelay.go; an entry that sends none keeps it on TLS).
 func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session, res *protocol.LoginResult) {
 	u := s.udp.Load()
-	if u == nil || req.Capabilities&protocol.CapUDP == 0 {
+	if u == nil || req.Capabilities&protocol.CapUDP == 0 || s.settings.Load().udpOff {
 		return
 	}
 	var exp datagram.Exporter

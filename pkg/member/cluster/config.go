@@ -31,6 +31,7 @@ type inputs struct {
 	// starting with no users and refusing every login).
 	secret func(namespace, name string) (s *corev1.Secret, synced bool)
 	fenced bool // the Lease is expired: dynamic hubs are not served
+	udpOff bool // the VPNCluster's spec.udp is Disabled
 }
 
 // result is the computed configuration and what the caller must act on.
@@ -80,6 +81,9 @@ func desired(id *Identity, base member.Config, in inputs) result {
 	r := result{secretNamespaces: map[string]bool{}}
 	cfg := base
 	cfg.Hubs = nil
+	if in.udpOff {
+		cfg.UDPListen = member.UDPOff
+	}
 	for _, h := range in.hubs {
 		if h.Spec.Users != nil && h.Spec.Users.SecretName != "" && id.ours(h.Spec.ClusterRef, h.Namespace) && h.DeletionTimestamp == nil {
 			// Every hub of the cluster, not only those placed here: a hub

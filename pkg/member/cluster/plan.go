@@ -57,7 +57,8 @@ type plan struct {
 // makePlan computes the desired state from s. Pure: no clock, no client, no
 // lock; equal snapshots give equal plans.
 func (p *planner) makePlan(s *snapshot) plan {
-	in := inputs{hubs: s.hubs, licenses: s.licenses, secret: s.secret, fenced: s.fenced}
+	in := inputs{hubs: s.hubs, licenses: s.licenses, secret: s.secret, fenced: s.fenced,
+		udpOff: s.cluster != nil && s.cluster.Spec.UDP == vpnv1alpha1.UDPDisabled}
 	out := plan{fenced: s.fenced, config: desired(p.id, p.base, in)}
 	out.static = staticHubs(out.config.cfg)
 	out.view = &view{routes: buildRoutes(p.id, s.hubs, s.licenses, s.cluster), peers: p.peers(s.cluster, s.leases)}
