@@ -40,25 +40,13 @@ func (s *Server) loginHandoff(ctx context.Context, mtls *tls.Conn, remote string
 	// An entry sends the keys it exported for an owner that cannot hand
 	// off; this session's keys come from its own TLS session.
 	clear(req.RelayUDPKeys)
-	se, res := s.admit(ctx, req)
+	se, res := s.admitAttached(ctx, mtls, remote, req)
 	if se == nil {
-		s.refuse(mtls, remote, req, res)
-		return nil, mtls
-	}
-	se.label = req.User + "@" + remote
-	se.remote = remote
-	se.since = s.now()
-	if !se.hs.attach(se) {
-		se.hs.unreserve(se.kind, se.user)
-		s.gate.Release(se.kind)
-		s.refuse(mtls, remote, req, s.notHere(req.Hub, s.Name(), "was just removed from"))
 		return nil, mtls
 	}
 	abandon := func(what string, err error) {
 		s.log.Info("handoff of a relayed session failed", "remote", remote, "hub", req.Hub, "step", what, "err", err)
-		se.port.Close()
-		se.hs.drop(se)
-		s.gate.Release(se.kind)
+		se.abandon()
 	}
 	res.Capabilities |= protocol.CapHandoff
 	res.HandoffToken = req.HandoffToken

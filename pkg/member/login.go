@@ -71,9 +71,7 @@ func (s *Server) start(raw, conn net.Conn, se *session) {
 	// login untracked the connection before sending OK. If the hub was removed (or
 	// the member began shutting down) since, the client is told why at once.
 	if reason, ok := se.hs.register(se); !ok {
-		se.port.Close()
-		se.hs.drop(se)
-		s.gate.Release(se.kind)
+		se.abandon()
 		_ = se.conn.WriteShutdown(reason)
 		se.conn.Close()
 		s.handlers.Done()
@@ -178,20 +176,8 @@ func (s *Server) ServeRelayed(req *protocol.LoginRequest, conn net.Conn) {
 // returns the admitted session, or nil after sending the refusal (or on a broken
 // connection).
 func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, req *protocol.LoginRequest) *session {
-	se, res := s.admit(ctx, req)
+	se, res := s.admitAttached(ctx, conn, remote, req)
 	if se == nil {
-		s.refuse(conn, remote, req, res)
-		return nil
-	}
-	se.label = req.User + "@" + remote
-	se.remote = remote
-	se.since = s.now()
-	// The port exists before the client hears OK, so a frame another session
-	// sends once this client is "in" reaches it.
-	if !se.hs.attach(se) {
-		se.hs.unreserve(se.kind, se.user)
-		s.gate.Release(se.kind)
-		s.refuse(conn, remote, req, s.notHere(req.Hub, s.Name(), "was just removed from"))
 		return nil
 	}
 	// From here Shutdown must not close the connection under the OK result: the
@@ -204,14 +190,41 @@ func (s *Server) login(ctx context.Context, raw, conn net.Conn, remote string, r
 	}
 	if err := protocol.WriteResult(conn, res); err != nil {
 		s.log.Info("login admitted but the result could not be sent", "remote", remote, "hub", req.Hub, "err", err)
-		se.port.Close()
-		se.hs.drop(se)
-		s.gate.Release(se.kind)
+		se.abandon()
 		return nil
 	}
 	s.logins.count(protocol.OK)
 	se.conn = protocol.NewConn(conn, res.ConnConfig())
 	return se
+}
+
+// admitAttached admits req (admit) and attaches the session's port to its
+// hub, so a frame another session sends once this client is "in" reaches it;
+// what fails is refused on conn, and nil returned.
+func (s *Server) admitAttached(ctx context.Context, conn net.Conn, remote string, req *protocol.LoginRequest) (*session, *protocol.LoginResult) {
+	se, res := s.admit(ctx, req)
+	if se == nil {
+		s.refuse(conn, remote, req, res)
+		return nil, nil
+	}
+	se.label = req.User + "@" + remote
+	se.remote = remote
+	se.since = s.now()
+	if !se.hs.attach(se) {
+		se.hs.unreserve(se.kind, se.user)
+		s.gate.Release(se.kind)
+		s.refuse(conn, remote, req, s.notHere(req.Hub, s.Name(), "was just removed from"))
+		return nil, nil
+	}
+	return se, res
+}
+
+// abandon undoes an attached session that never started: its port, its
+// place in the hub and its license.
+func (se *session) abandon() {
+	se.port.Close()
+	se.hs.drop(se)
+	se.srv.gate.Release(se.kind)
 }
 
 func (s *Server) refuse(tc net.Conn, remote string, req *protocol.LoginRequest, res *protocol.LoginResult) {
