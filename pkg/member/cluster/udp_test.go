@@ -138,7 +138,7 @@ func TestUDPForwardedOverMesh(t *testing.T) {
 
 // udpLogin logs user in at r offering CapUDP and returns the session and
 // its LoginResult; the member must grant the UDP channel.
-func (r *runner) udpLogin(t *testing.T, hub, user string) (*protocol.Conn, *protocol.LoginResult) {
+func (r *runner) udpLogin(t *testing.T, hub, user string, moreCaps ...uint32) (*protocol.Conn, *protocol.LoginResult) {
 	t.Helper()
 	var conn *protocol.Conn
 	var res *protocol.LoginResult
@@ -146,8 +146,12 @@ func (r *runner) udpLogin(t *testing.T, hub, user string) (*protocol.Conn, *prot
 		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
 		defer cancel()
 		var err error
+		caps := protocol.CapUDP | protocol.CapGSO
+		for _, c := range moreCaps {
+			caps |= c
+		}
 		conn, res, err = protocol.Dial(ctx, r.addr, r.client, protocol.LoginRequest{Hub: hub, User: user, Password: user + "-pw",
-			Kind: protocol.KindClient, Capabilities: protocol.CapUDP | protocol.CapGSO})
+			Kind: protocol.KindClient, Capabilities: caps})
 		return err
 	})
 	t.Cleanup(func() { conn.Close() })
