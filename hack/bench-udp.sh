@@ -20,6 +20,9 @@
 #                                        namespace (default: the host's, logged;
 #                                        a namespace may only pick one in
 #                                        net.ipv4.tcp_allowed_congestion_control)
+#   HUBFLEET_BENCH_SYSCTLS="net.ipv4.tcp_wmem=4096 16384 16777216"
+#                                        more settings for every namespace (";"
+#                                        between them)
 #   HUBFLEET_BENCH_MTUS="1500 1419"      TAP MTUs of both clients, in turn
 #   HUBFLEET_BENCH_BASE_BIN=/tmp/hf-old  a second hubfleet binary for the
 #                                        clients, in turn with this tree's:

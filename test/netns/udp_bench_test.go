@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,6 +65,16 @@ func TestUDPBenchmark(t *testing.T) {
 	for _, ns := range []string{w.nsA, w.nsB, w.e.member, w.wanNS} {
 		if cc != "" {
 			w.sh(ns, "sysctl", "-qw", "net.ipv4.tcp_congestion_control="+cc)
+		}
+	}
+	// HUBFLEET_BENCH_SYSCTLS: more settings for every namespace, separated
+	// by ";" ("net.ipv4.tcp_wmem=4096 16384 16777216").
+	for _, kv := range strings.Split(os.Getenv("HUBFLEET_BENCH_SYSCTLS"), ";") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			for _, ns := range []string{w.nsA, w.nsB, w.e.member, w.wanNS} {
+				w.sh(ns, "sysctl", "-qw", kv)
+			}
+			t.Logf("sysctl %s in every namespace", kv)
 		}
 	}
 	cc = strings.TrimSpace(w.sh(w.nsA, "sysctl", "-n", "net.ipv4.tcp_congestion_control"))
@@ -150,9 +161,10 @@ func TestUDPBenchmark(t *testing.T) {
 				for _, udp := range []bool{true, false} {
 					restartA(udp)
 					setMTU(mtu)
-					d0 := w.drops()
+					d0, s0 := w.drops(), w.wanStats()
 					res[udp], rtx[udp] = iperf()
 					t.Logf("drops during the run: %s", w.drops().sub(d0))
+					t.Logf("WAN during the run: %s", w.wanStats().sub(s0))
 					path := "TLS"
 					if udp {
 						path = "UDP"
@@ -212,4 +224,56 @@ func orDefault(mtu string) string {
 		return "1500"
 	}
 	return mtu
+}
+
+// wanCounts are udpwan's counters for one direction (SIGUSR2).
+type wanCounts struct{ frames, lost, queueDrops, sockDrops int }
+
+// wanStats are udpwan's counts, A to member and member to A.
+type wanStats [2]wanCounts
+
+func (s wanStats) sub(o wanStats) wanStats {
+	for i := range s {
+		s[i] = wanCounts{s[i].frames - o[i].frames, s[i].lost - o[i].lost, s[i].queueDrops - o[i].queueDrops, s[i].sockDrops - o[i].sockDrops}
+	}
+	return s
+}
+
+func (s wanStats) String() string {
+	var b strings.Builder
+	for i, dir := range []string{"A to member", "member to A"} {
+		c := s[i]
+		pct := 0.0
+		if c.frames > 0 {
+			pct = 100 * float64(c.lost) / float64(c.frames)
+		}
+		fmt.Fprintf(&b, "%s%s: %d frames, %d lost by the emulated loss (%.2f %%), %d queue drops, %d dropped before udpwan read them",
+			map[bool]string{true: "; "}[i > 0], dir, c.frames, c.lost, pct, c.queueDrops, c.sockDrops)
+	}
+	return b.String()
+}
+
+var wanStatsLine = regexp.MustCompile(`udpwan stats (a-to-b|b-to-a): frames (\d+) lost (\d+) queue-drops (\d+) socket-drops (\d+)`)
+
+func (w *udpWorld) wanStats() wanStats {
+	n := len(wanStatsLine.FindAllString(w.wanProc.out.String(), -1))
+	w.wanProc.signal(syscall.SIGUSR2)
+	var all [][]string
+	eventually(w.e.t, 5*time.Second, "udpwan's counts", func() bool {
+		all = wanStatsLine.FindAllStringSubmatch(w.wanProc.out.String(), -1)
+		return len(all) >= n+2
+	})
+	var s wanStats
+	for _, m := range all[len(all)-2:] {
+		i := 0
+		if m[1] == "b-to-a" {
+			i = 1
+		}
+		v := make([]int, 4)
+		for j := range v {
+			v[j], _ = strconv.Atoi(m[2+j])
+		}
+		s[i] = wanCounts{v[0], v[1], v[2], v[3]}
+	}
+	return s
 }

@@ -13,7 +13,10 @@
 //
 // Every impairment applies to each direction. SIGUSR1 re-reads the settings
 // from the file named by -control (one line of the same flags), so a
-// benchmark changes the WAN without cutting it.
+// benchmark changes the WAN without cutting it. SIGUSR2 prints the counts
+// so far: wire frames in, dropped by the emulated loss, dropped by the
+// queue limit, and dropped by the kernel before udpwan read them (its
+// AF_PACKET sockets' receive buffers: loss the machine adds, not the WAN).
 package main
 
 import (
@@ -66,10 +69,12 @@ type frame struct {
 
 type link struct {
 	in, out int
-	mu      sync.Mutex
-	q       []frame
-	wake    chan struct{}
-	sent    time.Time // when the rate limiter frees the link
+	// Counts, for SIGUSR2.
+	frames, lost, queueDrops, sockDrops atomic.Uint64
+	mu                                  sync.Mutex
+	q                                   []frame
+	wake                                chan struct{}
+	sent                                time.Time // when the rate limiter frees the link
 }
 
 func open(name string) int {
@@ -133,7 +138,9 @@ func (l *link) receive() {
 // admit applies loss, duplication and reordering to one wire frame.
 func (l *link) admit(pkt []byte) {
 	p := cur.Load()
+	l.frames.Add(1)
 	if p.loss > 0 && rand.Float64() < p.loss {
+		l.lost.Add(1)
 		return
 	}
 	copies := 1
@@ -148,6 +155,7 @@ func (l *link) admit(pkt []byte) {
 	l.mu.Lock()
 	for range copies {
 		if len(l.q) >= p.queue {
+			l.queueDrops.Add(1)
 			break
 		}
 		b := make([]byte, gso.VirtioLen+len(pkt))
@@ -236,14 +244,26 @@ func main() {
 	}
 	cur.Store(p)
 	fa, fb := open(a), open(b)
-	for _, l := range []*link{{in: fa, out: fb, wake: make(chan struct{}, 1)}, {in: fb, out: fa, wake: make(chan struct{}, 1)}} {
+	links := []*link{{in: fa, out: fb, wake: make(chan struct{}, 1)}, {in: fb, out: fa, wake: make(chan struct{}, 1)}}
+	for _, l := range links {
 		go l.receive()
 		go l.send()
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGUSR1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGUSR2)
 	fmt.Println("udpwan ready")
-	for range sig {
+	for s := range sig {
+		if s == syscall.SIGUSR2 {
+			for i, l := range links {
+				// PACKET_STATISTICS counts since the last read.
+				if st, err := unix.GetsockoptTpacketStats(l.in, unix.SOL_PACKET, unix.PACKET_STATISTICS); err == nil {
+					l.sockDrops.Add(uint64(st.Drops))
+				}
+				fmt.Printf("udpwan stats %s: frames %d lost %d queue-drops %d socket-drops %d\n",
+					[]string{"a-to-b", "b-to-a"}[i], l.frames.Load(), l.lost.Load(), l.queueDrops.Load(), l.sockDrops.Load())
+			}
+			continue
+		}
 		if ctl == "" {
 			continue
 		}
