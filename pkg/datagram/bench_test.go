@@ -17,6 +17,10 @@ import (
 // pkg/protocol's BenchmarkTLSThroughput (the TLS path's framing and crypto).
 func BenchmarkDatagramPath(b *testing.B) {
 	super, superMeta := superFrames()
+	// The same with the segment size a clamped MSS gives (ClampMSS): one
+	// segment per datagram, none cut.
+	aligned, alignedMeta := testutil.TCPSuperFrame([6]byte{2, 0, 0, 0, 0, 1}, [6]byte{2, 0, 0, 0, 0, 2}, false, false,
+		47*MSSFor(1472, 14, false), uint16(MSSFor(1472, 14, false)))
 	for _, suite := range []Suite{AES256GCM, ChaCha20Poly1305} {
 		for _, c := range []struct {
 			name   string
@@ -26,6 +30,7 @@ func BenchmarkDatagramPath(b *testing.B) {
 			{"1400B", frames(128, 1400), nil},
 			{"64B", frames(128, 64), nil},
 			{"super64K", super, superMeta},
+			{"super64K-clamped", [][]byte{aligned}, []gso.Meta{alignedMeta}},
 		} {
 			b.Run(suite.String()+"/"+c.name, func(b *testing.B) {
 				s, o := pair(b, suite, "k", "k")
