@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hubfleet/hubfleet/internal/testutil"
+	"github.com/hubfleet/hubfleet/pkg/datagram"
 )
 
 // newUDPEnv is newEnv with hfudp- namespace names.
@@ -388,5 +389,41 @@ func TestUDPPathMTUDiscovery(t *testing.T) {
 	})
 	if ms[len(ms)-1][1] != "1372" {
 		t.Fatalf("the member's datagram size towards A is not 1372: %v", ms)
+	}
+}
+
+// TCP through the UDP channel gets an MSS whose full-sized segments fit one
+// datagram each (datagram.ClampMSS): the clients clamp the SYNs they carry,
+// so a lost datagram costs the inner TCP one segment, not parts of two.
+func TestUDPClampsMSS(t *testing.T) {
+	if _, err := exec.LookPath("iperf3"); err != nil {
+		t.Skip("the test needs iperf3")
+	}
+	w := newUDPWorld(t)
+	eventually(t, 20*time.Second, "A's UDP path up", func() bool { up, _ := pathEvents(w.a); return up >= 1 })
+	w.startBin("iperf3 server", w.nsB, "/usr/bin/iperf3", "-s", "-B", addrB)
+	// A stream long enough for ss to see its connection, which iperf3 opens
+	// once the server answers.
+	w.startBin("iperf3 client", w.nsA, "/usr/bin/iperf3", "-c", addrB, "-t", "60")
+	mssRE := regexp.MustCompile(`\bmss:(\d+)`)
+	mss := 0
+	eventually(t, 30*time.Second, "ss shows the iperf3 stream's MSS", func() bool {
+		out, err := w.e.inNS(w.nsA, 5*time.Second, "ss", "-tinH", "dst", addrB+":5201")
+		if err != nil {
+			return false
+		}
+		for _, m := range mssRE.FindAllStringSubmatch(out, -1) {
+			mss, _ = strconv.Atoi(m[1])
+			return true
+		}
+		return false
+	})
+	// Client A's route to the member has a 1500-byte MTU: 1472-byte
+	// datagrams, whose room for one frame less the Ethernet, IPv4 and TCP
+	// headers is an MSS of 1379; timestamps take 12 more from each segment.
+	want := datagram.MSSFor(1472, 14, false)
+	t.Logf("inner TCP's MSS: %d (the clamp allows %d; a 1500-byte TAP alone gives 1448)", mss, want)
+	if mss > want || mss < want-12 {
+		t.Fatalf("inner TCP's MSS is %d, want %d or %d with timestamps", mss, want, want-12)
 	}
 }
