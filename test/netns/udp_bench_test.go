@@ -161,9 +161,13 @@ func TestUDPBenchmark(t *testing.T) {
 				for _, udp := range []bool{true, false} {
 					restartA(udp)
 					setMTU(mtu)
-					d0, s0 := w.drops(), w.wanStats()
+					d0, s0, q0 := w.drops(), w.wanStats(), w.hubQueueFull()
 					res[udp], rtx[udp] = iperf()
-					t.Logf("drops during the run: %s", w.drops().sub(d0))
+					hub := "?"
+					if q1 := w.hubQueueFull(); q0 >= 0 && q1 >= 0 {
+						hub = strconv.Itoa(q1 - q0)
+					}
+					t.Logf("drops during the run: %s; the member's hub dropped %s frames at a full port queue", w.drops().sub(d0), hub)
 					t.Logf("WAN during the run: %s", w.wanStats().sub(s0))
 					path := "TLS"
 					if udp {
@@ -191,14 +195,26 @@ func TestUDPBenchmark(t *testing.T) {
 // dropCounts are where frames can be lost on the machine rather than the
 // WAN: the kernel's per-CPU input backlog (a TAP's writes land there) and UDP
 // receive buffers in the three namespaces.
-type dropCounts struct{ backlog, udpA, udpM, udpB int }
+type dropCounts struct{ backlog, udpA, udpM, udpB, tapA, tapB int }
 
 func (d dropCounts) sub(o dropCounts) dropCounts {
-	return dropCounts{d.backlog - o.backlog, d.udpA - o.udpA, d.udpM - o.udpM, d.udpB - o.udpB}
+	return dropCounts{d.backlog - o.backlog, d.udpA - o.udpA, d.udpM - o.udpM, d.udpB - o.udpB, d.tapA - o.tapA, d.tapB - o.tapB}
 }
 
 func (d dropCounts) String() string {
-	return fmt.Sprintf("input backlog %d, UDP receive buffers A %d member %d B %d", d.backlog, d.udpA, d.udpM, d.udpB)
+	return fmt.Sprintf("input backlog %d, UDP receive buffers A %d member %d B %d, TAPs (frames the client did not read in time) A %d B %d",
+		d.backlog, d.udpA, d.udpM, d.udpB, d.tapA, d.tapB)
+}
+
+// tapDropped is the TAP's tx_dropped in ns: frames the kernel had for the
+// client to read and dropped because its queue was full.
+func (w *udpWorld) tapDropped(ns string) int {
+	out, err := w.e.inNS(ns, 10*time.Second, "cat", "/sys/class/net/hf0/statistics/tx_dropped")
+	if err != nil {
+		return 0
+	}
+	v, _ := strconv.Atoi(strings.TrimSpace(out))
+	return v
 }
 
 func (w *udpWorld) drops() dropCounts {
@@ -216,6 +232,7 @@ func (w *udpWorld) drops() dropCounts {
 	d.udpA = w.snmpUDP(w.nsA, "RcvbufErrors")
 	d.udpM = w.snmpUDP(w.e.member, "RcvbufErrors")
 	d.udpB = w.snmpUDP(w.nsB, "RcvbufErrors")
+	d.tapA, d.tapB = w.tapDropped(w.nsA), w.tapDropped(w.nsB)
 	return d
 }
 
@@ -276,4 +293,23 @@ func (w *udpWorld) wanStats() wanStats {
 		s[i] = wanCounts{v[0], v[1], v[2], v[3]}
 	}
 	return s
+}
+
+// hubQueueFull is the member's count of frames its hub dropped at a full
+// egress queue (a port slower than what is sent to it, as a switch drops),
+// from its metrics endpoint; -1 when they cannot be read.
+func (w *udpWorld) hubQueueFull() int {
+	out, err := w.e.inNS(w.e.member, 10*time.Second, "curl", "-s", "http://127.0.0.1:9090/metrics")
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "hubfleet_hub_drops_total{") && strings.Contains(line, `reason="queue_full"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += int(v)
+		}
+	}
+	return n
 }
