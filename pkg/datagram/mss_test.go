@@ -221,3 +221,29 @@ func TestSuperFrameLosesOneSegmentPerDatagram(t *testing.T) {
 		}
 	}
 }
+
+// ClampMSS takes any bytes (frames from a TAP or a peer's datagrams) without
+// panicking, and changes at most the MSS option's value and the checksum.
+func FuzzClampMSS(f *testing.F) {
+	syn, _ := synFrame(false, true, false, []byte{1, 2, 4, 0x05, 0xb4, 4, 2, 1})
+	syn6, _ := synFrame(true, false, true, []byte{2, 4, 0x05, 0xb4})
+	f.Add(syn, false, 1472)
+	f.Add(syn6, true, 1300)
+	f.Fuzz(func(t *testing.T, frame []byte, partial bool, size int) {
+		var m gso.Meta
+		if partial {
+			m.Flags = gso.NeedsCsum
+		}
+		before := bytes.Clone(frame)
+		changed := ClampMSS(frame, m, size)
+		diff := 0
+		for i := range frame {
+			if frame[i] != before[i] {
+				diff++
+			}
+		}
+		if !changed && diff != 0 || diff > 4 {
+			t.Fatalf("changed=%v, %d bytes differ", changed, diff)
+		}
+	})
+}
