@@ -396,15 +396,24 @@ func TestUDPPathMTUDiscovery(t *testing.T) {
 // datagram each (datagram.ClampMSS): the clients clamp the SYNs they carry,
 // so a lost datagram costs the inner TCP one segment, not parts of two.
 func TestUDPClampsMSS(t *testing.T) {
-	if _, err := exec.LookPath("iperf3"); err != nil {
-		t.Skip("the test needs iperf3")
+	iperf, err := exec.LookPath("iperf3")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("iperf3 is missing: .ci/run installs it (apt-get install iperf3)")
+		}
+		t.Skip("the test needs iperf3: apt-get install iperf3")
 	}
 	w := newUDPWorld(t)
 	eventually(t, 20*time.Second, "A's UDP path up", func() bool { up, _ := pathEvents(w.a); return up >= 1 })
-	w.startBin("iperf3 server", w.nsB, "/usr/bin/iperf3", "-s", "-B", addrB)
+	w.startBin("iperf3 server", w.nsB, iperf, "-s", "-B", addrB)
+	// The client exits at once if the server is not listening yet.
+	eventually(t, 10*time.Second, "the iperf3 server listening", func() bool {
+		out, err := w.e.inNS(w.nsB, 5*time.Second, "ss", "-ltnH", "sport = :5201")
+		return err == nil && strings.TrimSpace(out) != ""
+	})
 	// A stream long enough for ss to see its connection, which iperf3 opens
 	// once the server answers.
-	w.startBin("iperf3 client", w.nsA, "/usr/bin/iperf3", "-c", addrB, "-t", "60")
+	w.startBin("iperf3 client", w.nsA, iperf, "-c", addrB, "-t", "60")
 	mssRE := regexp.MustCompile(`\bmss:(\d+)`)
 	mss := 0
 	eventually(t, 30*time.Second, "ss shows the iperf3 stream's MSS", func() bool {
