@@ -176,12 +176,16 @@ func TestUDPChannel(t *testing.T) {
 			web := httptest.NewServer(MetricsHandler(m.srv, MetricsOptions{}))
 			defer web.Close()
 			metrics := scrape(t, web.URL)
+			// The first datagram may have been sent again before the session
+			// was reachable (unknown_session) or after it arrived, before bob
+			// read it (a replay): the counts say those happened, not how often.
 			want(t, metrics, map[string]float64{
-				key("hubfleet_server_udp_sessions", "path=up"):                      1,
-				key("hubfleet_server_udp_rejected_total", "reason=replay"):          1,
-				key("hubfleet_server_udp_rejected_total", "reason=unknown_session"): 0,
-				key("hubfleet_server_udp_rejected_total", "reason=auth"):            0,
+				key("hubfleet_server_udp_sessions", "path=up"):           1,
+				key("hubfleet_server_udp_rejected_total", "reason=auth"): 0,
 			})
+			if n := metrics[key("hubfleet_server_udp_rejected_total", "reason=replay")]; n < 1 {
+				t.Errorf("udp_rejected_total{reason=replay} = %v, want the replayed datagram counted", n)
+			}
 			if metrics[key("hubfleet_server_udp_datagrams_total", "direction=in")] < 3 || metrics[key("hubfleet_server_udp_datagrams_total", "direction=out")] < 1 {
 				t.Errorf("datagram counters %v in, %v out", metrics[key("hubfleet_server_udp_datagrams_total", "direction=in")], metrics[key("hubfleet_server_udp_datagrams_total", "direction=out")])
 			}
