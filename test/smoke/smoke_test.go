@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +66,22 @@ func TestLocalClusterSmoke(t *testing.T) {
 	// A state directory of its own, so the test never tears down (or wipes) a
 	// cluster someone started with `make cluster-up` in the default directory.
 	e.dir = filepath.Join(os.TempDir(), "hubfleet-smoke-cluster")
+
+	// The lock every user of the local cluster holds while it is up
+	// (docs/local-cluster.md): an e2e run or another smoke test on this
+	// machine is waited for, not mistaken for a leftover. Released after
+	// the cluster is down (cleanups run last-registered first).
+	lock, err := os.OpenFile(e2e.LockFile, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		t.Logf("waiting for the local-cluster lock %s (someone else's cluster is up)", e2e.LockFile)
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	if out, err := exec.Command("ip", "link", "show", bridge).CombinedOutput(); err == nil {
 		t.Fatalf("a local cluster is already running (interface %s exists): `make cluster-down` first\n%s", bridge, out)
