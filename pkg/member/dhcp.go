@@ -51,8 +51,10 @@ type dhcpPort struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	now    func() time.Time
-	// changed, if set, is called after the server handled a DHCP message
-	// (its leases may have changed), on the server's goroutine.
+	// changed is called after the server handled a DHCP message (its
+	// leases may have changed), on the server's goroutine: the hub's
+	// sessionsChanged, so the pool's use reaches the status with the
+	// member's session report (Options.OnSessions).
 	changed func()
 }
 
@@ -104,7 +106,7 @@ func (d *dhcpPort) run(ctx context.Context) {
 			f.Release()
 		}
 		next = d.srv.Tick(now)
-		if messages && d.changed != nil {
+		if messages {
 			d.changed()
 		}
 	}
@@ -164,9 +166,10 @@ type DHCPHold struct {
 // the segment learns where it now is; clients' renewals teach it their
 // leases after a probe (pkg/dhcp), as after a dynamic hub's move.
 //
-// changed, if set, is called after the server handled a DHCP message (its
-// leases may have changed; DHCPUse says how), on the server's goroutine.
-func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec, changed func()) (*DHCPHold, error) {
+// Its start, stop and every DHCP exchange are reported as a change of the
+// hub's sessions (Options.OnSessions), whose report carries the pool's use
+// (DHCPUse).
+func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec) (*DHCPHold, error) {
 	c, err := DHCPSettings(d).Config()
 	if err != nil {
 		return nil, err
@@ -179,16 +182,19 @@ func (s *Server) HoldDHCP(name string, sw *hub.Hub, d *v1alpha1.DHCPSpec, change
 		return nil, fmt.Errorf("hub %s is not served here (any more)", name)
 	}
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
 	switch {
 	case hs.removed:
+		hs.mu.Unlock()
 		return nil, fmt.Errorf("hub %s is being removed", name)
 	case hs.dhcp != nil:
+		hs.mu.Unlock()
 		return nil, fmt.Errorf("hub %s runs a DHCP server already", name)
 	}
-	p := startDHCP(hs.sw, c, hs.now, s.log, changed)
+	p := startDHCP(hs.sw, c, hs.now, s.log, hs.sessionsChanged)
 	p.spec, p.held = d, true
 	hs.dhcp = p
+	hs.mu.Unlock()
+	hs.sessionsChanged()
 	return &DHCPHold{hs: hs, d: p}, nil
 }
 
@@ -204,6 +210,7 @@ func (h *DHCPHold) Stop() {
 	}
 	h.hs.mu.Unlock()
 	h.d.stop()
+	h.hs.sessionsChanged()
 }
 
 // Stats are the server's figures now.

@@ -51,7 +51,7 @@ type hubState struct {
 	onSessions func(hub string) // Options.OnSessions (sessions.go)
 }
 
-func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState {
+func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger, onSessions func(hub string)) *hubState {
 	// Validate compiled the list already; a failure here cannot happen, and
 	// would leave the hub without a filter only for a config Validate refused.
 	prog, _ := c.accessList()
@@ -66,11 +66,12 @@ func newHubState(c *HubConfig, now func() time.Time, log *slog.Logger) *hubState
 			MaxFrame: maxFrame,
 			Now:      now,
 		}),
-		cfg:      c,
-		sessions: map[*session]struct{}{},
-		perUser:  map[string]int{},
-		now:      now,
-		log:      log,
+		cfg:        c,
+		sessions:   map[*session]struct{}{},
+		perUser:    map[string]int{},
+		now:        now,
+		log:        log,
+		onSessions: onSessions,
 	}
 	hs.setUserLimits(c)
 	hs.setDHCP(c, log)
@@ -97,7 +98,7 @@ func (hs *hubState) setDHCP(c *HubConfig, log *slog.Logger) {
 	if dc == nil {
 		return
 	}
-	d := startDHCP(hs.sw, dc, hs.now, log, nil)
+	d := startDHCP(hs.sw, dc, hs.now, log, hs.sessionsChanged)
 	d.spec = c.DHCP
 	hs.mu.Lock()
 	hs.dhcp = d

@@ -229,8 +229,7 @@ func (s *Server) Apply(cfg *Config) error {
 			hs.update(h, s.log)
 			continue
 		}
-		hs := newHubState(h, s.now, s.log)
-		hs.onSessions = s.onSess
+		hs := newHubState(h, s.now, s.log, s.onSess)
 		s.hubs[h.Name] = hs
 		s.log.Info("hub added", "hub", h.Name, "type", h.Type, "users", len(h.Users))
 	}

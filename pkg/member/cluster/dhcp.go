@@ -61,32 +61,26 @@ func poolString(d *vpnv1alpha1.DHCPSpec) string {
 func (m *Member) newDHCPServers() *singletons {
 	start := func(sw *hub.Hub, sp singletonSpec) (service, error) {
 		// The pool's use goes into the hub's status with this member's
-		// session report (sessions.go): after each DHCP exchange, and once
-		// the server starts and stops.
-		changed := func() { m.sessions.changed(sp.hub) }
-		h, err := m.srv.HoldDHCP(sp.hub, sw, sp.arg.(*vpnv1alpha1.DHCPSpec), changed)
+		// session report (sessions.go): the server reports its start, its
+		// stop and each DHCP exchange as a change of the hub's sessions.
+		h, err := m.srv.HoldDHCP(sp.hub, sw, sp.arg.(*vpnv1alpha1.DHCPSpec))
 		if err != nil {
 			return nil, err
 		}
-		changed()
-		return dhcpService{h: h, changed: changed}, nil
+		return dhcpService{h: h}, nil
 	}
 	// No reattach: the server's announcement teaches every switch its place.
 	return newSingletons("dhcp server", m.id.Name, m.log, m.lease, bridgeMargin(m.id.LeaseDuration, m.renewInterval()),
 		m.srv.Hub, start, nil)
 }
 
-type dhcpService struct {
-	h       *member.DHCPHold
-	changed func()
-}
+type dhcpService struct{ h *member.DHCPHold }
 
 func (d dhcpService) Done() <-chan struct{} { return d.h.Done() }
 func (d dhcpService) Err() error            { return errors.New("the hub's switch closed") }
 func (d dhcpService) Stop() []any {
 	st := d.h.Stats()
 	d.h.Stop()
-	d.changed()
 	return []any{"leases", st.InUse, "pool", st.PoolSize, "offers", st.Offers, "acks", st.Acks, "learned", st.Learned}
 }
 
