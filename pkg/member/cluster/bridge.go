@@ -49,7 +49,7 @@ func (m *Member) newBridges(open func(iface string) (bridge.Device, error)) *sin
 		}
 		return &bridgeService{Bridge: bridge.Attach(sw, dev, "local-bridge:"+sp.conf), dev: dev}, nil
 	}
-	return newSingletons("local bridge", m.id.Name, m.log, m.lease, bridgeMargin(m.id.LeaseDuration, m.renewInterval()),
+	return newSingletons("local bridge", m.id.Name, m.log, m.lease, singletonMargin(m.id.LeaseDuration, m.renewInterval()),
 		m.srv.Hub, start, m.meshes.reattach)
 }
 

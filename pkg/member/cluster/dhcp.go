@@ -70,7 +70,7 @@ func (m *Member) newDHCPServers() *singletons {
 		return dhcpService{h: h}, nil
 	}
 	// No reattach: the server's announcement teaches every switch its place.
-	return newSingletons("dhcp server", m.id.Name, m.log, m.lease, bridgeMargin(m.id.LeaseDuration, m.renewInterval()),
+	return newSingletons("dhcp server", m.id.Name, m.log, m.lease, singletonMargin(m.id.LeaseDuration, m.renewInterval()),
 		m.srv.Hub, start, nil)
 }
 

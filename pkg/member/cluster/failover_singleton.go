@@ -22,7 +22,7 @@ import (
 // that claimed the peer's Lease (or holds a death certificate) knows the
 // peer's process has certainly stopped them: it is gone, or its Lease
 // expired and a member stops its singletons before that
-// (bridgeFenceMargin). So it gives each to the first live member, in member
+// (singletonFenceMargin). So it gives each to the first live member, in member
 // order as the operator prefers them, that may hold it — for a bridge, one
 // the operator last found eligible (status.localBridgeEligible: members
 // cannot read Nodes). The activation names no container — a member does

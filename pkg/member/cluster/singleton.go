@@ -23,7 +23,7 @@ import (
 // static hub's singleton while:
 //   - the status names it (status.localBridge, status.dhcpServer) and the
 //     service's condition (Bridged, DHCPServer) is True;
-//   - its Lease is fresh (with bridgeFenceMargin to spare);
+//   - its Lease is fresh (with singletonFenceMargin to spare);
 //   - the activation is not the one it found when it started: the
 //     condition's message names the process the operator activated the
 //     service for, so a restarted member waits for an activation naming its
@@ -33,22 +33,22 @@ import (
 // docs/bridge.md ("Placement and fencing") states the argument; the DHCP
 // server follows it word for word.
 
-// bridgeFenceMargin: a member stops its singletons this long before its
+// singletonFenceMargin: a member stops its singletons this long before its
 // Lease expires, so the operator, which may move them at the expiry, never
 // finds one still running because of a late timer or a small clock skew. It
 // is capped at half the slack between renewals, so the shortest Lease (2 s,
 // renewed every second) does not make a service stop between two healthy
 // renewals.
-const bridgeFenceMargin = time.Second
+const singletonFenceMargin = time.Second
 
-func bridgeMargin(lease, renew time.Duration) time.Duration {
-	return max(min(bridgeFenceMargin, (lease-renew)/2), 0)
+func singletonMargin(lease, renew time.Duration) time.Duration {
+	return max(min(singletonFenceMargin, (lease-renew)/2), 0)
 }
 
-// bridgeRetry bounds the wait between attempts to start a service that
+// singletonRetry bounds the wait between attempts to start a service that
 // cannot start yet (a LAN interface missing or down: a secondary interface
 // may be attached after the pod starts).
-const bridgeRetry = 2 * time.Second
+const singletonRetry = 2 * time.Second
 
 // singletonSpec is one static hub's singleton service as its status shows it.
 type singletonSpec struct {
@@ -217,7 +217,7 @@ func (b *singletons) keep(ctx context.Context, name string, rs *runningSingleton
 	fence := time.NewTimer(max(b.until(), 0))
 	defer fence.Stop()
 	lastErr := ""
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, bridgeRetry) {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, singletonRetry) {
 		if b.fenced() {
 			log.Warn(b.kind + " not started: the member Lease is about to expire")
 			return
