@@ -41,6 +41,9 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/certs"
 )
 
+// congestion is the -cc flag: iperf3's congestion control.
+var congestion *string
+
 // variant is one data path to measure: a hubfleet binary and extra flags for
 // its clients (one or both).
 type variant struct {
@@ -99,6 +102,7 @@ func run() {
 		keep     = flag.Bool("keep", false, "keep the work directory (logs of member and clients)")
 		profile  = flag.String("perf", "", "directory: record `perf record -g` of member and clients during each variant's first 1-stream run (perf.<variant>.<process>.data)")
 	)
+	congestion = flag.String("cc", "", "congestion control of the iperf3 connections (iperf3 -C), e.g. reno; empty: the namespace's default (the host's)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fail("bench-tap needs root: network namespaces and TAP devices")
@@ -430,8 +434,12 @@ func (p *path) iperf(streams, secs int) sample {
 	var res iperfJSON
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, err := exec.Command("ip", "netns", "exec", p.w.nsA, "iperf3", "-J", "-c", p.dstAddr,
-			"-t", strconv.Itoa(secs), "-P", strconv.Itoa(streams)).Output()
+		args := []string{"netns", "exec", p.w.nsA, "iperf3", "-J", "-c", p.dstAddr,
+			"-t", strconv.Itoa(secs), "-P", strconv.Itoa(streams)}
+		if *congestion != "" {
+			args = append(args, "-C", *congestion)
+		}
+		out, err := exec.Command("ip", args...).Output()
 		res = iperfJSON{}
 		_ = json.Unmarshal(out, &res)
 		if err == nil && res.Error == "" {

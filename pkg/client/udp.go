@@ -84,6 +84,10 @@ type udpChannel struct {
 	toTAP   func([]byte, gso.Meta)
 	plain   func([]byte)
 	ackBuf  []byte
+	// coal joins the TCP segments of a receive batch back into
+	// super-frames, built in tapBuf behind the virtio header (nil when the
+	// TAP takes no TCP super-frames).
+	coal *gso.Coalescer
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -153,6 +157,11 @@ func (c *client) startUDP(ctx context.Context, conn *protocol.Conn, res *protoco
 	u.tapBufs = make([][]byte, 1)
 	u.scratch = make([]byte, protocol.MaxSuperFrame)
 	u.toTAP, u.plain = u.writeTAP, u.writePlain
+	if u.offload.Accepts(gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv4}) &&
+		u.offload.Accepts(gso.Meta{Flags: gso.NeedsCsum, Type: gso.TypeTCPv6}) {
+		u.coal = gso.NewCoalescer(u.tapBuf[tap.Headroom:], u.writeTAP)
+		u.toTAP = u.coal.Add
+	}
 
 	ctx, u.cancel = context.WithCancel(ctx)
 	u.done.Add(2)
@@ -286,6 +295,9 @@ func (u *udpChannel) read() {
 			}
 			return
 		}
+		if u.coal != nil {
+			u.coal.Flush() // no frame waits for the next batch
+		}
 	}
 }
 
@@ -336,7 +348,11 @@ func (u *udpChannel) writeTAP(frame []byte, m gso.Meta) {
 		return
 	}
 	m.PutVirtio(u.tapBuf[:tap.Headroom])
-	u.tapBufs[0] = u.tapBuf[:tap.Headroom+copy(u.tapBuf[tap.Headroom:], frame)]
+	n := len(frame)
+	if n > 0 && &frame[0] != &u.tapBuf[tap.Headroom] { // a run the Coalescer built lies there already
+		copy(u.tapBuf[tap.Headroom:], frame)
+	}
+	u.tapBufs[0] = u.tapBuf[:tap.Headroom+n]
 	if _, err := u.dev.Write(u.tapBufs, tap.Headroom); err != nil {
 		u.tapErr.Add(1)
 	}

@@ -185,7 +185,17 @@ func (p *Packer) split(m gso.Meta, f []byte) bool {
 	return true
 }
 
-func (p *Packer) addSegment(seg []byte) { p.addFrame(seg, gso.Meta{}) }
+// addSegment sends a segment gso.Split made. Its checksums were computed
+// here, so a peer that takes metadata is told it may trust them
+// (DataValid, no bytes on the wire): its kernel skips checking them, and
+// its gso.Coalescer may join the segments into a super-frame again.
+func (p *Packer) addSegment(seg []byte) {
+	var m gso.Meta
+	if p.GSO {
+		m.Flags = gso.DataValid
+	}
+	p.addFrame(seg, m)
+}
 
 // tcpMeta is the offload metadata that lets gso.Split cut f, a TCP frame,
 // at any segment size: m itself for a TCP super-frame, else one made from
