@@ -127,6 +127,16 @@ type udpSession struct {
 	// reader and the UDP reader).
 	fwd sync.Mutex
 	in  []*hub.Frame // the UDP reader's frames not yet forwarded
+	// coal joins the client's TCP segments back into super-frames (as the
+	// client's receiver does, pkg/client/udp.go), built in run, a hub
+	// frame handed to the hub whole when a run of two or more is emitted.
+	// The hub then queues and forwards one frame where the datagrams
+	// brought dozens: its egress queues (counted in frames, and bytes of
+	// pinned buffer) held ~1.4 MB of 1.4 KB segments, and a burst of the
+	// client's TCP overflowed them. Both under the reader's rmu.
+	coal    *gso.Coalescer
+	run     *hub.Frame
+	touched bool // in u.touched
 
 	// Writer state (the session's writer goroutine).
 	packer *datagram.Packer
@@ -235,6 +245,10 @@ func (s *Server) offerUDP(conn net.Conn, req *protocol.LoginRequest, se *session
 	}
 	us.packer = datagram.NewPacker(sealer, mf, peerGSO, us.flushDatagrams)
 	us.onBig = us.addTooBig
+	if peerGSO {
+		us.run = hub.NewFrameSize(protocol.MaxSuperFrame)
+		us.coal = gso.NewCoalescer(us.run.Buf()[:protocol.MaxSuperFrame], us.emit)
+	}
 	se.udp = us
 	res.Capabilities |= protocol.CapUDP
 	res.UDP = &protocol.UDPParams{Port: u.port, Session: id, Suite: uint8(suite)}
@@ -262,6 +276,16 @@ func (se *session) startUDP(ctx context.Context) (stop func()) {
 		u.mu.Lock()
 		delete(u.byID, us.id)
 		u.mu.Unlock()
+		// No datagram reaches us now; what the Coalescer holds goes with the
+		// read's other frames (u.flush), and its buffer back to the pool.
+		u.rmu.Lock()
+		if us.coal != nil {
+			us.coal.Flush()
+			us.coal = nil
+			us.run.Release()
+			us.run = nil
+		}
+		u.rmu.Unlock()
 		st, changes, _ := us.path.State()
 		se.srv.log.Info("UDP channel closed", "hub", se.hs.name, "user", se.user, "path", st.String(), "pathChanges", changes,
 			"rxDatagrams", us.rx.Load(), "rxRejected", us.rxBad.Load(), "rxReplayed", us.rxReplay.Load(),
@@ -477,7 +501,8 @@ func (u *udpServer) onDatagram(d []byte, from netip.AddrPort, via string, forwar
 	}
 	switch h.Type {
 	case datagram.TypeData:
-		if len(us.in) == 0 {
+		if !us.touched {
+			us.touched = true
 			u.touched = append(u.touched, us)
 		}
 		if _, _, err := datagram.Unpack(payload, us.lim, us.keep); err != nil {
@@ -507,15 +532,43 @@ func (us *udpSession) peerStringOf(p *udpDest) string {
 	return p.addr.String()
 }
 
-// keep copies a received frame into a hub frame, as the TLS reader does.
+// keep takes a received frame: into the Coalescer's run, or copied into a
+// hub frame of its own, as the TLS reader does.
 func (us *udpSession) keep(b []byte, m gso.Meta) {
+	if us.coal != nil {
+		us.coal.Add(b, m)
+		return
+	}
+	us.keepCopy(b, m)
+}
+
+func (us *udpSession) keepCopy(b []byte, m gso.Meta) {
 	f := hub.NewFrameSize(len(b))
 	f.SetLen(copy(f.Buf(), b))
 	f.Meta = m
 	us.in = append(us.in, f)
 }
 
+// emit is the Coalescer's: a joined run is handed to the hub in the frame
+// it was built in, which a new one replaces; a run of one is copied into a
+// frame of its size (a queued frame pins its whole buffer); any other
+// frame is copied as keep would.
+func (us *udpSession) emit(b []byte, m gso.Meta) {
+	if len(b) == 0 || &b[0] != &us.run.Buf()[0] || !m.Segmented() {
+		us.keepCopy(b, m)
+		return
+	}
+	us.run.SetLen(len(b))
+	us.run.Meta = m
+	us.in = append(us.in, us.run)
+	us.run = hub.NewFrameSize(protocol.MaxSuperFrame)
+	us.coal.SetBuf(us.run.Buf()[:protocol.MaxSuperFrame])
+}
+
 func (us *udpSession) forward() {
+	if us.coal != nil {
+		us.coal.Flush()
+	}
 	if len(us.in) > 0 {
 		us.se.forward(us.in)
 		clear(us.in)
@@ -527,6 +580,7 @@ func (us *udpSession) forward() {
 func (u *udpServer) flush() {
 	for _, us := range u.touched {
 		us.forward()
+		us.touched = false
 	}
 	clear(u.touched)
 	u.touched = u.touched[:0]

@@ -305,7 +305,7 @@ func (w *udpWorld) hubQueueFull() int {
 	}
 	n := 0
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "hubfleet_hub_drops_total{") && strings.Contains(line, `reason="queue_full"`) {
+		if strings.HasPrefix(line, "hubfleet_server_hub_drops_total{") && strings.Contains(line, `reason="queue_full"`) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			n += int(v)
