@@ -33,7 +33,7 @@ func MSSFor(size, l3 int, v6 bool) int {
 	if v6 {
 		ip = 40
 	}
-	return room(min(max(size, MinDatagram), MaxDatagram), gso.Meta{}) - l3 - ip - 20
+	return room(min(max(size, MinDatagram), MaxDatagram), segmentMeta) - l3 - ip - 20
 }
 
 // ClampMSS lowers the MSS option of frame, a TCP SYN (or SYN-ACK) with

@@ -72,8 +72,10 @@ func TestClampMSS(t *testing.T) {
 						t.Fatalf("%s: MSS %d, want %d", name, got, want)
 					}
 					// A full-sized segment at that MSS fills one datagram.
-					if frame := l3 + map[bool]int{false: 20, true: 40}[v6] + 20 + want; frame != room(1472, gso.Meta{}) {
-						t.Fatalf("a full segment is a %d-byte frame; the datagram's room is %d", frame, room(1472, gso.Meta{}))
+					// (with the partial-checksum metadata a segment cut for
+					// a peer with offloads carries).
+					if frame := l3 + map[bool]int{false: 20, true: 40}[v6] + 20 + want; frame != room(1472, segmentMeta) {
+						t.Fatalf("a full segment is a %d-byte frame; the datagram's room is %d", frame, room(1472, segmentMeta))
 					}
 					if partial {
 						l4 := len(f) - len(opts) - 20
@@ -166,10 +168,12 @@ func TestSuperFrameLosesOneSegmentPerDatagram(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, _, err := Unpack(pl, framing.Limits{MaxFrame: 1600}, func(f []byte, m gso.Meta) {
-				if m != (gso.Meta{Flags: gso.DataValid}) {
-					t.Fatalf("a segment with metadata %+v, want only DataValid (checksums computed by the sender)", m)
+				if m != (gso.Meta{Flags: gso.NeedsCsum, CsumStart: 34, CsumOffset: 16}) {
+					t.Fatalf("a segment with metadata %+v, want a partial checksum at the TCP header", m)
 				}
-				per[i] = append(per[i], bytes.Clone(f))
+				f = bytes.Clone(f)
+				gso.FinishChecksum(f, int(m.CsumStart), int(m.CsumOffset)) // as the receiver's device does
+				per[i] = append(per[i], f)
 			}); err != nil {
 				t.Fatal(err)
 			}

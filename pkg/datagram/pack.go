@@ -142,7 +142,7 @@ func (p *Packer) add(f []byte, m gso.Meta) bool {
 			p.stats.BadMeta++
 			return true
 		}
-		mss := room(p.size, gso.Meta{}) - pl.Hdr
+		mss := room(p.size, segmentMeta) - pl.Hdr
 		if mss <= 0 {
 			return false
 		}
@@ -151,6 +151,9 @@ func (p *Packer) add(f []byte, m gso.Meta) bool {
 		}
 		tm.Size = uint16(min(int(tm.Size), p.MaxFrame-pl.Hdr))
 		p.stats.Resegmented++
+		if p.GSO {
+			return p.splitPartial(tm, f)
+		}
 		return p.split(tm, f)
 	}
 	if m.Segmented() {
@@ -181,6 +184,38 @@ func (p *Packer) split(m gso.Meta, f []byte) bool {
 	}
 	if !gso.Split(m, f, *p.scratch, p.emit) {
 		p.stats.BadMeta++
+	}
+	return true
+}
+
+// segmentMeta is the metadata of a TCP segment cut for a peer that takes
+// metadata: its checksum left partial, which that peer's device or kernel
+// finishes (or never checks: a local receiver), so neither end sums the
+// payload, and which its gso.Coalescer may join into a super-frame again.
+// Its 4 bytes of frame header are planned for in every datagram (MSSFor),
+// so a segment at the clamped MSS fits one datagram with or without them.
+var segmentMeta = gso.Meta{Flags: gso.NeedsCsum}
+
+// splitPartial cuts a TCP frame for a peer that takes metadata (splitPartial's
+// segments carry segmentMeta with their offsets).
+func (p *Packer) splitPartial(m gso.Meta, f []byte) bool {
+	if p.scratch == nil {
+		p.scratch = bufPool.Get().(*[]byte)
+	}
+	pl, ok := gso.PlanSegments(m, f)
+	if !ok || pl.MaxSegmentLen() > len(*p.scratch) {
+		p.stats.BadMeta++
+		return true
+	}
+	pl.Partial = true
+	sm := gso.Meta{Flags: gso.NeedsCsum, CsumStart: uint16(pl.L4), CsumOffset: 16}
+	for i := range pl.Segs {
+		n := gso.Segment(&pl, f, i, *p.scratch)
+		if n < 0 {
+			p.stats.BadMeta++
+			return true
+		}
+		p.addFrame((*p.scratch)[:n], sm)
 	}
 	return true
 }

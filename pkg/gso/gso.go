@@ -150,6 +150,10 @@ type Plan struct {
 	// Tagged is free for the caller (the LAN bridge marks a frame whose VLAN
 	// tag it restored).
 	Tagged bool
+	// Partial: Segment leaves each TCP segment's checksum partial (the
+	// pseudo-header sum, for NeedsCsum at L4+16), for a receiver whose
+	// device or kernel finishes it, instead of summing the payload.
+	Partial bool
 }
 
 // MaxSegmentLen is the longest segment Segment writes for this plan.
@@ -244,6 +248,10 @@ func Segment(s *Plan, pkt []byte, i int, dst []byte) int {
 		sum = CsumAdd(0, seg[s.L3+8:s.L3+40])
 	}
 	sum += proto + uint64(l4len)
+	if s.Partial && !s.UDP {
+		binary.BigEndian.PutUint16(l4[csumAt:], CsumFold(sum))
+		return n
+	}
 	c := ^CsumFold(CsumAdd(sum, l4))
 	if c == 0 && s.UDP {
 		c = 0xffff
