@@ -23,6 +23,13 @@ const (
 	// not 64 KiB ones: 1024 queued frames are 2 MiB instead of 64 MiB.
 	SmallFrameCap = 2048
 
+	// MediumFrameCap is the capacity of a frame from NewFrameSize(n) for
+	// SmallFrameCap < n <= MediumFrameCap: a jumbo frame, or a short run of
+	// TCP segments joined into a super-frame (the UDP channel's, a dozen
+	// 1.4 KB segments), which would otherwise pin 64 KiB each and cut what a
+	// port's queue holds (QueueBytes) to a quarter.
+	MediumFrameCap = 16 << 10
+
 	// Headroom is how many bytes of a pooled buffer lie before the frame
 	// that Buf and SetLen place: a writer that owns the frame (Exclusive)
 	// puts its wire header there (Room) and sends header and frame from the
@@ -58,14 +65,16 @@ type Frame struct {
 }
 
 var (
-	smallFrames = sync.Pool{}
-	bigFrames   = sync.Pool{}
+	smallFrames  = sync.Pool{}
+	mediumFrames = sync.Pool{}
+	bigFrames    = sync.Pool{}
 )
 
 func init() {
 	// The pools refer to themselves through Frame.pool, so their New funcs are
 	// set here rather than in the declarations (an initialisation cycle).
 	smallFrames.New = func() any { return newPooled(&smallFrames, SmallFrameCap) }
+	mediumFrames.New = func() any { return newPooled(&mediumFrames, MediumFrameCap) }
 	bigFrames.New = func() any { return newPooled(&bigFrames, FrameCap) }
 }
 
@@ -90,10 +99,14 @@ func NewFrame() *Frame { return get(&bigFrames) }
 
 // NewFrameSize returns an empty frame with capacity of at least n and one
 // reference. Readers that know the length before reading the body should use
-// it: MTU-sized frames then come from a pool of 2 KiB buffers.
+// it: MTU-sized frames then come from a pool of 2 KiB buffers, jumbo ones
+// from one of 16 KiB.
 func NewFrameSize(n int) *Frame {
-	if n <= SmallFrameCap-Headroom {
+	switch {
+	case n <= SmallFrameCap-Headroom:
 		return get(&smallFrames)
+	case n <= MediumFrameCap-Headroom:
+		return get(&mediumFrames)
 	}
 	return get(&bigFrames)
 }

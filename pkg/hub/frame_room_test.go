@@ -38,4 +38,16 @@ func TestFrameRoom(t *testing.T) {
 	if f := NewFrameSize(SmallFrameCap - Headroom); len(f.Buf()) < SmallFrameCap-Headroom {
 		t.Fatalf("NewFrameSize(%d) has %d bytes", SmallFrameCap-Headroom, len(f.Buf()))
 	}
+	// Each size takes the smallest class that holds it: a queued frame pins
+	// its whole buffer.
+	for _, c := range []struct{ n, cap int }{
+		{SmallFrameCap - Headroom, SmallFrameCap}, {SmallFrameCap - Headroom + 1, MediumFrameCap},
+		{9000, MediumFrameCap}, {MediumFrameCap - Headroom, MediumFrameCap}, {MediumFrameCap - Headroom + 1, FrameCap},
+	} {
+		f := NewFrameSize(c.n)
+		if got := cap(f.buf); got != c.cap || len(f.Buf()) < c.n {
+			t.Errorf("NewFrameSize(%d): a %d-byte buffer (%d after the headroom), want %d", c.n, got, len(f.Buf()), c.cap)
+		}
+		f.Release()
+	}
 }

@@ -76,7 +76,7 @@ func TestQueueBytesBoundSuperFrames(t *testing.T) {
 	send(b, macA, macB) // learn b
 	batch := make([]*Frame, 10)
 	for i := range batch {
-		batch[i] = ethFrame(macB, macA, untag, 9000, byte(i))
+		batch[i] = ethFrame(macB, macA, untag, 20000, byte(i)) // over MediumFrameCap: a 64 KiB buffer each
 		batch[i].Meta = superMeta
 	}
 	a.Forward(batch)
@@ -94,7 +94,7 @@ func TestQueueBytesBoundSuperFrames(t *testing.T) {
 	}
 	// Dequeued frames give their budget back.
 	for i := range batch[:4] {
-		batch[i] = ethFrame(macB, macA, untag, 9000, byte(i))
+		batch[i] = ethFrame(macB, macA, untag, 20000, byte(i)) // over MediumFrameCap: a 64 KiB buffer each
 		batch[i].Meta = superMeta
 	}
 	a.Forward(batch[:4])

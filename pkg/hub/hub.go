@@ -15,7 +15,8 @@ type Options struct {
 	MaxMACs   int           // default 65536
 	QueueLen  int           // per-port egress queue, frames; default 1024
 	// QueueBytes bounds the buffer memory a port's egress queue pins (pooled
-	// capacity: 2 KiB per MTU frame, 64 KiB per super-frame); default 8 MiB,
+	// capacity: 2 KiB per MTU frame, 16 KiB per jumbo frame or short
+	// super-frame, 64 KiB per long super-frame); default 8 MiB,
 	// which QueueLen MTU frames never reach but 127 super-frames do.
 	QueueBytes int
 	// MaxFrame is the longest ordinary frame, Ethernet header included;

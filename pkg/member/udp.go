@@ -95,6 +95,8 @@ type udpServer struct {
 	// to clients (sent here for another member's session), and lost (the
 	// mesh could not take them).
 	fwdToOwner, fwdToClient, fwdErr atomic.Uint64
+	// Segments joined into super-frames, and the super-frames (udpSession.emit).
+	joined, built atomic.Uint64
 }
 
 // fwdGroup is one read's datagrams for one owner from one client.
@@ -549,12 +551,17 @@ func (us *udpSession) keepCopy(b []byte, m gso.Meta) {
 	us.in = append(us.in, f)
 }
 
-// emit is the Coalescer's: a joined run is handed to the hub in the frame
-// it was built in, which a new one replaces; a run of one is copied into a
-// frame of its size (a queued frame pins its whole buffer); any other
-// frame is copied as keep would.
+// emit is the Coalescer's: a long run is handed to the hub in the frame it
+// was built in, which a new one replaces; a short run (the mean at a
+// 1500-byte MTU is about 8 segments) or a run of one is copied into a
+// frame of its size, as is any other frame: a queued frame pins its whole
+// buffer, and a port's queue holds QueueBytes of them.
 func (us *udpSession) emit(b []byte, m gso.Meta) {
-	if len(b) == 0 || &b[0] != &us.run.Buf()[0] || !m.Segmented() {
+	if m.Segmented() {
+		us.u.joined.Add(uint64((len(b) - int(m.HdrLen) + int(m.Size) - 1) / int(m.Size)))
+		us.u.built.Add(1)
+	}
+	if len(b) <= hub.MediumFrameCap-hub.Headroom || &b[0] != &us.run.Buf()[0] {
 		us.keepCopy(b, m)
 		return
 	}

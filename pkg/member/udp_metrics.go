@@ -12,7 +12,7 @@ import (
 // udpDescs are the UDP data channel's series; they exist while the member
 // serves UDP.
 type udpDescs struct {
-	sessions, datagrams, rejected, sendErrors, forwarded *prometheus.Desc
+	sessions, datagrams, rejected, sendErrors, forwarded, coalesced *prometheus.Desc
 }
 
 func newUDPDescs(d func(name, help string, labels ...string) *prometheus.Desc) udpDescs {
@@ -21,6 +21,7 @@ func newUDPDescs(d func(name, help string, labels ...string) *prometheus.Desc) u
 		datagrams:  d("udp_datagrams_total", "UDP datagrams of sessions received (in, authenticated) and sent (out): frames, probes and answers.", "direction"),
 		rejected:   d("udp_rejected_total", "UDP datagrams dropped, by reason: replay (seen already or older than the window), auth (did not authenticate: wrong key, altered, unknown epoch), unknown_session, malformed (too short, or a frame batch that does not parse).", "reason"),
 		sendErrors: d("udp_send_errors_total", "UDP datagrams the socket refused to send."),
+		coalesced:  d("udp_coalesced_total", "TCP segments from sessions' datagrams that this member joined back into super-frames before its hub (segments), and the super-frames they made (super_frames): segments / super_frames is the mean run.", "kind"),
 		forwarded:  d("udp_forwarded_total", "UDP datagrams of other members' sessions (cluster mode, over the member mesh): to_owner, received here and forwarded to the session's member; to_client, sent from here for the session's member; lost, not taken by the mesh (no link of version 3, or its queue full).", "direction"),
 	}
 }
@@ -31,6 +32,7 @@ func (u udpDescs) describe(ch chan<- *prometheus.Desc) {
 	ch <- u.rejected
 	ch <- u.sendErrors
 	ch <- u.forwarded
+	ch <- u.coalesced
 }
 
 // collect reports the UDP series of srv, none while it does not serve UDP.
@@ -64,4 +66,6 @@ func (u udpDescs) collect(srv *Server, ch chan<- prometheus.Metric) {
 	c(u.forwarded, us.fwdToOwner.Load(), "to_owner")
 	c(u.forwarded, us.fwdToClient.Load(), "to_client")
 	c(u.forwarded, us.fwdErr.Load(), "lost")
+	c(u.coalesced, us.joined.Load(), "segments")
+	c(u.coalesced, us.built.Load(), "super_frames")
 }
