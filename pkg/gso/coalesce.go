@@ -71,9 +71,6 @@ func (c *Coalescer) SetBuf(buf []byte) {
 	c.mem, c.buf, c.Max = buf, buf[:0], len(buf)
 }
 
-// Holds reports whether a run is held (Flush would emit it).
-func (c *Coalescer) Holds() bool { return c.segs > 0 }
-
 // Add takes the next frame. frame is not kept: what joins a run is copied.
 func (c *Coalescer) Add(frame []byte, m Meta) {
 	l3, l4, hdr, v4, ok := joinable(frame, m)
