@@ -147,8 +147,9 @@ func runDisconnect(args []string) int {
 			"serving each session sends its client Shutdown (\"disconnected by an\n" +
 			"administrator\") and drops it from the hub's status. The command waits for that,\n" +
 			"then says for each user whether its client can come back: a user still in the\n" +
-			"hub's users Secret reconnects at once; remove the user from the Secret to keep\n" +
-			"them out (which also ends all their sessions). An id may be shortened to a\n" +
+			"hub's users Secret with the same password reconnects at once; remove the user\n" +
+			"from the Secret, or change the password, to keep them out (either also ends all\n" +
+			"their sessions). An id may be shortened to a\n" +
 			"unique prefix of 6 or more digits.",
 		Examples: []string{
 			"hubfleet sessions -n tenant-a corp",

@@ -35,6 +35,7 @@ func FuzzVerifyTicket(f *testing.F) {
 	for _, c := range []TicketClaims{
 		{User: "alice", Hub: "default/vpn", Kind: 1},
 		{User: "", Hub: "", Kind: 2, SessionID: [16]byte{9}},
+		{User: "bob", Hub: "h", Kind: 1, Credential: CredentialDigest("$argon2id$v=19$m=64,t=1,p=1$c2FsdA$aGFzaA")},
 	} {
 		tk, err := IssueTicket(k, c, t0)
 		if err != nil {
@@ -52,6 +53,13 @@ func FuzzVerifyTicket(f *testing.F) {
 		again, err := IssueTicket(k, c, t0)
 		if err != nil {
 			t.Fatalf("accepted ticket's claims cannot be re-issued: %v", err)
+		}
+		if ticket[0] == ticketVersionV1 {
+			// A version 1 ticket is re-issued as version 2 with the same claims.
+			if c2, err := VerifyTicket([]TicketKey{k}, again, t0); err != nil || c2 != c {
+				t.Fatalf("version 1 ticket %x re-issued as %x: claims %+v, %v; want %+v", ticket, again, c2, err, c)
+			}
+			return
 		}
 		if !bytes.Equal(again, ticket) {
 			t.Fatalf("accepted a non-canonical ticket %x (canonical %x)", ticket, again)

@@ -45,6 +45,30 @@ type TicketClaims struct {
 	// SessionID identifies the session the ticket was issued to, so a resumed
 	// session can be correlated with the one it replaces.
 	SessionID [16]byte
+	// Credential is CredentialDigest of the user's stored password hash when
+	// the ticket was issued: a ticket outlives no change of password. Zero
+	// in a version 1 ticket (issued before the field), which binds nothing.
+	Credential Credential
+}
+
+// Credential identifies one stored password of a user (CredentialDigest):
+// it changes when the password does.
+type Credential [8]byte
+
+// credentialDomain keeps CredentialDigest apart from any other hash of a
+// PHC string.
+const credentialDomain = "hubfleet credential\x00"
+
+// CredentialDigest is the Credential of a stored password hash (a PHC
+// string). It names the password without revealing anything usable: a
+// digest of a salted argon2id hash, so a ticket may carry it in clear.
+func CredentialDigest(phc string) Credential {
+	h := sha256.New()
+	h.Write([]byte(credentialDomain))
+	h.Write([]byte(phc))
+	var c Credential
+	copy(c[:], h.Sum(nil))
+	return c
 }
 
 var (
@@ -56,15 +80,23 @@ var (
 	// ErrTicketMismatch means the ticket is genuine but for another user, hub or
 	// session kind than the login presenting it.
 	ErrTicketMismatch = errors.New("resumption ticket was issued for a different login")
+	// ErrTicketCredential means the ticket is genuine but the user's password
+	// changed after it was issued.
+	ErrTicketCredential = errors.New("resumption ticket predates a change of the password: log in with the new password")
 )
 
 const (
-	ticketVersion = 1
-	ticketFixed   = 1 + 1 + 8 + 16 // version, kind, expiry ms, session ID
-	ticketMACLen  = sha256.Size
-	ticketMinLen  = ticketFixed + 1 + 1 + ticketMACLen
+	// ticketVersion 2 added the credential; version 1 tickets still verify
+	// (for the minutes they live across an upgrade) and bind no password.
+	ticketVersion   = 2
+	ticketVersionV1 = 1
+	ticketFixedV1   = 1 + 1 + 8 + 16          // version, kind, expiry ms, session ID
+	ticketFixed     = ticketFixedV1 + credLen // and the credential
+	credLen         = len(Credential{})
+	ticketMACLen    = sha256.Size
+	ticketMinLen    = ticketFixedV1 + 1 + 1 + ticketMACLen
 	// MaxTicketLen is the longest ticket IssueTicket produces.
-	MaxTicketLen = ticketMinLen + 2*MaxTicketName
+	MaxTicketLen = ticketFixed + 1 + 1 + ticketMACLen + 2*MaxTicketName
 )
 
 // ticketDomain separates ticket MACs from anything else that might one day be MACed
@@ -72,7 +104,8 @@ const (
 var ticketDomain = []byte("hubfleet resumption ticket\x00")
 
 // IssueTicket encodes and MACs c with key. Layout: version, kind, expiry (Unix ms,
-// big-endian), session ID, user (length byte + bytes), hub (same), HMAC-SHA256.
+// big-endian), session ID, credential, user (length byte + bytes), hub (same),
+// HMAC-SHA256.
 // The claims are readable by the client; only their integrity is protected.
 func IssueTicket(key TicketKey, c TicketClaims, now time.Time) ([]byte, error) {
 	if len(c.User) > MaxTicketName || len(c.Hub) > MaxTicketName {
@@ -85,6 +118,7 @@ func IssueTicket(key TicketKey, c TicketClaims, now time.Time) ([]byte, error) {
 	b = append(b, ticketVersion, c.Kind)
 	b = binary.BigEndian.AppendUint64(b, uint64(c.Expiry.UnixMilli()))
 	b = append(b, c.SessionID[:]...)
+	b = append(b, c.Credential[:]...)
 	b = append(b, byte(len(c.User)))
 	b = append(b, c.User...)
 	b = append(b, byte(len(c.Hub)))
@@ -124,8 +158,9 @@ func VerifyTicket(keys []TicketKey, ticket []byte, now time.Time) (TicketClaims,
 }
 
 // Check returns ErrTicketMismatch, naming the field, unless the claims are for user,
-// hub and kind.
-func (c TicketClaims) Check(user, hub string, kind uint8) error {
+// hub and kind, and ErrTicketCredential unless they name the password cred
+// (or none: a version 1 ticket).
+func (c TicketClaims) Check(user, hub string, kind uint8, cred Credential) error {
 	switch {
 	case c.Hub != hub:
 		return fmt.Errorf("%w: hub %q, not %q", ErrTicketMismatch, c.Hub, hub)
@@ -133,6 +168,9 @@ func (c TicketClaims) Check(user, hub string, kind uint8) error {
 		return fmt.Errorf("%w: user %q, not %q", ErrTicketMismatch, c.User, user)
 	case c.Kind != kind:
 		return fmt.Errorf("%w: session kind %d, not %d", ErrTicketMismatch, c.Kind, kind)
+	}
+	if c.Credential != (Credential{}) && c.Credential != cred {
+		return ErrTicketCredential
 	}
 	return nil
 }
@@ -148,13 +186,22 @@ func ticketMAC(key *TicketKey, body []byte) []byte {
 // malformed body here means a key was used to MAC something that is not a ticket.
 func decodeTicketBody(b []byte) (TicketClaims, error) {
 	var c TicketClaims
-	if len(b) < ticketFixed+2 || b[0] != ticketVersion {
+	fixed := ticketFixed
+	switch {
+	case len(b) > 0 && b[0] == ticketVersionV1:
+		fixed = ticketFixedV1
+	case len(b) > 0 && b[0] == ticketVersion:
+	default:
+		return c, ErrTicketInvalid
+	}
+	if len(b) < fixed+2 {
 		return c, ErrTicketInvalid
 	}
 	c.Kind = b[1]
 	c.Expiry = time.UnixMilli(int64(binary.BigEndian.Uint64(b[2:10])))
 	copy(c.SessionID[:], b[10:26])
-	rest := b[ticketFixed:]
+	copy(c.Credential[:], b[ticketFixedV1:fixed])
+	rest := b[fixed:]
 	var ok bool
 	if c.User, rest, ok = cutName(rest); !ok {
 		return TicketClaims{}, ErrTicketInvalid

@@ -5,6 +5,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -32,7 +33,8 @@ func issue(t *testing.T, k TicketKey, c TicketClaims) []byte {
 
 func TestTicketRoundTripOnAnyMember(t *testing.T) {
 	k := testKey(1)
-	c := TicketClaims{User: "alice", Hub: "default/vpn", Kind: 2, SessionID: [16]byte{1, 2, 3}}
+	cred := CredentialDigest("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g")
+	c := TicketClaims{User: "alice", Hub: "default/vpn", Kind: 2, SessionID: [16]byte{1, 2, 3}, Credential: cred}
 	tk := issue(t, k, c)
 	// Another member holds only the shared key.
 	got, err := VerifyTicket([]TicketKey{k}, tk, t0.Add(time.Minute))
@@ -40,11 +42,54 @@ func TestTicketRoundTripOnAnyMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Expiry = t0.Add(DefaultTicketTTL)
-	if !got.Expiry.Equal(c.Expiry) || got.User != c.User || got.Hub != c.Hub || got.Kind != c.Kind || got.SessionID != c.SessionID {
+	if !got.Expiry.Equal(c.Expiry) || got.User != c.User || got.Hub != c.Hub || got.Kind != c.Kind || got.SessionID != c.SessionID || got.Credential != cred {
 		t.Fatalf("claims = %+v, want %+v", got, c)
 	}
-	if err := got.Check("alice", "default/vpn", 2); err != nil {
+	if err := got.Check("alice", "default/vpn", 2, cred); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A ticket names the password it was issued under: once the administrator
+// changes the password, the ticket lets nobody in, and the error says why.
+func TestTicketOutlivesNoPasswordChange(t *testing.T) {
+	k := testKey(1)
+	old, changed := CredentialDigest("$argon2id$v=19$m=19456,t=2,p=1$b2xk$b2xk"), CredentialDigest("$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3")
+	if old == changed {
+		t.Fatal("two password hashes have the same credential digest")
+	}
+	got, err := VerifyTicket([]TicketKey{k}, issue(t, k, TicketClaims{User: "alice", Hub: "h", Kind: 1, Credential: old}), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Check("alice", "h", 1, changed); !errors.Is(err, ErrTicketCredential) || !strings.Contains(err.Error(), "new password") {
+		t.Fatalf("after a password change: %v, want ErrTicketCredential", err)
+	}
+	if err := got.Check("alice", "h", 1, old); err != nil {
+		t.Fatalf("same password: %v", err)
+	}
+}
+
+// A version 1 ticket (issued before tickets named the password, by a member
+// not yet upgraded) still verifies for the minutes it lives, binding none.
+func TestVersion1TicketStillVerifies(t *testing.T) {
+	k := testKey(1)
+	body := []byte{1, 1}
+	body = binary.BigEndian.AppendUint64(body, uint64(t0.Add(time.Minute).UnixMilli()))
+	body = append(body, make([]byte, 16)...)
+	body = append(body, 5)
+	body = append(body, "alice"...)
+	body = append(body, 1, 'h')
+	tk := append(body, ticketMAC(&k, body)...)
+	got, err := VerifyTicket([]TicketKey{k}, tk, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.User != "alice" || got.Hub != "h" || got.Credential != (Credential{}) {
+		t.Fatalf("claims = %+v", got)
+	}
+	if err := got.Check("alice", "h", 1, CredentialDigest("anything")); err != nil {
+		t.Fatalf("a version 1 ticket: %v, want accepted", err)
 	}
 }
 
@@ -110,7 +155,7 @@ func TestTicketBoundToUserHubAndKind(t *testing.T) {
 		{"mallory", "team-a/vpn", 1, "user"},
 		{"alice", "team-a/vpn", 2, "kind"},
 	} {
-		err := c.Check(w.user, w.hub, w.kind)
+		err := c.Check(w.user, w.hub, w.kind, Credential{})
 		if !errors.Is(err, ErrTicketMismatch) || !strings.Contains(err.Error(), w.field) {
 			t.Fatalf("Check(%q, %q, %d) = %v, want ErrTicketMismatch naming %s", w.user, w.hub, w.kind, err, w.field)
 		}

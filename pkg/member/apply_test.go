@@ -35,7 +35,13 @@ func TestApplyAddsRemovesAndUpdatesHubs(t *testing.T) {
 	if !errors.As(err, &se) || se.Reason != "hub removed" {
 		t.Fatalf("session on the removed hub ended with %v, want Shutdown \"hub removed\"", err)
 	}
-	// alpha's sessions were not dropped: frames still pass both ways.
+	// alice's session ends (her password changed); bob's stays, and
+	// alice with the new password reaches him both ways.
+	err = a1.expectEnd(t, 5*time.Second)
+	if !errors.As(err, &se) || se.Reason != ReasonPasswordChanged {
+		t.Fatalf("the session of a user whose password changed ended with %v, want Shutdown %q", err, ReasonPasswordChanged)
+	}
+	a1 = m.connect(t, pw("alpha", "alice", "alice-new"))
 	f := eth(broadcast, mac(1), "after apply")
 	a1.send(t, f)
 	a2.expect(t, f)

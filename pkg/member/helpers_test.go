@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,14 +28,24 @@ import (
 // verifies these as cheaply. Benchmarks use auth.DefaultParams.
 var cheapParams = auth.Params{Memory: 64, Time: 1, Threads: 1}
 
+// hashPW hashes pw once per test binary: an administrator stores one hash
+// of a password, and a member ends the sessions of a user whose stored hash
+// changed (a new salt is a changed password to it), so configurations a
+// test applies again must carry the same hash.
 func hashPW(t testing.TB, pw string) string {
 	t.Helper()
+	if h, ok := pwHashes.Load(pw); ok {
+		return h.(string)
+	}
 	h, err := auth.HashPasswordWith(pw, cheapParams)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h
+	h2, _ := pwHashes.LoadOrStore(pw, h)
+	return h2.(string)
 }
+
+var pwHashes sync.Map
 
 // writePKI writes a throwaway cluster CA's member certificate (leaf + CA) and
 // key into dir and returns the pool clients trust.

@@ -5,6 +5,7 @@ package member
 
 import (
 	"errors"
+	"github.com/hubfleet/hubfleet/pkg/auth"
 	"log/slog"
 	"reflect"
 	"sync"
@@ -119,7 +120,7 @@ func (hs *hubState) update(c *HubConfig, log *slog.Logger) {
 	for se := range hs.sessions {
 		se.port.SetFilter(filterFor(prog, se.user))
 	}
-	hs.endRemovedUsers(c) // sessions.go
+	hs.endStaleUsers(c) // sessions.go
 	hs.mu.Unlock()
 	hs.setDHCP(c, log)
 	if old.MACAgeingSeconds != c.MACAgeingSeconds || old.MaxMACs != c.MaxMACs {
@@ -241,9 +242,10 @@ func (hs *hubState) register(se *session) (string, bool) {
 	if hs.removed {
 		return hs.reason, false
 	}
-	if _, ok := hs.cfg.Users[se.user]; !ok {
-		// Removed while it logged in: endRemovedUsers did not see it.
-		return ReasonUserRemoved, false
+	if reason := staleReason(hs.cfg, se, map[string]auth.Credential{}); reason != "" {
+		// Removed, or its password changed, while it logged in:
+		// endStaleUsers did not see it.
+		return reason, false
 	}
 	hs.sessions[se] = struct{}{}
 	// The list may have changed since attach; update only reaches registered

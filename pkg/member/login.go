@@ -273,7 +273,8 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	if hs == nil {
 		return nil, s.notHere(req.Hub, st.name, "does not exist on")
 	}
-	if res := s.authenticate(ctx, st, hs, req); res != nil {
+	cred, res := s.authenticate(ctx, st, hs, req)
+	if res != nil {
 		return nil, res
 	}
 	kind := req.SessionKind()
@@ -301,9 +302,9 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 		}
 		return nil, refusal(protocol.Internal, "member %s: %v", st.name, err)
 	}
-	se := &session{srv: s, hs: hs, kind: kind, user: req.User}
+	se := &session{srv: s, hs: hs, kind: kind, user: req.User, cred: cred}
 	now := s.now()
-	ticket, expiry, err := s.ticket(st, req, &se.id, now)
+	ticket, expiry, err := s.ticket(st, req, &se.id, cred, now)
 	if err != nil {
 		hs.unreserve(kind, req.User)
 		s.gate.Release(kind)
@@ -324,32 +325,40 @@ func (s *Server) admit(ctx context.Context, req *protocol.LoginRequest) (*sessio
 	}
 }
 
-func (s *Server) ticket(st *settings, req *protocol.LoginRequest, id *[16]byte, now time.Time) ([]byte, time.Time, error) {
+func (s *Server) ticket(st *settings, req *protocol.LoginRequest, id *[16]byte, cred auth.Credential, now time.Time) ([]byte, time.Time, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, time.Time{}, err
 	}
-	c := auth.TicketClaims{User: req.User, Hub: req.Hub, Kind: req.Kind, SessionID: *id,
+	c := auth.TicketClaims{User: req.User, Hub: req.Hub, Kind: req.Kind, SessionID: *id, Credential: cred,
 		Expiry: now.Add(auth.DefaultTicketTTL).Truncate(time.Millisecond)}
 	t, err := auth.IssueTicket(st.ticketKeys[0], c, now)
 	return t, c.Expiry, err
 }
 
-// authenticate checks the login's credential and returns a refusal, or nil.
-func (s *Server) authenticate(ctx context.Context, st *settings, hs *hubState, req *protocol.LoginRequest) *protocol.LoginResult {
+// authenticate checks the login's credential and returns the stored
+// password it proved (auth.CredentialDigest: the session ends, and its
+// tickets stop working, when an administrator changes it), or a refusal.
+func (s *Server) authenticate(ctx context.Context, st *settings, hs *hubState, req *protocol.LoginRequest) (auth.Credential, *protocol.LoginResult) {
 	phc, known := hs.userHash(req.User)
+	cred := auth.CredentialDigest(phc)
 	switch {
 	case len(req.Ticket) > 0:
 		claims, err := auth.VerifyTicket(st.ticketKeys, req.Ticket, s.now())
-		if err == nil {
-			err = claims.Check(req.User, req.Hub, req.Kind)
+		if err == nil && known {
+			err = claims.Check(req.User, req.Hub, req.Kind, cred)
+		} else if err == nil {
+			err = claims.Check(req.User, req.Hub, req.Kind, claims.Credential)
+		}
+		if errors.Is(err, auth.ErrTicketCredential) {
+			return cred, refusal(protocol.BadCredentials, "the password of user %q on hub %q was changed after this session started: log in with the new password", req.User, req.Hub)
 		}
 		if err != nil {
-			return refusal(protocol.BadCredentials, "%v", err)
+			return cred, refusal(protocol.BadCredentials, "%v", err)
 		}
 		if !known {
-			return refusal(protocol.BadCredentials, "user %q no longer exists on hub %q: ask your administrator", req.User, req.Hub)
+			return cred, refusal(protocol.BadCredentials, "user %q no longer exists on hub %q: ask your administrator", req.User, req.Hub)
 		}
-		return nil
+		return cred, nil
 	case req.Password != "":
 		if !known {
 			// Spend the same time as for a known user, so timing does not tell
@@ -359,17 +368,17 @@ func (s *Server) authenticate(ctx context.Context, st *settings, hs *hubState, r
 		ok, err := s.verifyPassword(ctx, phc, req.Password)
 		if err != nil {
 			if ctx.Err() != nil {
-				return refusal(protocol.Internal, "member %s is too busy checking passwords; try again", st.name)
+				return cred, refusal(protocol.Internal, "member %s is too busy checking passwords; try again", st.name)
 			}
 			s.log.Error("a user's password hash cannot be checked: fix it in the hub's users", "hub", req.Hub, "user", req.User, "err", err)
-			return refusal(protocol.Internal, "the password hash stored for user %q on hub %q is broken: ask your administrator to set it again", req.User, req.Hub)
+			return cred, refusal(protocol.Internal, "the password hash stored for user %q on hub %q is broken: ask your administrator to set it again", req.User, req.Hub)
 		}
 		if !ok || !known {
-			return refusal(protocol.BadCredentials, "wrong user name or password for hub %q", req.Hub)
+			return cred, refusal(protocol.BadCredentials, "wrong user name or password for hub %q", req.Hub)
 		}
-		return nil
+		return cred, nil
 	}
-	return refusal(protocol.BadCredentials, "no password or ticket: member %s does not accept client-certificate logins; log in with a password", st.name)
+	return cred, refusal(protocol.BadCredentials, "no password or ticket: member %s does not accept client-certificate logins; log in with a password", st.name)
 }
 
 // verifyPassword runs argon2id on the process's verification pool, which is

@@ -6,6 +6,7 @@ package member
 import (
 	"context"
 	"errors"
+	"github.com/hubfleet/hubfleet/pkg/auth"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type session struct {
 	port   *hub.Port
 	kind   sessionkind.Kind
 	user   string
+	cred   auth.Credential // the stored password the login proved (endStaleUsers)
 	label  string
 	remote string
 	since  time.Time // login; set before register

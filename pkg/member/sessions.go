@@ -5,6 +5,7 @@ package member
 
 import (
 	"encoding/hex"
+	"github.com/hubfleet/hubfleet/pkg/auth"
 	"net/netip"
 	"sort"
 	"sync"
@@ -17,16 +18,19 @@ import (
 //
 // Sessions lists what a member serves (cluster mode publishes it in the
 // VirtualHub's status.sessionList); Disconnect ends sessions by id; a user
-// removed from a hub's users loses its sessions at the next Apply. Only a
-// removal ends sessions: a changed password applies to the next password
-// login, and a client holding a resumption ticket (auth.DefaultTicketTTL)
-// still resumes with it, so disconnecting a user whose entry stays lets it
-// back at once. To keep a user out, remove it (docs/sessions.md).
+// removed from a hub's users, or whose password an administrator changed,
+// loses its sessions at the next Apply, and its resumption tickets stop
+// working (they name the password they were issued under,
+// auth.CredentialDigest), so the client must log in with the new password.
+// Disconnecting a user whose entry and password stay lets it back at once
+// with its ticket; to keep a user out, remove it or change its password
+// (docs/sessions.md).
 
 // Shutdown reasons of this file, as clients see them.
 const (
-	ReasonDisconnected = "disconnected by an administrator"
-	ReasonUserRemoved  = "user removed from the hub's users by an administrator"
+	ReasonDisconnected    = "disconnected by an administrator"
+	ReasonUserRemoved     = "user removed from the hub's users by an administrator"
+	ReasonPasswordChanged = "password changed by an administrator: log in with the new password"
 )
 
 // SessionInfo is one session a member serves, as listed to administrators.
@@ -127,14 +131,20 @@ func (s *Server) Disconnect(hub string, ids map[string]bool) []string {
 	return done
 }
 
-// endRemovedUsers sends Shutdown to the sessions whose user is no longer in
-// c.Users, in the background (a client that reads nothing can hold a write
-// for the write timeout). The caller holds hs.mu.
-func (hs *hubState) endRemovedUsers(c *HubConfig) {
-	var gone []*session
+// endStaleUsers sends Shutdown to the sessions whose user is no longer in
+// c.Users or whose password changed since they logged in, in the background
+// (a client that reads nothing can hold a write for the write timeout). The
+// caller holds hs.mu.
+func (hs *hubState) endStaleUsers(c *HubConfig) {
+	type ending struct {
+		se     *session
+		reason string
+	}
+	var gone []ending
+	creds := map[string]auth.Credential{}
 	for se := range hs.sessions {
-		if _, ok := c.Users[se.user]; !ok {
-			gone = append(gone, se)
+		if reason := staleReason(c, se, creds); reason != "" {
+			gone = append(gone, ending{se, reason})
 		}
 	}
 	if len(gone) == 0 {
@@ -142,13 +152,31 @@ func (hs *hubState) endRemovedUsers(c *HubConfig) {
 	}
 	log := hs.log
 	go func() {
-		for _, se := range gone {
+		for _, g := range gone {
 			if log != nil {
-				log.Info("ending the session of a user removed from the hub's users", "hub", hs.name, "user", se.user, "remote", se.remote, "session", SessionID(se.id))
+				log.Info("ending a session: "+g.reason, "hub", hs.name, "user", g.se.user, "remote", g.se.remote, "session", SessionID(g.se.id))
 			}
-			se.shutdown(ReasonUserRemoved)
+			g.se.shutdown(g.reason)
 		}
 	}()
+}
+
+// staleReason is why se may no longer run under c, or "": its user is gone
+// or its password changed. creds caches each user's digest for one pass.
+func staleReason(c *HubConfig, se *session, creds map[string]auth.Credential) string {
+	phc, ok := c.Users[se.user]
+	if !ok {
+		return ReasonUserRemoved
+	}
+	cred, ok := creds[se.user]
+	if !ok {
+		cred = auth.CredentialDigest(phc)
+		creds[se.user] = cred
+	}
+	if cred != se.cred {
+		return ReasonPasswordChanged
+	}
+	return ""
 }
 
 // sessionsChanged tells Options.OnSessions that hub's session set changed.

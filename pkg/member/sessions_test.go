@@ -115,14 +115,16 @@ func TestSessionsListAndDisconnect(t *testing.T) {
 }
 
 // Removing a user from a hub's users ends that user's sessions (Shutdown
-// "user removed ..."), keeps the others, and refuses its ticket; a changed
-// password leaves the session alone.
-func TestRemovedUserSessionsEnd(t *testing.T) {
+// "user removed ..."), and changing its password ends them too (Shutdown
+// "password changed ..."): both refuse the session's ticket, the old
+// password stops working, the new one works, and other users stay.
+func TestRemovedUserOrChangedPasswordEndsSessions(t *testing.T) {
 	ch := &changes{n: map[string]int{}}
 	m := startMemberOpts(t, nil, Options{OnSessions: ch.note})
 	alice := m.connect(t, pw("alpha", "alice", "alice-pw"))
 	bob := m.connect(t, pw("alpha", "bob", "bob-pw"))
 	carol := m.connect(t, pw("beta", "carol", "carol-pw"))
+	carol2 := m.connect(t, pw("beta", "carol", "carol-pw"))
 
 	cfg := baseConfig(t, m.dir)
 	delete(cfg.Hubs[0].Users, "alice")
@@ -134,22 +136,32 @@ func TestRemovedUserSessionsEnd(t *testing.T) {
 	if se, ok := errors.AsType[*protocol.ShutdownError](err); !ok || se.Reason != ReasonUserRemoved {
 		t.Fatalf("removed user's session ended with %v, want Shutdown %q", err, ReasonUserRemoved)
 	}
-	eventually(t, 5*time.Second, "only bob listed on alpha", func() bool {
+	err = bob.expectEnd(t, 5*time.Second)
+	if se, ok := errors.AsType[*protocol.ShutdownError](err); !ok || se.Reason != ReasonPasswordChanged {
+		t.Fatalf("the session of a user whose password changed ended with %v, want Shutdown %q", err, ReasonPasswordChanged)
+	}
+	eventually(t, 5*time.Second, "nobody listed on alpha", func() bool {
 		list, _ := m.srv.Sessions("alpha")
-		return len(list) == 1 && list[0].User == "bob"
+		return len(list) == 0
 	})
-	f := eth(broadcast, mac(2), "bob and carol stay")
-	bob.send(t, f)
+	f := eth(broadcast, mac(3), "carol's sessions stay")
 	carol.send(t, f)
-	select {
-	case err := <-bob.end:
-		t.Fatalf("bob's session (password changed) ended: %v", err)
-	default:
+	carol2.expect(t, f)
+	for _, c := range []struct {
+		who string
+		req protocol.LoginRequest
+	}{
+		{"removed user's ticket", protocol.LoginRequest{Hub: "alpha", User: "alice", Ticket: alice.res.Ticket, Kind: protocol.KindClient}},
+		{"removed user's password", pw("alpha", "alice", "alice-pw")},
+		{"ticket from before the password change", protocol.LoginRequest{Hub: "alpha", User: "bob", Ticket: bob.res.Ticket, Kind: protocol.KindClient}},
+		{"old password", pw("alpha", "bob", "bob-pw")},
+	} {
+		_, _, err := m.login(c.req)
+		if le := loginErr(t, err); le.Code != protocol.BadCredentials {
+			t.Errorf("%s: %v, want BadCredentials", c.who, err)
+		} else if c.who == "ticket from before the password change" && !strings.Contains(le.Message, "new password") {
+			t.Errorf("%s: %q, want it to say to log in with the new password", c.who, le.Message)
+		}
 	}
-	if _, _, err := m.login(protocol.LoginRequest{Hub: "alpha", User: "alice", Ticket: alice.res.Ticket, Kind: protocol.KindClient}); loginErr(t, err).Code != protocol.BadCredentials {
-		t.Errorf("removed user's ticket: %v, want BadCredentials", err)
-	}
-	if _, _, err := m.login(pw("alpha", "alice", "alice-pw")); loginErr(t, err).Code != protocol.BadCredentials {
-		t.Errorf("removed user's password: %v, want BadCredentials", err)
-	}
+	m.connect(t, pw("alpha", "bob", "bob-new"))
 }

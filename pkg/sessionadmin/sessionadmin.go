@@ -179,7 +179,7 @@ func (r Return) String() string {
 	case r.Secret == "":
 		return fmt.Sprintf("user %s: the hub names no users Secret, so nobody can log in: the client cannot come back", r.User)
 	case r.Known:
-		return fmt.Sprintf("user %s's password is still in Secret %s: the client will reconnect; remove the user from the Secret to keep them out (that also ends their other sessions)", r.User, r.Secret)
+		return fmt.Sprintf("user %s's password is still in Secret %s: the client will reconnect; remove the user from the Secret, or change the password, to keep them out (either also ends their other sessions)", r.User, r.Secret)
 	}
 	return fmt.Sprintf("user %s is not in Secret %s: the client cannot log in again", r.User, r.Secret)
 }

@@ -56,7 +56,7 @@ func TestReturnSays(t *testing.T) {
 		r    Return
 		want string
 	}{
-		{Return{User: "alice", Secret: "t/users", Known: true}, "user alice's password is still in Secret t/users: the client will reconnect; remove the user from the Secret to keep them out"},
+		{Return{User: "alice", Secret: "t/users", Known: true}, "user alice's password is still in Secret t/users: the client will reconnect; remove the user from the Secret, or change the password, to keep them out"},
 		{Return{User: "alice", Secret: "t/users"}, "user alice is not in Secret t/users: the client cannot log in again"},
 		{Return{User: "alice", Secret: "t/users", Err: errors.New("forbidden")}, "cannot tell whether the client will come back"},
 	} {

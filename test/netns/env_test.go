@@ -164,7 +164,7 @@ func (e *env) writeConfig(hubs map[string]map[string]string, ips []string) {
 	for name, users := range hubs {
 		h := hub{Name: name, Type: "Dynamic", Users: map[string]string{}}
 		for u, pw := range users {
-			if h.Users[u], err = auth.HashPassword(pw); err != nil {
+			if h.Users[u], err = hashOnce(pw); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -267,3 +267,20 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 	return time.Since(start)
 }
+
+// hashOnce hashes each password once per test binary: a member ends the
+// sessions of a user whose stored hash changed (a new salt is a new password
+// to it), so a configuration written again must carry the same hashes.
+func hashOnce(pw string) (string, error) {
+	if h, ok := pwHashes.Load(pw); ok {
+		return h.(string), nil
+	}
+	h, err := auth.HashPassword(pw)
+	if err != nil {
+		return "", err
+	}
+	got, _ := pwHashes.LoadOrStore(pw, h)
+	return got.(string), nil
+}
+
+var pwHashes sync.Map
