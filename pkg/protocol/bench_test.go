@@ -242,7 +242,7 @@ func BenchmarkLogin(b *testing.B) {
 		if len(req.Ticket) > 0 {
 			c, err := auth.VerifyTicket(keys, req.Ticket, time.Now())
 			if err == nil {
-				err = c.Check(req.User, req.Hub, req.Kind)
+				err = c.Check(req.User, req.Hub, req.Kind, auth.CredentialDigest(phc))
 			}
 			if err != nil {
 				res = &LoginResult{Code: BadCredentials, Message: err.Error()}
