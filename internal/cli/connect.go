@@ -67,7 +67,7 @@ func newVPNFlags(cmd string, kind sessionkind.Kind) (*flag.FlagSet, *vpnFlags) {
 	fs.BoolVar(&o.NoRetry, "no-retry", false, "exit on the first failure instead of reconnecting (exit code says why)")
 	fs.BoolVar(&v.offload, "offload", true, "segmentation offload on the TAP: 64 KiB super-frames travel whole to members and clients that accept them (--offload=false: MTU-sized frames only)")
 	fs.BoolVar(&v.handoff, "handoff", true, "when the member the connection reaches relays the session to the member that holds the hub, let that member take the session's TLS over, so the first one only copies bytes (--handoff=false: it decrypts and re-encrypts every frame, as before)")
-	fs.BoolVar(&v.udp, "udp", false, "also offer the UDP data channel: frames go as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise. For lossy, long-delay networks; off by default because the UDP path cuts super-frames to the path MTU, so on fast paths TLS is quicker")
+	fs.BoolVar(&v.udp, "udp", false, "also offer the UDP data channel: frames go as UDP datagrams (keys from the TLS session) while the UDP path works, over TLS otherwise. Level with TLS on an Internet path and up to 1.2x ahead of it under loss; off by default because on a LAN with jumbo frames or to a member on the same host TLS is quicker (it carries 64 KiB super-frames whole, a datagram at most 9 KiB)")
 	// The client is quiet unless something goes wrong: its status lines
 	// (not the log) tell a user what it is doing.
 	v.log = addLogFlags(fs, "warn")
