@@ -47,11 +47,6 @@ type Coalescer struct {
 	seq  uint32 // the next sequence number that joins
 	id   uint16 // the next IPv4 ID that joins
 	done bool   // the run can take no more (a short or PSH segment)
-
-	// Joined counts segments that went into a super-frame of two or more.
-	Joined uint64
-	// Built counts super-frames of two or more segments emitted.
-	Built uint64
 }
 
 const (
@@ -169,8 +164,6 @@ func (c *Coalescer) Flush() {
 	// A partial checksum: the pseudo-header sum only, as the kernel leaves
 	// it for a NIC (and FinishChecksum completes).
 	binary.BigEndian.PutUint16(b[c.l4+16:], CsumFold(sum+6+uint64(l4len)))
-	c.Joined += uint64(segs)
-	c.Built++
 	c.Emit(b, Meta{Flags: NeedsCsum, Type: typ, HdrLen: uint16(c.hdr), Size: uint16(c.mss),
 		CsumStart: uint16(c.l4), CsumOffset: 16})
 }

@@ -88,9 +88,6 @@ func TestCoalesceRebuildsSuperFrame(t *testing.T) {
 					t.Fatalf("v6=%v mss=%d: segment %d differs after join and split", v6, mss, i)
 				}
 			}
-			if c.Built != 1 || c.Joined != uint64(len(segs)) {
-				t.Errorf("counted %d built, %d joined; want 1, %d", c.Built, c.Joined, len(segs))
-			}
 		}
 	}
 }

@@ -5,7 +5,6 @@ package member
 
 import (
 	"errors"
-	"github.com/hubfleet/hubfleet/pkg/auth"
 	"log/slog"
 	"reflect"
 	"sync"
@@ -242,7 +241,7 @@ func (hs *hubState) register(se *session) (string, bool) {
 	if hs.removed {
 		return hs.reason, false
 	}
-	if reason := staleReason(hs.cfg, se, map[string]auth.Credential{}); reason != "" {
+	if reason := staleReason(hs.cfg, se); reason != "" {
 		// Removed, or its password changed, while it logged in:
 		// endStaleUsers did not see it.
 		return reason, false

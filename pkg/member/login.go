@@ -344,19 +344,16 @@ func (s *Server) authenticate(ctx context.Context, st *settings, hs *hubState, r
 	switch {
 	case len(req.Ticket) > 0:
 		claims, err := auth.VerifyTicket(st.ticketKeys, req.Ticket, s.now())
-		if err == nil && known {
+		if err == nil {
 			err = claims.Check(req.User, req.Hub, req.Kind, cred)
-		} else if err == nil {
-			err = claims.Check(req.User, req.Hub, req.Kind, claims.Credential)
 		}
-		if errors.Is(err, auth.ErrTicketCredential) {
-			return cred, refusal(protocol.BadCredentials, "the password of user %q on hub %q was changed after this session started: log in with the new password", req.User, req.Hub)
-		}
-		if err != nil {
+		switch {
+		case err != nil && !errors.Is(err, auth.ErrTicketCredential):
 			return cred, refusal(protocol.BadCredentials, "%v", err)
-		}
-		if !known {
+		case !known:
 			return cred, refusal(protocol.BadCredentials, "user %q no longer exists on hub %q: ask your administrator", req.User, req.Hub)
+		case err != nil:
+			return cred, refusal(protocol.BadCredentials, "the password of user %q on hub %q was changed after this session started: log in with the new password", req.User, req.Hub)
 		}
 		return cred, nil
 	case req.Password != "":

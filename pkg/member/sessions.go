@@ -141,9 +141,8 @@ func (hs *hubState) endStaleUsers(c *HubConfig) {
 		reason string
 	}
 	var gone []ending
-	creds := map[string]auth.Credential{}
 	for se := range hs.sessions {
-		if reason := staleReason(c, se, creds); reason != "" {
+		if reason := staleReason(c, se); reason != "" {
 			gone = append(gone, ending{se, reason})
 		}
 	}
@@ -162,18 +161,13 @@ func (hs *hubState) endStaleUsers(c *HubConfig) {
 }
 
 // staleReason is why se may no longer run under c, or "": its user is gone
-// or its password changed. creds caches each user's digest for one pass.
-func staleReason(c *HubConfig, se *session, creds map[string]auth.Credential) string {
+// or its password changed (a SHA-256 of the stored hash: ~0.3 µs a session).
+func staleReason(c *HubConfig, se *session) string {
 	phc, ok := c.Users[se.user]
 	if !ok {
 		return ReasonUserRemoved
 	}
-	cred, ok := creds[se.user]
-	if !ok {
-		cred = auth.CredentialDigest(phc)
-		creds[se.user] = cred
-	}
-	if cred != se.cred {
+	if auth.CredentialDigest(phc) != se.cred {
 		return ReasonPasswordChanged
 	}
 	return ""
