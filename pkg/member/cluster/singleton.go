@@ -28,7 +28,13 @@ import (
 //     condition's message names the process the operator activated the
 //     service for, so a restarted member waits for an activation naming its
 //     new process. The operator relies on this to move a service as soon as
-//     the container that held it is gone.
+//     the container that held it is gone. "Found when it started" means in
+//     the process's first snapshot (its first sync), not at the first look
+//     at a hub: a hub given its bridge or DHCP pool later may be seen for
+//     the first time already activated (the spec change and the operator's
+//     activation arrive in one watch batch), and that activation is for this
+//     process — the same mistake left a DHCP server activated and never
+//     started in CI (TestStaticHubDHCPFailover).
 //
 // docs/bridge.md ("Placement and fencing") states the argument; the DHCP
 // server follows it word for word.
@@ -95,9 +101,10 @@ type singletons struct {
 	reattach func(name string) bool
 
 	mu sync.Mutex
-	// seen: hubs this process has looked at; inherited: the activation
-	// message for this member found at the first look.
-	seen      map[string]bool
+	// synced: sync ran once, so the process's first snapshot is behind it.
+	synced bool
+	// inherited: the activation message for this member found in the
+	// first snapshot, per hub, until the hub's service is deactivated.
 	inherited map[string]string
 	active    map[string]*runningSingleton
 	// activation: the last activation seen per hub (holder and message, ""
@@ -109,7 +116,7 @@ func newSingletons(kind, self string, log *slog.Logger, lease *leaseState, margi
 	hubOf func(string) *hub.Hub, start func(*hub.Hub, singletonSpec) (service, error), reattach func(string) bool) *singletons {
 	return &singletons{
 		kind: kind, self: self, log: log, lease: lease, margin: margin, hubOf: hubOf, start: start, reattach: reattach,
-		seen: map[string]bool{}, inherited: map[string]string{}, active: map[string]*runningSingleton{}, activation: map[string]string{},
+		inherited: map[string]string{}, active: map[string]*runningSingleton{}, activation: map[string]string{},
 	}
 }
 
@@ -126,19 +133,19 @@ type runningSingleton struct {
 func (b *singletons) sync(specs []singletonSpec, fenced bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	first := !b.synced
+	b.synced = true
 	want := map[string]*runningSingleton{}
 	listed := map[string]bool{}
 	for _, sp := range specs {
 		name := sp.hub
 		listed[name] = true
 		assigned := sp.holder == b.self && sp.active
-		if !b.seen[name] {
-			b.seen[name] = true
-			if assigned {
-				b.inherited[name] = sp.token
-				b.log.Info(b.kind+": the hub's "+b.kind+" was activated for this member before this process started; waiting for the operator to activate it for this process", "hub", name)
-			}
-		} else if !assigned {
+		switch {
+		case assigned && first:
+			b.inherited[name] = sp.token
+			b.log.Info(b.kind+": the hub's "+b.kind+" was activated for this member before this process started; waiting for the operator to activate it for this process", "hub", name)
+		case !assigned:
 			delete(b.inherited, name)
 		}
 		b.moved(sp)
@@ -174,9 +181,8 @@ func (b *singletons) sync(specs []singletonSpec, fenced bool) {
 		b.active[name] = w
 		go b.keep(ctx, name, w)
 	}
-	for name := range b.seen {
+	for name := range b.activation {
 		if !listed[name] {
-			delete(b.seen, name)
 			delete(b.inherited, name)
 			delete(b.activation, name)
 		}
