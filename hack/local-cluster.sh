@@ -369,7 +369,8 @@ remove_netns() {
   local n
   for n in $(our_netns); do
     umount "$n" 2>/dev/null || umount -l "$n" 2>/dev/null || true
-    rm -f "$n"
+    # Not fatal: the rest of the teardown still runs, and check-clean names it.
+    rm -f "$n" 2>/dev/null || log "warning: cannot remove $n (a mount made over /run/netns after containerd started hides its nsfs mount: see prepare_netns_dir)"
   done
 }
 
@@ -602,7 +603,22 @@ start_etcd() {
   # would dominate start-up and nothing here must survive a power cut.
 }
 
+# iproute2 makes /run/netns a shared bind mount of itself the first time
+# `ip netns add` runs. If that happens after containerd has put its pod
+# sandboxes' namespaces there (a client namespace made by a test, by
+# `make run`'s user), those nsfs mounts end up beneath the new mount: the CNI
+# teardown unmounts nothing, unlinking them fails with "device or resource
+# busy", and every pod hangs in Terminating. Make the mount as iproute2 would,
+# before containerd starts (remove_created_paths undoes it when we made it).
+prepare_netns_dir() {
+  mkdir -p /run/netns
+  mountpoint -q /run/netns && return 0
+  mount --bind /run/netns /run/netns || die "cannot bind-mount /run/netns onto itself"
+  mount --make-shared /run/netns || die "cannot make /run/netns a shared mount"
+}
+
 start_containerd() {
+  prepare_netns_dir
   start containerd containerd --config "$DIR/containerd/config.toml" --log-level warn
 }
 
