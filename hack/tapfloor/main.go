@@ -5,22 +5,25 @@
 // machine: the same three processes, the same offloaded TAP edges (pkg/tap,
 // 64 KiB super-frames with their virtio headers) and the same two loopback
 // TCP connections as `hubfleet connect` → member → `hubfleet connect`, with
-// nothing else — no TLS, no login, no hub, no framing beyond a length — or,
-// with --seal, AES-128-GCM on 16 KiB records at each of the four ends, as TLS
-// 1.3 does (the member opens what one client sealed and seals it again for
-// the other). What bench-tap measures for it is what no implementation of
-// our design can beat here; hubfleet's distance from it is our own overhead.
+// nothing else — no TLS, no login, no hub, no framing beyond a length.
+// --seal adds AES-128-GCM on 16 KiB records at each of the four ends, as
+// TLS 1.3 does (the member opens what one client sealed and seals it again
+// for the other); --seal=e2e seals at the clients only and the member
+// passes the records on unopened: two AES passes instead of four, a design
+// in which the member could not read the frames it switches (ours reads
+// them). Without --seal it is the ceiling of any user-space tunnel with a
+// middle process here; with it, of a plain implementation of ours.
 //
 // It takes the hubfleet command lines bench-tap runs, so it is a bench-tap
 // variant as it stands:
 //
 //	go build -o /tmp/tapfloor ./hack/tapfloor
-//	go run ./hack/bench-tap -variants 'floor=/tmp/tapfloor;sealed=/tmp/tapfloor,--seal,--seal;hubfleet=/tmp/hf,--udp=false,--udp=false'
+//	go run ./hack/bench-tap -variants 'floor=/tmp/tapfloor;e2e=/tmp/tapfloor,--seal=e2e,--seal=e2e;sealed=/tmp/tapfloor,--seal,--seal;hubfleet=/tmp/hf,--udp=false,--udp=false'
 //
 // `member --config FILE` relays between the first two clients that connect to
-// the config's listen address; `connect --server ADDR --tap NAME [--seal]`
-// opens TAP NAME and carries its frames. Other flags are ignored. The keys
-// are fixed: this is a measuring stick, not a tunnel.
+// the config's listen address; `connect --server ADDR --tap NAME [--seal[=e2e]]`
+// opens TAP NAME and carries its frames. Other flags are ignored. The key is
+// fixed and shared by every hop: this is a measuring stick, not a tunnel.
 package main
 
 import (
@@ -42,6 +45,13 @@ import (
 	"github.com/hubfleet/hubfleet/pkg/tap"
 )
 
+// Modes, which a client's first byte tells the relay.
+const (
+	clear    = iota // nothing sealed
+	sealed          // each hop sealed: the relay opens and seals again
+	endToEnd        // the clients seal, the relay passes records on unopened
+)
+
 // record is the most plaintext one sealed record carries: TLS 1.3's limit.
 const record = 16 << 10
 
@@ -50,7 +60,7 @@ const stream = 256 << 10
 
 func main() {
 	if len(os.Args) < 2 {
-		fail(errors.New("usage: tapfloor member --config FILE | connect --server ADDR --tap NAME [--seal]"))
+		fail(errors.New("usage: tapfloor member --config FILE | connect --server ADDR --tap NAME [--seal[=e2e]]"))
 	}
 	flags := map[string]string{}
 	for _, a := range os.Args[2:] {
@@ -66,12 +76,18 @@ func main() {
 			flags[strings.TrimLeft(k, "-")] = os.Args[i+1]
 		}
 	}
-	_, seal := flags["seal"]
+	mode := byte(clear)
+	if v, ok := flags["seal"]; ok {
+		mode = sealed
+		if v == "e2e" {
+			mode = endToEnd
+		}
+	}
 	switch os.Args[1] {
 	case "member":
 		fail(relay(flags["config"]))
 	case "connect":
-		fail(edge(flags["server"], flags["tap"], seal))
+		fail(edge(flags["server"], flags["tap"], mode))
 	default:
 		fail(fmt.Errorf("unknown command %q", os.Args[1]))
 	}
@@ -196,7 +212,7 @@ func relay(config string) error {
 		return err
 	}
 	var conns [2]net.Conn
-	var sealed [2]bool
+	var modes [2]byte
 	for i := 0; i < len(conns); {
 		c, err := ln.Accept()
 		if err != nil {
@@ -208,11 +224,11 @@ func relay(config string) error {
 			c.Close()
 			continue
 		}
-		conns[i], sealed[i] = c, hello[0] == 1
+		conns[i], modes[i] = c, hello[0]
 		i++
 	}
-	if sealed[0] != sealed[1] {
-		return errors.New("one client seals and the other does not")
+	if modes[0] != modes[1] {
+		return errors.New("the clients seal differently")
 	}
 	var wg sync.WaitGroup
 	for i := range conns {
@@ -220,9 +236,23 @@ func relay(config string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if modes[0] == endToEnd {
+				// Whatever one read(2) brought goes on in one write(2).
+				buf := make([]byte, stream)
+				for {
+					n, err := from.Read(buf)
+					if err == nil {
+						_, err = to.Write(buf[:n])
+					}
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "tapfloor: relay:", err)
+						return
+					}
+				}
+			}
 			o := &opener{r: bufio.NewReaderSize(from, stream)}
 			s := &sealer{c: to, buf: make([]byte, 0, 2*stream)}
-			if sealed[0] {
+			if modes[0] == sealed {
 				o.a, s.a = newAEAD(), newAEAD()
 			}
 			// The plaintext is copied once, out of the socket buffer, as
@@ -252,7 +282,7 @@ func relay(config string) error {
 
 // edge is a client: its TAP's frames, each as [u32 length][virtio header +
 // frame], go to the relay; what comes back goes to the TAP.
-func edge(server, name string, seal bool) error {
+func edge(server, name string, mode byte) error {
 	dev, err := tap.Open(name, tap.Options{Queues: 1, Offload: true})
 	if err != nil {
 		return err
@@ -261,16 +291,12 @@ func edge(server, name string, seal bool) error {
 	if err != nil {
 		return err
 	}
-	hello := []byte{0}
-	if seal {
-		hello[0] = 1
-	}
-	if _, err := c.Write(hello); err != nil {
+	if _, err := c.Write([]byte{mode}); err != nil {
 		return err
 	}
 	o := &opener{r: bufio.NewReaderSize(c, stream)}
 	s := &sealer{c: c, buf: make([]byte, 0, 2*stream)}
-	if seal {
+	if mode != clear {
 		o.a, s.a = newAEAD(), newAEAD()
 	}
 	errc := make(chan error, 2)
