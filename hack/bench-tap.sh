@@ -9,6 +9,8 @@
 #   BASELINE_BIN=/tmp/hf hack/bench-tap.sh   # a baseline binary built already
 #   RUNS=1 TIME=5 hack/bench-tap.sh      # quicker
 #   PERF_DIR=/tmp/prof hack/bench-tap.sh # perf record member and clients (apt-get install linux-perf)
+#   FLOOR=1 hack/bench-tap.sh            # also the path's floor (hack/tapfloor): no crypto, and
+#                                        # AES-GCM at all four ends as ours (docs/benchmarks-tap.md)
 #
 # When the client has --offload, a "legacy" variant runs both clients without
 # offloads (the software segmentation fallback), and a "mixed" one only the
@@ -44,5 +46,10 @@ fi
 if [[ -n ${BASELINE_BIN:-} ]]; then
   t=$(tls_only "$BASELINE_BIN")
   variants+=";base=$BASELINE_BIN,$t,$t"
+fi
+if [[ -n ${FLOOR:-} ]]; then
+  echo "bench-tap: building hack/tapfloor (the floor of the path)" >&2
+  CGO_ENABLED=0 go build -trimpath -o "$work/tapfloor" ./hack/tapfloor
+  variants+=";floor=$work/tapfloor;floor-sealed=$work/tapfloor,--seal,--seal"
 fi
 go run ./hack/bench-tap -variants "$variants" -runs "${RUNS:-3}" -time "${TIME:-10}" -streams "${STREAMS:-1,4}" ${PERF_DIR:+-perf "$PERF_DIR"}
