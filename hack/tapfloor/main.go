@@ -62,19 +62,20 @@ func main() {
 	if len(os.Args) < 2 {
 		fail(errors.New("usage: tapfloor member --config FILE | connect --server ADDR --tap NAME [--seal[=e2e]]"))
 	}
+	// "--flag", "--flag=value" and "--flag value", as bench-tap writes them.
 	flags := map[string]string{}
-	for _, a := range os.Args[2:] {
-		if k, v, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); ok {
-			flags[k] = v
-		} else {
-			flags[strings.TrimLeft(a, "-")] = ""
+	args := os.Args[2:]
+	for i := 0; i < len(args); i++ {
+		k, ok := strings.CutPrefix(args[i], "--")
+		if !ok {
+			continue
 		}
-	}
-	// "--flag value" pairs, as bench-tap writes them.
-	for i := 2; i+1 < len(os.Args); i++ {
-		if k := os.Args[i]; strings.HasPrefix(k, "--") && !strings.Contains(k, "=") && !strings.HasPrefix(os.Args[i+1], "--") {
-			flags[strings.TrimLeft(k, "-")] = os.Args[i+1]
+		k, v, hasValue := strings.Cut(k, "=")
+		if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			v = args[i+1]
+			i++
 		}
+		flags[k] = v
 	}
 	mode := byte(clear)
 	if v, ok := flags["seal"]; ok {
@@ -146,7 +147,10 @@ func (s *sealer) write(ps ...[]byte) error {
 				p = p[n:]
 			}
 		}
-		_, err := s.vec.WriteTo(s.c)
+		// WriteTo consumes the slice it is called on: a copy of the
+		// header keeps s.vec's array for the next call.
+		vec := s.vec
+		_, err := vec.WriteTo(s.c)
 		return err
 	}
 	s.buf = s.buf[:0]

@@ -6,10 +6,10 @@ package member
 import (
 	"context"
 	"errors"
-	"github.com/hubfleet/hubfleet/pkg/auth"
 	"sync"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/gso"
 	"github.com/hubfleet/hubfleet/pkg/hub"
 	"github.com/hubfleet/hubfleet/pkg/protocol"

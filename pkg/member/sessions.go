@@ -5,12 +5,12 @@ package member
 
 import (
 	"encoding/hex"
-	"github.com/hubfleet/hubfleet/pkg/auth"
 	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/hubfleet/hubfleet/pkg/auth"
 	"github.com/hubfleet/hubfleet/pkg/sessionkind"
 )
 

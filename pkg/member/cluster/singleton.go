@@ -33,8 +33,7 @@ import (
 //     at a hub: a hub given its bridge or DHCP pool later may be seen for
 //     the first time already activated (the spec change and the operator's
 //     activation arrive in one watch batch), and that activation is for this
-//     process — the same mistake left a DHCP server activated and never
-//     started in CI (TestStaticHubDHCPFailover).
+//     process: taking it for an inherited one would leave the service down.
 //
 // docs/bridge.md ("Placement and fencing") states the argument; the DHCP
 // server follows it word for word.
